@@ -1,0 +1,96 @@
+"""Shared base configuration: every dataset config starts here and overrides what differs.
+
+Sections (each becomes a frozen dataclass in `paramrel_jax.configuration`):
+  data      where images come from and how they are preprocessed;
+  flow      the Bayesian flow (data type, sigma1 / beta1, bins, loss steps);
+  model     the self-encoder and the output network (a named size plus latent settings);
+  objective weights of the ParamReL terms (paper Eq. 6);
+  training  optimiser, schedule, batch, steps, logging and checkpoint cadence;
+  sampling  generation settings (paper Eq. 4);
+  eval      evaluation split and sizes; `evals` holds the evaluators run during training.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "shapes2d"  # generated / TFDS dataset name (see paramrel_jax.data)
+  config.data.source = "generated"  # 'generated' | 'tfds' | 'npz'
+  config.data.path = ""  # .npz file for source='npz'
+  config.data.data_dir = ""  # TFDS data_dir for source='tfds' ('' = TFDS default)
+  config.data.image_size = 28  # H = W of the images fed to the model
+  config.data.binarize = "threshold"  # 'threshold' | 'bernoulli' | 'none' (for discrete data)
+  config.data.threshold = 127  # 'threshold' binarisation: pixel > threshold -> 1
+  config.data.num_examples = 20_000  # size of generated datasets
+  config.data.test_fraction = 0.1  # held-out fraction for npz / generated sources
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.num_workers = 0  # grain worker processes (0: in the main process)
+  config.data.prefetch = 2  # batches prefetched to the device
+
+  config.flow = ml_collections.ConfigDict()
+  config.flow.data_type = "discrete"  # 'continuous' | 'discretised' | 'discrete'
+  config.flow.sigma1 = 0.001  # continuous / discretised: final std of the input distribution
+  config.flow.beta1 = 3.0  # discrete: final accuracy beta(1)
+  config.flow.num_bins = 256  # discretised: K bins on [-1, 1]
+  config.flow.num_classes = 2  # discrete: K classes
+  config.flow.loss_steps = 0  # 0: continuous-time loss; n > 0: n-step discrete-time loss
+  config.flow.loss_samples = 1  # Monte-Carlo sender samples for the discrete-time loss
+
+  config.model = ml_collections.ConfigDict()
+  config.model.size = "tiny"  # named variant of paramrel_jax.models.variants
+  config.model.latent_dim = 32  # 0 = no self-encoder (plain BFN)
+  config.model.encoder = "progressive"  # 'progressive' (q(z | theta, t)) | 'vanilla' (q(z | theta))
+  config.model.dropout = 0.0
+  config.model.fourier_features = False  # add Fourier features of the input mean (continuous)
+  config.model.predict_std = False  # discretised: also predict a log-std (official CIFAR setting)
+  config.model.dtype = "float32"  # 'float32' | 'bfloat16' (compute dtype; params stay float32)
+  config.model.remat = False  # rematerialise U-Net blocks to save memory
+
+  config.objective = ml_collections.ConfigDict()
+  config.objective.kl_weight = 1e-3  # (1 - gamma): weight of KL[q(z_t | theta_t) || N(0, I)]
+  config.objective.mmd_weight = 0.1  # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I))
+  config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
+
+  config.training = ml_collections.ConfigDict()
+  config.training.batch_size = 64  # global batch, split over all devices
+  config.training.num_steps = 1000
+  config.training.learning_rate = 1e-4
+  config.training.warmup_steps = 100
+  config.training.lr_schedule = "constant"  # 'constant' | 'cosine' (after warm-up)
+  config.training.weight_decay = 0.0
+  config.training.grad_clip = 1.0
+  config.training.adam_b1 = 0.9
+  config.training.adam_b2 = 0.99
+  config.training.ema_decay = 0.999
+  config.training.log_every = 50
+  config.training.checkpoint_every = 500
+  config.training.keep_checkpoints = 3
+
+  config.sampling = ml_collections.ConfigDict()
+  config.sampling.num_steps = 100
+  config.sampling.num_samples = 64
+  config.sampling.z_source = "prior"  # 'prior' | 'encoder' (z_t from q(z_t | theta_t, t))
+  config.sampling.num_variations = 7  # conditional generation: samples per input
+  config.sampling.z_times = (0.1, 0.2, 0.3)  # time-varying reconstruction (progressive encoder)
+  config.sampling.interpolation_points = 8
+  config.sampling.interpolation_method = "slerp"  # 'lerp' | 'slerp' (App. E, Eq. 13)
+  config.sampling.traverse_steps = 7  # latent traversal: values per dimension
+  config.sampling.traverse_range = 3.0  # ... over [-range, range]
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.split = "test"
+  config.eval.num_examples = 256
+  config.eval.batch_size = 64
+  config.eval.loss_steps = 0  # like flow.loss_steps, for the likelihood evaluator
+  config.eval.n_repeats = 1
+
+  config.evals = ml_collections.ConfigDict()  # name -> evaluator settings (evaluation issue)
+
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.initialize = False  # call jax.distributed.initialize() (multi-host)
+  return config
