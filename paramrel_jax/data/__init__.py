@@ -1,0 +1,27 @@
+"""Datasets and grain input pipelines.
+
+`DataConfig` says where images come from (TFDS, a local .npz file, or a generated set of
+`paramrel_jax.data.generated`) and how they are preprocessed; `create_train_iterator` /
+`create_eval_iterator` yield per-process batches of numpy arrays, `make_global_batch` and
+`DevicePrefetchIterator` place them on a device mesh, `dataset_info` describes the data.
+"""
+
+from paramrel_jax.data.config import DataConfig
+from paramrel_jax.data.pipeline import (
+  DevicePrefetchIterator,
+  create_eval_iterator,
+  create_train_iterator,
+  make_global_batch,
+)
+from paramrel_jax.data.sources import TFDS_DATASETS, DatasetInfo, dataset_info
+
+__all__ = [
+  "TFDS_DATASETS",
+  "DataConfig",
+  "DatasetInfo",
+  "DevicePrefetchIterator",
+  "create_eval_iterator",
+  "create_train_iterator",
+  "dataset_info",
+  "make_global_batch",
+]

@@ -1,0 +1,79 @@
+"""Typed settings of the input pipeline (the `data` section of the config)."""
+
+import dataclasses
+
+SOURCES = ("generated", "tfds", "npz")
+BINARIZE_MODES = ("threshold", "bernoulli", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where images come from and how they are preprocessed.
+
+  Attributes:
+    name: dataset name: a key of `paramrel_jax.data.generated.GENERATED` (source 'generated'),
+      of `paramrel_jax.data.sources.TFDS_DATASETS` (source 'tfds'), or a free label ('npz').
+    source: 'generated' | 'tfds' | 'npz'.
+    path: the .npz file for source 'npz' (relative paths resolve from the working directory).
+    data_dir: TFDS data directory holding prepared array_record data ('' = TFDS default).
+    image_size: H = W of the images fed to the model; other sizes are resized.
+    binarize: 'threshold' (pixel > `threshold` -> 1), 'bernoulli' (pixel ~ Bernoulli(v / 255),
+      resampled every epoch) or 'none' (float32 in [-1, 1]).
+    threshold: fixed binarisation threshold on uint8 pixels, in [0, 254].
+    num_bins: K > 1 quantises float images to the K bin centres (2k + 1) / K - 1 (discretised
+      data); 0 keeps them continuous. Only with binarize == 'none'.
+    num_examples: size of a generated dataset (train + test).
+    test_fraction: held-out fraction of npz / generated data, in (0, 1).
+    train_split: split used for training (TFDS split string; 'train' / 'test' otherwise).
+    eval_split: split used for evaluation.
+    num_workers: grain worker processes (0: read and transform in the main process).
+    prefetch: batches placed on the device ahead of use (0: none).
+  """
+
+  name: str = "shapes2d"
+  source: str = "generated"
+  path: str = ""
+  data_dir: str = ""
+  image_size: int = 28
+  binarize: str = "threshold"
+  threshold: int = 127
+  num_bins: int = 0
+  num_examples: int = 20_000
+  test_fraction: float = 0.1
+  train_split: str = "train"
+  eval_split: str = "test"
+  num_workers: int = 0
+  prefetch: int = 2
+
+  def __post_init__(self):
+    if not self.name:
+      raise ValueError("DataConfig.name must be a non-empty dataset name.")
+    if self.source not in SOURCES:
+      raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}.")
+    if self.source == "npz" and not self.path:
+      raise ValueError("DataConfig.path must name an .npz file when source='npz'.")
+    if self.image_size < 1:
+      raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
+    if self.binarize not in BINARIZE_MODES:
+      raise ValueError(
+        f"DataConfig.binarize must be one of {BINARIZE_MODES}, got {self.binarize!r}."
+      )
+    if not 0 <= self.threshold <= 254:
+      raise ValueError(f"DataConfig.threshold must lie in [0, 254], got {self.threshold}.")
+    if self.num_bins < 0 or self.num_bins == 1:
+      raise ValueError(f"DataConfig.num_bins must be 0 or at least 2, got {self.num_bins}.")
+    if self.num_bins and self.binarize != "none":
+      raise ValueError(
+        f"DataConfig.num_bins={self.num_bins} quantises float images and needs "
+        f"binarize='none', got binarize={self.binarize!r}."
+      )
+    if self.num_examples < 2:
+      raise ValueError(f"DataConfig.num_examples must be at least 2, got {self.num_examples}.")
+    if not 0.0 < self.test_fraction < 1.0:
+      raise ValueError(f"DataConfig.test_fraction must lie in (0, 1), got {self.test_fraction}.")
+    if not self.train_split or not self.eval_split:
+      raise ValueError("DataConfig.train_split and DataConfig.eval_split must be non-empty.")
+    if self.num_workers < 0:
+      raise ValueError(f"DataConfig.num_workers must be >= 0, got {self.num_workers}.")
+    if self.prefetch < 0:
+      raise ValueError(f"DataConfig.prefetch must be >= 0, got {self.prefetch}.")

@@ -1,0 +1,171 @@
+"""Per-example preprocessing: uint8 images in, model-ready images out (grain transformations).
+
+Every source yields examples `{'image': uint8 (H, W, C) in 0..255, ...}`. The functions here turn
+the image into the model input of the shared conventions, leaving the other keys untouched:
+
+  * geometry: an optional centre crop, then a resize to `image_size` x `image_size` (PIL bicubic,
+    which low-pass filters when shrinking);
+  * binarised data (discrete flow, K = 2): int32 {0, 1} of shape (S, S, C), from a fixed
+    threshold (pixel > threshold) or a Bernoulli(pixel / 255) draw ("dynamic binarisation");
+  * continuous data: float32 x = v / 127.5 - 1 in [-1, 1];
+  * discretised data: x moved to the nearest of the K bin centres (2k + 1) / K - 1, k = 0..K-1
+    (the bins of BFN Sec. 5, arXiv 2308.07037).
+"""
+
+import dataclasses
+from typing import Any
+
+import grain
+import numpy as np
+from PIL import Image
+
+Example = dict[str, Any]
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Crops the central `size` x `size` window.
+
+  Args:
+    image: (H, W, C) array with H, W >= size.
+    size: side of the crop.
+
+  Returns:
+    (size, size, C) view of `image`.
+  """
+  height, width = image.shape[:2]
+  if size > min(height, width):
+    raise ValueError(f"center_crop size {size} exceeds the image shape {image.shape[:2]}.")
+  top, left = (height - size) // 2, (width - size) // 2
+  return image[top : top + size, left : left + size]
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+  """Resizes a uint8 image to `size` x `size` with PIL bicubic interpolation.
+
+  Args:
+    image: uint8 (H, W, C) with C in {1, 3}.
+    size: output side.
+
+  Returns:
+    uint8 (size, size, C); `image` itself when it already has that size.
+  """
+  if image.shape[:2] == (size, size):
+    return image
+  pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  out = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC))
+  return out.reshape(size, size, image.shape[-1])
+
+
+def binarize_threshold(image: np.ndarray, threshold: int) -> np.ndarray:
+  """Fixed binarisation: int32 1 where the uint8 pixel exceeds `threshold`, else 0."""
+  return (image > threshold).astype(np.int32)
+
+
+def binarize_bernoulli(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """Dynamic binarisation: each pixel is an independent Bernoulli(v / 255) draw, int32 {0, 1}."""
+  return (rng.random(image.shape) * 255.0 < image).astype(np.int32)
+
+
+def scale(image: np.ndarray) -> np.ndarray:
+  """Maps uint8 pixels v to float32 v / 127.5 - 1 in [-1, 1]."""
+  return (image.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+
+
+def quantise(x: np.ndarray, num_bins: int) -> np.ndarray:
+  """Moves x in [-1, 1] to the centre (2k + 1) / K - 1 of the bin k it falls in.
+
+  The K bins split [-1, 1] into equal intervals of width 2 / K, so the bin containing x holds its
+  nearest centre.
+
+  Args:
+    x: float array in [-1, 1], any shape.
+    num_bins: K >= 2.
+
+  Returns:
+    float32 array of x's shape on the K bin centres.
+  """
+  k = np.clip(np.floor((np.asarray(x, np.float64) + 1.0) * num_bins / 2.0), 0, num_bins - 1)
+  return ((2.0 * k + 1.0) / num_bins - 1.0).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropResize(grain.transforms.Map):
+  """Centre crop to `crop` (0: no crop), then resize 'image' to `size` x `size`."""
+
+  crop: int
+  size: int
+
+  def map(self, element: Example) -> Example:
+    image = element["image"]
+    if self.crop:
+      image = center_crop(image, self.crop)
+    return {**element, "image": resize(image, self.size)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdBinarize(grain.transforms.Map):
+  """'image' uint8 -> int32 {0, 1} by `binarize_threshold`."""
+
+  threshold: int
+
+  def map(self, element: Example) -> Example:
+    return {**element, "image": binarize_threshold(element["image"], self.threshold)}
+
+
+class BernoulliBinarize(grain.transforms.RandomMap):
+  """'image' uint8 -> int32 {0, 1} by `binarize_bernoulli`.
+
+  grain seeds `rng` from the loader seed and the example's position in the (repeated, shuffled)
+  stream, so the draws are reproducible for a given seed and differ from epoch to epoch.
+  """
+
+  def random_map(self, element: Example, rng: np.random.Generator) -> Example:
+    return {**element, "image": binarize_bernoulli(element["image"], rng)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleImage(grain.transforms.Map):
+  """'image' uint8 -> float32 in [-1, 1], quantised to `num_bins` bin centres when > 0."""
+
+  num_bins: int
+
+  def map(self, element: Example) -> Example:
+    x = scale(element["image"])
+    return {**element, "image": quantise(x, self.num_bins) if self.num_bins else x}
+
+
+def preprocess_ops(
+  *,
+  binarize: str,
+  threshold: int,
+  num_bins: int,
+  image_size: int,
+  native_shape: tuple[int, int, int],
+  crop: int = 0,
+) -> list[grain.transforms.Map | grain.transforms.RandomMap]:
+  """The per-example transformations from a source example to a model input.
+
+  Args:
+    binarize: 'threshold' | 'bernoulli' | 'none'.
+    threshold: threshold of 'threshold' binarisation (pixel > threshold -> 1).
+    num_bins: K for discretised data (binarize == 'none'); 0 keeps floats continuous.
+    image_size: output side S.
+    native_shape: (H, W, C) of the source images.
+    crop: centre crop applied before resizing (0: none).
+
+  Returns:
+    grain transformations; the last one yields 'image' int32 {0, 1} (S, S, C) when binarising,
+    else float32 in [-1, 1] (S, S, C).
+  """
+  ops: list[grain.transforms.Map | grain.transforms.RandomMap] = []
+  if crop or native_shape[:2] != (image_size, image_size):
+    ops.append(CropResize(crop=crop, size=image_size))
+  if binarize == "threshold":
+    ops.append(ThresholdBinarize(threshold=threshold))
+  elif binarize == "bernoulli":
+    ops.append(BernoulliBinarize())
+  elif binarize == "none":
+    ops.append(ScaleImage(num_bins=num_bins))
+  else:
+    raise ValueError(f"binarize must be 'threshold', 'bernoulli' or 'none', got {binarize!r}.")
+  return ops
