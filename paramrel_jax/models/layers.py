@@ -1,0 +1,252 @@
+"""Building blocks of the ParamReL networks (paper App. C).
+
+Images are NHWC. Every module takes a compute `dtype` and keeps its parameters in `param_dtype`
+(float32), so `dtype=jnp.bfloat16` gives bfloat16 activations with float32 weights.
+"""
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.typing import Dtype
+
+# The official BFN / VDM U-Net uses the frequencies 2 pi 2^k for k = 5, 6.
+FOURIER_EXPONENTS = (5, 6)
+# Flow time t in [0, 1] is stretched to the [0, 1000] range of DDPM-style step embeddings.
+TIME_SCALE = 1000.0
+
+
+def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
+  """Sinusoidal embedding of the flow time.
+
+  Args:
+    t: flow times, shape (B,), in [0, 1]; scaled by `TIME_SCALE` before the sinusoids.
+    dim: embedding size (even).
+    max_period: the longest period of the sinusoids.
+
+  Returns:
+    (B, dim) float32 array [cos(TIME_SCALE t f_k), sin(TIME_SCALE t f_k)] with geometric
+    frequencies f_k from 1 down to 1 / max_period.
+  """
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+  args = TIME_SCALE * t.astype(jnp.float32)[:, None] * freqs[None, :]
+  return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+def fourier_features(x: jax.Array, exponents: Sequence[int] = FOURIER_EXPONENTS) -> jax.Array:
+  """High-frequency Fourier features of the network input (official BFN continuous U-Net).
+
+  Args:
+    x: (B, H, W, C) network input.
+    exponents: k of the frequencies 2 pi 2^k.
+
+  Returns:
+    (B, H, W, 2 * len(exponents) * C): sin of all frequencies, then cos.
+  """
+  freqs = 2.0 * jnp.pi * 2.0 ** jnp.asarray(exponents, dtype=x.dtype)
+  features = (x[..., None, :] * freqs[:, None]).reshape(*x.shape[:-1], -1)
+  return jnp.concatenate([jnp.sin(features), jnp.cos(features)], axis=-1)
+
+
+class EmbeddingMLP(nn.Module):
+  """Two-layer MLP embedding of a conditioning vector (the time sinusoids or the latent z).
+
+  Attributes:
+    features: output size.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps (B, D) to (B, features)."""
+    x = nn.Dense(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="dense_0")(x)
+    x = nn.silu(x)
+    return nn.Dense(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="dense_1")(
+      x
+    )
+
+
+class AdaGroupNorm(nn.Module):
+  """Adaptive group normalisation (paper App. C.1).
+
+  With the time embedding only (Eq. 11):
+    AdaGN(h, t) = (1 + s(t)) GroupNorm(h) + b(t).
+  With the latent embedding as well (Eq. 12):
+    AdaGN(h, z, t) = (1 + s(t)) GroupNorm((1 + s(z)) GroupNorm(h) + b(z)) + b(t).
+  With neither it is a plain GroupNorm with a learned affine map. s and b are one dense layer on
+  the SiLU of the embedding; the normalisations they follow carry no affine parameters of their own.
+
+  Attributes:
+    num_groups: groups of GroupNorm.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  num_groups: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def _modulate(self, h: jax.Array, emb: jax.Array, name: str) -> jax.Array:
+    """(1 + s(emb)) GroupNorm(h) + b(emb) for h (B, H, W, C) and emb (B, E)."""
+    channels = h.shape[-1]
+    h = nn.GroupNorm(
+      self.num_groups,
+      use_scale=False,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=f"{name}_norm",
+    )(h)
+    scale_shift = nn.Dense(
+      2 * channels, dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_scale_shift"
+    )(nn.silu(emb))
+    scale, shift = jnp.split(scale_shift[:, None, None, :], 2, axis=-1)
+    return (1 + scale) * h + shift
+
+  @nn.compact
+  def __call__(
+    self, h: jax.Array, t_emb: jax.Array | None = None, z_emb: jax.Array | None = None
+  ) -> jax.Array:
+    """Normalises h (B, H, W, C) conditioned on t_emb (B, E) and / or z_emb (B, E)."""
+    if t_emb is None and z_emb is None:
+      return nn.GroupNorm(
+        self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm"
+      )(h)
+    if z_emb is not None:
+      h = self._modulate(h, z_emb, "z")
+    if t_emb is not None:
+      h = self._modulate(h, t_emb, "t")
+    return h
+
+
+class ResBlock(nn.Module):
+  """Residual block GN-SiLU-conv, AdaGN-SiLU-dropout-conv, plus a (1x1-projected) skip.
+
+  The second convolution is zero-initialised, so a block starts as its skip path.
+
+  Attributes:
+    out_channels: channels of the output.
+    num_groups: groups of the normalisations.
+    dropout: dropout rate before the second convolution ('dropout' rng).
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  out_channels: int
+  num_groups: int
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(
+    self,
+    x: jax.Array,
+    t_emb: jax.Array | None,
+    z_emb: jax.Array | None,
+    train: bool,
+  ) -> jax.Array:
+    """Maps x (B, H, W, C) to (B, H, W, out_channels); `train` enables dropout.
+
+    `train` comes last and positionally so that `nn.remat` can mark it static.
+    """
+    conv = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    h = nn.GroupNorm(self.num_groups, name="norm_0", **conv)(x)
+    h = nn.Conv(self.out_channels, (3, 3), name="conv_0", **conv)(nn.silu(h))
+    h = AdaGroupNorm(self.num_groups, name="ada_norm", **conv)(h, t_emb, z_emb)
+    h = nn.Dropout(self.dropout, deterministic=not train)(nn.silu(h))
+    h = nn.Conv(
+      self.out_channels, (3, 3), kernel_init=nn.initializers.zeros, name="conv_1", **conv
+    )(h)
+    if x.shape[-1] != self.out_channels:
+      x = nn.Conv(self.out_channels, (1, 1), name="skip", **conv)(x)
+    return x + h
+
+
+class AttentionBlock(nn.Module):
+  """Residual multi-head self-attention over the H * W positions of a feature map.
+
+  The output projection is zero-initialised, so the block starts as the identity.
+
+  Attributes:
+    num_heads: attention heads (must divide the channels).
+    num_groups: groups of the input GroupNorm.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  num_heads: int
+  num_groups: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps x (B, H, W, C) to (B, H, W, C)."""
+    batch, height, width, channels = x.shape
+    h = nn.GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
+      x
+    )
+    h = h.reshape(batch, height * width, channels)
+    h = nn.MultiHeadDotProductAttention(
+      self.num_heads,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      out_kernel_init=nn.initializers.zeros,
+      force_fp32_for_softmax=True,
+      name="attention",
+    )(h)
+    return x + h.reshape(batch, height, width, channels)
+
+
+class Downsample(nn.Module):
+  """Halves H and W with a stride-2 3x3 convolution (H and W must be even).
+
+  Attributes:
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps (B, H, W, C) to (B, H / 2, W / 2, C)."""
+    return nn.Conv(
+      x.shape[-1],
+      (3, 3),
+      strides=(2, 2),
+      padding=((1, 1), (1, 1)),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="conv",
+    )(x)
+
+
+class Upsample(nn.Module):
+  """Doubles H and W by nearest-neighbour repetition followed by a 3x3 convolution.
+
+  Attributes:
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps (B, H, W, C) to (B, 2 H, 2 W, C)."""
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return nn.Conv(
+      x.shape[-1], (3, 3), dtype=self.dtype, param_dtype=self.param_dtype, name="conv"
+    )(x)

@@ -1,0 +1,415 @@
+"""Tests of paramrel_jax.models: shapes, conditioning, encoder variants, dtypes, validation."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from paramrel_jax.models import (
+  VARIANTS,
+  NetworkConfig,
+  ParamReLNet,
+  get_variant,
+  layers,
+  parameter_counts,
+)
+
+B = 2
+
+
+def _inputs(shape=(8, 8, 2), latent_dim=4, seed=0):
+  rng = np.random.default_rng(seed)
+  net_in = jnp.asarray(rng.uniform(-1.0, 1.0, (B, *shape)), jnp.float32)
+  t = jnp.asarray(rng.uniform(0.0, 1.0, (B,)), jnp.float32)
+  z = jnp.asarray(rng.normal(size=(B, latent_dim)), jnp.float32)
+  return net_in, t, z
+
+
+def _param_shapes(net, net_in, t, z):
+  return jax.eval_shape(lambda *a: net.init(jax.random.key(0), *a, train=False), net_in, t, z)[
+    "params"
+  ]
+
+
+def _fill(shapes, seed=1):
+  """Random parameters with the given shapes, none zero (unlike the zero-initialised layers).
+
+  Drawn with numpy: compiling `net.init` costs far more CPU time than the tests themselves.
+  """
+  rng = np.random.default_rng(seed)
+
+  def draw(path, shape):
+    noise = rng.normal(size=shape.shape)
+    if len(shape.shape) > 1:  # kernels: 1 / sqrt(fan-in)
+      return jnp.asarray(noise / np.sqrt(np.prod(shape.shape[:-1])), shape.dtype)
+    offset = 1.0 if str(path[-1].key) == "scale" else 0.0
+    return jnp.asarray(offset + 0.1 * noise, shape.dtype)
+
+  return jax.tree.map_with_path(draw, shapes)
+
+
+def _params(net, net_in, t, z, seed=1):
+  return _fill(_param_shapes(net, net_in, t, z), seed)
+
+
+def _apply(net, params, *args, **kwargs):
+  """net.apply under jit (eager Flax is slow on CPU); kwargs are static."""
+  return jax.jit(lambda p, *a: net.apply({"params": p}, *a, **kwargs))(params, *args)
+
+
+def _module_names(tree) -> set[str]:
+  return {str(k.key) for path, _ in jax.tree.flatten_with_path(tree)[0] for k in path}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """Tiny progressive network on (B, 8, 8, 2) inputs, with random non-zero parameters."""
+  net = ParamReLNet(get_variant("tiny"), out_channels=2)
+  net_in, t, z = _inputs()
+  params = _params(net, net_in, t, z)
+  return net, params, (net_in, t, z)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+
+
+@pytest.mark.parametrize(
+  "data, channels, in_per_dim, out_per_dim",
+  [
+    ("continuous", 3, 1, 1),  # eps_hat
+    ("discretised", 3, 1, 2),  # mean and log-std
+    ("discrete_k2", 1, 1, 1),  # one Bernoulli logit
+    ("discrete_k4", 2, 4, 4),  # K logits
+  ],
+)
+def test_output_shapes_per_data_type(data, channels, in_per_dim, out_per_dim):
+  del data
+  cfg = get_variant("tiny")
+  net = ParamReLNet(cfg, out_channels=channels * out_per_dim)
+  net_in, t, z = _inputs((12, 8, channels * in_per_dim), cfg.latent_dim)
+  params = _param_shapes(net, net_in, t, z)
+  mean, logvar, out = jax.eval_shape(
+    lambda p: net.apply({"params": p}, net_in, t, z, train=False), params
+  )
+  assert mean.shape == logvar.shape == (B, cfg.latent_dim)
+  assert out.shape == (B, 12, 8, channels * out_per_dim)
+  assert mean.dtype == logvar.dtype == out.dtype == jnp.float32
+
+
+@pytest.mark.parametrize(
+  "variant, shape",
+  [
+    ("paper_mnist", (28, 28, 1)),
+    ("paper_cifar10", (32, 32, 3)),
+    ("paper_celeba", (64, 64, 3)),
+    ("paper_shapes3d", (64, 64, 3)),
+  ],
+)
+def test_paper_table5_shapes(variant, shape):
+  cfg = get_variant(variant, fourier_features=True)
+  net = ParamReLNet(cfg, out_channels=2 * shape[-1])
+  net_in, t, z = (
+    jax.ShapeDtypeStruct((B, *shape), jnp.float32),
+    jax.ShapeDtypeStruct((B,), jnp.float32),
+    jax.ShapeDtypeStruct((B, cfg.latent_dim), jnp.float32),
+  )
+  params = _param_shapes(net, net_in, t, z)
+  rngs = {"dropout": jax.random.key(0)}
+  mean, logvar = jax.eval_shape(
+    lambda p, x, s: net.apply({"params": p}, x, s, train=True, method="encode", rngs=rngs),
+    params,
+    net_in,
+    t,
+  )
+  out = jax.eval_shape(
+    lambda p, x, zz, s: net.apply({"params": p}, x, zz, s, train=True, method="decode", rngs=rngs),
+    params,
+    net_in,
+    z,
+    t,
+  )
+  assert mean.shape == logvar.shape == (B, cfg.latent_dim)
+  assert out.shape == (B, *shape[:2], 2 * shape[-1])
+
+
+def test_tiny_runs_on_odd_and_non_square_sizes():
+  cfg = get_variant("tiny")  # two levels: 14 -> 7, 6 -> 3
+  net = ParamReLNet(cfg, out_channels=1)
+  net_in, t, z = _inputs((14, 6, 1), cfg.latent_dim)
+  params = _params(net, net_in, t, z)
+  _, _, out = _apply(net, params, net_in, t, z, train=False)
+  assert out.shape == (B, 14, 6, 1)
+  assert np.all(np.isfinite(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditioning
+
+
+def test_output_depends_on_z_and_t(tiny):
+  net, params, (net_in, t, z) = tiny
+  decode = jax.jit(
+    lambda x, zz, s: net.apply({"params": params}, x, zz, s, train=False, method="decode")
+  )
+  out = decode(net_in, z, t)
+  assert float(jnp.max(jnp.abs(out - decode(net_in, z + 1.0, t)))) > 1e-3
+  assert float(jnp.max(jnp.abs(out - decode(net_in, z, 1.0 - t)))) > 1e-3
+  assert float(jnp.max(jnp.abs(out - decode(-net_in, z, t)))) > 1e-3
+
+
+def test_progressive_encoder_depends_on_t(tiny):
+  net, params, (net_in, t, _) = tiny
+  encode = jax.jit(lambda s: net.apply({"params": params}, net_in, s, train=False, method="encode"))
+  mean, logvar = encode(t)
+  mean2, logvar2 = encode(1.0 - t)
+  assert float(jnp.max(jnp.abs(mean - mean2))) > 1e-4
+  assert float(jnp.max(jnp.abs(logvar - logvar2))) > 1e-4
+  assert "time_embedding" in params["encoder"]
+
+
+def test_vanilla_encoder_ignores_t_exactly():
+  cfg = get_variant("tiny", encoder="vanilla")
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=cfg.latent_dim)
+  params = _params(net, net_in, t, z)
+  assert "time_embedding" not in params["encoder"]
+  assert "t_scale_shift" not in _module_names(params["encoder"])
+  encode = jax.jit(lambda x, s: net.apply({"params": params}, x, s, train=False, method="encode"))
+  mean, logvar = encode(net_in, t)
+  mean2, logvar2 = encode(net_in, 1.0 - t)
+  np.testing.assert_array_equal(mean, mean2)
+  np.testing.assert_array_equal(logvar, logvar2)
+  assert float(jnp.max(jnp.abs(mean - encode(-net_in, t)[0]))) > 1e-4
+
+
+def test_latent_dim_zero_is_a_plain_bfn_network():
+  cfg = get_variant("tiny", latent_dim=0)
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=0)
+  params = _params(net, net_in, t, z)
+  assert set(params) == {"decoder"}
+  names = _module_names(params)
+  assert "latent_embedding" not in names and "z_scale_shift" not in names
+  assert "t_scale_shift" in names
+  mean, logvar, out = _apply(net, params, net_in, t, z, train=False)
+  assert mean.shape == logvar.shape == (B, 0)
+  assert out.shape == (B, 8, 8, 2)
+  assert parameter_counts(cfg, (8, 8, 2), 2)["encoder"] == 0
+
+
+def test_adagn_matches_eq_11_and_12():
+  rng = np.random.default_rng(0)
+  h, t_emb, z_emb = (
+    jnp.asarray(rng.normal(size=shape), jnp.float32) for shape in [(B, 4, 4, 8), (B, 6), (B, 6)]
+  )
+  norm = layers.AdaGroupNorm(num_groups=2)
+
+  def group_norm(x):
+    g = x.reshape(B, 4, 4, 2, 4)
+    mu = g.mean(axis=(1, 2, 4), keepdims=True)
+    var = g.var(axis=(1, 2, 4), keepdims=True)
+    return ((g - mu) / jnp.sqrt(var + 1e-6)).reshape(x.shape)
+
+  def scale_shift(p, emb):
+    s, b = jnp.split(nn.silu(emb) @ p["kernel"] + p["bias"], 2, axis=-1)
+    return s[:, None, None, :], b[:, None, None, :]
+
+  p11 = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb)["params"])
+  st, bt = scale_shift(p11["t_scale_shift"], t_emb)
+  expected11 = (1 + st) * group_norm(h) + bt  # Eq. 11
+  np.testing.assert_allclose(norm.apply({"params": p11}, h, t_emb), expected11, atol=1e-4)
+
+  p12 = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb, z_emb)["params"])
+  st, bt = scale_shift(p12["t_scale_shift"], t_emb)
+  sz, bz = scale_shift(p12["z_scale_shift"], z_emb)
+  expected12 = (1 + st) * group_norm((1 + sz) * group_norm(h) + bz) + bt  # Eq. 12
+  np.testing.assert_allclose(norm.apply({"params": p12}, h, t_emb, z_emb), expected12, atol=1e-4)
+
+
+def test_embeddings():
+  emb = layers.timestep_embedding(jnp.array([0.0, 0.5]), 16)
+  assert emb.shape == (2, 16)
+  np.testing.assert_allclose(emb[0], np.r_[np.ones(8), np.zeros(8)])
+  # The highest frequency sees t * 1000 radians.
+  np.testing.assert_allclose(emb[1, 0], np.cos(500.0), rtol=1e-4)
+
+  x = jnp.array([[[[0.0, 0.01]]]])
+  feats = layers.fourier_features(x)
+  assert layers.FOURIER_EXPONENTS == (5, 6)
+  args = 2 * np.pi * np.array([0.0, 32 * 0.01, 0.0, 64 * 0.01])  # (frequency, channel) pairs
+  np.testing.assert_allclose(feats[0, 0, 0], np.r_[np.sin(args), np.cos(args)], atol=1e-5)
+
+
+def test_fourier_features_widen_the_stem():
+  cfg = get_variant("tiny", fourier_features=True)
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=cfg.latent_dim)
+  params = _param_shapes(net, net_in, t, z)
+  num_features = 1 + 2 * len(layers.FOURIER_EXPONENTS)
+  for part in ("encoder", "decoder"):
+    assert params[part]["conv_in"]["kernel"].shape[2] == 2 * num_features
+
+
+def test_attention_resolutions_add_attention_blocks():
+  cfg = get_variant("tiny", attention_resolutions=(4,))  # the 4x4 level of 8x8 inputs
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=cfg.latent_dim)
+  params = _param_shapes(net, net_in, t, z)
+  assert {"down_1_0_attn", "mid_attn"} <= set(params["encoder"])
+  assert {"down_1_0_attn", "up_1_0_attn", "up_1_1_attn", "mid_attn"} <= set(params["decoder"])
+  assert "down_0_0_attn" not in params["decoder"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dropout, dtype, remat
+
+
+def test_dropout_uses_the_dropout_rng():
+  cfg = get_variant("tiny", dropout=0.5)
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=cfg.latent_dim)
+  params = _params(net, net_in, t, z)
+
+  def decode(seed, train):
+    return net.apply(
+      {"params": params},
+      net_in,
+      z,
+      t,
+      train=train,
+      method="decode",
+      rngs={"dropout": jax.random.key(seed)},
+    )
+
+  decode = jax.jit(decode, static_argnums=1)
+  np.testing.assert_array_equal(decode(0, False), decode(1, False))
+  assert float(jnp.max(jnp.abs(decode(0, True) - decode(1, True)))) > 1e-4
+
+
+def test_bfloat16_compute_with_float32_params_and_outputs():
+  cfg = get_variant("tiny", dtype="bfloat16")
+  net = ParamReLNet(cfg, out_channels=2)
+  net_in, t, z = _inputs(latent_dim=cfg.latent_dim)
+  shapes = _param_shapes(net, net_in, t, z)
+  assert {p.dtype for p in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+  (mean, logvar, out), state = _apply(
+    net, _fill(shapes), net_in, t, z, train=False, capture_intermediates=True
+  )
+  assert mean.dtype == logvar.dtype == out.dtype == jnp.float32
+  assert np.all(np.isfinite(out))
+  inter = state["intermediates"]
+  assert inter["decoder"]["mid_res_0"]["__call__"][0].dtype == jnp.bfloat16
+  assert inter["encoder"]["mid_attn"]["__call__"][0].dtype == jnp.bfloat16
+
+
+def test_remat_keeps_params_outputs_and_gradients(tiny):
+  net, params, (net_in, t, z) = tiny
+  remat_net = ParamReLNet(get_variant("tiny", remat=True), out_channels=2)
+  remat_params = _param_shapes(remat_net, net_in, t, z)
+  assert jax.tree.structure(remat_params) == jax.tree.structure(params)
+
+  def loss(p, model):
+    mean, logvar, out = model.apply(
+      {"params": p}, net_in, t, z, train=True, rngs={"dropout": jax.random.key(0)}
+    )
+    return jnp.sum(out**2) + jnp.sum(mean**2) + jnp.sum(logvar)
+
+  grads = jax.jit(jax.grad(loss), static_argnums=1)(params, net)
+  remat_grads = jax.jit(jax.grad(loss), static_argnums=1)(params, remat_net)
+  jax.tree.map(
+    lambda g, rg: np.testing.assert_allclose(g, rg, rtol=1e-4, atol=1e-5), grads, remat_grads
+  )
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+  assert float(jnp.abs(grads["encoder"]["time_embedding"]["dense_0"]["kernel"]).sum()) > 0
+  assert float(jnp.abs(grads["decoder"]["latent_embedding"]["dense_0"]["kernel"]).sum()) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants and parameter counts
+
+
+def test_variants_are_valid_and_hashable():
+  assert {"tiny", "small", "paper_mnist", "paper_cifar10", "paper_celeba", "paper_shapes3d"} <= set(
+    VARIANTS
+  )
+  cfg = get_variant("paper_celeba", channel_mult=[1, 2, 2, 2], dropout=0.1)
+  assert cfg.channel_mult == (1, 2, 2, 2) and cfg.dropout == 0.1
+  assert hash(cfg) == hash(get_variant("paper_celeba", dropout=0.1))
+  assert get_variant("paper_celeba").latent_dim == 64
+  assert get_variant("paper_mnist").num_channels == 32
+
+
+# Exact counts guard the parameter tree; variants.py's docstring records them.
+PAPER_COUNTS = {
+  ("paper_mnist", (28, 28, 1)): {"encoder": 1_608_544, "decoder": 4_158_369},
+  ("paper_cifar10", (32, 32, 3)): {"encoder": 1_609_120, "decoder": 4_159_523},
+  ("paper_celeba", (64, 64, 3)): {"encoder": 3_537_344, "decoder": 10_622_403},
+  ("paper_shapes3d", (64, 64, 3)): {"encoder": 3_529_088, "decoder": 10_614_211},
+}
+
+
+@pytest.mark.parametrize("variant, shape", list(PAPER_COUNTS))
+def test_paper_parameter_counts(variant, shape):
+  counts = parameter_counts(get_variant(variant), shape, shape[-1])
+  print(f"{variant}: encoder {counts['encoder']:,} decoder {counts['decoder']:,} parameters")
+  assert counts == PAPER_COUNTS[(variant, shape)]
+  # Sane range: a few million parameters (paper Table 4: hundreds of MB for CelebA).
+  assert 1e6 < counts["encoder"] < counts["decoder"] < 1e8
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+@pytest.mark.parametrize(
+  "overrides, field",
+  [
+    (dict(num_groups=3), "num_groups"),
+    (dict(num_channels=12, num_groups=4, num_heads=8), "num_heads"),
+    (dict(encoder="ladder"), "encoder"),
+    (dict(latent_dim=-1), "latent_dim"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(channel_mult=()), "channel_mult"),
+    (dict(encoder_channel_mult=(1, 0)), "encoder_channel_mult"),
+    (dict(attention_resolutions=(-4,)), "attention_resolutions"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(num_res_blocks=0), "num_res_blocks"),
+    (dict(width=3), "width"),
+  ],
+)
+def test_bad_configs_raise(overrides, field):
+  with pytest.raises(ValueError, match=field):
+    get_variant("tiny", **overrides)
+
+
+def test_unknown_variant_raises():
+  with pytest.raises(ValueError, match="name='huge'"):
+    get_variant("huge")
+
+
+def test_bad_call_shapes_raise():
+  cfg = NetworkConfig(num_channels=8, channel_mult=(1, 2, 2, 2), num_groups=4, latent_dim=4)
+  net = ParamReLNet(cfg, out_channels=1)
+  net_in, t, z = (
+    jax.ShapeDtypeStruct((B, 28, 28, 1), jnp.float32),  # 28 is not divisible by 8
+    jax.ShapeDtypeStruct((B,), jnp.float32),
+    jax.ShapeDtypeStruct((B, 4), jnp.float32),
+  )
+  with pytest.raises(ValueError, match="channel_mult"):
+    _param_shapes(net, net_in, t, z)
+  enc = ParamReLNet(get_variant("tiny", encoder_channel_mult=(1, 1, 1)), out_channels=1)
+  with pytest.raises(ValueError, match="encoder_channel_mult"):
+    _param_shapes(enc, *_inputs((6, 6, 1)))
+
+  tiny = ParamReLNet(get_variant("tiny"), out_channels=1)
+  net_in, t, z = _inputs((8, 8, 1))
+  with pytest.raises(ValueError, match="t must have shape"):
+    _param_shapes(tiny, net_in, t[:1], z)
+  with pytest.raises(ValueError, match="z must have shape"):
+    _param_shapes(tiny, net_in, t, z[:, :2])
+  with pytest.raises(ValueError, match="net_in must have shape"):
+    _param_shapes(tiny, net_in[..., 0], t, z)
+  with pytest.raises(ValueError, match="out_channels"):
+    _param_shapes(ParamReLNet(get_variant("tiny"), out_channels=0), net_in, t, z)
