@@ -1,0 +1,407 @@
+"""Tests of the representation metrics on synthetic latents with known answers."""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.metrics import roc_auc_score
+
+from paramrel_jax.metrics import (
+  completeness_score,
+  dci,
+  dci_cv,
+  detector_aurocs,
+  discretize_factors,
+  disentanglement_score,
+  entropy_reduction,
+  latent_auroc,
+  pca_features,
+  tad,
+  tad_cv,
+)
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+  return np.random.default_rng(seed)
+
+
+def _labelled_codes(n: int = 400, num_classes: int = 4, seed: int = 0):
+  """Codes whose first `num_classes` dims are a noisy one-hot of the label, plus 2 noise dims."""
+  rng = _rng(seed)
+  labels = np.arange(n) % num_classes
+  z = 3.0 * np.eye(num_classes)[labels] + 0.1 * rng.normal(size=(n, num_classes))
+  return np.concatenate([z, rng.normal(size=(n, 2))], axis=1), labels
+
+
+# ---------------------------------------------------------------- latent AUROC
+
+
+def test_auroc_perfect_probe_multiclass():
+  z, labels = _labelled_codes()
+  result = latent_auroc(z, labels)
+  assert result["task"] == "multiclass"
+  assert result["auroc_mean"] > 0.99
+  assert result["n_folds"] == 5 and len(result["per_fold"]) == 5
+  assert result["auroc_std"] == pytest.approx(np.std(result["per_fold"]))
+  assert result["sklearn_version"] == sklearn.__version__
+  assert "per_attribute" not in result
+
+
+def test_auroc_noise_is_chance_and_std_is_reported():
+  rng = _rng(1)
+  labels = np.arange(600) % 3
+  result = latent_auroc(rng.normal(size=(600, 8)), labels)
+  assert abs(result["auroc_mean"] - 0.5) < 0.1
+  assert result["auroc_std"] > 0.0
+
+
+def test_auroc_binary_labels():
+  rng = _rng(2)
+  labels = rng.integers(0, 2, size=300).astype(bool)
+  z = np.stack([labels + 0.1 * rng.normal(size=300), rng.normal(size=300)], axis=1)
+  assert latent_auroc(z, labels)["task"] == "binary"
+  assert latent_auroc(z, labels)["auroc_mean"] > 0.99
+  assert abs(latent_auroc(z[:, 1:], labels)["auroc_mean"] - 0.5) < 0.1
+
+
+def test_auroc_multilabel_attributes():
+  rng = _rng(3)
+  attributes = rng.integers(0, 2, size=(400, 3))
+  informative = np.concatenate(
+    [attributes + 0.1 * rng.normal(size=(400, 3)), rng.normal(size=(400, 2))], axis=1
+  )
+  result = latent_auroc(informative, attributes, n_folds=4)
+  assert result["task"] == "multilabel"
+  assert len(result["per_fold"]) == 4 and len(result["per_attribute"]) == 3
+  assert min(result["per_attribute"]) > 0.99
+  assert result["auroc_mean"] == pytest.approx(np.mean(result["per_attribute"]))
+  noise = latent_auroc(rng.normal(size=(400, 5)), attributes, n_folds=4)
+  assert abs(noise["auroc_mean"] - 0.5) < 0.1
+
+
+def test_auroc_is_deterministic_given_the_seed():
+  rng = _rng(4)
+  labels = np.arange(300) % 3
+  z = labels[:, None] + 2.0 * rng.normal(size=(300, 3))
+  assert latent_auroc(z, labels, seed=7) == latent_auroc(z, labels, seed=7)
+  assert latent_auroc(z, labels, seed=7)["per_fold"] != latent_auroc(z, labels, seed=8)["per_fold"]
+
+
+@pytest.mark.parametrize(
+  ("z", "labels", "kwargs", "match"),
+  [
+    (np.zeros(20), np.arange(20) % 2, {}, "z must be 2-D"),
+    (np.zeros((20, 0)), np.arange(20) % 2, {}, "z must have at least 1"),
+    (np.full((20, 2), np.nan), np.arange(20) % 2, {}, "z contains 40 non-finite"),
+    (np.zeros((20, 2)), np.arange(19) % 2, {}, "same number of examples"),
+    (np.zeros((20, 2)), (np.arange(20) % 2).astype(np.float32), {}, "labels must hold integer"),
+    (np.zeros((20, 2)), np.zeros((20, 1, 1), int), {}, "labels must have shape"),
+    (np.zeros((20, 2)), np.zeros(20, int), {}, "at least 2 classes"),
+    (np.zeros((20, 2)), np.r_[np.zeros(17, int), np.ones(3, int)], {}, r"classes \[1\] have fewer"),
+    (np.zeros((20, 2)), 2 * np.eye(20, 2, dtype=int), {}, r"binary with values in \{0, 1\}"),
+    (np.zeros((20, 2)), np.eye(20, 2, dtype=int), {}, r"labels\[:, 0\] has 1 positive"),
+    (np.zeros((20, 2)), np.arange(20) % 2, {"n_folds": 1}, "n_folds must be an integer >= 2"),
+    (np.zeros((20, 2)), np.arange(20) % 2, {"n_folds": 21}, "cannot exceed"),
+    (np.zeros((20, 2)), np.arange(20) % 2, {"seed": -1}, "seed must be"),
+  ],
+)
+def test_auroc_validation(z, labels, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    latent_auroc(z, labels, **kwargs)
+
+
+def test_auroc_attribute_constant_in_a_fold_is_an_error():
+  # 5 positives: enough in total for 5 folds, but KFold may put two in one test fold.
+  attributes = np.zeros((40, 1), int)
+  attributes[:5] = 1
+  with pytest.raises(ValueError, match=r"labels\[:, 0\] is constant on the test part of fold"):
+    latent_auroc(_rng().normal(size=(40, 2)), attributes)
+
+
+# ---------------------------------------------------------------- DCI
+
+
+def _factor_codes(n: int = 1000, num_factors: int = 4, seed: int = 0):
+  rng = _rng(seed)
+  factors = rng.integers(0, 5, size=(n, num_factors))
+  return factors, rng
+
+
+def test_dci_aligned_code_is_disentangled_and_complete():
+  factors, rng = _factor_codes()
+  z = factors + 0.05 * rng.normal(size=factors.shape)
+  result = dci(z[:800], factors[:800], z[800:], factors[800:], n_estimators=20)
+  assert result["disentanglement"] > 0.9 and result["completeness"] > 0.9
+  assert result["informativeness_test"] > 0.9
+  importance = result["importance_matrix"]
+  assert importance.shape == (4, 4)
+  np.testing.assert_allclose(importance.sum(axis=0), 1.0)
+  np.testing.assert_array_equal(np.argmax(importance, axis=0), np.arange(4))
+  assert result["disentanglement_per_code"].shape == (4,)
+  assert result["completeness_per_factor"].shape == (4,)
+  assert result["sklearn_version"] == sklearn.__version__
+
+
+@pytest.mark.parametrize("rotation", ["hadamard", "random"])
+def test_dci_rotated_code_scores_lower(rotation):
+  factors, rng = _factor_codes()
+  if rotation == "hadamard":  # every code mixes every factor equally
+    matrix = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2
+  else:
+    matrix, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+  centred = factors - 2.0
+  aligned = centred + 0.05 * rng.normal(size=factors.shape)
+  rotated = centred @ matrix + 0.05 * rng.normal(size=factors.shape)
+  split = dict(n_estimators=20)
+  good = dci(aligned[:800], factors[:800], aligned[800:], factors[800:], **split)
+  bad = dci(rotated[:800], factors[:800], rotated[800:], factors[800:], **split)
+  for score in ("disentanglement", "completeness"):
+    assert bad[score] < 0.6
+    assert bad[score] < good[score] - 0.3
+
+
+def test_dci_scores_of_known_importance_matrices():
+  assert disentanglement_score(np.eye(3))[0] == pytest.approx(1.0)
+  assert completeness_score(np.eye(3))[0] == pytest.approx(1.0)
+  assert disentanglement_score(np.ones((3, 4)))[0] == pytest.approx(0.0, abs=1e-9)
+  assert completeness_score(np.ones((3, 4)))[0] == pytest.approx(0.0, abs=1e-9)
+  # Two codes each for one factor: disentangled (D = 1) but not complete (C = 1 - log_4 2 = 0.5).
+  importance = np.array([[1.0, 0], [1, 0], [0, 1], [0, 1]])
+  assert disentanglement_score(importance)[0] == pytest.approx(1.0)
+  assert completeness_score(importance)[0] == pytest.approx(0.5)
+  # An unused code gets D_l = 0 (entropy of the near-uniform eps row) but zero weight.
+  score, per_code = disentanglement_score(np.array([[1.0, 0], [0, 1], [0, 0]]))
+  assert score == pytest.approx(1.0) and per_code[2] == pytest.approx(0.0, abs=1e-9)
+  with pytest.raises(ValueError, match="importance_matrix must be non-negative"):
+    disentanglement_score(-np.eye(2))
+  with pytest.raises(ValueError, match="importance_matrix must be 2-D"):
+    completeness_score(np.ones((1, 3)))
+
+
+def test_discretize_factors_keeps_classes_and_bins_continuous_factors():
+  rng = _rng(5)
+  train = np.stack([rng.choice([0.0, 0.5, 2.0], size=200), rng.uniform(-1, 1, size=200)], axis=1)
+  test = np.array([[2.0, -5.0], [0.5, 5.0]])
+  codes_train, codes_test = discretize_factors(train, test, num_bins=4)
+  np.testing.assert_array_equal(np.unique(codes_train[:, 0]), [0, 1, 2])
+  np.testing.assert_array_equal(codes_test[:, 0], [2, 1])
+  # Equal-width bins over the training range [-1, 1]: edges at -0.5, 0 and 0.5.
+  expected = np.digitize(train[:, 1], np.linspace(train[:, 1].min(), train[:, 1].max(), 5)[1:-1])
+  np.testing.assert_array_equal(codes_train[:, 1], expected)
+  np.testing.assert_array_equal(codes_test[:, 1], [0, 3])  # out of range: end bins
+  with pytest.raises(ValueError, match="num_bins must be an integer >= 2"):
+    discretize_factors(train, test, num_bins=1)
+
+
+def test_dci_continuous_factors_and_determinism():
+  rng = _rng(6)
+  factors = rng.uniform(size=(400, 2))
+  z = np.concatenate([factors, rng.normal(size=(400, 1))], axis=1)
+  args = (z[:300], factors[:300], z[300:], factors[300:])
+  result = dci(*args, num_bins=5, n_estimators=10, seed=3)
+  assert result["importance_matrix"].shape == (3, 2)
+  assert result["informativeness_test"] > 0.8
+  again = dci(*args, num_bins=5, n_estimators=10, seed=3)
+  np.testing.assert_array_equal(result["importance_matrix"], again["importance_matrix"])
+
+
+def test_dci_cv_reports_folds():
+  factors, rng = _factor_codes(n=300, num_factors=2)
+  z = factors + 0.05 * rng.normal(size=factors.shape)
+  result = dci_cv(z, factors, n_folds=3, n_estimators=5)
+  assert result["n_folds"] == 3 and len(result["per_fold"]) == 3
+  assert result["disentanglement_mean"] > 0.9
+  values = [fold["disentanglement"] for fold in result["per_fold"]]
+  assert result["disentanglement_std"] == pytest.approx(np.std(values))
+  assert (
+    dci_cv(z, factors, n_folds=3, n_estimators=5)["per_fold"][0]["completeness"]
+    == (result["per_fold"][0]["completeness"])
+  )
+
+
+_F = np.arange(40).reshape(20, 2) % 3
+
+
+@pytest.mark.parametrize(
+  ("args", "kwargs", "match"),
+  [
+    ((np.zeros(20), _F, np.zeros((20, 2)), _F), {}, "z_train must be 2-D"),
+    ((np.zeros((20, 1)), _F, np.zeros((20, 1)), _F), {}, "z_train must have at least 2"),
+    ((np.zeros((20, 2)), _F[:, :1], np.zeros((20, 2)), _F), {}, "factors_train must be 2-D"),
+    ((np.zeros((19, 2)), _F, np.zeros((20, 2)), _F), {}, "z_train: 19, factors_train: 20"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 3)), _F), {}, "same L"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 2)), np.c_[_F, _F]), {}, "same number of factors"),
+    ((np.zeros((20, 2)), _F * np.nan, np.zeros((20, 2)), _F), {}, "factors_train contains"),
+    ((np.zeros((20, 2)), _F.astype(str), np.zeros((20, 2)), _F), {}, "must hold real numbers"),
+    ((np.zeros((20, 2)), np.c_[_F[:, 0], 0 * _F[:, 1]], np.zeros((20, 2)), _F), {}, "is constant"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"n_estimators": 0}, "n_estimators must"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"num_bins": 1}, "num_bins must"),
+  ],
+)
+def test_dci_validation(args, kwargs, match):
+  dci(np.zeros((20, 2)), _F, np.zeros((20, 2)), _F, n_estimators=1)  # the base inputs are valid
+  with pytest.raises(ValueError, match=match):
+    dci(*args, **kwargs)
+
+
+def test_dci_cv_validation():
+  with pytest.raises(ValueError, match="z: 20, factors: 19"):
+    dci_cv(np.zeros((20, 2)), _F[:19])
+  with pytest.raises(ValueError, match="n_folds must be"):
+    dci_cv(np.zeros((20, 2)), _F, n_folds=0)
+
+
+# ---------------------------------------------------------------- TAD / ATTRS
+
+
+def _attribute_codes(n: int = 1000, num_attributes: int = 4, noise_dims: int = 4, seed: int = 0):
+  """Independent attributes, each carried by its own latent dimension, plus noise dimensions."""
+  rng = _rng(seed)
+  attributes = rng.integers(0, 2, size=(n, num_attributes))
+  z = np.concatenate(
+    [attributes + 0.1 * rng.normal(size=attributes.shape), rng.normal(size=(n, noise_dims))], axis=1
+  )
+  return z, attributes, rng
+
+
+def test_tad_counts_each_captured_attribute():
+  z, attributes, _ = _attribute_codes()
+  result = tad(z, attributes)
+  assert result["attrs"] == 4
+  # A perfect detector against chance-level others: a difference of about 1 - 0.5 each.
+  assert result["tad"] > 0.45 * 4
+  per = result["per_attribute"]
+  np.testing.assert_array_equal(per["best_dim"], np.arange(4))
+  assert per["captured"].all() and np.all(per["best_auroc"] > 0.99)
+  assert result["tad"] == pytest.approx(per["auroc_difference"].sum())
+  assert result["aurocs"].shape == (4, 8)
+  assert result["sklearn_version"] == sklearn.__version__
+  # Rank-based: flipping signs and rescaling dimensions changes nothing.
+  scaled = tad(-3.0 * z + 1.0, attributes)
+  assert scaled["tad"] == pytest.approx(result["tad"]) and scaled["attrs"] == 4
+
+
+def test_tad_noise_captures_nothing():
+  rng = _rng(7)
+  result = tad(rng.normal(size=(1000, 6)), rng.integers(0, 2, size=(1000, 3)))
+  assert result["attrs"] == 0 and result["tad"] == 0.0
+
+
+def test_tad_duplicated_detector_is_captured_with_no_difference():
+  # Each attribute is carried by two dimensions: a good detector, but not a disentangled one.
+  z, attributes, rng = _attribute_codes(num_attributes=2, noise_dims=0)
+  z = np.concatenate([z, attributes + 0.1 * rng.normal(size=attributes.shape)], axis=1)
+  result = tad(z, attributes)
+  assert result["attrs"] == 2
+  assert result["tad"] < 0.05
+
+
+def test_tad_excludes_attributes_explained_by_another():
+  z, attributes, rng = _attribute_codes(num_attributes=3)
+  # Attribute 3 is attribute 0 with 2% of entries flipped: each explains most of the other.
+  copy = np.where(rng.uniform(size=len(attributes)) < 0.02, 1 - attributes[:, 0], attributes[:, 0])
+  attributes = np.concatenate([attributes, copy[:, None]], axis=1)
+  result = tad(z, attributes)
+  reduction = result["per_attribute"]["entropy_reduction"]
+  assert reduction[0] > 0.2 and reduction[3] > 0.2 and np.all(reduction[1:3] < 0.05)
+  assert result["attrs"] == 2
+  np.testing.assert_array_equal(result["per_attribute"]["captured"], [False, True, True, False])
+
+
+def test_entropy_reduction_known_values():
+  attributes = np.array([[0, 0, 1], [0, 0, 0], [1, 1, 1], [1, 1, 0]])
+  # Attribute 0 == attribute 1 (fully explained), attribute 2 is independent of both.
+  np.testing.assert_allclose(entropy_reduction(attributes), [1.0, 1.0, 0.0], atol=1e-12)
+  np.testing.assert_allclose(entropy_reduction(attributes[:, :1]), [0.0])
+
+
+def test_detector_aurocs_match_sklearn_with_ties():
+  rng = _rng(8)
+  attributes = rng.integers(0, 2, size=(200, 3))
+  z = np.round(attributes[:, :1] + rng.normal(size=(200, 4)))  # integer-valued: many ties
+  aurocs = detector_aurocs(z, attributes)
+  for a in range(3):
+    for d in range(4):
+      auc = roc_auc_score(attributes[:, a], z[:, d])
+      assert aurocs[a, d] == pytest.approx(max(auc, 1.0 - auc), abs=1e-12)
+
+
+def test_tad_cv_reports_folds():
+  z, attributes, _ = _attribute_codes(n=500, num_attributes=3)
+  result = tad_cv(z, attributes, n_folds=5, seed=0)
+  assert result["n_folds"] == 5 and len(result["per_fold"]) == 5
+  assert result["attrs_mean"] == 3.0 and result["attrs_std"] == 0.0
+  tads = [fold["tad"] for fold in result["per_fold"]]
+  assert result["tad_mean"] == pytest.approx(np.mean(tads))
+  assert result["tad_std"] == pytest.approx(np.std(tads)) and result["tad_std"] > 0.0
+  assert tad_cv(z, attributes, n_folds=5, seed=0) == result
+
+
+_A = np.stack([np.arange(20) % 2, np.arange(20) // 10], axis=1)  # valid: both attributes vary
+
+
+@pytest.mark.parametrize(
+  ("z", "attributes", "kwargs", "match"),
+  [
+    (np.zeros(20), _A, {}, "z must be 2-D"),
+    (np.zeros((20, 1)), _A, {}, "z must have at least 2 latent"),
+    (np.full((20, 2), np.inf), _A, {}, "z contains 40 non-finite"),
+    (np.zeros((19, 2)), _A, {}, "z: 19, attributes: 20"),
+    (np.zeros((20, 2)), _A.astype(float), {}, "attributes must hold integer"),
+    (np.zeros((20, 2)), 2 * _A - 1, {}, r"\(a \+ 1\) // 2"),
+    (np.zeros((20, 2)), _A[:, 0], {}, "attributes must be 2-D"),
+    (np.zeros((20, 2)), np.c_[_A[:, 0], 0 * _A[:, 1]], {}, r"attributes\[:, 1\] has 0 positive"),
+    (np.zeros((20, 2)), _A, {"auroc_threshold": 0.4}, "auroc_threshold must be in"),
+    (np.zeros((20, 2)), _A, {"entropy_threshold": 1.5}, "entropy_threshold must be in"),
+  ],
+)
+def test_tad_validation(z, attributes, kwargs, match):
+  tad(np.arange(40.0).reshape(20, 2), _A)  # the unmodified inputs are valid
+  with pytest.raises(ValueError, match=match):
+    tad(z, attributes, **kwargs)
+
+
+def test_tad_cv_validation():
+  with pytest.raises(ValueError, match="n_folds must be"):
+    tad_cv(np.zeros((20, 2)), _A, n_folds=1)
+  with pytest.raises(ValueError, match="z: 20, attributes: 19"):
+    tad_cv(np.zeros((20, 2)), _A[:19])
+
+
+# ---------------------------------------------------------------- PCA floor
+
+
+def test_pca_features_of_low_rank_images_preserve_distances():
+  rng = _rng(9)
+  basis = rng.normal(size=(2, 8 * 8))
+  images = (rng.normal(size=(130, 2)) @ basis + 0.5).reshape(130, 8, 8, 1).astype(np.float32)
+  train, test = pca_features(images[:100], images[100:], 2, seed=0)
+  assert train.shape == (100, 2) and test.shape == (30, 2) and test.dtype == np.float32
+  np.testing.assert_allclose(train.mean(axis=0), 0.0, atol=1e-3)
+  # Rank-2 data: the 2 components span them, so PCA is an isometry on the test images too.
+  flat = images[100:].reshape(30, -1)
+  image_distances = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
+  feature_distances = np.linalg.norm(test[:, None] - test[None], axis=-1)
+  np.testing.assert_allclose(feature_distances, image_distances, rtol=1e-3, atol=1e-3)
+
+
+def test_pca_features_accept_discrete_images_and_are_deterministic():
+  images = _rng(10).integers(0, 2, size=(60, 6, 6, 1)).astype(np.int32)
+  first = pca_features(images[:50], images[50:], 4, seed=1)
+  second = pca_features(images[:50], images[50:], 4, seed=1)
+  np.testing.assert_array_equal(first[1], second[1])
+
+
+@pytest.mark.parametrize(
+  ("x_train", "x_test", "dim", "match"),
+  [
+    (np.zeros(10), np.zeros((5, 4)), 2, "x_train must have shape"),
+    (np.zeros((10, 4)), np.zeros((5, 5)), 2, "same per-example shape"),
+    (np.zeros((10, 4)), np.full((5, 4), np.nan), 2, "x_test contains 20 non-finite"),
+    (np.zeros((10, 4)), np.zeros((5, 4)), 0, "dim must be an integer >= 1"),
+    (np.zeros((10, 4)), np.zeros((5, 4)), 5, r"dim must be <= min\(N_train"),
+    (np.zeros((3, 4)), np.zeros((5, 4)), 4, r"= 3, got 4"),
+  ],
+)
+def test_pca_features_validation(x_train, x_test, dim, match):
+  with pytest.raises(ValueError, match=match):
+    pca_features(x_train, x_test, dim)
