@@ -1,0 +1,294 @@
+"""The Flow objects: shapes, conventions, Monte-Carlo losses and argument checks."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from paramrel_jax.bfn import continuous, discrete, discretised, flows
+
+KEY = jax.random.key(0, impl="rbg")  # RngBitGenerator: much faster to compile than threefry
+B, H, W, C = 2, 4, 3, 2
+SHAPE = (B, H, W, C)
+
+FLOWS = [
+  flows.ContinuousFlow(0.02, 16),
+  flows.DiscretisedFlow(0.02, 16, predict_std=True),
+  flows.DiscretisedFlow(0.001, 256),
+  flows.DiscreteFlow(3.0, 2),
+  flows.DiscreteFlow(1.5, 5),
+]
+
+
+def _flow_id(flow) -> str:
+  return f"{flow.data_type}-{getattr(flow, 'num_bins', getattr(flow, 'num_classes', ''))}"
+
+
+def _data(flow, shape=SHAPE, key=KEY):
+  if flow.data_type == "discrete":
+    return jax.random.randint(key, shape, 0, flow.num_classes)
+  return discretised.quantize(jax.random.uniform(key, shape, minval=-1, maxval=1), flow.num_bins)
+
+
+def _all_methods(flow, key, x, net_out):
+  """Calls every Flow method once; returns name -> result."""
+  t = jnp.linspace(0.0, 1.0, B)
+  i = jnp.arange(1, B + 1)
+  theta = flow.sample_flow(key, x, t)
+  out = flow.output_dist(net_out, theta, t)
+  alpha = flow.accuracy(i, 10)
+  y = flow.sender_sample(key, x, alpha)
+  updated = flow.bayesian_update(theta, y, alpha)
+  return {
+    "prior": flow.prior(x.shape, jnp.float32),
+    "theta": theta,
+    "net_input": flow.net_input(theta),
+    "out": out,
+    "ctime_loss": flow.ctime_loss(x, out, t),
+    "dtime_loss": flow.dtime_loss(key, x, out, i, 10, 3),
+    "reconstruction_loss": flow.reconstruction_loss(x, out),
+    "accuracy": alpha,
+    "sender_sample": y,
+    "receiver_sample": flow.receiver_sample(key, out, alpha),
+    "updated": updated,
+    "inverse": flow.inverse_bayesian_update(updated, y, alpha),
+    "data_estimate": flow.data_estimate(out),
+    "sample_output": flow.sample_output(key, out),
+  }
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_shapes_and_dtypes(flow):
+  x = _data(flow)
+  net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.bfloat16)
+  res = jax.eval_shape(lambda k, x, o: _all_methods(flow, k, x, o), KEY, x, net_out)
+  discrete_data = flow.data_type == "discrete"
+  K = flow.num_classes if discrete_data else None
+  theta_shapes = (
+    {"log_probs": SHAPE + (K,)} if discrete_data else {"mu": SHAPE, "rho": (B, 1, 1, 1)}
+  )
+  for name in ("prior", "theta", "updated", "inverse"):
+    for field, shape in theta_shapes.items():
+      leaf = getattr(res[name], field)
+      assert leaf.shape == shape and leaf.dtype == jnp.float32, (name, field)
+  assert res["net_input"].shape == SHAPE[:-1] + (C * flow.input_channels_per_dim,)
+  for leaf in jax.tree.leaves(res["out"]):
+    assert leaf.dtype == jnp.float32  # bfloat16 network outputs are upcast
+  for name in ("ctime_loss", "dtime_loss", "reconstruction_loss", "accuracy"):
+    assert res[name].shape == (B,) and res[name].dtype == jnp.float32, name
+  y_shape = SHAPE + (K,) if discrete_data else SHAPE
+  assert res["sender_sample"].shape == y_shape and res["receiver_sample"].shape == y_shape
+  for name in ("data_estimate", "sample_output"):
+    assert res[name].shape == SHAPE
+    assert res[name].dtype == (jnp.int32 if discrete_data else jnp.float32)
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_methods_under_jit_are_finite_and_invertible(flow):
+  x = _data(flow)
+  net_out = jax.random.normal(KEY, SHAPE[:-1] + (C * flow.params_per_dim,))
+  res = jax.jit(_all_methods, static_argnums=0)(flow, KEY, x, net_out)
+  for name, value in res.items():
+    for leaf in jax.tree.leaves(value):
+      assert bool(jnp.all(jnp.isfinite(leaf))), name
+  for a, b in zip(jax.tree.leaves(res["inverse"]), jax.tree.leaves(res["theta"]), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  if flow.data_type == "discrete":
+    assert bool(jnp.all((res["sample_output"] >= 0) & (res["sample_output"] < flow.num_classes)))
+  elif flow.data_type == "discretised":
+    for name in ("data_estimate", "sample_output"):
+      np.testing.assert_array_equal(res[name], discretised.quantize(res[name], flow.num_bins))
+  else:
+    np.testing.assert_array_equal(res["data_estimate"], res["out"].x_hat)
+
+
+def test_flows_are_static_hashable_pytrees():
+  for flow in FLOWS:
+    assert jax.tree.leaves(flow) == []
+    assert hash(flow) == hash(
+      flows.make_flow(
+        flow.data_type,
+        sigma1=getattr(flow, "sigma1", 0.5),
+        beta1=getattr(flow, "beta1", 1.0),
+        num_bins=getattr(flow, "num_bins", 256),
+        num_classes=getattr(flow, "num_classes", 2),
+        predict_std=getattr(flow, "predict_std", False),
+      )
+    )
+  flow = FLOWS[3]
+  as_arg = jax.jit(lambda f, x: f.net_input(f.prior(x.shape)))(flow, jnp.zeros((1, 2)))
+  np.testing.assert_array_equal(as_arg, 0.0)
+
+
+def test_make_flow_builds_each_type_and_rejects_unknown():
+  kwargs = dict(sigma1=0.001, beta1=3.0, num_bins=256, num_classes=2, predict_std=True)
+  assert flows.make_flow("continuous", **kwargs) == flows.ContinuousFlow(0.001, 256)
+  assert flows.make_flow("discretised", **kwargs) == flows.DiscretisedFlow(0.001, 256, True)
+  assert flows.make_flow("discrete", **kwargs) == flows.DiscreteFlow(3.0, 2)
+  with pytest.raises(ValueError, match="data_type"):
+    flows.make_flow("binary", **kwargs)
+
+
+@pytest.mark.parametrize(
+  "make, match",
+  [
+    (lambda: flows.ContinuousFlow(0.0), "sigma1"),
+    (lambda: flows.ContinuousFlow(1.0), "sigma1"),
+    (lambda: flows.ContinuousFlow(0.1, num_bins=1), "num_bins"),
+    (lambda: flows.DiscretisedFlow(-0.1, 16), "sigma1"),
+    (lambda: flows.DiscretisedFlow(0.1, 16.0), "num_bins"),
+    (lambda: flows.DiscreteFlow(0.0, 2), "beta1"),
+    (lambda: flows.DiscreteFlow(1.0, 1), "num_classes"),
+  ],
+)
+def test_bad_hyperparameters_raise(make, match):
+  with pytest.raises(ValueError, match=match):
+    make()
+
+
+@pytest.mark.parametrize(
+  "flow, x, match",
+  [
+    (FLOWS[0], np.full((2, 3), 1.5, np.float32), r"\[-1, 1\]"),
+    (FLOWS[0], np.zeros((2, 3), np.int32), "float"),
+    (FLOWS[0], np.float32(0.1), "batch"),
+    (FLOWS[1], np.full((2, 3), 0.01, np.float32), "bin centres"),
+    (FLOWS[4], np.full((2, 3), 5, np.int32), r"\[0, 5\)"),
+    (FLOWS[4], np.full((2, 3), -1, np.int32), r"\[0, 5\)"),
+    (FLOWS[3], np.zeros((2, 3), np.float32), "int"),
+  ],
+)
+def test_validate_data_rejects_bad_data(flow, x, match):
+  with pytest.raises(ValueError, match=match):
+    flow.validate_data(x)
+
+
+def test_validate_data_accepts_good_data():
+  for flow in FLOWS:
+    flow.validate_data(np.asarray(_data(flow)))
+  flows.ContinuousFlow(0.02).validate_data(np.array([[-1.0, 0.123, 1.0]], np.float32))
+
+
+def test_output_dist_rejects_a_wrong_channel_count():
+  flow = FLOWS[1]
+  theta = flow.prior(SHAPE)
+  with pytest.raises(ValueError, match="net_out"):
+    flow.output_dist(jnp.zeros(SHAPE), theta, jnp.zeros(B))
+
+
+def test_discrete_net_input_conventions():
+  """K = 2: 2 p_0 - 1 (the official BFN input); K > 2: the probabilities, channel-major."""
+  flow2, flow5 = flows.DiscreteFlow(3.0, 2), flows.DiscreteFlow(1.5, 5)
+  np.testing.assert_array_equal(flow2.net_input(flow2.prior(SHAPE)), 0.0)
+  np.testing.assert_allclose(flow5.net_input(flow5.prior(SHAPE)), 0.2, rtol=1e-6)
+  log_probs = jax.nn.log_softmax(jax.random.normal(KEY, SHAPE + (5,)))
+  net_in = flow5.net_input(flows.CategoricalTheta(log_probs))
+  np.testing.assert_allclose(net_in.reshape(SHAPE + (5,)), jnp.exp(log_probs), rtol=1e-6)
+  np.testing.assert_allclose(net_in[..., 5:10], jnp.exp(log_probs[..., 1, :]), rtol=1e-6)
+  log_probs2 = jax.nn.log_softmax(log_probs[..., :2])
+  np.testing.assert_allclose(
+    flow2.net_input(flows.CategoricalTheta(log_probs2)),
+    2 * jnp.exp(log_probs2[..., 0]) - 1,
+    rtol=1e-6,
+  )
+
+
+def test_output_dist_channel_layout_and_official_mappings():
+  t = jnp.array([0.3, 0.9])
+  t_b = t.reshape(B, 1, 1, 1)
+  mu = 0.5 * jax.random.normal(KEY, SHAPE)
+  theta = flows.GaussianTheta(mu, continuous.precision(t_b, 0.02))
+  net_out = jax.random.normal(KEY, SHAPE[:-1] + (2 * C,))
+  flow = flows.DiscretisedFlow(0.02, 16, predict_std=True)
+  out = flow.output_dist(net_out, theta, t)
+  mean, std = discretised.predict_mean_std(mu, net_out[..., 0::2], net_out[..., 1::2], t_b, 0.02)
+  np.testing.assert_allclose(out.mean, mean, rtol=1e-6)
+  np.testing.assert_allclose(out.std, std, rtol=1e-6)
+  one = flows.DiscretisedFlow(0.02, 16).output_dist(net_out[..., :C], theta, t)
+  _, unit = discretised.predict_mean_std(mu, net_out[..., :C], 0.0, t_b, 0.02)
+  np.testing.assert_allclose(one.std, unit, rtol=1e-6)
+
+  x_hat = flows.ContinuousFlow(0.02).output_dist(net_out[..., :C], theta, t).x_hat
+  np.testing.assert_allclose(
+    x_hat, continuous.predict_x(mu, net_out[..., :C], t_b, 0.02), rtol=1e-6
+  )
+  assert float(jnp.abs(x_hat).max()) <= 1.0
+
+  log_probs = (
+    flows.DiscreteFlow(1.0, 2)
+    .output_dist(net_out[..., :C], flows.DiscreteFlow(1.0, 2).prior(SHAPE), t)
+    .log_probs
+  )
+  p1 = jax.nn.sigmoid(net_out[..., :C])  # the official Bernoulli of class 1
+  np.testing.assert_allclose(jnp.exp(log_probs), jnp.stack([1 - p1, p1], -1), rtol=1e-5)
+  flow5 = flows.DiscreteFlow(1.0, 5)
+  logits = jax.random.normal(KEY, SHAPE[:-1] + (5 * C,))
+  out5 = flow5.output_dist(logits, flow5.prior(SHAPE), t)
+  np.testing.assert_allclose(out5.probs[..., 1, :], jax.nn.softmax(logits[..., 5:10]), rtol=1e-5)
+
+
+def test_reconstruction_losses_follow_the_official_code():
+  x = discretised.quantize(jnp.array([[-1.0, 0.1, 0.99]]), 16)
+  x_hat = jnp.array([[-0.9, 0.12, 0.9]])
+  cont16 = flows.ContinuousFlow(1e-3**0.5, 16).reconstruction_loss(x, flows.DeltaOutput(x_hat))
+  np.testing.assert_allclose(
+    cont16, -discretised.log_prob(x, x_hat, 0.7 * 1e-3**0.5, 16).sum(), rtol=1e-6
+  )
+  cont256 = flows.ContinuousFlow(1e-3, 256).reconstruction_loss(x, flows.DeltaOutput(x_hat))
+  np.testing.assert_allclose(cont256, -discretised.log_prob(x, x_hat, 1e-3, 256).sum(), rtol=1e-6)
+  xc = jnp.array([[0, 1, 1]])
+  logits = jnp.array([[0.3, -2.0, 4.0]])
+  flow = flows.DiscreteFlow(3.0, 2)
+  loss = flow.reconstruction_loss(xc, flow.output_dist(logits, flow.prior(xc.shape), jnp.ones(1)))
+  bce = -jnp.sum(jnp.where(xc == 1, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)))
+  np.testing.assert_allclose(loss, [bce], rtol=1e-6)
+
+
+@pytest.mark.parametrize("flow", [FLOWS[1], FLOWS[4]], ids=_flow_id)
+def test_dtime_loss_averages_num_samples_sender_draws(flow):
+  """Many draws shrink the spread of the Monte-Carlo estimate around the same mean."""
+  x = _data(flow, (1, 2, 2, 1))
+  net_out = jax.random.normal(KEY, (1, 2, 2, flow.params_per_dim))
+  t = jnp.array([0.4])
+  i = jnp.array([5])
+
+  @jax.jit
+  def estimates(keys):
+    out = flow.output_dist(net_out, flow.sample_flow(KEY, x, t), t)
+    one = jax.vmap(lambda k: flow.dtime_loss(k, x, out, i, 10, 1))(keys)
+    many = jax.vmap(lambda k: flow.dtime_loss(k, x, out, i, 10, 64))(keys)
+    return one, many
+
+  one, many = estimates(jax.random.split(KEY, 400))
+  assert one.shape == many.shape == (400, 1)
+  assert float(jnp.std(many)) < float(jnp.std(one)) / 4
+  np.testing.assert_allclose(jnp.mean(many), jnp.mean(one), rtol=0.25)
+
+
+@jax.jit
+def _flows_at_zero():
+  return [(flow.sample_flow(KEY, _data(flow), jnp.zeros(B)), flow.prior(SHAPE)) for flow in FLOWS]
+
+
+def test_sample_flow_at_zero_is_the_prior():
+  for theta, prior in _flows_at_zero():
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(prior), strict=True):
+      np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_nats_and_bits_per_dim():
+  loss = jnp.array([24.0 * math.log(2), 0.0])
+  np.testing.assert_allclose(flows.nats_per_dim(loss, SHAPE), loss / 24)
+  np.testing.assert_allclose(flows.bits_per_dim(loss, SHAPE), [1.0, 0.0], rtol=1e-6)
+
+
+def test_discrete_flow_update_is_alpha_free_and_matches_the_api():
+  flow = flows.DiscreteFlow(3.0, 5)
+  theta = flow.sample_flow(KEY, _data(flow), jnp.array([0.3, 0.6]))
+  y = 3 * jax.random.normal(KEY, SHAPE + (5,))
+  new = flow.bayesian_update(theta, y, jnp.array([0.1, 0.2]))
+  np.testing.assert_allclose(
+    new.probs, discrete.bayesian_update(theta.probs, y), rtol=1e-5, atol=1e-7
+  )
