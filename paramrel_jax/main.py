@@ -1,0 +1,91 @@
+r"""Command line of paramrel-jax.
+
+  python -m paramrel_jax.main --config=configs/default.py --workdir=runs/default
+  python -m paramrel_jax.main --config=configs/bmnist.py:smoke --workdir=/tmp/run \
+      --config.training.batch_size=32 --mode=train
+
+`--config.<section>.<key>=value` overrides any key of the config; an unknown key is an error.
+Re-running the same command resumes from the latest checkpoint in `--workdir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. configs/bmnist.py or configs/bmnist.py:smoke.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
+MODES = ("train", "sample", "reconstruct", "conditional", "interpolate", "traverse")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", MODES,
+    "train: train or resume; sample: Eq. 4 samples; reconstruct: reverse sampling (Eq. 5) and "
+    "decoding of eval inputs; conditional: fixed z, fresh subcodes; interpolate: between eval "
+    "inputs (App. E); traverse: one latent dimension at a time. Outputs go to WORKDIR/<mode>/.")
+_TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the full traceback of an input error.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _run(config, workdir: str, mode: str) -> None:
+  # Imports here so that `--help` and flag errors answer without loading JAX.
+  import jax
+
+  from paramrel_jax import configuration, workdir_utils
+
+  resolved = configuration.resolve(config)
+  if resolved.distributed:
+    jax.distributed.initialize()
+  workdir_utils.prepare_workdir(workdir, config)
+  if mode == "train":
+    from paramrel_jax import train
+
+    train.train_and_evaluate(resolved, workdir)
+  else:
+    from paramrel_jax import generation_modes
+
+    summary = generation_modes.MODES[mode](resolved, workdir)
+    print(json.dumps(summary, indent=2))
+
+
+def _fail(error: Exception) -> None:
+  """Prints the error as one line (config_flags nests quoted, multi-line messages) and exits 2."""
+  text = str(error).replace("\\n", " ").replace("\\'", "'")
+  text = " ".join(text.split())
+  if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+    text = text[1:-1]
+  if isinstance(error, AttributeError):  # what config_flags raises for an unknown override key
+    text = f"unknown config key {text}"
+  print(f"error: {text}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing with one error line for bad flags, config files and override keys."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # config_flags raises AttributeError / KeyError / IOError, not flag errors
+    _fail(e)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from paramrel_jax import checkpointing, train
+
+  logging.set_verbosity(logging.WARNING)
+  try:
+    _run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  except (ValueError, OSError, train.NonFiniteError, checkpointing.CheckpointError) as e:
+    if _TRACEBACK.value:
+      raise
+    _fail(e)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  app.run(main, flags_parser=_parse_flags)
