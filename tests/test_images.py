@@ -1,0 +1,76 @@
+"""Tests of paramrel_jax.images: pixel mapping and PNG grids."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paramrel_jax import images
+
+
+def test_to_uint8_maps_floats_and_classes():
+  floats = np.array([-1.0, -0.5, 0.0, 1.0, 3.0], np.float32).reshape(1, 1, 5, 1)
+  np.testing.assert_array_equal(
+    images.to_uint8(floats, "continuous").ravel(), [0, 64, 128, 255, 255]
+  )
+  binary = np.array([0, 1], np.int32).reshape(1, 1, 2, 1)
+  np.testing.assert_array_equal(images.to_uint8(binary, "discrete").ravel(), [0, 255])
+  classes = np.array([0, 1, 2, 3], np.int32).reshape(1, 2, 2, 1)
+  np.testing.assert_array_equal(
+    images.to_uint8(classes, "discrete", num_classes=4).ravel(), [0, 85, 170, 255]
+  )
+
+
+@pytest.mark.parametrize(
+  "data_type, channels, mode",
+  [("continuous", 1, "L"), ("discretised", 3, "RGB"), ("discrete", 1, "L")],
+)
+def test_save_grid_writes_png_of_expected_size(tmp_path, data_type, channels, mode):
+  rng = np.random.default_rng(0)
+  shape = (5, 28, 28, channels)
+  if data_type == "discrete":
+    batch = rng.integers(0, 2, shape).astype(np.int32)
+  else:
+    batch = rng.uniform(-1, 1, shape).astype(np.float32)
+  path = tmp_path / "sub" / "grid.png"
+  grid = images.save_grid(path, batch, nrow=3, data_type=data_type, padding=2)
+  # 28 px cells are upscaled by ceil(64 / 28) = 3 to 84 px; 2 rows x 3 columns with 2 px padding.
+  width, height = 3 * (84 + 2) + 2, 2 * (84 + 2) + 2
+  with Image.open(path) as png:
+    assert png.format == "PNG"
+    assert png.mode == mode
+    assert png.size == (width, height)
+    np.testing.assert_array_equal(np.asarray(png).reshape(grid.shape), grid)
+  # The first cell holds the first image, upscaled by pixel repetition.
+  cell = grid[2 : 2 + 84, 2 : 2 + 84]
+  expected = images.to_uint8(batch[:1], data_type)[0].repeat(3, axis=0).repeat(3, axis=1)
+  np.testing.assert_array_equal(cell, expected)
+  # The unused last cell stays padding.
+  assert np.all(grid[88:-2, 2 * 86 + 2 : -2] == 255)
+
+
+def test_make_grid_keeps_large_images_unscaled():
+  pixels = np.zeros((2, 64, 64, 3), np.uint8)
+  grid = images.make_grid(pixels, nrow=4, padding=1, pad_value=7)
+  assert grid.shape == (66, 2 * 65 + 1, 3)
+  assert grid[0, 0, 0] == 7
+
+
+@pytest.mark.parametrize(
+  "batch, kwargs, match",
+  [
+    (np.zeros((2, 4, 4), np.float32), {"data_type": "continuous"}, "shape"),
+    (np.zeros((2, 4, 4, 2), np.float32), {"data_type": "continuous"}, "C in"),
+    (np.zeros((2, 4, 4, 1), np.float32), {"data_type": "binary"}, "data_type"),
+    (np.zeros((2, 4, 4, 1), np.float32), {"data_type": "discrete"}, "integer"),
+    (np.full((2, 4, 4, 1), 2, np.int32), {"data_type": "discrete"}, "lie in"),
+    (np.zeros((2, 4, 4, 1), np.int32), {"data_type": "continuous"}, "floats"),
+  ],
+)
+def test_to_uint8_rejects_bad_inputs(batch, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    images.to_uint8(batch, **kwargs)
+
+
+def test_make_grid_rejects_bad_nrow():
+  with pytest.raises(ValueError, match="nrow"):
+    images.make_grid(np.zeros((1, 4, 4, 1), np.uint8), nrow=0)

@@ -1,0 +1,182 @@
+"""Tests of paramrel_jax.reverse_sampling: codes, replay and reconstruction (paper Eq. 5)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sampling_testlib import (
+  DATA_SHAPE,
+  FLOW_CASES,
+  LATENT_DIM,
+  data_batch,
+  flow_of,
+  tiny_model,
+)
+
+from paramrel_jax import reverse_sampling as rs
+
+N_STEPS = 12
+
+
+def _assert_paths_close(flow, got, want):
+  if flow.data_type == "discrete":
+    np.testing.assert_allclose(got.log_probs, want.log_probs, rtol=1e-5, atol=1e-4)
+  else:
+    np.testing.assert_allclose(got.mu, want.mu, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.rho, want.rho, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", list(FLOW_CASES))
+def test_decode_replays_the_data_conditioned_path(case):
+  flow = flow_of(case)
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  key = jax.random.key(7)
+  codes = rs.encode(key, flow, net, params, x0, n_steps=N_STEPS)
+  extra = (flow.num_classes,) if flow.data_type == "discrete" else ()
+  assert codes.z.shape == (DATA_SHAPE[0], LATENT_DIM)
+  assert codes.subcodes.shape == (DATA_SHAPE[0], N_STEPS) + DATA_SHAPE[1:] + extra
+  data = rs.data_flow(key, flow, x0, n_steps=N_STEPS)
+  rec = rs.decode(flow, net, params, codes, return_path=True)
+  _assert_paths_close(flow, rec.path, data.theta)
+  _assert_paths_close(flow, rec.theta, jax.tree.map(lambda a: a[-1], data.theta))
+  # The replay is steered by the network: other subcodes or another z leave x0's path.
+  for other in (codes._replace(subcodes=codes.subcodes + 1.0), codes._replace(z=codes.z + 1.0)):
+    moved = rs.decode(flow, net, params, other, return_path=True)
+    assert not np.allclose(jax.tree.leaves(moved.theta)[0], jax.tree.leaves(rec.theta)[0])
+  # With an accurate network the subcodes are the sender noise; here they are still O(1).
+  assert 0.5 < float(jnp.std(codes.subcodes)) < 3.0
+
+
+@pytest.mark.parametrize("case", ["continuous", "categorical"])
+def test_inverse_update_walks_the_replayed_path_back(case):
+  flow = flow_of(case)
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  key = jax.random.key(3)
+  data = rs.data_flow(key, flow, x0, n_steps=N_STEPS)
+  path = rs.decode(
+    flow, net, params, rs.encode(key, flow, net, params, x0, n_steps=N_STEPS), return_path=True
+  ).path
+  steps = jnp.arange(1, N_STEPS + 1)
+  alphas = jax.vmap(lambda i: flow.accuracy(i, N_STEPS))(steps)
+  later = jax.tree.map(lambda a: a[1:], path)
+  earlier = jax.vmap(flow.inverse_bayesian_update)(later, data.y, alphas)
+  _assert_paths_close(flow, earlier, jax.tree.map(lambda a: a[:-1], path))
+  # The sender samples follow from consecutive thetas (Eq. 5's h^-1 read the other way).
+  if flow.data_type == "discrete":
+    recovered = path.log_probs[1:] - path.log_probs[:-1]
+    offset = data.y - recovered  # a constant per K-vector, which the update ignores
+    np.testing.assert_allclose(offset - offset[..., :1], 0.0, atol=2e-3)
+  else:
+    rho, mu = path.rho, path.mu
+    recovered = (rho[1:] * mu[1:] - rho[:-1] * mu[:-1]) / alphas[:, None, None, None, None]
+    np.testing.assert_allclose(recovered, data.y, rtol=1e-3, atol=2e-2)
+
+
+@pytest.mark.parametrize("sigma1", [0.02, 0.001])
+def test_continuous_reconstruction_is_within_the_derived_bound(sigma1):
+  flow = flow_of("continuous", sigma1=sigma1)
+  shape = (4, 8, 8, 1)
+  net, params = tiny_model(flow, shape)
+  x0 = data_batch(flow, shape)
+  codes = rs.encode(jax.random.key(0), flow, net, params, x0, n_steps=50)
+  rec = rs.decode(flow, net, params, codes)
+  stats = rs.reconstruction_stats(flow, x0, rec)
+  flow_error = float(stats["max_abs_error_flow"].max())
+  bound = rs.reconstruction_error_bound(sigma1)
+  assert 0.0 < flow_error <= bound
+  np.testing.assert_allclose(rec.x_flow, rec.theta.mu)
+  # The network's x_hat: its error bound depends on max |eps_hat| at theta_n.
+  t1 = jnp.ones((shape[0],))
+  eps_hat = net.apply({"params": params}, rec.theta.mu, codes.z, t1, train=False, method=net.decode)
+  net_bound = rs.reconstruction_error_bound(sigma1, eps_hat_max=float(jnp.abs(eps_hat).max()))
+  assert float(stats["max_abs_error"].max()) <= net_bound
+  assert bound < 7 * sigma1 and net_bound < 20 * sigma1
+
+
+def test_discrete_reconstruction_reports_bit_accuracy():
+  flow = flow_of("binary")
+  shape = (4, 8, 8, 1)
+  net, params = tiny_model(flow, shape)
+  x0 = data_batch(flow, shape)
+  rec = rs.decode(
+    flow, net, params, rs.encode(jax.random.key(0), flow, net, params, x0, n_steps=N_STEPS)
+  )
+  stats = rs.reconstruction_stats(flow, x0, rec)
+  assert set(stats) == {"accuracy", "accuracy_flow"}
+  assert stats["accuracy"].shape == (4,)
+  # argmax theta_n is right with probability Phi(sqrt(beta1)) (K = 2): 0.958 for beta1 = 3.
+  expected = 0.5 * (1.0 + math.erf(math.sqrt(flow.beta1) / math.sqrt(2.0)))
+  assert abs(float(stats["accuracy_flow"].mean()) - expected) < 0.05
+  np.testing.assert_array_equal(rec.x_flow, jnp.argmax(rec.theta.log_probs, axis=-1))
+
+
+def test_decode_shares_a_single_subcode_batch_across_latents():
+  flow = flow_of("continuous")
+  net, params = tiny_model(flow)
+  codes = rs.encode(jax.random.key(0), flow, net, params, data_batch(flow), n_steps=N_STEPS)
+  z = jax.random.normal(jax.random.key(1), (3, LATENT_DIM))
+  shared = rs.decode(flow, net, params, rs.Codes(z, codes.subcodes[:1]))
+  repeated = rs.decode(flow, net, params, rs.Codes(z, jnp.repeat(codes.subcodes[:1], 3, axis=0)))
+  np.testing.assert_allclose(shared.x, repeated.x, rtol=1e-6, atol=1e-6)
+  assert shared.x.shape == (3,) + DATA_SHAPE[1:]
+
+
+def test_conditional_sample_shares_z_and_varies_the_rest():
+  flow = flow_of("continuous")
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  res = rs.conditional_sample(
+    jax.random.key(0), flow, net, params, x0, num_variations=3, n_steps=N_STEPS
+  )
+  assert res.x.shape == (6,) + DATA_SHAPE[1:]
+  for b in range(2):
+    np.testing.assert_array_equal(res.z[3 * b : 3 * b + 3], jnp.broadcast_to(res.z[3 * b], (3, 3)))
+    assert not np.allclose(res.x[3 * b], res.x[3 * b + 1])
+  assert not np.allclose(res.z[0], res.z[3])
+
+
+def test_time_varying_reconstruction_changes_with_the_latent_time():
+  flow = flow_of("discretised")
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  times = jnp.array([0.1, 0.2, 0.3])
+  out = rs.time_varying_reconstruction(
+    jax.random.key(0), flow, net, params, x0, times, n_steps=N_STEPS
+  )
+  assert out.shape == (3,) + DATA_SHAPE
+  again = rs.time_varying_reconstruction(
+    jax.random.key(0), flow, net, params, x0, times, n_steps=N_STEPS
+  )
+  np.testing.assert_array_equal(out, again)
+  assert not np.array_equal(out[0], out[2])
+  z_early = rs.encode_z(jax.random.key(0), flow, net, params, x0, 0.1)
+  z_late = rs.encode_z(jax.random.key(0), flow, net, params, x0, 0.9)
+  assert not np.allclose(z_early, z_late)
+
+
+def test_reconstruction_error_bound_values():
+  assert rs.reconstruction_error_bound(0.001) == pytest.approx(1e-6 + 6e-3 * math.sqrt(1 - 1e-6))
+  assert rs.reconstruction_error_bound(0.02, num_std=3.0, eps_hat_max=1.0) == pytest.approx(
+    0.02 * 4.0 / math.sqrt(1 - 4e-4)
+  )
+  with pytest.raises(ValueError, match="sigma1"):
+    rs.reconstruction_error_bound(1.5)
+
+
+def test_bad_inputs_raise():
+  flow = flow_of("binary")
+  net, params = tiny_model(flow)
+  with pytest.raises(ValueError, match="int class indices"):
+    rs.encode(jax.random.key(0), flow, net, params, jnp.zeros(DATA_SHAPE), n_steps=2)
+  with pytest.raises(ValueError, match="shape"):
+    rs.data_flow(jax.random.key(0), flow, jnp.zeros((2, 8, 8), jnp.int32), n_steps=2)
+  with pytest.raises(ValueError, match="subcodes"):
+    rs.decode(flow, net, params, rs.Codes(jnp.zeros((2, LATENT_DIM)), jnp.zeros((2, 3, 8, 8, 1))))
+  with pytest.raises(ValueError, match="num_variations"):
+    rs.conditional_sample(
+      jax.random.key(0), flow, net, params, data_batch(flow), num_variations=0, n_steps=2
+    )
