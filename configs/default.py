@@ -31,4 +31,6 @@ def get_config(variant: str = ""):
   config.training.ema_decay = 0.99
   config.training.log_every = 50
   config.training.checkpoint_every = 200
+  config.sampling.num_samples = 36
+  config.sampling.after_training = True
   return smoke.apply_smoke(config) if variant == "smoke" else config

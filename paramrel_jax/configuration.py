@@ -72,6 +72,7 @@ class SamplingConfig:
   interpolation_method: str = "slerp"
   traverse_steps: int = 7
   traverse_range: float = 3.0
+  after_training: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "z_times", tuple(float(t) for t in self.z_times))

@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,18 +20,34 @@ def _cli(*args, env=None, timeout=600):
 _TINY = ["--config=configs/default.py:smoke"]
 
 
-def test_train_then_rerun_is_a_no_op(tmp_path):
-  workdir = str(tmp_path / "run")
-  first = _cli(*_TINY, f"--workdir={workdir}")
-  assert first.returncode == 0, first.stderr
-  assert os.path.exists(os.path.join(workdir, "config.json"))
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> str:
+  """A workdir trained once by the CLI on the default config's smoke variant (4 steps)."""
+  workdir = str(tmp_path_factory.mktemp("trained") / "run")
+  result = _cli(*_TINY, f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr
+  return workdir
+
+
+def _copy(workdir: str, tmp_path) -> str:
+  return shutil.copytree(workdir, str(tmp_path / "copy"))
+
+
+def test_train_writes_config_metrics_checkpoints_and_samples(trained):
+  assert os.path.exists(os.path.join(trained, "config.json"))
+  last = json.loads(open(os.path.join(trained, "metrics.jsonl")).read().splitlines()[-1])
+  assert last["step"] == 4 and "loss" in last and "bfn" in last
+  assert sorted(os.listdir(os.path.join(trained, "checkpoints"))) == ["2", "4"]
+  assert os.path.getsize(os.path.join(trained, "sample", "samples.png")) > 0  # after_training
+
+
+def test_rerun_of_a_finished_run_does_not_train(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
   lines = open(os.path.join(workdir, "metrics.jsonl")).read().splitlines()
-  assert json.loads(lines[-1])["step"] == 4 and "loss" in json.loads(lines[-1])
-  checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
-  second = _cli(*_TINY, f"--workdir={workdir}")
-  assert second.returncode == 0, second.stderr
+  result = _cli(*_TINY, f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr
   assert open(os.path.join(workdir, "metrics.jsonl")).read().splitlines() == lines
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == checkpoints
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
 
 
 def _assert_one_error(result, *needles):
@@ -78,14 +95,13 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
   assert (step_dir / "garbage").read_text() == "not a checkpoint"
 
 
-def test_incompatible_checkpoint_is_reported_and_kept(tmp_path):
-  assert _cli(*_TINY, f"--workdir={tmp_path}").returncode == 0
-  before = sorted(os.listdir(tmp_path / "checkpoints"))
-  result = _cli(*_TINY, f"--workdir={tmp_path}", "--config.model.latent_dim=6",
+def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
+  result = _cli(*_TINY, f"--workdir={workdir}", "--config.model.latent_dim=6",
                 "--config.training.num_steps=8")
   _assert_one_error(result, "checkpoint")
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == before
-  assert os.path.exists(tmp_path / "config.1.json")  # the first run's config is kept
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+  assert os.path.exists(os.path.join(workdir, "config.1.json"))  # the first config is kept
 
 
 @pytest.mark.parametrize("name", ["bmnist", "bfashionmnist", "cifar10", "celeba", "shapes3d",
@@ -106,10 +122,9 @@ def test_ci_runs_the_readme_test_command():
   assert len(test_command) == 1 and test_command[0].strip() in readme
 
 
-def test_generation_modes_write_arrays_and_pngs(tmp_path):
-  workdir = str(tmp_path)
+def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
   overrides = ["--config.eval.num_examples=4", "--config.eval.batch_size=4"]
-  assert _cli(*_TINY, f"--workdir={workdir}").returncode == 0
   expected = {
       "sample": ["samples.npz", "samples.png"],
       "reconstruct": ["reconstruct.npz", "reconstruct.png", "time_varying.png"],
