@@ -7,7 +7,7 @@ Sections (each becomes a frozen dataclass in `paramrel_jax.configuration`):
   objective weights of the ParamReL terms (paper Eq. 6);
   training  optimiser, schedule, batch, steps, logging and checkpoint cadence;
   sampling  generation settings (paper Eq. 4);
-  eval      evaluation split and sizes; `evals` holds the evaluators run during training.
+  eval      evaluation sizes (split: data.eval_split); `evals`: evaluators run in training.
 """
 
 import ml_collections
@@ -84,11 +84,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampling.after_training = False  # --mode=train also writes samples when it finishes
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.split = "test"
   config.eval.num_examples = 256
   config.eval.batch_size = 64
   config.eval.loss_steps = 0  # like flow.loss_steps, for the likelihood evaluator
   config.eval.n_repeats = 1
+  config.eval.latent_time = 1.0  # exported z: encoder mean at this flow time (1 = data end)
+  config.eval.latent_times = ()  # further times exported as z_t<time>
 
   config.evals = ml_collections.ConfigDict()  # name -> evaluator settings (evaluation issue)
 

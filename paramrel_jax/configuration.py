@@ -93,15 +93,28 @@ class SamplingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """Evaluation split and sizes (config section `eval`)."""
+  """Evaluation sizes (config section `eval`); the split is `data.eval_split`.
 
-  split: str = "test"
+  Attributes:
+    num_examples: examples of the evaluation split used (reconstruction, likelihood, export).
+    batch_size: evaluation batch.
+    loss_steps: n of the n-step test loss (0: continuous time).
+    n_repeats: passes over the examples averaged by the likelihood evaluator.
+    latent_time: flow time at which exported latents are the encoder mean (1 = data end).
+    latent_times: further flow times exported as `z_t<time>`.
+  """
+
   num_examples: int = 256
   batch_size: int = 64
   loss_steps: int = 0
   n_repeats: int = 1
+  latent_time: float = 1.0
+  latent_times: tuple[float, ...] = ()
 
   def __post_init__(self):
+    object.__setattr__(self, "latent_times", tuple(float(t) for t in self.latent_times))
+    if any(not 0.0 <= t <= 1.0 for t in (self.latent_time, *self.latent_times)):
+      raise ValueError("eval.latent_time and eval.latent_times must lie in [0, 1].")
     _positive("eval.num_examples", self.num_examples)
     _positive("eval.batch_size", self.batch_size)
     _positive("eval.n_repeats", self.n_repeats)

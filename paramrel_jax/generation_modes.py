@@ -2,7 +2,7 @@
 
 Each reads the latest checkpoint's EMA parameters in `workdir` and writes `.npz` arrays, PNG
 grids and a `summary.json` under `workdir/<mode>/`. Inputs come from the config's evaluation
-split (`eval.split`, the first `eval.num_examples` examples). Everything heavy is a jitted
+split (`data.eval_split`, the first `eval.num_examples` examples). Everything heavy is a jitted
 function of `sampling` / `reverse_sampling` (`lax.scan` over the steps, one compile per shape).
 """
 
@@ -28,7 +28,8 @@ def _outdir(workdir: str, mode: str) -> str:
 def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
   """The first `num` images of the evaluation split (B, H, W, C), padding rows dropped."""
   cfg = config.eval
-  it = data.create_eval_iterator(config.data, split=cfg.split, batch_size=min(cfg.batch_size, num),
+  it = data.create_eval_iterator(config.data, split=config.data.eval_split,
+                                 batch_size=min(cfg.batch_size, num),
                                  num_examples=num)
   return np.concatenate([b["image"][b["mask"]] for b in it])[:num]
 

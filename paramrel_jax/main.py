@@ -21,10 +21,13 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/bmnist.py or configs/bmnist.py:smoke.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
-MODES = ("train", "sample", "reconstruct", "conditional", "interpolate", "traverse")
+MODES = ("train", "eval", "export_latents", "sample", "reconstruct", "conditional", "interpolate",
+         "traverse")
 _MODE = flags.DEFINE_enum(
     "mode", "train", MODES,
-    "train: train or resume; sample: Eq. 4 samples; reconstruct: reverse sampling (Eq. 5) and "
+    "train: train or resume; eval: likelihood and the configured evaluators -> "
+    "WORKDIR/eval/metrics.json; export_latents: encoder means of the train and eval splits -> "
+    "WORKDIR/latents/<split>.npz; sample: Eq. 4 samples; reconstruct: reverse sampling (Eq. 5) and "
     "decoding of eval inputs; conditional: fixed z, fresh subcodes; interpolate: between eval "
     "inputs (App. E); traverse: one latent dimension at a time. Outputs go to WORKDIR/<mode>/.")
 _TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the full traceback of an input error.")
@@ -50,11 +53,15 @@ def _run(config, workdir: str, mode: str) -> None:
 
       summary = generation_modes.run_sample(resolved, workdir)
       print(f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png")
+  elif mode in ("eval", "export_latents"):
+    from paramrel_jax.evaluation import modes
+
+    run = modes.run_eval if mode == "eval" else modes.run_export_latents
+    print(json.dumps(run(resolved, workdir), indent=2))
   else:
     from paramrel_jax import generation_modes
 
-    summary = generation_modes.MODES[mode](resolved, workdir)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(generation_modes.MODES[mode](resolved, workdir), indent=2))
 
 
 def _fail(error: Exception) -> None:

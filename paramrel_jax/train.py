@@ -214,15 +214,15 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
         pending = None
       if log_now:
         scalars = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+        scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
         scalars.update({k: float(v) for k, v in
                         jax.device_get(steps.diagnostics(state, batch)).items()})
-        now = time.perf_counter()
-        scalars["steps_per_sec"] = len(window) / (now - last_log)
-        last_log, window = now, []
         scalars.update(evaluation.run_due(evaluators, step + 1, exp.model.flow, exp.model.net,
                                           state.ema_params))
         writer.write(step + 1, scalars)
         progress.update(step + 1, scalars)
+        window = []
+        last_log = time.perf_counter()  # diagnostics and evaluators do not count as steps
       if save_now:
         checkpointing.save(manager, step + 1, state, batches.get_state())
   finally:

@@ -1,0 +1,39 @@
+"""Evaluation: test likelihood, latent export and the evaluators run during training.
+
+likelihood   BFN test loss and ParamReL negative ELBO (nats / bits per dimension)
+latents      encoder means at chosen flow times, exported with the dataset's labels
+evaluators   the `evals` registry (likelihood, auroc, dci, tad), `build_evaluators`, `run_due`
+modes        `run_eval` / `run_export_latents` for the command line (import it explicitly: it
+             loads checkpoints through the trainer, which imports this package)
+"""
+
+from paramrel_jax.evaluation.evaluators import (
+  EVALUATORS,
+  AurocEvaluator,
+  DciEvaluator,
+  Evaluator,
+  LikelihoodEvaluator,
+  TadEvaluator,
+  binarize_factors,
+  build_evaluators,
+  run_due,
+)
+from paramrel_jax.evaluation.latents import export_latents, load_latents, save_latents
+from paramrel_jax.evaluation.likelihood import evaluate_likelihood, likelihood_terms
+
+__all__ = [
+  "EVALUATORS",
+  "AurocEvaluator",
+  "DciEvaluator",
+  "Evaluator",
+  "LikelihoodEvaluator",
+  "TadEvaluator",
+  "binarize_factors",
+  "build_evaluators",
+  "evaluate_likelihood",
+  "export_latents",
+  "likelihood_terms",
+  "load_latents",
+  "run_due",
+  "save_latents",
+]

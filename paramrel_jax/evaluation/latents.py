@@ -1,0 +1,143 @@
+"""Latent codes of a dataset split: the self-encoder mean at chosen flow times.
+
+For each example x and flow time t, theta_t ~ p_F(theta | x; t) is drawn (seeded) and the code is
+the mean of q(z_t | theta_t, t) (paper Sec. 3.1). At t = 1 theta is the data-end of the flow
+(nearly the data for continuous flows at small sigma1; a sharp but still noisy categorical for
+discrete flows at beta1 = 3). The same noise is used at every time, so the codes of one example at
+different times come from one coupled draw.
+
+An exported file (`save_latents`) is an .npz with
+  'z'          float32 (N, L): codes at `latent_time`;
+  'z_t<time>'  float32 (N, L): codes at each of `latent_times` (e.g. 'z_t0.5'; `latent_key`);
+  'label', 'attributes', 'factors'   int32 (N,) / (N, A) / (N, F): those the dataset has;
+with the examples in split order.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from paramrel_jax import data, paramrel
+from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.evaluation.likelihood import split_size
+from paramrel_jax.models import ParamReLNet
+
+LABEL_KEYS = ("label", "attributes", "factors")
+
+
+def latent_key(time: float) -> str:
+  """The .npz key of the codes at flow time `time`, e.g. 'z_t0.5'."""
+  return f"z_t{time:g}"
+
+
+@functools.partial(jax.jit, static_argnames=("flow", "net"))
+def encoder_means(
+  params: dict, key: jax.Array, x: jax.Array, t: jax.Array, *, flow: Flow, net: ParamReLNet
+) -> jax.Array:
+  """Encoder mean (B, L) at theta_t ~ p_F(theta | x; t) for x (B, H, W, C) and a scalar time t."""
+  encode, _ = paramrel.net_fns(net, params)
+  times = jnp.full((x.shape[0],), t, jnp.float32)
+  theta = flow.sample_flow(key, x, times)
+  mean, _ = encode(flow.net_input(theta), times)
+  return mean.astype(jnp.float32)
+
+
+def _check_time(name: str, time: float) -> float:
+  if not 0.0 <= time <= 1.0:
+    raise ValueError(f"{name} must lie in [0, 1], got {time}.")
+  return float(time)
+
+
+def export_latents(
+  flow: Flow,
+  net: ParamReLNet,
+  params: dict,
+  data_cfg: data.DataConfig,
+  *,
+  split: str,
+  batch_size: int,
+  num_examples: int,
+  latent_time: float = 1.0,
+  latent_times: Sequence[float] = (),
+  seed: int = 0,
+) -> dict[str, np.ndarray]:
+  """Codes and labels of the first `num_examples` examples of a split (module docstring).
+
+  Every process reads and encodes all examples (the codes feed host-side metrics).
+
+  Args:
+    flow: the Bayesian flow of the data type.
+    net: the network of the run (latent_dim > 0).
+    params: its (EMA) parameters.
+    data_cfg: data settings.
+    split: the split to encode.
+    batch_size: examples per forward pass.
+    num_examples: examples to encode; more than the split has means the whole split.
+    latent_time: flow time of 'z', in [0, 1].
+    latent_times: further flow times, each stored as `latent_key(time)`.
+    seed: seed of the flow draws.
+
+  Returns:
+    The arrays of the file layout in the module docstring, N = min(num_examples, split size).
+
+  Raises:
+    ValueError: latent_dim == 0, a time outside [0, 1], num_examples < 1, bad data settings.
+  """
+  if net.config.latent_dim == 0:
+    raise ValueError("the model has model.latent_dim = 0 (a plain BFN): there are no latents.")
+  times = {"z": _check_time("latent_time", latent_time)}
+  for time in latent_times:
+    times[latent_key(time)] = _check_time("latent_times", time)
+  if num_examples < 1:
+    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  num_examples = min(num_examples, split_size(data_cfg, split))
+  base_key = jax.random.key(seed)
+  chunks: dict[str, list[np.ndarray]] = {}
+  batches = data.create_eval_iterator(
+    data_cfg,
+    split=split,
+    batch_size=batch_size,
+    num_examples=num_examples,
+    shard_index=0,
+    shard_count=1,
+  )
+  for index, batch in enumerate(batches):
+    key = jax.random.fold_in(base_key, index)
+    x = jnp.asarray(batch["image"])
+    mask = batch["mask"]
+    for name, time in times.items():
+      z = np.asarray(encoder_means(params, key, x, jnp.float32(time), flow=flow, net=net))
+      chunks.setdefault(name, []).append(z[mask])
+    for name in LABEL_KEYS:
+      if name in batch:
+        chunks.setdefault(name, []).append(np.asarray(batch[name], np.int32)[mask])
+  return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def save_latents(path: str, arrays: dict[str, np.ndarray]) -> None:
+  """Writes the arrays as an uncompressed .npz, atomically (temp file, then rename)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def load_latents(path: str) -> dict[str, np.ndarray]:
+  """The arrays of a file written by `save_latents`.
+
+  Raises:
+    ValueError: the file does not exist or has no 'z'.
+  """
+  if not os.path.isfile(path):
+    raise ValueError(f"no latents file at {path}: run --mode=export_latents first.")
+  with np.load(path, allow_pickle=False) as f:
+    arrays = {key: f[key] for key in f.files}
+  if "z" not in arrays:
+    raise ValueError(f"{path} holds no 'z' array (keys: {sorted(arrays)}).")
+  return arrays
