@@ -42,6 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.flow.loss_samples = 1  # Monte-Carlo sender samples for the discrete-time loss
 
   config.model = ml_collections.ConfigDict()
+  # "paramrel" or a baseline: ae, vae, beta_vae, infovae, diffae, infodiffusion
+  config.model.kind = "paramrel"
+  config.model.beta = 4.0  # beta-VAE: KL weight
+  config.model.diffusion_steps = 1000  # DiffAE / InfoDiffusion: DDPM steps T
   config.model.size = "tiny"  # named variant of paramrel_jax.models.variants
   config.model.latent_dim = 32  # 0 = no self-encoder (plain BFN)
   config.model.encoder = "progressive"  # 'progressive' (q(z | theta, t)) | 'vanilla' (q(z | theta))

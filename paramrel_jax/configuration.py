@@ -12,6 +12,7 @@ from typing import Any
 
 import ml_collections
 
+from paramrel_jax.baselines import MODEL_KINDS, BaselineConfig
 from paramrel_jax.bfn.flows import Flow, make_flow
 from paramrel_jax.data.config import DataConfig
 from paramrel_jax.models.variants import NetworkConfig, get_variant
@@ -129,6 +130,8 @@ class ExperimentConfig:
   seed: int
   data: DataConfig
   flow: Flow
+  model_kind: str
+  baseline: BaselineConfig
   network: NetworkConfig
   objective: ObjectiveConfig
   training: TrainingConfig
@@ -178,6 +181,11 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
     raise ValueError(f"flow.num_classes={flow_cfg['num_classes']} but binarised images have 2 "
                      "classes.")
 
+  model_kind = model_cfg.pop("kind")
+  if model_kind not in MODEL_KINDS:
+    raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {model_kind!r}.")
+  baseline = BaselineConfig(beta=model_cfg.pop("beta"),
+                            diffusion_steps=model_cfg.pop("diffusion_steps"))
   size = model_cfg.pop("size")
   model_cfg.pop("predict_std")
   network = get_variant(size, **model_cfg)
@@ -190,6 +198,8 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
       seed=int(config.seed),
       data=data,
       flow=flow,
+      model_kind=model_kind,
+      baseline=baseline,
       network=network,
       objective=objective,
       training=training,

@@ -34,8 +34,8 @@ def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
   return np.concatenate([b["image"][b["mask"]] for b in it])[:num]
 
 
-def _grid(path: str, x, model: inference.TrainedModel, nrow: int) -> None:
-  flow = model.flow
+def _grid(path: str, x, config: ExperimentConfig, nrow: int) -> None:
+  flow = config.flow
   images.save_grid(path, np.asarray(x), nrow=nrow, data_type=flow.data_type,
                    num_classes=getattr(flow, "num_classes", 2))
 
@@ -50,13 +50,17 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   encoder (`sampling.z_source`); writes sample/samples.npz (key `samples`) and samples.png."""
   model = inference.load(config, workdir)
   cfg = config.sampling
-  shape = (cfg.num_samples, *model.info.image_shape)
-  result = sampling.sample(jax.random.key(config.seed), model.flow, model.net, model.params,
-                           data_shape=shape, n_steps=cfg.num_steps, z_source=cfg.z_source)
+  key = jax.random.key(config.seed)
   out = _outdir(workdir, "sample")
-  np.savez(os.path.join(out, "samples.npz"), samples=np.asarray(result.x),
-           z=np.asarray(result.z))
-  _grid(os.path.join(out, "samples.png"), result.x, model, nrow=int(np.ceil(cfg.num_samples**0.5)))
+  if model.is_paramrel:
+    shape = (cfg.num_samples, *model.info.image_shape)
+    result = sampling.sample(key, model.flow, model.net, model.params, data_shape=shape,
+                             n_steps=cfg.num_steps, z_source=cfg.z_source)
+    x, arrays = result.x, {"z": np.asarray(result.z)}
+  else:  # a baseline's own sampler (VAEs: decoder of prior z; InfoDiffusion: DDIM)
+    x, arrays = model.model.sample(model.params, key, cfg.num_samples), {}
+  np.savez(os.path.join(out, "samples.npz"), samples=np.asarray(x), **arrays)
+  _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
   summary = {"step": model.step, "num_samples": cfg.num_samples, "num_steps": cfg.num_steps,
              "z_source": cfg.z_source, "seed": config.seed}
   dump_json(os.path.join(out, "summary.json"), summary)
@@ -81,9 +85,11 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   reconstruct.png (rows of inputs above their reconstructions) and summary.json with the errors.
   """
   model = inference.load(config, workdir)
-  _require_latents(model, "reconstruct")
   x0 = _inputs(config, config.eval.num_examples)
   key = jax.random.key(config.seed)
+  if not model.is_paramrel:
+    return _reconstruct_baseline(config, workdir, model, x0, key)
+  _require_latents(model, "reconstruct")
   recs, recs_flow, stats = [], [], []
   for batch, codes in _encode_batches(model, x0, key, n_steps=config.sampling.num_steps,
                                       batch_size=config.eval.batch_size):
@@ -95,7 +101,7 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "reconstruct")
   np.savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
            reconstruction_flow=rec_flow)
-  _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), model, nrow=8)
+  _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), config, nrow=8)
   summary = {"step": model.step, "num_examples": len(x0), "num_steps": config.sampling.num_steps}
   for name in stats[0]:
     summary[f"mean_{name}"] = float(np.mean(np.concatenate([s[name] for s in stats])))
@@ -110,8 +116,26 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     np.savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=np.asarray(times),
              reconstruction=np.asarray(tv))
     rows = np.concatenate([x0[None, :num], np.asarray(tv)]).reshape(-1, *x0.shape[1:])
-    _grid(os.path.join(out, "time_varying.png"), rows, model, nrow=num)
+    _grid(os.path.join(out, "time_varying.png"), rows, config, nrow=num)
     summary["time_varying_times"] = [float(t) for t in times]
+  dump_json(os.path.join(out, "summary.json"), summary)
+  return summary
+
+
+def _reconstruct_baseline(config: ExperimentConfig, workdir: str,
+                          model: inference.TrainedModel, x0: np.ndarray, key: jax.Array) -> dict:
+  """A baseline's own reconstruction (AE / VAEs: decode z; DiffAE: DDIM inversion + decoding)."""
+  reconstruct = jax.jit(model.model.reconstruct)
+  size = config.eval.batch_size
+  rec = np.concatenate([np.asarray(reconstruct(model.params, jax.random.fold_in(key, i),
+                                               jnp.asarray(x0[i:i + size])))
+                        for i in range(0, len(x0), size)])
+  out = _outdir(workdir, "reconstruct")
+  np.savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec)
+  _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), config, nrow=8)
+  error = np.abs(rec.astype(np.float32) - x0.astype(np.float32))
+  summary = {"step": model.step, "num_examples": len(x0), "model": type(model.model).__name__,
+             "mean_abs_error": float(error.mean())}
   dump_json(os.path.join(out, "summary.json"), summary)
   return summary
 
@@ -144,7 +168,7 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "conditional")
   np.savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
-  _grid(os.path.join(out, "conditional.png"), rows, model, nrow=variations + 1)
+  _grid(os.path.join(out, "conditional.png"), rows, config, nrow=variations + 1)
   summary = {"step": model.step, "num_inputs": len(x0), "num_variations": variations}
   dump_json(os.path.join(out, "summary.json"), summary)
   return summary
@@ -168,7 +192,7 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "interpolate")
   np.savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
            interpolation=x.reshape(num_pairs, cfg.interpolation_points, *x0.shape[1:]))
-  _grid(os.path.join(out, "interpolate.png"), x, model, nrow=cfg.interpolation_points)
+  _grid(os.path.join(out, "interpolate.png"), x, config, nrow=cfg.interpolation_points)
   summary = {"step": model.step, "num_pairs": num_pairs, "points": cfg.interpolation_points,
              "method": cfg.interpolation_method}
   dump_json(os.path.join(out, "summary.json"), summary)
@@ -194,7 +218,7 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "traverse")
   np.savez(os.path.join(out, "traverse.npz"), input=x0, z=np.asarray(zs),
            traversal=x.reshape(latent_dim, steps, *x0.shape[1:]))
-  _grid(os.path.join(out, "traverse.png"), x, model, nrow=steps)
+  _grid(os.path.join(out, "traverse.png"), x, config, nrow=steps)
   summary = {"step": model.step, "latent_dim": latent_dim, "steps": steps,
              "range": cfg.traverse_range}
   dump_json(os.path.join(out, "summary.json"), summary)

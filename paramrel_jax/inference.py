@@ -1,4 +1,4 @@
-"""A trained model for inference: the flow, the network and the EMA parameters of a run."""
+"""A trained model for inference: the model and the EMA parameters of a run directory."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import jax
 
-from paramrel_jax import checkpointing, data, train
+from paramrel_jax import checkpointing, data, paramrel, train
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.configuration import ExperimentConfig
 from paramrel_jax.models import ParamReLNet
@@ -16,11 +16,28 @@ from paramrel_jax.models import ParamReLNet
 class TrainedModel:
   """What sampling, reconstruction and evaluation need from a run directory."""
 
-  flow: Flow
-  net: ParamReLNet
+  model: train.Trainable  # ParamReL or a baseline
   params: dict  # the EMA parameters
   step: int
   info: data.DatasetInfo
+
+  @property
+  def is_paramrel(self) -> bool:
+    return isinstance(self.model, paramrel.ParamReL)
+
+  def _paramrel(self) -> paramrel.ParamReL:
+    if not self.is_paramrel:
+      raise ValueError(f"this mode needs a ParamReL run; the checkpoint holds a "
+                       f"{type(self.model).__name__} baseline.")
+    return self.model
+
+  @property
+  def flow(self) -> Flow:
+    return self._paramrel().flow
+
+  @property
+  def net(self) -> ParamReLNet:
+    return self._paramrel().net
 
 
 def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> TrainedModel:
@@ -34,5 +51,4 @@ def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> 
   init = jax.jit(lambda key: train.init_state(key, exp, (1, *info.image_shape)))
   abstract = jax.eval_shape(init, jax.random.key(0))
   state = checkpointing.restore_params(workdir, abstract, step=step)
-  return TrainedModel(flow=exp.model.flow, net=exp.model.net, params=state.ema_params,
-                      step=int(state.step), info=info)
+  return TrainedModel(model=exp.model, params=state.ema_params, step=int(state.step), info=info)

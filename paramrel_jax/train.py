@@ -22,10 +22,9 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from paramrel_jax import checkpointing, data, evaluation, paramrel
+from paramrel_jax import baselines, checkpointing, data, evaluation
 from paramrel_jax.configuration import ExperimentConfig, TrainingConfig
 from paramrel_jax.logging_utils import MetricWriter, ProgressBar
-from paramrel_jax.models import ParamReLNet
 
 DATA_AXIS = "data"
 
@@ -144,8 +143,7 @@ def compile_steps(exp: Experiment, mesh: Mesh, data_shape: tuple[int, ...]) -> C
 
 def build_experiment(config: ExperimentConfig, channels: int) -> Experiment:
   """Model, optimiser and EMA decay from a resolved config, for images of C = `channels`."""
-  net = ParamReLNet(config.network, out_channels=channels * config.flow.params_per_dim)
-  model = paramrel.ParamReL(flow=config.flow, net=net, objective=config.objective)
+  model = baselines.build_model(config.model_kind, config, channels)
   return Experiment(model=model, optimizer=make_optimizer(config.training),
                     ema_decay=config.training.ema_decay)
 
@@ -217,8 +215,9 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
         scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
         scalars.update({k: float(v) for k, v in
                         jax.device_get(steps.diagnostics(state, batch)).items()})
-        scalars.update(evaluation.run_due(evaluators, step + 1, exp.model.flow, exp.model.net,
-                                          state.ema_params))
+        if evaluators:  # only ParamReL has them (build_evaluators checks)
+          scalars.update(evaluation.run_due(evaluators, step + 1, exp.model.flow,
+                                            exp.model.net, state.ema_params))
         writer.write(step + 1, scalars)
         progress.update(step + 1, scalars)
         window = []

@@ -151,3 +151,20 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
 def test_generation_mode_without_checkpoint_fails_cleanly(tmp_path):
   result = _cli(*_TINY, f"--workdir={tmp_path}", "--mode=sample")
   _assert_one_error(result, "no checkpoints", "train first")
+
+
+def test_baseline_trains_and_exports_through_the_same_cli(tmp_path):
+  workdir = str(tmp_path)
+  args = [*_TINY, f"--workdir={workdir}", "--config.model.kind=vae",
+          "--config.eval.num_examples=8", "--config.eval.batch_size=4"]
+  for mode in ("train", "export_latents", "reconstruct", "sample"):
+    result = _cli(*args, f"--mode={mode}")
+    assert result.returncode == 0, (mode, result.stderr)
+  import numpy as np
+
+  latents = np.load(os.path.join(workdir, "latents", "test.npz"))
+  assert latents["z"].shape == (8, 4) and latents["z"].dtype == np.float32
+  assert "factors" in latents
+  rec = np.load(os.path.join(workdir, "reconstruct", "reconstruct.npz"))
+  assert rec["reconstruction"].shape == rec["input"].shape == (8, 28, 28, 1)
+  _assert_one_error(_cli(*args, "--mode=traverse"), "needs a ParamReL run")

@@ -376,6 +376,11 @@ def build_evaluators(config: ExperimentConfig) -> list[Evaluator]:
     ValueError: naming the entry, for an unknown type, a bad setting, or an evaluator that does
       not apply to the dataset or the model.
   """
+  if config.evals and config.model_kind != "paramrel":
+    raise ValueError(
+        f"evals {sorted(config.evals)} evaluate ParamReL's flow and self-encoder; with "
+        f"model.kind={config.model_kind!r} score the baseline with "
+        "experiments/compare_baselines.py instead.")
   built = []
   for name, settings in config.evals.items():
     if not isinstance(settings, dict):

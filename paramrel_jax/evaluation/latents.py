@@ -96,6 +96,31 @@ def export_latents(
     times[latent_key(time)] = _check_time("latent_times", time)
   if num_examples < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  encoders = {
+      name: functools.partial(_encoder_mean_at, params, time=time, flow=flow, net=net)
+      for name, time in times.items()}
+  return _encode_split(data_cfg, encoders, split=split, batch_size=batch_size,
+                       num_examples=num_examples, seed=seed)
+
+
+def _encoder_mean_at(params, key, x, *, time, flow, net):
+  return encoder_means(params, key, x, jnp.float32(time), flow=flow, net=net)
+
+
+def export_model_latents(model, params: dict, data_cfg: data.DataConfig, *, split: str,
+                         batch_size: int, num_examples: int, seed: int = 0
+                         ) -> dict[str, np.ndarray]:
+  """Like `export_latents` for a baseline model: `z` = its `encode_latents` (posterior mean)."""
+  if num_examples < 1:
+    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  encode = jax.jit(model.encode_latents)
+  return _encode_split(data_cfg, {"z": lambda key, x: encode(params, key, x)}, split=split,
+                       batch_size=batch_size, num_examples=num_examples, seed=seed)
+
+
+def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,
+                  num_examples: int, seed: int) -> dict[str, np.ndarray]:
+  """Runs every encoder (key, x) -> z (B, L) over the split's first examples, with labels."""
   num_examples = min(num_examples, split_size(data_cfg, split))
   base_key = jax.random.key(seed)
   chunks: dict[str, list[np.ndarray]] = {}
@@ -111,9 +136,8 @@ def export_latents(
     key = jax.random.fold_in(base_key, index)
     x = jnp.asarray(batch["image"])
     mask = batch["mask"]
-    for name, time in times.items():
-      z = np.asarray(encoder_means(params, key, x, jnp.float32(time), flow=flow, net=net))
-      chunks.setdefault(name, []).append(z[mask])
+    for name, encode in encoders.items():
+      chunks.setdefault(name, []).append(np.asarray(encode(key, x))[mask])
     for name in LABEL_KEYS:
       if name in batch:
         chunks.setdefault(name, []).append(np.asarray(batch[name], np.int32)[mask])

@@ -128,18 +128,23 @@ def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]
   ecfg = config.eval
   paths = {}
   for split in dict.fromkeys((config.data.train_split, config.data.eval_split)):
-    arrays = latents.export_latents(
-      model.flow,
-      model.net,
-      model.params,
-      config.data,
-      split=split,
-      batch_size=ecfg.batch_size,
-      num_examples=ecfg.num_examples,
-      latent_time=ecfg.latent_time,
-      latent_times=ecfg.latent_times,
-      seed=config.seed,
-    )
+    if model.is_paramrel:
+      arrays = latents.export_latents(
+        model.flow,
+        model.net,
+        model.params,
+        config.data,
+        split=split,
+        batch_size=ecfg.batch_size,
+        num_examples=ecfg.num_examples,
+        latent_time=ecfg.latent_time,
+        latent_times=ecfg.latent_times,
+        seed=config.seed,
+      )
+    else:  # a baseline: the posterior mean of its encoder, same file format
+      arrays = latents.export_model_latents(
+        model.model, model.params, config.data, split=split, batch_size=ecfg.batch_size,
+        num_examples=ecfg.num_examples, seed=config.seed)
     paths[split] = latents_path(workdir, split)
     if jax.process_index() == 0:
       latents.save_latents(paths[split], arrays)
