@@ -2,7 +2,6 @@
 steps, output formats per data type, DDIM inversion, schedules and validation."""
 
 import dataclasses
-import types
 
 import jax
 import jax.numpy as jnp
@@ -299,20 +298,16 @@ def test_noise_schedules():
 
 
 def test_build_model_reads_the_experiment_config():
-  cfg = _config(**{"sampling.num_steps": 7})
-  # The resolved config as the trainer sees it, with the baseline settings beside it.
-  fields = {name: getattr(cfg, name) for name in cfg.__dataclass_fields__}
-  config = types.SimpleNamespace(
-    **fields, baseline=baselines.BaselineConfig(beta=2.5, diffusion_steps=50)
-  )
-  beta_vae = baselines.build_model("beta_vae", config, 1)
+  cfg = _config(**{"model.beta": 2.5, "model.diffusion_steps": 50, "sampling.num_steps": 7})
+  assert cfg.baseline == baselines.BaselineConfig(beta=2.5, diffusion_steps=50)
+  beta_vae = baselines.build_model("beta_vae", cfg, 1)
   assert isinstance(beta_vae, baselines.Autoencoder) and beta_vae.kl_weight == 2.5
   assert beta_vae.net.image_shape == (SIZE, SIZE, 1)
-  info = baselines.build_model("infodiffusion", config, 1)
+  info = baselines.build_model("infodiffusion", cfg, 1)
   assert (info.diffusion_steps, info.ddim_steps, info.variational) == (50, 7, True)
   assert (info.kl_weight, info.mmd_weight) == (cfg.objective.kl_weight, cfg.objective.mmd_weight)
   assert info.net.config.encoder == "vanilla"
-  assert type(baselines.build_model("paramrel", config, 1)).__name__ == "ParamReL"
+  assert type(baselines.build_model("paramrel", cfg, 1)).__name__ == "ParamReL"
 
 
 def test_bad_settings_raise_value_errors():
