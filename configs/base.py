@@ -85,7 +85,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampling.interpolation_method = "slerp"  # 'lerp' | 'slerp' (App. E, Eq. 13)
   config.sampling.traverse_steps = 7  # latent traversal: values per dimension
   config.sampling.traverse_range = 3.0  # ... over [-range, range]
-  config.sampling.after_training = False  # --mode=train also writes samples when it finishes
+  config.sampling.after_training = False  # ParamReL: --mode=train also writes samples at the end
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_examples = 256

@@ -48,7 +48,8 @@ def _run(config, workdir: str, mode: str) -> None:
     from paramrel_jax import train
 
     train.train_and_evaluate(resolved, workdir)
-    if resolved.sampling.after_training and jax.process_index() == 0:
+    if (resolved.sampling.after_training and resolved.model_kind == "paramrel"
+        and jax.process_index() == 0):
       from paramrel_jax import generation_modes
 
       summary = generation_modes.run_sample(resolved, workdir)
