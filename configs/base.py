@@ -99,4 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.distributed = ml_collections.ConfigDict()
   config.distributed.initialize = False  # call jax.distributed.initialize() (multi-host)
+  config.distributed.coordinator_address = ""  # 'host:port' of process 0 ('' = auto-detect)
+  config.distributed.num_processes = 0  # 0 = auto-detect
+  config.distributed.process_id = -1  # -1 = auto-detect
   return config

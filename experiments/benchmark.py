@@ -558,8 +558,8 @@ def benchmark(
   """
   load_start = os.getloadavg()
   cfg = configuration.resolve(config)
-  if cfg.distributed:  # one process per host, as paramrel_jax.main
-    jax.distributed.initialize()
+  if cfg.distributed.initialize:  # one process per host, as paramrel_jax.main
+    jax.distributed.initialize(**cfg.distributed.initialize_kwargs())
   shape, channels_from = image_shape(cfg)
   batch_size, n_devices = cfg.training.batch_size, jax.device_count()
   if batch_size % n_devices:

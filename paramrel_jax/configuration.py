@@ -124,6 +124,34 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """Multi-host start-up (config section `distributed`): one process per host.
+
+  Attributes:
+    initialize: call `jax.distributed.initialize` before anything else touches the devices.
+    coordinator_address: 'host:port' of process 0; '' lets JAX find it (TPU pods, SLURM, MPI).
+    num_processes: number of processes; 0 lets JAX find it.
+    process_id: this process's index; -1 lets JAX find it.
+  """
+
+  initialize: bool = False
+  coordinator_address: str = ""
+  num_processes: int = 0
+  process_id: int = -1
+
+  def initialize_kwargs(self) -> dict[str, Any]:
+    """The arguments of `jax.distributed.initialize` that were set explicitly."""
+    kwargs: dict[str, Any] = {}
+    if self.coordinator_address:
+      kwargs["coordinator_address"] = self.coordinator_address
+    if self.num_processes > 0:
+      kwargs["num_processes"] = self.num_processes
+    if self.process_id >= 0:
+      kwargs["process_id"] = self.process_id
+    return kwargs
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   """A whole resolved experiment."""
 
@@ -138,7 +166,7 @@ class ExperimentConfig:
   sampling: SamplingConfig
   eval: EvalConfig
   evals: dict[str, dict[str, Any]]
-  distributed: bool
+  distributed: DistributedConfig
 
 
 def _section(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
@@ -206,5 +234,5 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
       sampling=_build(SamplingConfig, "sampling", _section(config, "sampling")),
       eval=_build(EvalConfig, "eval", _section(config, "eval")),
       evals=_section(config, "evals"),
-      distributed=bool(config.distributed.initialize),
+      distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),
   )

@@ -41,8 +41,8 @@ def _run(config, workdir: str, mode: str) -> None:
   from paramrel_jax import configuration, workdir_utils
 
   resolved = configuration.resolve(config)
-  if resolved.distributed:
-    jax.distributed.initialize()
+  if resolved.distributed.initialize:
+    jax.distributed.initialize(**resolved.distributed.initialize_kwargs())
   workdir_utils.prepare_workdir(workdir, config)
   if mode == "train":
     from paramrel_jax import train
