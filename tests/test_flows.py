@@ -292,3 +292,14 @@ def test_discrete_flow_update_is_alpha_free_and_matches_the_api():
   np.testing.assert_allclose(
     new.probs, discrete.bayesian_update(theta.probs, y), rtol=1e-5, atol=1e-7
   )
+
+
+@pytest.mark.parametrize("K", [2, 16, 256])
+def test_normal_bin_mean_equals_the_mean_of_the_bin_masses(K):
+  from paramrel_jax.bfn import discretised
+
+  rng = np.random.default_rng(K)
+  mean = rng.uniform(-1.5, 1.5, (64,)).astype(np.float32)
+  std = np.exp(rng.uniform(-6, 1, (64,))).astype(np.float32)
+  expected = discretised.distribution_mean(discretised.bin_probs(mean, std, K))
+  np.testing.assert_allclose(discretised.normal_bin_mean(mean, std, K), expected, atol=2e-6)

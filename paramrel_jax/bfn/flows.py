@@ -354,7 +354,8 @@ class DiscretisedFlow:
   def ctime_loss(self, x: Array, out: DiscretisedNormalOutput, t: Array) -> Array:
     """L^inf at the discretised distribution's mean (BFN Sec. 5), summed: (B,)."""
     t = _per_example(t, x.ndim, out.mean.dtype)
-    return _sum_per_example(discretised.ctime_loss(x, self.bin_probs(out), t, self.sigma1))
+    x_hat = discretised.normal_bin_mean(out.mean, out.std, self.num_bins)
+    return _sum_per_example(continuous.ctime_loss(x, x_hat, t, self.sigma1))
 
   def dtime_loss(
     self, key: Array, x: Array, out: DiscretisedNormalOutput, i: Array, n: int, num_samples: int = 1
@@ -407,7 +408,8 @@ class DiscretisedFlow:
 
   def data_estimate(self, out: DiscretisedNormalOutput) -> Array:
     """The discretised distribution's mean, moved to its bin centre."""
-    return discretised.quantize(discretised.distribution_mean(self.bin_probs(out)), self.num_bins)
+    x_hat = discretised.normal_bin_mean(out.mean, out.std, self.num_bins)
+    return discretised.quantize(x_hat, self.num_bins)
 
   def sample_output(self, key: Array, out: DiscretisedNormalOutput) -> Array:
     """A draw of the discretised Normal (bin centres)."""
