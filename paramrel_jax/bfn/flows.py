@@ -156,9 +156,50 @@ def _check_num_samples(num_samples) -> None:
 # --- flows ---------------------------------------------------------------------------------------
 
 
+class _GaussianFlow:
+  """Methods shared by the flows with a Gaussian input distribution (continuous, discretised)."""
+
+  def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> GaussianTheta:
+    """theta_0 = (0, 1) for a batch of shape (B, ...)."""
+    return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(_batch_shape(data_shape), dtype))
+
+  def sample_flow(self, key: Array, x: Array, t: Array) -> GaussianTheta:
+    """theta ~ p_F(theta | x; t) (BFN Eq. 77); x (B, ...), t (B,)."""
+    mu, rho = continuous.sample_flow(key, x, _per_example(t, x.ndim, _data_dtype(x)), self.sigma1)
+    return GaussianTheta(mu, rho)
+
+  def net_input(self, theta: GaussianTheta) -> Array:
+    """The network input: the means mu (B, ...)."""
+    return theta.mu
+
+  def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
+    """alpha_i (BFN Eq. 95) of i's shape."""
+    return continuous.accuracy(i, n, self.sigma1).astype(dtype)
+
+  def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
+    """y ~ N(x, 1 / alpha), alpha (B,) or scalar."""
+    return continuous.sender_sample(key, x, _per_example(alpha, x.ndim, _data_dtype(x)))
+
+  def bayesian_update(self, theta: GaussianTheta, y: Array, alpha: ArrayLike) -> GaussianTheta:
+    """h(theta, y, alpha) (BFN Eq. 49-50)."""
+    dtype = theta.mu.dtype
+    alpha = _per_example(alpha, theta.mu.ndim, dtype)
+    return GaussianTheta(*continuous.bayesian_update(theta.mu, theta.rho, y.astype(dtype), alpha))
+
+  def inverse_bayesian_update(
+    self, theta_new: GaussianTheta, y: Array, alpha: ArrayLike
+  ) -> GaussianTheta:
+    """theta with bayesian_update(theta, y, alpha) == theta_new."""
+    dtype = theta_new.mu.dtype
+    alpha = _per_example(alpha, theta_new.mu.ndim, dtype)
+    return GaussianTheta(
+      *continuous.inverse_bayesian_update(theta_new.mu, theta_new.rho, y.astype(dtype), alpha)
+    )
+
+
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
-class ContinuousFlow:
+class ContinuousFlow(_GaussianFlow):
   """Bayesian flow of continuous data in [-1, 1] with a delta output distribution (BFN Sec. 4).
 
   The network predicts the flow noise eps (one channel per data channel); x_hat follows from
@@ -184,19 +225,6 @@ class ContinuousFlow:
   def validate_data(self, x: ArrayLike) -> None:
     """Host-side check: x is a float array (B, ...) with finite values in [-1, 1]."""
     _check_float_data(_host_data(x))
-
-  def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> GaussianTheta:
-    """theta_0 = (0, 1) for a batch of shape (B, ...)."""
-    return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(_batch_shape(data_shape), dtype))
-
-  def sample_flow(self, key: Array, x: Array, t: Array) -> GaussianTheta:
-    """theta ~ p_F(theta | x; t) (BFN Eq. 77); x (B, ...), t (B,)."""
-    mu, rho = continuous.sample_flow(key, x, _per_example(t, x.ndim, _data_dtype(x)), self.sigma1)
-    return GaussianTheta(mu, rho)
-
-  def net_input(self, theta: GaussianTheta) -> Array:
-    """The network input: the means mu (B, ...)."""
-    return theta.mu
 
   def output_dist(self, net_out: Array, theta: GaussianTheta, t: Array) -> DeltaOutput:
     """x_hat = mu / gamma - sqrt((1 - gamma) / gamma) eps_hat (ParamReL Eq. 10), clipped.
@@ -233,33 +261,9 @@ class ContinuousFlow:
     loss = discretised.delta_reconstruction_loss(x, out.x_hat, self.sigma1, self.num_bins)
     return _sum_per_example(loss)
 
-  def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
-    """alpha_i (BFN Eq. 95) of i's shape."""
-    return continuous.accuracy(i, n, self.sigma1).astype(dtype)
-
-  def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
-    """y ~ N(x, 1 / alpha), alpha (B,) or scalar."""
-    return continuous.sender_sample(key, x, _per_example(alpha, x.ndim, _data_dtype(x)))
-
   def receiver_sample(self, key: Array, out: DeltaOutput, alpha: ArrayLike) -> Array:
     """y ~ p_R = N(x_hat, 1 / alpha)."""
     return self.sender_sample(key, out.x_hat, alpha)
-
-  def bayesian_update(self, theta: GaussianTheta, y: Array, alpha: ArrayLike) -> GaussianTheta:
-    """h(theta, y, alpha) (BFN Eq. 49-50)."""
-    dtype = theta.mu.dtype
-    alpha = _per_example(alpha, theta.mu.ndim, dtype)
-    return GaussianTheta(*continuous.bayesian_update(theta.mu, theta.rho, y.astype(dtype), alpha))
-
-  def inverse_bayesian_update(
-    self, theta_new: GaussianTheta, y: Array, alpha: ArrayLike
-  ) -> GaussianTheta:
-    """theta with bayesian_update(theta, y, alpha) == theta_new."""
-    dtype = theta_new.mu.dtype
-    alpha = _per_example(alpha, theta_new.mu.ndim, dtype)
-    return GaussianTheta(
-      *continuous.inverse_bayesian_update(theta_new.mu, theta_new.rho, y.astype(dtype), alpha)
-    )
 
   def data_estimate(self, out: DeltaOutput) -> Array:
     """x_hat."""
@@ -273,7 +277,7 @@ class ContinuousFlow:
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
-class DiscretisedFlow:
+class DiscretisedFlow(_GaussianFlow):
   """Bayesian flow of data on K bin centres in [-1, 1] (BFN Sec. 5).
 
   The network predicts the flow noise's mean (and, with `predict_std`, its log std) per data
@@ -313,19 +317,6 @@ class DiscretisedFlow:
         f"x must lie on the {self.num_bins} bin centres (2k + 1)/K - 1; max "
         f"distance {np.abs(x - centres).max()}."
       )
-
-  def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> GaussianTheta:
-    """theta_0 = (0, 1) for a batch of shape (B, ...)."""
-    return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(_batch_shape(data_shape), dtype))
-
-  def sample_flow(self, key: Array, x: Array, t: Array) -> GaussianTheta:
-    """theta ~ p_F(theta | x; t) (BFN Eq. 77); x (B, ...), t (B,)."""
-    mu, rho = continuous.sample_flow(key, x, _per_example(t, x.ndim, _data_dtype(x)), self.sigma1)
-    return GaussianTheta(mu, rho)
-
-  def net_input(self, theta: GaussianTheta) -> Array:
-    """The network input: the means mu (B, ...)."""
-    return theta.mu
 
   def output_dist(self, net_out: Array, theta: GaussianTheta, t: Array) -> DiscretisedNormalOutput:
     """(mean, std) from the noise prediction (eps_mean[, log_std_eps]) per data channel.
@@ -377,34 +368,10 @@ class DiscretisedFlow:
     """-ln p_O(x | theta_1) of the discretised Normal, summed: (B,)."""
     return _sum_per_example(discretised.reconstruction_loss(x, out.mean, out.std, self.num_bins))
 
-  def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
-    """alpha_i (BFN Eq. 95) of i's shape."""
-    return continuous.accuracy(i, n, self.sigma1).astype(dtype)
-
-  def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
-    """y ~ N(x, 1 / alpha), alpha (B,) or scalar."""
-    return continuous.sender_sample(key, x, _per_example(alpha, x.ndim, _data_dtype(x)))
-
   def receiver_sample(self, key: Array, out: DiscretisedNormalOutput, alpha: ArrayLike) -> Array:
     """y ~ p_R: a bin centre from the output distribution, then y ~ N(., 1 / alpha)."""
     alpha = _per_example(alpha, out.mean.ndim, out.mean.dtype)
     return discretised.receiver_sample(key, out.mean, out.std, alpha, self.num_bins)
-
-  def bayesian_update(self, theta: GaussianTheta, y: Array, alpha: ArrayLike) -> GaussianTheta:
-    """h(theta, y, alpha) (BFN Eq. 49-50)."""
-    dtype = theta.mu.dtype
-    alpha = _per_example(alpha, theta.mu.ndim, dtype)
-    return GaussianTheta(*continuous.bayesian_update(theta.mu, theta.rho, y.astype(dtype), alpha))
-
-  def inverse_bayesian_update(
-    self, theta_new: GaussianTheta, y: Array, alpha: ArrayLike
-  ) -> GaussianTheta:
-    """theta with bayesian_update(theta, y, alpha) == theta_new."""
-    dtype = theta_new.mu.dtype
-    alpha = _per_example(alpha, theta_new.mu.ndim, dtype)
-    return GaussianTheta(
-      *continuous.inverse_bayesian_update(theta_new.mu, theta_new.rho, y.astype(dtype), alpha)
-    )
 
   def data_estimate(self, out: DiscretisedNormalOutput) -> Array:
     """The discretised distribution's mean, moved to its bin centre."""
