@@ -81,7 +81,8 @@ def restore_params(workdir: str, abstract_state: Any, *, step: int | None = None
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
   if not os.path.isdir(directory):
     raise CheckpointError(f"no checkpoints in {directory}: train first (--mode=train).")
-  with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+  with ocp.CheckpointManager(directory, options=options,
                              item_names=("state", "data")) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:
