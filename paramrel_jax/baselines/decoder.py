@@ -79,11 +79,4 @@ class ConvDecoder(nn.Module):
       if level > 0:
         h = layers.Upsample(name=f"up_{level}_upsample", **mods)(h)
 
-    h = nn.silu(nn.GroupNorm(cfg.num_groups, name="out_norm", dtype=jnp.float32)(h))
-    return nn.Conv(
-      self.out_channels,
-      (3, 3),
-      kernel_init=nn.initializers.zeros,
-      dtype=jnp.float32,
-      name="conv_out",
-    )(h)
+    return layers.output_head(h, self.out_channels, cfg.num_groups)

@@ -34,6 +34,7 @@ import numpy as np
 
 from paramrel_jax import objective
 from paramrel_jax.baselines.autoencoders import (
+  Autoencoder,
   AutoencoderTerms,
   DataSpace,
   active_dims,
@@ -282,12 +283,8 @@ class DiffusionAutoencoder:
       "active_dims": active_dims(aux["mean"]),
     }
 
-  def encode_latents(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
-    """The posterior mean (B, latent_dim) float32 of data x (B, H, W, C); `key` is unused."""
-    del key  # the code is deterministic
-    self._check_shape(x.shape, "x")
-    mean, _ = self._apply(params, "encode", self.space.to_model(x))
-    return mean.astype(jnp.float32)
+  # Same encoder interface (`_apply`, `_check_shape`, `space`) as the autoencoders.
+  encode_latents = Autoencoder.encode_latents
 
   def _eps_fn(self, params: dict, z: jax.Array) -> EpsFn:
     """The noise predictor given z, as the DDIM functions take it."""

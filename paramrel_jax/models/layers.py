@@ -250,3 +250,16 @@ class Upsample(nn.Module):
     return nn.Conv(
       x.shape[-1], (3, 3), dtype=self.dtype, param_dtype=self.param_dtype, name="conv"
     )(x)
+
+
+def output_head(h: jax.Array, out_channels: int, num_groups: int) -> jax.Array:
+  """GroupNorm-SiLU-conv to `out_channels`, zero-initialised and in float32.
+
+  Call inside a compact method: the layers are named `out_norm` and `conv_out` in the caller's
+  scope. The head runs in float32 because the flow math downstream (e.g. Eq. 10) amplifies
+  output errors.
+  """
+  h = nn.silu(nn.GroupNorm(num_groups, name="out_norm", dtype=jnp.float32)(h))
+  return nn.Conv(
+    out_channels, (3, 3), kernel_init=nn.initializers.zeros, dtype=jnp.float32, name="conv_out"
+  )(h)
