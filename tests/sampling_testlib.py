@@ -33,8 +33,23 @@ def flow_of(case: str, **overrides) -> Flow:
   return make_flow(data_type, **kwargs)
 
 
+FIXED_GAIN = 0.25
+
+
+def _fixed(z: jax.Array, channels: int) -> jax.Array:
+  """FIXED_GAIN sum(z) (1, 2, ..., C) per example, (B, 1, 1, C): distinct per channel, so that it
+  also moves the softmax of a categorical output (an equal shift of every logit would not)."""
+  gains = FIXED_GAIN * jnp.arange(1, channels + 1, dtype=z.dtype)
+  return jnp.sum(z, axis=-1)[:, None, None, None] * gains
+
+
 class TinyNet(nn.Module):
-  """A few convolutions with ParamReLNet's methods; every output depends on theta, z and t."""
+  """A few convolutions with ParamReLNet's methods; every output depends on theta, z and t.
+
+  Besides the learned weights, z and t also enter through fixed paths (`_fixed`, FIXED_GAIN), so
+  that a change of z moves every output logit and a change of t every latent mean by
+  construction: tests assert on that with stated margins, whatever the random initialisation.
+  """
 
   out_channels: int
   latent_dim: int = LATENT_DIM
@@ -52,12 +67,13 @@ class TinyNet(nn.Module):
     del train
     h = jnp.tanh(self.enc_conv(net_in)).mean(axis=(1, 2)) + self.enc_time(t[:, None])
     mean, logvar = jnp.split(self.enc_head(jnp.tanh(h)), 2, axis=-1)
-    return mean, logvar
+    return mean + FIXED_GAIN * t[:, None], logvar
 
   def decode(self, net_in, z, t, *, train):
     del train
     cond = self.dec_cond(jnp.concatenate([z, t[:, None]], axis=-1))
-    return self.dec_out(jnp.tanh(self.dec_conv(net_in) + cond[:, None, None, :]))
+    out = self.dec_out(jnp.tanh(self.dec_conv(net_in) + cond[:, None, None, :]))
+    return out + _fixed(z, self.out_channels)
 
   def __call__(self, net_in, t, z, *, train):
     mean, logvar = self.encode(net_in, t, train=train)
