@@ -8,27 +8,33 @@ data position. A checkpoint that cannot be read is reported, never deleted.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import logging as pylogging
 import os
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 CHECKPOINT_DIR = "checkpoints"
+_STATE = "state"  # the TrainState item of a step directory
 
 
 class CheckpointError(ValueError):
   """A checkpoint exists but cannot be restored into this experiment."""
 
 
-def make_manager(workdir: str, cfg: Any, *, read_only: bool = False) -> ocp.CheckpointManager:
+def make_manager(workdir: str, cfg: Any) -> ocp.CheckpointManager:
   """CheckpointManager keeping the last `cfg.keep_checkpoints` step directories."""
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=cfg.keep_checkpoints, create=not read_only, read_only=read_only,
-      enable_async_checkpointing=True)
-  return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+      max_to_keep=cfg.keep_checkpoints, create=True, enable_async_checkpointing=True)
+  with _without_orbax_logs():  # it reads every step's metadata file, and logs a damaged one
+    return ocp.CheckpointManager(directory, options=options, item_names=(_STATE, "data"))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Any) -> None:
@@ -41,76 +47,172 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Any)
 def restore_latest(manager: ocp.CheckpointManager, state: Any, sharding: Any) -> tuple[Any, Any]:
   """(state, data_state) of the latest checkpoint, or (state, None) when there is none.
 
+  The stored shapes and dtypes are compared with `state` before any array is read.
+
   Args:
     manager: the run's checkpoint manager.
     state: a freshly initialised state; gives the tree structure, shapes and dtypes.
     sharding: the shardings to restore into (same tree as state).
 
   Raises:
-    CheckpointError: naming the checkpoint, when it does not match this experiment or is corrupt.
+    CheckpointError: naming the checkpoint, when it does not match this experiment or cannot be
+      read (damaged or incomplete).
   """
-  step = manager.latest_step()
+  with _without_orbax_logs():  # it reads each step's metadata file, and logs a damaged one
+    step = manager.latest_step()
   if step is None:
     return state, None
+  directory = str(manager.directory)
+  _check_stored(directory, step, state)
   abstract = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, sharding)
-  path = os.path.join(str(manager.directory), str(step))
-  try:
+  with _reporting_read_errors(directory, step):
     restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
-  except Exception as e:  # Orbax raises many types for missing / mismatched / corrupt files.
-    raise CheckpointError(
-        f"checkpoint {path} cannot be restored into this experiment (a different config or a "
-        f"corrupt/incomplete checkpoint; it was left untouched): {type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}") from e
-  _check_compatible(path, state, restored.state)
   return restored.state, _from_jsonable(restored.data)
 
 
 def restore_params(workdir: str, abstract_state: Any, *, step: int | None = None) -> Any:
-  """Restores the TrainState of `step` (default: latest) onto the first device, for inference.
+  """Restores the TrainState of `step` (default: latest) onto this process's first device.
 
   Args:
     workdir: the run directory.
     abstract_state: a state or `jax.eval_shape` of one: the expected structure, shapes, dtypes.
     step: the checkpoint step; None for the latest.
+
+  Raises:
+    CheckpointError: no checkpoint, or one that does not fit the state or cannot be read.
   """
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+  steps = _steps(directory) if os.path.isdir(directory) else []
+  if not steps:
+    raise CheckpointError(f"no checkpoints in {directory}: train first (--mode=train).")
+  step = max(steps) if step is None else step
+  if step not in steps:
+    raise CheckpointError(f"no checkpoint of step {step} in {directory}; it has {sorted(steps)}.")
+  _check_stored(directory, step, abstract_state)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract_state = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state)
-  directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
-  if not os.path.isdir(directory):
-    raise CheckpointError(f"no checkpoints in {directory}: train first (--mode=train).")
-  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
-  with ocp.CheckpointManager(directory, options=options,
-                             item_names=("state", "data")) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise CheckpointError(f"no checkpoints in {directory}: train first (--mode=train).")
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state)))
-    except Exception as e:
-      raise CheckpointError(
-          f"checkpoint {directory}/{step} cannot be restored into this config: "
-          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
-  _check_compatible(f"{directory}/{step}", abstract_state, restored.state)
-  return restored.state
+  with _reporting_read_errors(directory, step), \
+      ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+    return checkpointer.restore(os.path.join(directory, str(step), _STATE),
+                                args=ocp.args.StandardRestore(abstract_state))
 
 
-def _check_compatible(path: str, expected: Any, restored: Any) -> None:
-  """Orbax may restore silently into other shapes; compare every leaf's shape and dtype."""
-  exp_leaves = jax.tree_util.tree_leaves_with_path(expected)
-  got_leaves = jax.tree.leaves(restored)
-  if len(exp_leaves) != len(got_leaves):
-    raise CheckpointError(f"checkpoint {path} has {len(got_leaves)} arrays, this experiment "
-                          f"expects {len(exp_leaves)}; it was left untouched.")
-  for (key, e), g in zip(exp_leaves, got_leaves, strict=True):
-    if tuple(e.shape) != tuple(g.shape) or e.dtype != g.dtype:
+def _check_stored(directory: str, step: int, expected: Any) -> None:
+  """Compares every stored array's path, shape and dtype with `expected`, reading no array.
+
+  Orbax would otherwise restore silently into other shapes, or fail half-way through its
+  asynchronous reads.
+  """
+  path = os.path.join(directory, str(step))
+  try:
+    with _without_orbax_logs():
+      stored = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / _STATE).tree
+  except Exception as e:  # Orbax raises many types for missing or damaged files.
+    raise CheckpointError(_unreadable(directory, step, e)) from e
+  got = {_keystr(k): leaf for k, leaf in jax.tree_util.tree_leaves_with_path(stored)}
+  want = {_keystr(k): jax.eval_shape(_stored_form, leaf)
+          for k, leaf in jax.tree_util.tree_leaves_with_path(expected)}
+  unmatched = sorted(got.keys() ^ want.keys())
+  if unmatched:
+    where = "is not in this experiment" if unmatched[0] in got else "is missing"
+    raise CheckpointError(f"checkpoint {path} does not match this experiment: array "
+                          f"{unmatched[0]} {where} (a different config?); it was left untouched.")
+  for name, w in want.items():
+    g = got[name]
+    if tuple(g.shape) != tuple(w.shape) or g.dtype != w.dtype:
       raise CheckpointError(
-          f"checkpoint {path} does not match this experiment at {jax.tree_util.keystr(key)}: "
-          f"stored {g.dtype}{tuple(g.shape)}, expected {e.dtype}{tuple(e.shape)}; "
+          f"checkpoint {path} does not match this experiment at {name}: stored "
+          f"{g.dtype}{tuple(g.shape)}, expected {w.dtype}{tuple(w.shape)} (a different config?); "
           "it was left untouched.")
+
+
+def _stored_form(x: Any) -> Any:
+  """What Orbax stores for a leaf: the raw uint32 data of a typed PRNG key, else the array."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(x)
+  return x
+
+
+def _keystr(path: tuple) -> str:
+  """'opt_state/1/0/mu/...': the same name for Orbax's dict keys and our attribute keys."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _steps(directory: str) -> list[int]:
+  with _without_orbax_logs():
+    return ocp.utils.checkpoint_steps(directory)
+
+
+def _unreadable(directory: str, step: int, error: Exception) -> str:
+  older = [s for s in _steps(directory) if s < step]
+  path = os.path.join(directory, str(step))
+  how = (f"to resume from step {max(older)}, move {path} out of {directory}"
+         if older else "to start afresh, use a new --workdir")
+  first = str(error).splitlines()[0] if str(error) else ""
+  return (f"checkpoint {path} cannot be read (damaged or incomplete: {type(error).__name__}: "
+          f"{first[:300]}); it was left untouched: {how}.")
+
+
+@contextlib.contextmanager
+def _reporting_read_errors(directory: str, step: int):
+  """Turns a failed read into a CheckpointError and silences the reads it left in flight.
+
+  Orbax reads arrays concurrently; when one fails, the others end after the restore has raised,
+  and asyncio logs each ('Task exception was never retrieved', with a traceback) whenever the
+  task is collected. From the first failed read on, those reports of Orbax's reads are dropped.
+  """
+  try:
+    with _without_orbax_logs():
+      yield
+  except CheckpointError:
+    raise
+  except Exception as e:
+    _silence_orphaned_reads()
+    gc.collect()  # collect the orphaned reads now rather than at exit
+    raise CheckpointError(_unreadable(directory, step, e)) from e
+
+
+class _OrbaxFilter(pylogging.Filter):
+  """Drops Orbax's own log lines: the failures they describe are raised as CheckpointError."""
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def _without_orbax_logs():
+  absl_logger, orbax_filter = pylogging.getLogger("absl"), _OrbaxFilter()
+  absl_logger.addFilter(orbax_filter)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(orbax_filter)
+
+
+class _OrphanedReadFilter(pylogging.Filter):
+  """Drops asyncio's reports of Orbax tasks that failed after their restore had raised."""
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    text = record.getMessage()
+    return not ("never retrieved" in text and "orbax" in text)
+
+
+def _silence_orphaned_reads() -> None:
+  asyncio_logger = pylogging.getLogger("asyncio")
+  if any(isinstance(f, _OrphanedReadFilter) for f in asyncio_logger.filters):
+    return
+  asyncio_logger.addFilter(_OrphanedReadFilter())
+  previous = sys.unraisablehook
+
+  def hook(unraisable):  # an Orbax coroutine closed with its read still failing
+    code = getattr(unraisable.object, "cr_code", None)
+    if code is None or "orbax" not in code.co_filename:
+      previous(unraisable)
+
+  sys.unraisablehook = hook
 
 
 def _jsonable(data_state: Any) -> Any:

@@ -4,8 +4,10 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT
@@ -26,6 +28,10 @@ def trained(tmp_path_factory) -> str:
   workdir = str(tmp_path_factory.mktemp("trained") / "run")
   result = _cli(*_TINY, f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr
+  # What a user sees: the progress bar on stderr, one line per written artefact on stdout.
+  noise = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
+  assert noise == [], noise
+  assert result.stdout.splitlines() == [f"wrote 4 samples to {workdir}/sample/samples.png"]
   return workdir
 
 
@@ -95,11 +101,46 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
   assert (step_dir / "garbage").read_text() == "not a checkpoint"
 
 
+def _damage(step_dir: str, *, arrays_only: bool) -> dict[str, bytes]:
+  """Overwrites every file of a step directory (or only the array data, `d/`) with garbage."""
+  damaged = {}
+  for dirpath, _, names in os.walk(step_dir):
+    for name in names:
+      path = os.path.join(dirpath, name)
+      if arrays_only and os.path.basename(dirpath) != "d":
+        continue
+      damaged[path] = b"damaged " + name.encode()
+      with open(path, "wb") as f:
+        f.write(damaged[path])
+  assert damaged
+  return damaged
+
+
+@pytest.mark.parametrize("arrays_only", [False, True])
+def test_damaged_newest_checkpoint_stops_with_one_line_and_is_kept(trained, tmp_path, arrays_only):
+  workdir = _copy(trained, tmp_path)
+  damaged = _damage(os.path.join(workdir, "checkpoints", "4"), arrays_only=arrays_only)
+  older = {os.path.join(d, n): open(os.path.join(d, n), "rb").read()
+           for d, _, names in os.walk(os.path.join(workdir, "checkpoints", "2")) for n in names}
+  for mode in ("train", "sample"):
+    result = _cli(*_TINY, f"--workdir={workdir}", f"--mode={mode}", "--config.training.num_steps=6")
+    _assert_one_error(result, "checkpoints/4 cannot be read", "resume from step 2",
+                      "left untouched")
+    assert "never retrieved" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  for files in (damaged, older):  # nothing was deleted or overwritten
+    for path, content in files.items():
+      assert open(path, "rb").read() == content, path
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+
+
 def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   result = _cli(*_TINY, f"--workdir={workdir}", "--config.model.latent_dim=6",
                 "--config.training.num_steps=8")
-  _assert_one_error(result, "checkpoint")
+  _assert_one_error(result, "checkpoints/4 does not match this experiment", "latent_embedding",
+                    "stored float32(4, 32), expected float32(6, 32)")
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # no read left in flight
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
   assert os.path.exists(os.path.join(workdir, "config.1.json"))  # the first config is kept
 
@@ -168,3 +209,35 @@ def test_baseline_trains_and_exports_through_the_same_cli(tmp_path):
   rec = np.load(os.path.join(workdir, "reconstruct", "reconstruct.npz"))
   assert rec["reconstruction"].shape == rec["input"].shape == (8, 28, 28, 1)
   _assert_one_error(_cli(*args, "--mode=traverse"), "needs a ParamReL run")
+
+
+def _losses(workdir: str) -> dict[int, float]:
+  """step -> loss of metrics.jsonl; a step logged again after a resume keeps its last line."""
+  lines = open(os.path.join(workdir, "metrics.jsonl")).read().splitlines()
+  return {row["step"]: row["loss"] for row in map(json.loads, lines)}
+
+
+def test_sigkill_then_same_command_resumes_exactly(tmp_path):
+  """SIGKILL once the first checkpoint is committed; the re-run logs the uninterrupted losses."""
+  args = [*_TINY, "--config.training.num_steps=30", "--config.training.log_every=1",
+          "--config.training.checkpoint_every=2"]
+  reference = str(tmp_path / "reference")
+  assert _cli(*args, f"--workdir={reference}").returncode == 0
+  killed = str(tmp_path / "killed")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.Popen([sys.executable, "-m", "paramrel_jax.main", *args, f"--workdir={killed}"],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  committed = os.path.join(killed, "checkpoints", "2", "commit_success.txt")
+  deadline = time.monotonic() + 600
+  while not os.path.exists(committed) and proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+  still_running = proc.poll() is None
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert still_running and os.path.exists(committed), "the run ended before it could be killed"
+  resumed = _cli(*args, f"--workdir={killed}")
+  assert resumed.returncode == 0, resumed.stderr
+  want, got = _losses(reference), _losses(killed)
+  assert sorted(got) == list(range(1, 31))
+  for step in range(3, 31):  # every step after the checkpoint it resumed from, exactly
+    assert got[step] == want[step], (step, got[step], want[step])
