@@ -19,10 +19,26 @@ from paramrel_jax.checkpointing import dump_json
 from paramrel_jax.configuration import ExperimentConfig
 
 
+def _writes() -> bool:
+  """Every process computes the same outputs (same seed); process 0 alone writes them."""
+  return jax.process_index() == 0
+
+
 def _outdir(workdir: str, mode: str) -> str:
   path = os.path.join(workdir, mode)
-  os.makedirs(path, exist_ok=True)
+  if _writes():
+    os.makedirs(path, exist_ok=True)
   return path
+
+
+def _savez(path: str, **arrays) -> None:
+  if _writes():
+    np.savez(path, **arrays)
+
+
+def _summary(out: str, summary: dict) -> None:
+  if _writes():
+    dump_json(os.path.join(out, "summary.json"), summary)
 
 
 def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
@@ -35,6 +51,8 @@ def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
 
 
 def _grid(path: str, x, config: ExperimentConfig, nrow: int) -> None:
+  if not _writes():
+    return
   flow = config.flow
   images.save_grid(path, np.asarray(x), nrow=nrow, data_type=flow.data_type,
                    num_classes=getattr(flow, "num_classes", 2))
@@ -59,11 +77,11 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
     x, arrays = result.x, {"z": np.asarray(result.z)}
   else:  # a baseline's own sampler (VAEs: decoder of prior z; InfoDiffusion: DDIM)
     x, arrays = model.model.sample(model.params, key, cfg.num_samples), {}
-  np.savez(os.path.join(out, "samples.npz"), samples=np.asarray(x), **arrays)
+  _savez(os.path.join(out, "samples.npz"), samples=np.asarray(x), **arrays)
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
   summary = {"step": model.step, "num_samples": cfg.num_samples, "num_steps": cfg.num_steps,
              "z_source": cfg.z_source, "seed": config.seed}
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 
@@ -99,7 +117,7 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     stats.append(jax.device_get(reverse_sampling.reconstruction_stats(model.flow, batch, rec)))
   rec, rec_flow = np.concatenate(recs), np.concatenate(recs_flow)
   out = _outdir(workdir, "reconstruct")
-  np.savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
+  _savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
            reconstruction_flow=rec_flow)
   _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), config, nrow=8)
   summary = {"step": model.step, "num_examples": len(x0), "num_steps": config.sampling.num_steps}
@@ -113,12 +131,12 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     tv = reverse_sampling.time_varying_reconstruction(
         key, model.flow, model.net, model.params, jnp.asarray(x0[:num]), times,
         n_steps=config.sampling.num_steps)
-    np.savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=np.asarray(times),
+    _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=np.asarray(times),
              reconstruction=np.asarray(tv))
     rows = np.concatenate([x0[None, :num], np.asarray(tv)]).reshape(-1, *x0.shape[1:])
     _grid(os.path.join(out, "time_varying.png"), rows, config, nrow=num)
     summary["time_varying_times"] = [float(t) for t in times]
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 
@@ -131,12 +149,12 @@ def _reconstruct_baseline(config: ExperimentConfig, workdir: str,
                                                jnp.asarray(x0[i:i + size])))
                         for i in range(0, len(x0), size)])
   out = _outdir(workdir, "reconstruct")
-  np.savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec)
+  _savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec)
   _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), config, nrow=8)
   error = np.abs(rec.astype(np.float32) - x0.astype(np.float32))
   summary = {"step": model.step, "num_examples": len(x0), "model": type(model.model).__name__,
              "mean_abs_error": float(error.mean())}
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 
@@ -166,11 +184,11 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
       num_variations=variations, n_steps=config.sampling.num_steps)
   samples = np.asarray(result.x).reshape(len(x0), variations, *x0.shape[1:])
   out = _outdir(workdir, "conditional")
-  np.savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
+  _savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
   _grid(os.path.join(out, "conditional.png"), rows, config, nrow=variations + 1)
   summary = {"step": model.step, "num_inputs": len(x0), "num_variations": variations}
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 
@@ -190,12 +208,12 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
                                          cfg.interpolation_method)
   x = np.asarray(reverse_sampling.decode(model.flow, model.net, model.params, path).x)
   out = _outdir(workdir, "interpolate")
-  np.savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
+  _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
            interpolation=x.reshape(num_pairs, cfg.interpolation_points, *x0.shape[1:]))
   _grid(os.path.join(out, "interpolate.png"), x, config, nrow=cfg.interpolation_points)
   summary = {"step": model.step, "num_pairs": num_pairs, "points": cfg.interpolation_points,
              "method": cfg.interpolation_method}
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 
@@ -216,12 +234,12 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
       model.flow, model.net, model.params,
       codes._replace(z=zs.reshape(latent_dim * steps, -1))).x)
   out = _outdir(workdir, "traverse")
-  np.savez(os.path.join(out, "traverse.npz"), input=x0, z=np.asarray(zs),
+  _savez(os.path.join(out, "traverse.npz"), input=x0, z=np.asarray(zs),
            traversal=x.reshape(latent_dim, steps, *x0.shape[1:]))
   _grid(os.path.join(out, "traverse.png"), x, config, nrow=steps)
   summary = {"step": model.step, "latent_dim": latent_dim, "steps": steps,
              "range": cfg.traverse_range}
-  dump_json(os.path.join(out, "summary.json"), summary)
+  _summary(out, summary)
   return summary
 
 

@@ -43,26 +43,47 @@ def _run(config, workdir: str, mode: str) -> None:
   resolved = configuration.resolve(config)
   if resolved.distributed.initialize:
     jax.distributed.initialize(**resolved.distributed.initialize_kwargs())
-  workdir_utils.prepare_workdir(workdir, config)
+  # Every process runs every mode (the collectives and Orbax's barriers need them all); process
+  # 0 alone writes the run's files and prints.
+  primary = jax.process_index() == 0
+  workdir_utils.prepare_workdir(workdir, config, save_config=primary)
   if mode == "train":
     from paramrel_jax import train
 
     train.train_and_evaluate(resolved, workdir)
-    if (resolved.sampling.after_training and resolved.model_kind == "paramrel"
-        and jax.process_index() == 0):
+    if resolved.sampling.after_training and resolved.model_kind == "paramrel":
       from paramrel_jax import generation_modes
 
       summary = generation_modes.run_sample(resolved, workdir)
-      print(f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png")
+      result = f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png"
+    else:
+      result = None
   elif mode in ("eval", "export_latents"):
     from paramrel_jax.evaluation import modes
 
     run = modes.run_eval if mode == "eval" else modes.run_export_latents
-    print(json.dumps(run(resolved, workdir), indent=2))
+    result = json.dumps(run(resolved, workdir), indent=2)
   else:
     from paramrel_jax import generation_modes
 
-    print(json.dumps(generation_modes.MODES[mode](resolved, workdir), indent=2))
+    result = json.dumps(generation_modes.MODES[mode](resolved, workdir), indent=2)
+  if resolved.distributed.initialize:
+    _end_together()
+  if primary and result is not None:
+    print(result)
+
+
+def _end_together() -> None:
+  """Waits for every process at the end of the mode, then leaves the distributed service.
+
+  Without it, a process that finishes first reaches the service's shutdown barrier while others
+  still compute, and the barrier's timeout aborts them all.
+  """
+  import jax
+  from jax.experimental import multihost_utils
+
+  multihost_utils.sync_global_devices("paramrel_jax.main: mode done")
+  jax.distributed.shutdown()
 
 
 def _fail(error: Exception) -> None:
