@@ -195,6 +195,23 @@ def test_discrete_net_input_conventions():
   )
 
 
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_data_input_is_net_input_at_the_data(flow):
+  """data_input(x) has net_input's shape and layout: net_input of theta concentrated on x."""
+  x = _data(flow)
+  data_in = jax.jit(lambda f, x: f.data_input(x))(flow, x)
+  assert data_in.dtype == jnp.float32
+  if flow.data_type == "discrete":
+    log_probs = jax.nn.log_softmax(60.0 * jax.nn.one_hot(x, flow.num_classes))
+    expected = flow.net_input(flows.CategoricalTheta(log_probs))
+  else:
+    expected = flow.net_input(flows.GaussianTheta(x, jnp.ones((B, 1, 1, 1))))
+  assert data_in.shape == flow.net_input(flow.prior(SHAPE)).shape
+  np.testing.assert_allclose(data_in, expected, atol=1e-6)
+  if flow.data_type == "discrete" and flow.num_classes == 2:
+    np.testing.assert_array_equal(data_in, 1 - 2 * x)  # 2 p_0 - 1: +1 for class 0
+
+
 def test_output_dist_channel_layout_and_official_mappings():
   t = jnp.array([0.3, 0.9])
   t_b = t.reshape(B, 1, 1, 1)

@@ -334,7 +334,24 @@ def network_input(log_probs: ArrayLike) -> Array:
   Returns:
     (...) for K = 2 (p_0 is the probability of class 0), else (..., K) probabilities.
   """
-  probs = jnp.exp(jnp.asarray(log_probs))
+  return _probs_network_input(jnp.exp(jnp.asarray(log_probs)))
+
+
+def data_network_input(x: ArrayLike, K: int, dtype=jnp.float32) -> Array:
+  """`network_input` of the point mass theta = e_x on the data: 1 - 2x for K = 2, else e_x.
+
+  Args:
+    x: int class indices.
+    K: number of classes.
+    dtype: float dtype of the result.
+
+  Returns:
+    (x.shape) for K = 2, else (x.shape + (K,)) one-hot probabilities.
+  """
+  return _probs_network_input(jax.nn.one_hot(x, _check_k(K), dtype=dtype))
+
+
+def _probs_network_input(probs: Array) -> Array:
   if probs.shape[-1] == 2:
     return 2 * probs[..., 0] - 1
   return probs

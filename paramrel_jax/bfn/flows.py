@@ -12,6 +12,8 @@ the data as (B, 1, ..., 1) inside the methods. Network outputs have C * P channe
 Input parameters (pytrees):
   GaussianTheta(mu (B, ...), rho (B, 1, ..., 1))        continuous and discretised
   CategoricalTheta(log_probs (B, ..., K))               discrete, normalised log-probabilities
+The networks read `net_input(theta)` (B, H, W, Cin); `data_input(x)` puts data in that format
+(theta at the data itself), for a self-encoder that reads x.
 Output distributions (pytrees):
   DeltaOutput(x_hat)                                    continuous (ParamReL Eq. 10)
   DiscretisedNormalOutput(mean, std)                    discretised, K bins
@@ -171,6 +173,10 @@ class _GaussianFlow:
   def net_input(self, theta: GaussianTheta) -> Array:
     """The network input: the means mu (B, ...)."""
     return theta.mu
+
+  def data_input(self, x: Array) -> Array:
+    """The data in `net_input`'s format: x itself (B, ...), in [-1, 1]."""
+    return x.astype(_data_dtype(x))
 
   def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
     """alpha_i (BFN Eq. 95) of i's shape."""
@@ -442,7 +448,15 @@ class DiscreteFlow:
 
   def net_input(self, theta: CategoricalTheta) -> Array:
     """2 p_0 - 1 (B, ..., C) for K = 2, else the probabilities (B, ..., C * K)."""
-    net_in = discrete.network_input(theta.log_probs)
+    return self._channels(discrete.network_input(theta.log_probs))
+
+  def data_input(self, x: Array) -> Array:
+    """The data in `net_input`'s format, theta = e_x: 1 - 2x (B, ..., C) for K = 2 (+1 for class
+    0, as 2 p_0 - 1), else the one-hot e_x (B, ..., C * K), float32."""
+    return self._channels(discrete.data_network_input(x, self.num_classes))
+
+  def _channels(self, net_in: Array) -> Array:
+    """K > 2: the classes folded into the channels, (B, ..., C, K) -> (B, ..., C * K)."""
     if self.num_classes == 2:
       return net_in
     return net_in.reshape(net_in.shape[:-2] + (-1,))
