@@ -48,7 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.diffusion_steps = 1000  # DiffAE / InfoDiffusion: DDPM steps T
   config.model.size = "tiny"  # named variant of paramrel_jax.models.variants
   config.model.latent_dim = 32  # 0 = no self-encoder (plain BFN)
-  config.model.encoder = "progressive"  # 'progressive' (q(z | theta, t)) | 'vanilla' (q(z | theta))
+  config.model.encoder = "progressive"  # 'progressive' (q(z | e, t)) | 'vanilla' (q(z | e))
+  # e, what the encoder reads: 'data' (x) | 'final_params' (theta_1 ~ p_F(. | x; 1)) | 'theta_t'
+  # (the output network's own input, paper Eq. 3 literally; runs saved without this key used it)
+  config.model.encoder_input = "data"
   config.model.dropout = 0.0
   config.model.fourier_features = False  # add Fourier features of the input mean (continuous)
   config.model.predict_std = False  # discretised: also predict a log-std (official CIFAR setting)
@@ -56,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.remat = False  # rematerialise U-Net blocks to save memory
 
   config.objective = ml_collections.ConfigDict()
-  config.objective.kl_weight = 1e-3  # (1 - gamma): weight of KL[q(z_t | theta_t) || N(0, I)]
+  config.objective.kl_weight = 1e-3  # (1 - gamma): weight of KL[q(z_t | e, t) || N(0, I)]
   config.objective.mmd_weight = 0.1  # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I))
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
 
@@ -78,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampling = ml_collections.ConfigDict()
   config.sampling.num_steps = 100
   config.sampling.num_samples = 64
-  config.sampling.z_source = "prior"  # 'prior' | 'encoder' (z_t from q(z_t | theta_t, t))
+  config.sampling.z_source = "prior"  # 'prior' | 'encoder' (q(z_t | theta_t, t); theta_t input)
   config.sampling.num_variations = 7  # conditional generation: samples per input
   config.sampling.z_times = (0.1, 0.2, 0.3)  # time-varying reconstruction (progressive encoder)
   config.sampling.interpolation_points = 8

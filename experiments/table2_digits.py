@@ -93,6 +93,7 @@ def train_and_evaluate_run(config, workdir: str, *, export: bool) -> dict:
   Returns:
     {'workdir', 'train_seconds', 'likelihood' (the run_eval result), 'latents' ({split: path})}.
   """
+  config = workdir_utils.with_run_settings(config, workdir)
   resolved = configuration.resolve(config)
   workdir_utils.prepare_workdir(workdir, config)
   start = time.perf_counter()

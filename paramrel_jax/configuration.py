@@ -222,6 +222,12 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
       **_section(config, "objective"), loss_steps=flow_cfg["loss_steps"],
       loss_samples=flow_cfg["loss_samples"])
   training = _build(TrainingConfig, "training", _section(config, "training"))
+  sampling = _build(SamplingConfig, "sampling", _section(config, "sampling"))
+  if (model_kind == "paramrel" and sampling.z_source == "encoder"
+      and network.encoder_input != "theta_t"):
+    raise ValueError(
+        f"sampling.z_source='encoder' needs model.encoder_input='theta_t' (generation has no "
+        f"data to encode), got model.encoder_input={network.encoder_input!r}.")
   return ExperimentConfig(
       seed=int(config.seed),
       data=data,
@@ -231,7 +237,7 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
       network=network,
       objective=objective,
       training=training,
-      sampling=_build(SamplingConfig, "sampling", _section(config, "sampling")),
+      sampling=sampling,
       eval=_build(EvalConfig, "eval", _section(config, "eval")),
       evals=_section(config, "evals"),
       distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),

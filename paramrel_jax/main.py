@@ -40,6 +40,7 @@ def _run(config, workdir: str, mode: str) -> None:
 
   from paramrel_jax import configuration, workdir_utils
 
+  config = workdir_utils.with_run_settings(config, workdir)
   resolved = configuration.resolve(config)
   if resolved.distributed.initialize:
     jax.distributed.initialize(**resolved.distributed.initialize_kwargs())

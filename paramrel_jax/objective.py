@@ -3,14 +3,20 @@
 For one example x the loss is
 
   L(x) = L_bfn(x | z_t)                                   BFN KL term (continuous / n-step)
-       + kl_weight  * KL[q(z_t | theta_t, t) || N(0, I)]  the rate, weight (1 - gamma)
+       + kl_weight  * KL[q(z_t | e, t) || N(0, I)]        the rate, weight (1 - gamma)
        + mmd_weight * MMD(q(z) || N(0, I))                aggregate posterior, (gamma + lambda - 1)
 
-with theta_t ~ p_F(theta | x; t), z_t ~ q_phi(z_t | theta_t, t) by reparameterisation and the
+with theta_t ~ p_F(theta | x; t), z_t ~ q_phi(z_t | e, t) by reparameterisation and the
 output network psi(theta_t, z_t, t) giving the output distribution. The MMD (Eq. 7) is a batch
 statistic: it compares the batch of z_t with as many draws of the prior. The reconstruction term
 of Eq. 6, ln p_O(x | psi(theta_1, z_1)), is left out of training as in the official BFN (it is
 negligible at sigma1 / beta1 of the paper) and is evaluated by the likelihood evaluator.
+
+The encoder's input e is `encoder_input`: the clean data x ('data'), theta_1 ~ p_F(theta | x; 1)
+('final_params') or theta_t itself ('theta_t', Eq. 3 literally). With theta_t, z can only tell
+the output network what its own input already holds, so a Bayes-optimal network ignores z; the
+other two carry information about x that theta_t lacks. Every consumer of the encoder (training,
+likelihood, latent export, reverse sampling, generation) calls `encoder_input`, so all see one e.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ import jax
 import jax.numpy as jnp
 
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.models import variants
+
+ENCODER_INPUTS = variants.ENCODER_INPUTS
 
 # Apply function of the networks: (variables-free) callables closed over the params.
 EncodeFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -36,7 +45,7 @@ class ObjectiveConfig:
   """Weights and estimator settings of the ParamReL loss.
 
   Attributes:
-    kl_weight: weight (1 - gamma) of the rate KL[q(z_t | theta_t, t) || N(0, I)].
+    kl_weight: weight (1 - gamma) of the rate KL[q(z_t | e, t) || N(0, I)].
     mmd_weight: weight (gamma + lambda - 1) of MMD(q(z) || N(0, I)).
     mmd_kernel: 'rbf' or 'imq' (inverse multiquadric, as in WAE / InfoVAE).
     loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
@@ -70,7 +79,7 @@ class LossTerms:
 
   loss: jax.Array  # the weighted total that is minimised
   bfn: jax.Array  # BFN KL term in nats per example
-  rate: jax.Array  # KL[q(z_t | theta_t, t) || N(0, I)] in nats per example
+  rate: jax.Array  # KL[q(z_t | e, t) || N(0, I)] in nats per example
   mmd: jax.Array  # the batch MMD, repeated per example
   t: jax.Array  # flow time of each example
 
@@ -113,6 +122,38 @@ def mmd(z: jax.Array, prior_z: jax.Array, kernel: str = "imq") -> jax.Array:
   return within_p + within_q - 2.0 * k_qp.mean()
 
 
+def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | None,
+                  t: jax.Array, theta_t=None) -> jax.Array:
+  """The self-encoder's input e of q(z_t | e, t), in the flow's network-input format (B, H, W, Cin).
+
+  Args:
+    flow: the Bayesian flow.
+    mode: 'data': `flow.data_input(x)`; 'final_params': `flow.net_input(theta_1)`, theta_1 ~
+      p_F(theta | x; 1) drawn with `key`; 'theta_t': `flow.net_input(theta_t)` (Eq. 3), theta_t
+      as given or else drawn from p_F(theta | x; t) with `key`.
+    key: PRNG key of the flow draw (not used by 'data' or a given theta_t).
+    x: (B, H, W, C) data; None when there is none (generation from the prior), which only
+      'theta_t' with a given theta_t allows.
+    t: (B,) flow times.
+    theta_t: the flow parameters at t when the caller has them (training, likelihood, sampling).
+
+  Raises:
+    ValueError: an unknown mode, or a mode that needs x without x.
+  """
+  if mode not in ENCODER_INPUTS:
+    raise ValueError(f"model.encoder_input must be one of {ENCODER_INPUTS}, got {mode!r}.")
+  if mode == "theta_t" and theta_t is not None:
+    return flow.net_input(theta_t)
+  if x is None:
+    raise ValueError(f"model.encoder_input={mode!r} encodes the data, but there is none here "
+                     "(e.g. sampling.z_source='encoder' while generating); use 'theta_t'.")
+  if mode == "data":
+    return flow.data_input(x)
+  if mode == "final_params":
+    t = jnp.ones_like(t)
+  return flow.net_input(flow.sample_flow(key, x, t))
+
+
 def sample_time(key: jax.Array, batch: int, loss_steps: int) -> tuple[jax.Array, jax.Array]:
   """Flow times for a batch: t ~ U[0, 1) (continuous time) or t = (i - 1) / n, i ~ U{1..n}.
 
@@ -142,6 +183,7 @@ def paramrel_loss(
     encode: EncodeFn,
     decode: DecodeFn,
     cfg: ObjectiveConfig,
+    encoder_input_mode: str,
 ) -> tuple[LossTerms, dict[str, jax.Array]]:
   """ParamReL loss terms for a batch (paper Eq. 6).
 
@@ -149,20 +191,21 @@ def paramrel_loss(
     key: PRNG key.
     x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete).
     flow: the Bayesian flow of the data type.
-    encode: (net_in, t) -> (mean, logvar) of q(z_t | theta_t, t), each (B, L); L may be 0.
+    encode: (e, t) -> (mean, logvar) of q(z_t | e, t), each (B, L); L may be 0.
     decode: (net_in, z, t) -> raw network output (B, H, W, C * P).
     cfg: objective weights.
+    encoder_input_mode: what the encoder reads (`encoder_input`), the net's `encoder_input`.
 
   Returns:
     (terms, aux): per-example LossTerms and auxiliaries (the posterior mean, the sampled z,
     the flow parameters and time) reused by diagnostics.
   """
   batch = x.shape[0]
-  k_t, k_flow, k_z, k_prior, k_loss = jax.random.split(key, 5)
+  k_t, k_flow, k_z, k_prior, k_loss, k_enc = jax.random.split(key, 6)
   t, i = sample_time(k_t, batch, cfg.loss_steps)
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
-  mean, logvar = encode(net_in, t)
+  mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
   mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
   z = reparameterise(k_z, mean, logvar)
   net_out = decode(net_in, z, t).astype(jnp.float32)

@@ -20,7 +20,7 @@ from paramrel_jax.models import ParamReLNet
 def net_fns(net: ParamReLNet, params, *, train: bool = False, rng: jax.Array | None = None):
   """(encode, decode) callables closed over params, in the form the objective takes.
 
-  encode(net_in (B,H,W,Cin), t (B,)) -> (mean, logvar) (B, L);
+  encode(e (B,H,W,Cin), t (B,)) -> (mean, logvar) (B, L), e from `objective.encoder_input`;
   decode(net_in, z (B, L), t) -> net_out (B, H, W, C * P). `rng` feeds dropout when training.
   """
   rngs = {"dropout": rng} if train else None
@@ -54,13 +54,15 @@ class ParamReL:
     """Mean training loss of a batch and the batch means of every term."""
     encode, decode = net_fns(self.net, params, train=True, rng=dropout_key)
     terms, _ = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
-                                       decode=decode, cfg=self.objective)
+                                       decode=decode, cfg=self.objective,
+                                       encoder_input_mode=self.net.encoder_input)
     return terms.loss.mean(), terms.means()
 
   def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
     """Latent usage (shuffled-z loss gap, active dimensions), without dropout."""
     encode, decode = net_fns(self.net, params)
     terms, aux = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
-                                         decode=decode, cfg=self.objective)
+                                         decode=decode, cfg=self.objective,
+                                         encoder_input_mode=self.net.encoder_input)
     return objective.latent_diagnostics(batch["image"], terms, aux, flow=self.flow,
                                         decode=decode, cfg=self.objective)

@@ -1,8 +1,9 @@
 """Reverse sampling (paper Eq. 5): encode an input into (z, subcodes) and decode it back.
 
 Codes of an input x0 (Sec. 5.2.1):
-  z         the semantic latent, the mean of the self-encoder q(z | theta, t) at a
-            data-conditioned theta ~ p_F(theta | x0; t) at flow time t = z_time (default 1);
+  z         the semantic latent, the mean of the self-encoder q(z | e, t) at flow time
+            t = z_time (default 1), e the encoder input of training (`objective.encoder_input`:
+            x0 itself, or a data-conditioned theta_1 / theta_t ~ p_F(theta | x0; .));
   subcodes  the stochastic codes: x0's own n-step Bayesian flow theta_0 -> theta_n with sender
             samples y_i ~ p_S(. | x0; alpha_i) and theta_i = h(theta_{i-1}, y_i, alpha_i), each y_i
             stored relative to the network's receiver at theta_{i-1}:
@@ -56,6 +57,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax import objective
 from paramrel_jax.bfn import discretised
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.models import ParamReLNet
@@ -148,10 +150,10 @@ def _check_images(flow: Flow, x0: jax.Array) -> None:
 
 @functools.partial(jax.jit, static_argnames=("flow", "net"))
 def encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array, t) -> jax.Array:
-  """Semantic latent: the mean of q(z | theta, t) at theta ~ p_F(theta | x0; t).
+  """Semantic latent: the mean of q(z | e, t), e = `objective.encoder_input` of x0.
 
   Args:
-    key: PRNG key of the flow draw.
+    key: PRNG key of the flow draw (final_params / theta_t encoder inputs).
     flow, net, params: the model.
     x0: (B, H, W, C) inputs.
     t: flow time, a scalar or (B,); for the progressive encoder t selects the semantics.
@@ -160,8 +162,8 @@ def encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array
     z: float32 (B, L).
   """
   t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x0.shape[0],))
-  mean, _ = posterior(flow, net, params, flow.sample_flow(key, x0, t), t)
-  return mean
+  enc_in = objective.encoder_input(flow, net.encoder_input, key, x0, t)
+  return posterior(net, params, enc_in, t)[0]
 
 
 @functools.partial(jax.jit, static_argnames=("flow", "n_steps"))
@@ -335,8 +337,8 @@ def time_varying_reconstruction(
   """Time-varying reconstruction (Sec. 5.2.2): x0's own subcodes with z from other flow times.
 
   The subcodes are encoded once (with z at z_time); each reconstruction replaces z by the
-  progressive encoder's mean at theta_t ~ p_F(theta | x0; t) for t in `times` (one flow noise
-  draw shared by all times, so only t changes).
+  progressive encoder's mean at time t for t in `times` (`encode_z`, one key shared by all times,
+  so only t changes).
 
   Args:
     key: PRNG key.

@@ -12,7 +12,8 @@ and the sample is the data estimate of the output distribution at theta_n, t = 1
 z_t ~ p(z_t) at every step; here z ~ N(0, I) is drawn once per sample and held fixed over the
 trajectory (the latent is the sample's semantics, as in the paper's conditional generation), or,
 with z_source='encoder', the trained self-encoder q(z_t | theta_t, t) replaces the prior, as the
-paper suggests after Eq. 4.
+paper suggests after Eq. 4; that needs an encoder that reads theta_t (model.encoder_input =
+'theta_t'), since generation has no data to encode.
 
 The loop is a `jax.lax.scan` over the steps: one compilation per (shape, n), in which the step
 is traced once however large n is. Every function here is jitted with the flow, the
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax import objective
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.models import ParamReLNet
 
@@ -53,11 +55,15 @@ def step_times(i: jax.Array, n_steps: int, batch: int) -> jax.Array:
   return jnp.full((batch,), (i - 1) / n_steps, jnp.float32)
 
 
-def posterior(flow: Flow, net: ParamReLNet, params, theta, t: jax.Array):
-  """Mean and log-variance of the self-encoder q(z | theta, t), each float32 (B, L)."""
-  mean, logvar = net.apply(
-    {"params": params}, flow.net_input(theta), t, train=False, method=net.encode
-  )
+def posterior(net: ParamReLNet, params, enc_in: jax.Array, t: jax.Array):
+  """Mean and log-variance of the self-encoder q(z | e, t), each float32 (B, L).
+
+  Args:
+    net, params: the model.
+    enc_in: the encoder input e (B, H, W, Cin) from `objective.encoder_input`.
+    t: (B,) flow times.
+  """
+  mean, logvar = net.apply({"params": params}, enc_in, t, train=False, method=net.encode)
   return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
@@ -72,9 +78,9 @@ def output_dist(flow: Flow, net: ParamReLNet, params, theta, t: jax.Array, z: ja
 def latent_dim(flow: Flow, net: ParamReLNet, params, data_shape: tuple[int, ...]) -> int:
   """L of the network's latent, read from the encoder's output shape (no computation)."""
   batch = data_shape[0]
-  theta = flow.prior(data_shape, jnp.float32)
+  enc_in = flow.net_input(flow.prior(data_shape, jnp.float32))  # every encoder input's shape
   mean, _ = jax.eval_shape(
-    lambda p: posterior(flow, net, p, theta, jnp.zeros((batch,), jnp.float32)), params
+    lambda p: posterior(net, p, enc_in, jnp.zeros((batch,), jnp.float32)), params
   )
   return mean.shape[-1]
 
@@ -110,7 +116,8 @@ def sample(
     data_shape: (B, H, W, C) of the batch to generate.
     n_steps: n >= 1 generation steps.
     z_source: 'prior': one z ~ N(0, I) per sample, fixed over the trajectory (or the given `z`);
-      'encoder': z_i from the self-encoder q(z | theta_{i-1}, t_i) at every step.
+      'encoder': z_i from the self-encoder q(z | theta_{i-1}, t_i) at every step (needs
+      net.encoder_input == 'theta_t').
     z: optional (B, L) latent to condition on (z_source='prior' only), e.g. encoded from images.
     encoder_draw: with z_source='encoder', draw z_i ~ q(z | theta, t) instead of using its mean.
 
@@ -118,7 +125,8 @@ def sample(
     SampleResult with x (B, H, W, C) and the final output distribution, latent and theta.
 
   Raises:
-    ValueError: for a bad z_source, n_steps < 1, a bad data_shape or a z of the wrong shape.
+    ValueError: for a bad z_source, n_steps < 1, a bad data_shape, a z of the wrong shape, or
+      z_source='encoder' with an encoder that reads the data.
   """
   if z_source not in Z_SOURCES:
     raise ValueError(f"z_source must be one of {Z_SOURCES}, got {z_source!r}.")
@@ -137,7 +145,8 @@ def sample(
   def latent(k: jax.Array, theta, t: jax.Array) -> jax.Array:
     if z_source == "prior":
       return z
-    mean, logvar = posterior(flow, net, params, theta, t)
+    enc_in = objective.encoder_input(flow, net.encoder_input, None, None, t, theta)
+    mean, logvar = posterior(net, params, enc_in, t)
     if not encoder_draw:
       return mean
     return mean + jnp.exp(0.5 * logvar) * jax.random.normal(k, mean.shape, mean.dtype)

@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+from typing import Any
 
 import ml_collections
+from absl import logging
 
 CONFIG_FILE = "config.json"
+# Settings a checkpoint cannot check (every value gives the same parameter shapes) whose defaults
+# have changed, each with the value of a run whose config.json predates the key (None: the key
+# always existed). A run directory keeps the values it was trained with.
+RUN_SETTINGS = {"model.encoder_input": "theta_t"}
+
+
+def saved_run_settings(workdir: str) -> dict[str, Any]:
+  """RUN_SETTINGS of the ParamReL run saved in workdir/config.json, 'section.key' -> value.
+
+  A config written before a key existed gives that key's legacy value ('theta_t' for
+  model.encoder_input, paper Eq. 3). Empty when workdir holds no saved config, or a baseline's.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    saved = json.load(f)
+  if saved.get("model", {}).get("kind", "paramrel") != "paramrel":
+    return {}
+  settings = {}
+  for dotted, legacy in RUN_SETTINGS.items():
+    section, key = dotted.split(".")
+    value = saved.get(section, {}).get(key, legacy)
+    if value is not None:
+      settings[dotted] = value
+  return settings
+
+
+def with_run_settings(
+  config: ml_collections.ConfigDict, workdir: str
+) -> ml_collections.ConfigDict:
+  """`config` with the RUN_SETTINGS of the run already saved in workdir, if any.
+
+  A run written before model.encoder_input existed thus loads with 'theta_t'. A requested value
+  that differs is logged and replaced (train with it in a new workdir).
+  """
+  changed = {}
+  for dotted, value in saved_run_settings(workdir).items():
+    section, key = dotted.split(".")
+    if config[section][key] != value:
+      changed[dotted] = value
+  if not changed:
+    return config
+  logging.warning("--workdir=%s holds a run trained with %s; using those settings (use a new "
+                  "--workdir to train with others).", workdir,
+                  ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+  config = copy.deepcopy(config)
+  for dotted, value in changed.items():
+    section, key = dotted.split(".")
+    config[section][key] = value
+  return config
 
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,

@@ -54,6 +54,7 @@ class TinyNet(nn.Module):
   out_channels: int
   latent_dim: int = LATENT_DIM
   features: int = 8
+  encoder_input: str = "theta_t"  # what `encode` reads (ParamReLNet.encoder_input)
 
   def setup(self):
     self.enc_conv = nn.Conv(self.features, (3, 3))

@@ -1,5 +1,6 @@
 """Tests of paramrel_jax.reverse_sampling: codes, replay and reconstruction (paper Eq. 5)."""
 
+import functools
 import math
 
 import jax
@@ -10,12 +11,14 @@ from sampling_testlib import (
   DATA_SHAPE,
   FLOW_CASES,
   LATENT_DIM,
+  TinyNet,
   data_batch,
   flow_of,
   tiny_model,
 )
 
 from paramrel_jax import reverse_sampling as rs
+from paramrel_jax.objective import ENCODER_INPUTS
 
 N_STEPS = 12
 
@@ -28,10 +31,11 @@ def _assert_paths_close(flow, got, want):
     np.testing.assert_allclose(got.rho, want.rho, rtol=1e-6)
 
 
+@pytest.mark.parametrize("encoder_input", ENCODER_INPUTS)
 @pytest.mark.parametrize("case", list(FLOW_CASES))
-def test_decode_replays_the_data_conditioned_path(case):
+def test_decode_replays_the_data_conditioned_path(case, encoder_input):
   flow = flow_of(case)
-  net, params = tiny_model(flow)
+  net, params = tiny_model(flow, net_cls=functools.partial(TinyNet, encoder_input=encoder_input))
   x0 = data_batch(flow)
   key = jax.random.key(7)
   codes = rs.encode(key, flow, net, params, x0, n_steps=N_STEPS)

@@ -47,7 +47,7 @@ def test_sample_with_encoder_latents(encoder_draw):
     encoder_draw=encoder_draw,
   )
   _check_valid(flow, res.x)
-  mean, _ = sampling.posterior(flow, net, params, res.theta, jnp.ones((DATA_SHAPE[0],)))
+  mean, _ = sampling.posterior(net, params, flow.net_input(res.theta), jnp.ones((DATA_SHAPE[0],)))
   # The final latent is the encoder's mean at theta_n, or a draw around it.
   if encoder_draw:
     assert not np.allclose(res.z, mean)

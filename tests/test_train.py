@@ -55,7 +55,8 @@ def test_loss_decreases_on_generated_data():
     encode, decode = paramrel.net_fns(exp.model.net, params)
     def one(key):
       terms, _ = objective.paramrel_loss(key, eval_batch, flow=exp.model.flow, encode=encode,
-                                         decode=decode, cfg=exp.model.objective)
+                                         decode=decode, cfg=exp.model.objective,
+                                         encoder_input_mode=exp.model.net.encoder_input)
       return terms.bfn.mean()
     return jax.vmap(one)(jax.random.split(jax.random.key(1), 32)).mean()
 

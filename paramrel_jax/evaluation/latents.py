@@ -1,10 +1,11 @@
 """Latent codes of a dataset split: the self-encoder mean at chosen flow times.
 
-For each example x and flow time t, theta_t ~ p_F(theta | x; t) is drawn (seeded) and the code is
-the mean of q(z_t | theta_t, t) (paper Sec. 3.1). At t = 1 theta is the data-end of the flow
-(nearly the data for continuous flows at small sigma1; a sharp but still noisy categorical for
-discrete flows at beta1 = 3). The same noise is used at every time, so the codes of one example at
-different times come from one coupled draw.
+For each example x and flow time t the code is the mean of q(z_t | e, t) (paper Sec. 3.1), e the
+encoder input of training (`objective.encoder_input`: the data, or theta_1 / theta_t drawn from
+p_F(theta | x; .) with a seeded key). At t = 1 theta is the data-end of the flow (nearly the data
+for continuous flows at small sigma1; a sharp but still noisy categorical for discrete flows).
+The same key is used at every time, so the codes of one example at different times come from one
+coupled draw.
 
 An exported file (`save_latents`) is an .npz with
   'z'          float32 (N, L): codes at `latent_time`;
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax import data, paramrel
+from paramrel_jax import data, objective, paramrel
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.evaluation.likelihood import split_size
 from paramrel_jax.models import ParamReLNet
@@ -40,11 +41,11 @@ def latent_key(time: float) -> str:
 def encoder_means(
   params: dict, key: jax.Array, x: jax.Array, t: jax.Array, *, flow: Flow, net: ParamReLNet
 ) -> jax.Array:
-  """Encoder mean (B, L) at theta_t ~ p_F(theta | x; t) for x (B, H, W, C) and a scalar time t."""
+  """Encoder mean (B, L) of q(z_t | e, t) for x (B, H, W, C) and a scalar time t; e is
+  `objective.encoder_input` (flow draws with `key`)."""
   encode, _ = paramrel.net_fns(net, params)
   times = jnp.full((x.shape[0],), t, jnp.float32)
-  theta = flow.sample_flow(key, x, times)
-  mean, _ = encode(flow.net_input(theta), times)
+  mean, _ = encode(objective.encoder_input(flow, net.encoder_input, key, x, times), times)
   return mean.astype(jnp.float32)
 
 

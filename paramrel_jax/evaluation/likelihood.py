@@ -1,6 +1,7 @@
 """Test likelihood of a trained model: the BFN test loss and the ParamReL negative ELBO.
 
-For one example x, with z_t drawn from the self-encoder q(z_t | theta_t, t):
+For one example x, with z_t drawn from the self-encoder q(z_t | e, t), e its input
+(`objective.encoder_input`: the data, theta_1 or theta_t, as in training):
 
   bfn             L^n(x | z) (n = `loss_steps` > 0) or L^inf(x | z) (loss_steps = 0), estimated as
                   the official BFN does: one step i ~ U{1..n} (or t ~ U[0, 1)) per example,
@@ -8,14 +9,17 @@ For one example x, with z_t drawn from the self-encoder q(z_t | theta_t, t):
   reconstruction  -ln p_O(x | psi(theta_1, z_1)) with theta_1 ~ p_F(theta | x; 1) (BFN Eq. 112);
   test_loss       bfn + reconstruction: the official BFN test loss (`test.py`), the plain BFN's
                   negative ELBO;
-  rate            KL[q(z_t | theta_t, t) || N(0, I)] at the same theta_t and t as `bfn`: an unbiased
+  rate            KL[q(z_t | e, t) || N(0, I)] at the same x and t as `bfn`: an unbiased
                   estimate of the rate averaged over the steps, (1 / n) sum_t KL (paper Eq. 6 with
                   gamma = 0, lambda = 1);
   neg_elbo        test_loss + rate: the ParamReL negative ELBO with the step-averaged rate.
 
 z is a reparameterised draw of q (the ELBO's expectation; `sample_z=False` uses the posterior
-mean instead). The literal Eq. 3 sums the n per-step rates; it equals bfn + reconstruction +
-n * rate and has no continuous-time limit, so the step-averaged form of Eq. 6 is reported.
+mean instead). With an encoder of the data ('data', 'final_params'), `bfn` and `test_loss` are
+losses given a z that encodes x, not likelihoods; `neg_elbo` is the bound to compare with the
+plain BFN's `test_loss`. The literal Eq. 3 sums the n per-step rates; it equals
+bfn + reconstruction + n * rate and has no continuous-time limit, so the step-averaged form of
+Eq. 6 is reported.
 Every term is in nats per example; `evaluate_likelihood` also reports nats and bits per dimension.
 """
 
@@ -68,6 +72,7 @@ def likelihood_terms(
   encode: objective.EncodeFn,
   decode: objective.DecodeFn,
   loss_steps: int,
+  encoder_input_mode: str,
   loss_samples: int = DEFAULT_LOSS_SAMPLES,
   sample_z: bool = True,
 ) -> LikelihoodTerms:
@@ -77,9 +82,10 @@ def likelihood_terms(
     key: PRNG key.
     x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete).
     flow: the Bayesian flow of the data type.
-    encode: (net_in, t) -> (mean, logvar) of q(z_t | theta_t, t), each (B, L); L may be 0.
+    encode: (e, t) -> (mean, logvar) of q(z_t | e, t), each (B, L); L may be 0.
     decode: (net_in, z, t) -> raw network output (B, H, W, C * P).
     loss_steps: n > 0 for the n-step loss L^n, 0 for the continuous-time loss L^inf.
+    encoder_input_mode: what the encoder reads (`objective.encoder_input`).
     loss_samples: sender samples of the n-step loss's Monte-Carlo KL.
     sample_z: z ~ q(z_t | theta_t, t) (True) or its mean (False).
 
@@ -87,10 +93,10 @@ def likelihood_terms(
     LikelihoodTerms of shape (B,) each.
   """
   batch = x.shape[0]
-  k_time, k_flow, k_z, k_loss, k_flow1, k_z1 = jax.random.split(key, 6)
+  k_time, k_flow, k_z, k_loss, k_flow1, k_z1, k_enc, k_enc1 = jax.random.split(key, 8)
 
-  def latent(k, net_in, t):
-    mean, logvar = encode(net_in, t)
+  def latent(k, k_e, theta, t):
+    mean, logvar = encode(objective.encoder_input(flow, encoder_input_mode, k_e, x, t, theta), t)
     mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
     z = objective.reparameterise(k, mean, logvar) if sample_z else mean
     return z, objective.gaussian_kl(mean, logvar)
@@ -98,7 +104,7 @@ def likelihood_terms(
   t, i = objective.sample_time(k_time, batch, loss_steps)
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
-  z, rate = latent(k_z, net_in, t)
+  z, rate = latent(k_z, k_enc, theta, t)
   out = flow.output_dist(decode(net_in, z, t).astype(jnp.float32), theta, t)
   if loss_steps == 0:
     bfn = flow.ctime_loss(x, out, t)
@@ -108,7 +114,7 @@ def likelihood_terms(
   t1 = jnp.ones((batch,), jnp.float32)
   theta1 = flow.sample_flow(k_flow1, x, t1)
   net_in1 = flow.net_input(theta1)
-  z1, _ = latent(k_z1, net_in1, t1)
+  z1, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
   return LikelihoodTerms(bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate)
 
@@ -147,6 +153,7 @@ def likelihood_batch(
     encode=encode,
     decode=decode,
     loss_steps=loss_steps,
+    encoder_input_mode=net.encoder_input,
     loss_samples=loss_samples,
     sample_z=sample_z,
   )

@@ -1,4 +1,7 @@
-"""ParamReLNet: self-encoder q_phi(z_t | theta_t, t) and output network psi(theta_t, z_t, t).
+"""ParamReLNet: self-encoder q_phi(z_t | e, t) and output network psi(theta_t, z_t, t).
+
+e is the encoder's input, chosen by `config.encoder_input` and built by `objective.encoder_input`
+(the clean data, theta_1, or theta_t as in Eq. 3), in the flow's network-input format.
 
 Usage (`flow` from `paramrel_jax.bfn.flows`; C data channels):
 
@@ -41,16 +44,21 @@ class ParamReLNet(nn.Module):
       self.encoder = SelfEncoder(self.config)
     self.decoder = OutputUNet(self.config, self.out_channels)
 
+  @property
+  def encoder_input(self) -> str:
+    """What `encode` reads: 'data', 'final_params' or 'theta_t' (`objective.encoder_input`)."""
+    return self.config.encoder_input
+
   def _check_inputs(self, net_in: jax.Array, t: jax.Array) -> None:
     self.config.check_image_shape(net_in.shape, "net_in")
     if t.shape != net_in.shape[:1]:
       raise ValueError(f"t must have shape (B,) = {net_in.shape[:1]}, got {t.shape}.")
 
   def encode(self, net_in: jax.Array, t: jax.Array, *, train: bool) -> tuple[jax.Array, jax.Array]:
-    """Parameters of the Gaussian q_phi(z_t | theta_t, t).
+    """Parameters of the Gaussian q_phi(z_t | e, t).
 
     Args:
-      net_in: (B, H, W, Cin) flow input theta_t (`flow.net_input`).
+      net_in: (B, H, W, Cin) the encoder input e (`objective.encoder_input`).
       t: (B,) flow time (ignored exactly by the 'vanilla' encoder).
       train: enables dropout ('dropout' rng).
 

@@ -34,6 +34,9 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 
 ENCODER_KINDS = ("vanilla", "progressive")
+# What the self-encoder reads (`objective.encoder_input`): the clean data, theta_1 ~ p_F(. | x; 1),
+# or the output network's own input theta_t (paper Eq. 3).
+ENCODER_INPUTS = ("data", "final_params", "theta_t")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -52,8 +55,11 @@ class NetworkConfig:
     dropout: dropout rate inside the res blocks ('dropout' rng).
     num_groups: GroupNorm groups; must divide every level's channel count.
     latent_dim: size L of z_t; 0 builds no self-encoder and no z conditioning (plain BFN).
-    encoder: 'progressive' (q(z_t | theta_t, t), time-conditioned by AdaGN, Eq. 11) or 'vanilla'
-      (q(z_t | theta_t), no dependence on t).
+    encoder: 'progressive' (q(z_t | e, t), time-conditioned by AdaGN, Eq. 11) or 'vanilla'
+      (q(z_t | e), no dependence on t), e the input chosen by `encoder_input`.
+    encoder_input: what the self-encoder reads, one of ENCODER_INPUTS: 'data' (the clean x),
+      'final_params' (theta_1 ~ p_F(theta | x; 1)) or 'theta_t' (the output network's input,
+      Eq. 3); in the flow's network-input format either way, so the parameters are the same.
     encoder_channel_mult: channel multipliers of the encoder; None: the same as channel_mult.
     fourier_features: concatenate sin / cos Fourier features of the input (continuous data).
     dtype: compute dtype, 'float32' or 'bfloat16'; parameters, the output heads and the outputs
@@ -70,6 +76,7 @@ class NetworkConfig:
   num_groups: int = 32
   latent_dim: int = 32
   encoder: str = "progressive"
+  encoder_input: str = "data"
   encoder_channel_mult: tuple[int, ...] | None = None
   fourier_features: bool = False
   dtype: str = "float32"
@@ -121,6 +128,10 @@ class NetworkConfig:
     if self.encoder not in ENCODER_KINDS:
       raise ValueError(
         f"NetworkConfig.encoder must be one of {ENCODER_KINDS}, got {self.encoder!r}."
+      )
+    if self.encoder_input not in ENCODER_INPUTS:
+      raise ValueError(
+        f"model.encoder_input must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}."
       )
     if self.dtype not in DTYPES:
       raise ValueError(f"NetworkConfig.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}.")
