@@ -35,7 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.flow = ml_collections.ConfigDict()
   config.flow.data_type = "discrete"  # 'continuous' | 'discretised' | 'discrete'
   config.flow.sigma1 = 0.001  # continuous / discretised: final std of the input distribution
-  config.flow.beta1 = 3.0  # discrete: final accuracy beta(1)
+  # discrete: final accuracy beta(1) = max_sqrt_beta**2 of the official BFN code; its binarised
+  # MNIST config (mnist_discrete.yaml) has max_sqrt_beta = 3, i.e. beta(1) = 9
+  config.flow.beta1 = 9.0
   config.flow.num_bins = 256  # discretised: K bins on [-1, 1]
   config.flow.num_classes = 2  # discrete: K classes
   config.flow.loss_steps = 0  # 0: continuous-time loss; n > 0: n-step discrete-time loss

@@ -21,7 +21,6 @@ def get_config(variant: str = ""):
   config.data.num_examples = 20_000
   config.flow.data_type = "discrete"
   config.flow.num_classes = 2
-  config.flow.beta1 = 3.0
   config.model.size = "small"
   config.model.latent_dim = 8
   config.training.batch_size = 32

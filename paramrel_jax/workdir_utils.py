@@ -14,7 +14,7 @@ CONFIG_FILE = "config.json"
 # Settings a checkpoint cannot check (every value gives the same parameter shapes) whose defaults
 # have changed, each with the value of a run whose config.json predates the key (None: the key
 # always existed). A run directory keeps the values it was trained with.
-RUN_SETTINGS = {"model.encoder_input": "theta_t"}
+RUN_SETTINGS = {"model.encoder_input": "theta_t", "flow.beta1": None}
 
 
 def saved_run_settings(workdir: str) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def saved_run_settings(workdir: str) -> dict[str, Any]:
     value = saved.get(section, {}).get(key, legacy)
     if value is not None:
       settings[dotted] = value
+  if saved.get("flow", {}).get("data_type") != "discrete":  # beta1 only shapes discrete flows
+    settings.pop("flow.beta1", None)
   return settings
 
 

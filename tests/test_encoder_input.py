@@ -175,12 +175,15 @@ def _save_config(workdir, config, drop_encoder_input=False):
 
 def test_runs_saved_before_the_key_load_with_theta_t(tmp_path):
   legacy = str(tmp_path / "legacy")
-  _save_config(legacy, tiny_config(), drop_encoder_input=True)
-  assert workdir_utils.saved_run_settings(legacy) == {"model.encoder_input": "theta_t"}
+  _save_config(legacy, tiny_config(**{"flow.beta1": 3.0}), drop_encoder_input=True)
+  assert workdir_utils.saved_run_settings(legacy) == {"model.encoder_input": "theta_t",
+                                                      "flow.beta1": 3.0}
   config = tiny_config()
   loaded = workdir_utils.with_run_settings(config, legacy)
-  assert configuration.resolve(loaded).network.encoder_input == "theta_t"
-  assert config.model.encoder_input == "data"  # left alone
+  resolved = configuration.resolve(loaded)
+  assert resolved.network.encoder_input == "theta_t"
+  assert resolved.flow.beta1 == 3.0
+  assert config.model.encoder_input == "data" and config.flow.beta1 == 9.0  # left alone
   # Once the run's config is saved again, the choice is explicit and is kept.
   workdir_utils.prepare_workdir(legacy, loaded)
   assert workdir_utils.with_run_settings(config, legacy).model.encoder_input == "theta_t"
@@ -194,6 +197,9 @@ def test_saved_run_settings_of_new_runs_baselines_and_empty_dirs(tmp_path):
   assert workdir_utils.with_run_settings(config, run) is config
   assert workdir_utils.with_run_settings(tiny_config(), run).model.encoder_input == (
     "final_params")
+  continuous = str(tmp_path / "continuous")
+  _save_config(continuous, tiny_config("discretised", **{"flow.beta1": 3.0}))
+  assert workdir_utils.saved_run_settings(continuous) == {"model.encoder_input": "data"}
   baseline = str(tmp_path / "ae")
   _save_config(baseline, tiny_config(**{"model.kind": "ae"}), drop_encoder_input=True)
   assert workdir_utils.saved_run_settings(baseline) == {}
