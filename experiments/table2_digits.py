@@ -7,8 +7,8 @@ r"""Paper Table 2 on real digits: latent AUROC of ParamReLd (progressive / vanil
 Three models are trained with `paramrel_jax.train.train_and_evaluate` on binarised digits
 (threshold 127) for each seed:
 
-  paramrel_progressive  discrete ParamReL, self-encoder q(z_t | theta_t, t)
-  paramrel_vanilla      discrete ParamReL, encoder q(z | theta_t) without the time input
+  paramrel_progressive  discrete ParamReL, self-encoder q(z_t | e, t) (e: model.encoder_input)
+  paramrel_vanilla      discrete ParamReL, encoder q(z | e) without the time input
   bfn                   the plain BFN (model.latent_dim = 0); it has no latents and probing its
                         network's features is not allowed, so its AUROC row is the floor
                         baseline: a PCA of the binarised pixels with the same dimensionality
@@ -161,7 +161,7 @@ def markdown_table(result: dict) -> str:
   lines += [
     "",
     "Test loss = n-step / continuous-time BFN loss + reconstruction loss (the official BFN test "
-    "loss); -ELBO adds the step-averaged rate KL[q(z_t | theta_t, t) || N(0, I)] (paper Eq. 6). "
+    "loss); -ELBO adds the step-averaged rate KL[q(z_t | e, t) || N(0, I)] (paper Eq. 6). "
     f"Likelihood settings: {result['likelihood_settings']}.",
   ]
   return "\n".join(lines) + "\n"
