@@ -81,7 +81,9 @@ def test_two_processes_train_resume_and_evaluate_like_one(tmp_path):
   assert one.returncode == 0, one.stderr
   want, got = _losses(single), _losses(workdir)
   assert sorted(got) == sorted(want) == [2, 4]
-  np.testing.assert_allclose([got[s] for s in (2, 4)], [want[s] for s in (2, 4)], rtol=1e-5)
+  # 2 x 4 and 1 x 8 devices reduce in different float32 orders, and Adam's first steps amplify
+  # that (3e-5 at step 4 with beta(1) = 9); another batch or key would move the loss by percents.
+  np.testing.assert_allclose([got[s] for s in (2, 4)], [want[s] for s in (2, 4)], rtol=1e-4)
 
   results = _two_hosts(workdir, logs, "--config.training.num_steps=6")  # resumes at step 4
   assert [r[0] for r in results] == [0, 0], results
