@@ -91,5 +91,6 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
     while os.path.exists(os.path.join(workdir, f"config.{n}.json")):
       n += 1
     os.replace(path, os.path.join(workdir, f"config.{n}.json"))
-  with open(path, "w") as f:
+  with open(f"{path}.tmp", "w") as f:  # renamed into place: other processes read config.json
     f.write(text)
+  os.replace(f"{path}.tmp", path)
