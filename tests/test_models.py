@@ -159,6 +159,17 @@ def test_output_depends_on_z_and_t(tiny):
   assert float(jnp.max(jnp.abs(out - decode(-net_in, z, t)))) > 1e-3
 
 
+def test_diffae_adagn_network_depends_on_z():
+  net = ParamReLNet(get_variant("tiny", adagn="diffae"), out_channels=2)
+  net_in, t, z = _inputs()
+  params = _params(net, net_in, t, z)
+  assert "z_scale" in _module_names(params) and "z_scale_shift" not in _module_names(params)
+  decode = jax.jit(
+    lambda zz: net.apply({"params": params}, net_in, zz, t, train=False, method="decode")
+  )
+  assert float(jnp.max(jnp.abs(decode(z) - decode(z + 1.0)))) > 1e-3
+
+
 def test_progressive_encoder_depends_on_t(tiny):
   net, params, (net_in, t, _) = tiny
   encode = jax.jit(lambda s: net.apply({"params": params}, net_in, s, train=False, method="encode"))
@@ -167,6 +178,28 @@ def test_progressive_encoder_depends_on_t(tiny):
   assert float(jnp.max(jnp.abs(mean - mean2))) > 1e-4
   assert float(jnp.max(jnp.abs(logvar - logvar2))) > 1e-4
   assert "time_embedding" in params["encoder"]
+
+
+def test_latent_map_adds_z_to_the_bottleneck():
+  net = ParamReLNet(get_variant("tiny", latent_map=True), out_channels=2)
+  net_in, t, z = _inputs()
+  params = _params(net, net_in, t, z)
+  kernel = params["decoder"]["latent_map"]["kernel"]
+  assert kernel.shape == (4, 4 * 4 * 16)  # latent 4 -> the 4 x 4 x 16 bottleneck of 8 x 8 inputs
+  no_map = jax.tree.map(lambda a: a, params)
+  no_map["decoder"]["latent_map"] = jax.tree.map(jnp.zeros_like, params["decoder"]["latent_map"])
+  decode = jax.jit(lambda p: net.apply({"params": p}, net_in, z, t, train=False, method="decode"))
+  assert float(jnp.max(jnp.abs(decode(params) - decode(no_map)))) > 1e-3
+
+
+def test_posterior_logvar_init_sets_the_initial_log_variance():
+  net = ParamReLNet(get_variant("tiny", posterior_logvar_init=-6.0), out_channels=2)
+  net_in, t, z = _inputs()
+  params = jax.jit(lambda k: net.init(k, net_in, t, z, train=False))(jax.random.key(0))["params"]
+  bias = params["encoder"]["posterior"]["bias"]
+  np.testing.assert_array_equal(bias, [0.0] * 4 + [-6.0] * 4)  # latent_dim 4: means, logvars
+  _, logvar = _apply(net, params, net_in, t, train=False, method="encode")
+  assert float(jnp.mean(logvar)) < -4.0
 
 
 def test_vanilla_encoder_ignores_t_exactly():
@@ -226,6 +259,42 @@ def test_adagn_matches_eq_11_and_12():
   sz, bz = scale_shift(p12["z_scale_shift"], z_emb)
   expected12 = (1 + st) * group_norm((1 + sz) * group_norm(h) + bz) + bt  # Eq. 12
   np.testing.assert_allclose(norm.apply({"params": p12}, h, t_emb, z_emb), expected12, atol=1e-4)
+
+
+def test_adagn_diffae_form_scales_after_the_time_modulation():
+  rng = np.random.default_rng(0)
+  h, t_emb, z_emb = (
+    jnp.asarray(rng.normal(size=shape), jnp.float32) for shape in [(B, 4, 4, 8), (B, 6), (B, 6)]
+  )
+  norm = layers.AdaGroupNorm(num_groups=8, form="diffae")
+  params = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb, z_emb)["params"])
+  mu = h.mean(axis=(1, 2), keepdims=True)
+  normed = (h - mu) / jnp.sqrt(h.var(axis=(1, 2), keepdims=True) + 1e-6)  # 1 channel per group
+  st, bt = jnp.split(nn.silu(t_emb) @ params["t_scale_shift"]["kernel"]
+                     + params["t_scale_shift"]["bias"], 2, axis=-1)
+  sz = nn.silu(z_emb) @ params["z_scale"]["kernel"] + params["z_scale"]["bias"]
+  expected = (1 + sz[:, None, None, :]) * ((1 + st[:, None, None, :]) * normed
+                                           + bt[:, None, None, :])
+  np.testing.assert_allclose(norm.apply({"params": params}, h, t_emb, z_emb), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("form, z_matters", [("paper", False), ("diffae", True)])
+def test_adagn_with_one_channel_per_group(form, z_matters):
+  """Eq. 12's outer GroupNorm undoes z's per-channel scale and shift when every group is one
+  channel (e.g. 32 channels in 32 groups); the DiffAE form keeps z's effect."""
+  rng = np.random.default_rng(1)
+  h, t_emb = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(B, 4, 4, 8), (B, 6)])
+  z_a, z_b = (jnp.asarray(rng.normal(size=(B, 6)), jnp.float32) for _ in range(2))
+  norm = layers.AdaGroupNorm(num_groups=8, form=form)
+  params = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb, z_a)["params"])
+  # Small z scales keep 1 + s(z) > 0, the regime of trained networks near their initialisation.
+  params = jax.tree.map(lambda p: 0.1 * p, params)
+  change = jnp.abs(norm.apply({"params": params}, h, t_emb, z_a)
+                   - norm.apply({"params": params}, h, t_emb, z_b)).max()
+  if z_matters:
+    assert change > 1e-2
+  else:
+    assert change < 1e-4
 
 
 def test_embeddings():
@@ -377,6 +446,7 @@ def test_paper_parameter_counts(variant, shape):
     (dict(dropout=1.0), "dropout"),
     (dict(num_res_blocks=0), "num_res_blocks"),
     (dict(width=3), "width"),
+    (dict(adagn="film"), "adagn"),
   ],
 )
 def test_bad_configs_raise(overrides, field):

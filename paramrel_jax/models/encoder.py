@@ -71,6 +71,14 @@ class SelfEncoder(nn.Module):
 
     # The head runs in float32, like the output network's.
     h = nn.silu(nn.GroupNorm(cfg.num_groups, name="out_norm", dtype=jnp.float32)(h))
-    h = nn.Dense(2 * cfg.latent_dim, dtype=jnp.float32, name="posterior")(jnp.mean(h, axis=(1, 2)))
+    h = nn.Dense(2 * cfg.latent_dim, dtype=jnp.float32, bias_init=self._posterior_bias,
+                 name="posterior")(jnp.mean(h, axis=(1, 2)))
     mean, logvar = jnp.split(h, 2, axis=-1)
     return mean, logvar
+
+  def _posterior_bias(self, key, shape, dtype=jnp.float32):
+    """Posterior head bias: 0 for the means, `posterior_logvar_init` for the log-variances."""
+    del key
+    latent_dim = shape[0] // 2
+    return jnp.concatenate([jnp.zeros((latent_dim,), dtype),
+                            jnp.full((latent_dim,), self.config.posterior_logvar_init, dtype)])

@@ -74,23 +74,45 @@ class EmbeddingMLP(nn.Module):
     )
 
 
+def latent_map(z: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32,
+               param_dtype: Dtype = jnp.float32) -> jax.Array:
+  """A learned linear map of z (B, L) to a feature map (B, *shape), e.g. (B, h, w, C).
+
+  AdaGN gives z per-channel scales and shifts only, which cannot place content in space: where
+  theta_t is (nearly) constant, e.g. t near 0, the output network could not draw x from z. This
+  map, added to the bottleneck features, is a spatial path for z, as an autoencoder's decoder has.
+  Called inside a compact module (its parameters are named 'latent_map').
+  """
+  h = nn.Dense(math.prod(shape), dtype=dtype, param_dtype=param_dtype, name="latent_map")(z)
+  return h.reshape(z.shape[0], *shape)
+
+
 class AdaGroupNorm(nn.Module):
   """Adaptive group normalisation (paper App. C.1).
 
   With the time embedding only (Eq. 11):
     AdaGN(h, t) = (1 + s(t)) GroupNorm(h) + b(t).
-  With the latent embedding as well (Eq. 12):
-    AdaGN(h, z, t) = (1 + s(t)) GroupNorm((1 + s(z)) GroupNorm(h) + b(z)) + b(t).
-  With neither it is a plain GroupNorm with a learned affine map. s and b are one dense layer on
-  the SiLU of the embedding; the normalisations they follow carry no affine parameters of their own.
+  With the latent embedding as well, `form` picks how z enters:
+    'paper' (Eq. 12): AdaGN(h, z, t) = (1 + s(t)) GroupNorm((1 + s(z)) GroupNorm(h) + b(z)) + b(t);
+    'diffae' (DiffAE, Preechakul et al. 2022, Eq. 7): AdaGN(h, z, t) = (1 + s(z)) ((1 + s(t))
+      GroupNorm(h) + b(t)).
+  Eq. 12's outer GroupNorm removes every per-channel scale and shift that z applies inside a group:
+  with one channel per group (e.g. 32 channels in 32 groups) z has no effect at all, with a few
+  channels per group only their relative changes survive. The DiffAE form scales after the last
+  normalisation, so z always reaches the features.
+  With neither embedding it is a plain GroupNorm with a learned affine map. s and b are one dense
+  layer on the SiLU of the embedding; the normalisations they follow carry no affine parameters of
+  their own.
 
   Attributes:
     num_groups: groups of GroupNorm.
+    form: 'paper' or 'diffae' (ADAGN_FORMS), how z enters.
     dtype: compute dtype.
     param_dtype: parameter dtype.
   """
 
   num_groups: int
+  form: str = "paper"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -111,6 +133,13 @@ class AdaGroupNorm(nn.Module):
     scale, shift = jnp.split(scale_shift[:, None, None, :], 2, axis=-1)
     return (1 + scale) * h + shift
 
+  def _scale(self, h: jax.Array, emb: jax.Array, name: str) -> jax.Array:
+    """(1 + s(emb)) h for h (B, H, W, C) and emb (B, E), without normalising h."""
+    scale = nn.Dense(
+      h.shape[-1], dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_scale"
+    )(nn.silu(emb))
+    return (1 + scale[:, None, None, :]) * h
+
   @nn.compact
   def __call__(
     self, h: jax.Array, t_emb: jax.Array | None = None, z_emb: jax.Array | None = None
@@ -120,10 +149,15 @@ class AdaGroupNorm(nn.Module):
       return nn.GroupNorm(
         self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm"
       )(h)
-    if z_emb is not None:
+    if z_emb is not None and self.form == "paper":
       h = self._modulate(h, z_emb, "z")
     if t_emb is not None:
       h = self._modulate(h, t_emb, "t")
+    elif self.form == "diffae":
+      h = nn.GroupNorm(self.num_groups, use_scale=False, use_bias=False, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name="z_norm")(h)
+    if z_emb is not None and self.form == "diffae":
+      h = self._scale(h, z_emb, "z")
     return h
 
 
@@ -136,6 +170,7 @@ class ResBlock(nn.Module):
     out_channels: channels of the output.
     num_groups: groups of the normalisations.
     dropout: dropout rate before the second convolution ('dropout' rng).
+    adagn: how z enters the AdaGN ('paper' Eq. 12 or 'diffae', see AdaGroupNorm).
     dtype: compute dtype.
     param_dtype: parameter dtype.
   """
@@ -143,6 +178,7 @@ class ResBlock(nn.Module):
   out_channels: int
   num_groups: int
   dropout: float = 0.0
+  adagn: str = "paper"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -161,7 +197,7 @@ class ResBlock(nn.Module):
     conv = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     h = nn.GroupNorm(self.num_groups, name="norm_0", **conv)(x)
     h = nn.Conv(self.out_channels, (3, 3), name="conv_0", **conv)(nn.silu(h))
-    h = AdaGroupNorm(self.num_groups, name="ada_norm", **conv)(h, t_emb, z_emb)
+    h = AdaGroupNorm(self.num_groups, self.adagn, name="ada_norm", **conv)(h, t_emb, z_emb)
     h = nn.Dropout(self.dropout, deterministic=not train)(nn.silu(h))
     h = nn.Conv(
       self.out_channels, (3, 3), kernel_init=nn.initializers.zeros, name="conv_1", **conv

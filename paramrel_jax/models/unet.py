@@ -71,7 +71,7 @@ class OutputUNet(nn.Module):
       z_emb = layers.EmbeddingMLP(emb_dim, name="latent_embedding", **mods)(z.astype(dtype))
 
     def block(h: jax.Array, channels: int, name: str) -> jax.Array:
-      h = res_block(channels, cfg.num_groups, cfg.dropout, name=f"{name}_res", **mods)(
+      h = res_block(channels, cfg.num_groups, cfg.dropout, cfg.adagn, name=f"{name}_res", **mods)(
         h, t_emb, z_emb, train
       )
       if h.shape[1] in cfg.attention_resolutions:
@@ -90,11 +90,13 @@ class OutputUNet(nn.Module):
         skips.append(h)
 
     mid_channels = h.shape[-1]
-    h = res_block(mid_channels, cfg.num_groups, cfg.dropout, name="mid_res_0", **mods)(
+    if z is not None and cfg.latent_map:
+      h = h + layers.latent_map(z.astype(dtype), h.shape[1:], **mods)
+    h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_0", **mods)(
       h, t_emb, z_emb, train
     )
     h = layers.AttentionBlock(cfg.num_heads, cfg.num_groups, name="mid_attn", **mods)(h)
-    h = res_block(mid_channels, cfg.num_groups, cfg.dropout, name="mid_res_1", **mods)(
+    h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_1", **mods)(
       h, t_emb, z_emb, train
     )
 

@@ -37,6 +37,8 @@ ENCODER_KINDS = ("vanilla", "progressive")
 # What the self-encoder reads (`objective.encoder_input`): the clean data, theta_1 ~ p_F(. | x; 1),
 # or the output network's own input theta_t (paper Eq. 3).
 ENCODER_INPUTS = ("data", "final_params", "theta_t")
+# How z enters the output network's AdaGN (`layers.AdaGroupNorm`): paper Eq. 12 or DiffAE's form.
+ADAGN_FORMS = ("paper", "diffae")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -61,6 +63,13 @@ class NetworkConfig:
       'final_params' (theta_1 ~ p_F(theta | x; 1)) or 'theta_t' (the output network's input,
       Eq. 3); in the flow's network-input format either way, so the parameters are the same.
     encoder_channel_mult: channel multipliers of the encoder; None: the same as channel_mult.
+    posterior_logvar_init: initial log-variance of q(z_t | e, t) (the bias of its head). 0 starts
+      at the prior's variance, so z carries nothing until training shrinks it; a negative value
+      starts nearly deterministic.
+    latent_map: also add a learned linear map of z to the output network's bottleneck features
+      (`layers.latent_map`), a spatial path for z besides AdaGN.
+    adagn: how z conditions the output network, one of ADAGN_FORMS: 'paper' (Eq. 12, z modulates
+      inside a second GroupNorm) or 'diffae' ((1 + s(z)) times the time-modulated features).
     fourier_features: concatenate sin / cos Fourier features of the input (continuous data).
     dtype: compute dtype, 'float32' or 'bfloat16'; parameters, the output heads and the outputs
       stay float32.
@@ -78,6 +87,9 @@ class NetworkConfig:
   encoder: str = "progressive"
   encoder_input: str = "data"
   encoder_channel_mult: tuple[int, ...] | None = None
+  adagn: str = "paper"
+  posterior_logvar_init: float = 0.0
+  latent_map: bool = False
   fourier_features: bool = False
   dtype: str = "float32"
   remat: bool = False
@@ -133,6 +145,8 @@ class NetworkConfig:
       raise ValueError(
         f"model.encoder_input must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}."
       )
+    if self.adagn not in ADAGN_FORMS:
+      raise ValueError(f"model.adagn must be one of {ADAGN_FORMS}, got {self.adagn!r}.")
     if self.dtype not in DTYPES:
       raise ValueError(f"NetworkConfig.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}.")
 
