@@ -22,6 +22,7 @@ likelihood, latent export, reverse sampling, generation) calls `encoder_input`, 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import flax
@@ -38,6 +39,14 @@ EncodeFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 DecodeFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 MMD_KERNELS = ("rbf", "imq")
+# How the BFN term's gradient reaches the encoder (`latent_gradient_scale`).
+LATENT_WEIGHTINGS = ("elbo", "flat", "flat_both")
+# q(z_t | e, t): a Gaussian (Eq. 6) or its mean alone (the authors' MMD-only variant).
+POSTERIORS = ("gaussian", "deterministic")
+# What multiplies mmd_weight: the number of data dimensions D = H * W * C, or nothing (legacy).
+MMD_SCALES = ("data_dims", "none")
+# The smallest flow time whose weight `latent_gradient_scale` divides by.
+_MIN_WEIGHT_TIME = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +57,18 @@ class ObjectiveConfig:
     kl_weight: weight (1 - gamma) of the rate KL[q(z_t | e, t) || N(0, I)].
     mmd_weight: weight (gamma + lambda - 1) of MMD(q(z) || N(0, I)).
     mmd_kernel: 'rbf' or 'imq' (inverse multiquadric, as in WAE / InfoVAE).
+    mmd_scale: 'data_dims': the MMD term is mmd_weight * D * MMD, D = H * W * C. The BFN term
+      sums over the D dimensions and the rate over the L latent dimensions (both in nats, so
+      kl_weight trades nats for nats at any image size), but the MMD is a unitless kernel
+      distance: scaled by D, one mmd_weight means the same against the BFN term at 28x28x1 and
+      64x64x3. 'none': mmd_weight * MMD (runs saved before this key).
+    latent_weighting: 'elbo' (the encoder gets the BFN term's own gradient) or 'flat' (the
+      encoder's gradient is re-weighted so every flow time counts equally, see
+      `latent_gradient_scale`; the output network still gets the ELBO's gradient) or
+      'flat_both' (the BFN term itself is re-weighted so, for both networks: not the ELBO).
+    posterior: 'gaussian' (z_t ~ q(z_t | e, t)) or 'deterministic' (z_t = the mean, no rate term:
+      the authors' released MMD-only variant). The likelihood evaluation then also uses the mean;
+      its rate is that of the unused variance head, so its -ELBO is not a bound.
     loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
     loss_samples: Monte-Carlo sender samples of the n-step loss.
   """
@@ -55,6 +76,9 @@ class ObjectiveConfig:
   kl_weight: float = 1e-3
   mmd_weight: float = 0.1
   mmd_kernel: str = "imq"
+  mmd_scale: str = "data_dims"
+  latent_weighting: str = "elbo"
+  posterior: str = "gaussian"
   loss_steps: int = 0
   loss_samples: int = 1
 
@@ -66,6 +90,15 @@ class ObjectiveConfig:
     if self.mmd_kernel not in MMD_KERNELS:
       raise ValueError(
           f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}.")
+    if self.mmd_scale not in MMD_SCALES:
+      raise ValueError(
+          f"objective.mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}.")
+    if self.latent_weighting not in LATENT_WEIGHTINGS:
+      raise ValueError(f"objective.latent_weighting must be one of {LATENT_WEIGHTINGS}, got "
+                       f"{self.latent_weighting!r}.")
+    if self.posterior not in POSTERIORS:
+      raise ValueError(
+          f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
     if self.loss_steps < 0:
       raise ValueError(
           f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
@@ -120,6 +153,32 @@ def mmd(z: jax.Array, prior_z: jax.Array, kernel: str = "imq") -> jax.Array:
   within_q = (k_qq.sum() - jnp.trace(k_qq)) / (n * (n - 1))
   within_p = (k_pp.sum() - jnp.trace(k_pp)) / (m * (m - 1))
   return within_p + within_q - 2.0 * k_qp.mean()
+
+
+def mmd_weight(cfg: ObjectiveConfig, data_shape: tuple[int, ...]) -> float:
+  """The MMD term's weight for data of shape (B, H, W, C): see ObjectiveConfig.mmd_scale."""
+  if cfg.mmd_scale == "none":
+    return cfg.mmd_weight
+  return cfg.mmd_weight * math.prod(data_shape[1:])
+
+
+def latent_gradient_scale(flow: Flow, t: jax.Array) -> jax.Array:
+  """Factor (B,) on the BFN term's gradient into z under latent_weighting='flat'.
+
+  L^inf weights the squared error at t by `flow.ctime_weight(t)`: K beta1 t for discrete data,
+  -ln(sigma1) sigma1^(-2t) for continuous and discretised data. Late times dominate, when theta_t
+  already holds nearly all of x and z is rewarded for fine detail only. Scaling z's gradient by
+  mean_weight / weight(t) gives the encoder the error of every t at one weight, the mean, so the
+  early times, where z must carry the global content, count as much as the late ones.
+  """
+  weight = flow.ctime_weight(jnp.maximum(t, _MIN_WEIGHT_TIME))
+  return (flow.mean_ctime_weight() / weight).astype(jnp.float32)
+
+
+def scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """x (B, ...) in the forward pass; its gradient times scale (B,) in the backward pass."""
+  scale = scale.reshape(scale.shape + (1,) * (x.ndim - 1))
+  return jax.lax.stop_gradient(x) + scale * (x - jax.lax.stop_gradient(x))
 
 
 def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | None,
@@ -207,16 +266,24 @@ def paramrel_loss(
   net_in = flow.net_input(theta)
   mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
   mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
-  z = reparameterise(k_z, mean, logvar)
-  net_out = decode(net_in, z, t).astype(jnp.float32)
+  if cfg.posterior == "deterministic":
+    z, rate = mean, jnp.zeros((batch,), jnp.float32)
+  else:
+    z, rate = reparameterise(k_z, mean, logvar), gaussian_kl(mean, logvar)
+  z_in = z
+  if cfg.latent_weighting == "flat":
+    z_in = scale_gradient(z, latent_gradient_scale(flow, t))
+  net_out = decode(net_in, z_in, t).astype(jnp.float32)
   bfn = bfn_loss(k_loss, flow, x, net_out, theta, t, i, cfg)
-  rate = gaussian_kl(mean, logvar)
+  trained_bfn = bfn
+  if cfg.latent_weighting == "flat_both":
+    trained_bfn = bfn * latent_gradient_scale(flow, t)
   if z.shape[-1] > 0 and batch > 1:
     mmd_value = mmd(z, jax.random.normal(k_prior, z.shape, z.dtype), cfg.mmd_kernel)
   else:
     mmd_value = jnp.zeros((), jnp.float32)
   mmd_b = jnp.broadcast_to(mmd_value, (batch,))
-  loss = bfn + cfg.kl_weight * rate + cfg.mmd_weight * mmd_b
+  loss = trained_bfn + cfg.kl_weight * rate + mmd_weight(cfg, x.shape) * mmd_b
   terms = LossTerms(loss=loss, bfn=bfn, rate=rate, mmd=mmd_b, t=t)
   aux = {"mean": mean, "z": z, "net_in": net_in, "theta": theta, "t": t, "i": i, "key": k_loss}
   return terms, aux

@@ -182,6 +182,15 @@ class _GaussianFlow:
     """alpha_i (BFN Eq. 95) of i's shape."""
     return continuous.accuracy(i, n, self.sigma1).astype(dtype)
 
+  def ctime_weight(self, t: Array) -> Array:
+    """Weight -ln(sigma1) sigma1^(-2t) of the squared error ||x - x_hat||^2 in L^inf, t's shape."""
+    log_sigma1 = math.log(self.sigma1)
+    return -log_sigma1 * jnp.exp(-2.0 * log_sigma1 * t)
+
+  def mean_ctime_weight(self) -> float:
+    """The mean of `ctime_weight` over t ~ U[0, 1]: (sigma1^(-2) - 1) / 2."""
+    return (self.sigma1 ** -2 - 1.0) / 2.0
+
   def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
     """y ~ N(x, 1 / alpha), alpha (B,) or scalar."""
     return continuous.sender_sample(key, x, _per_example(alpha, x.ndim, _data_dtype(x)))
@@ -434,6 +443,14 @@ class DiscreteFlow:
       raise ValueError(
         f"x must hold classes in [0, {self.num_classes}), got values in [{x.min()}, {x.max()}]."
       )
+
+  def ctime_weight(self, t: Array) -> Array:
+    """Weight K beta1 t of the squared error ||e_x - p||^2 in L^inf, t's shape."""
+    return self.num_classes * self.beta1 * t
+
+  def mean_ctime_weight(self) -> float:
+    """The mean of `ctime_weight` over t ~ U[0, 1]: K beta1 / 2."""
+    return self.num_classes * self.beta1 / 2.0
 
   def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> CategoricalTheta:
     """The uniform theta_0 for a batch of shape (B, ...): log_probs (B, ..., K) = -ln K."""

@@ -94,6 +94,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
       num_examples=ecfg.num_examples,
       loss_steps=ecfg.loss_steps,
       n_repeats=ecfg.n_repeats,
+      sample_z=config.objective.posterior == "gaussian",
       seed=config.seed,
     ),
   }

@@ -1,0 +1,123 @@
+"""The ParamReL objective's options: latent weighting, posterior form, MMD scale (Eq. 6)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from paramrel_jax import objective
+from paramrel_jax.bfn.flows import make_flow
+
+SHAPE = (1, 4, 4, 1)  # one example: the MMD (a batch statistic) is left out
+
+
+def _flow(data_type):
+  return make_flow(data_type, sigma1=0.02, beta1=3.0, num_bins=16, num_classes=2)
+
+
+def _data(flow):
+  rng = np.random.default_rng(0)
+  if flow.data_type == "discrete":
+    return jnp.asarray(rng.integers(0, 2, SHAPE), jnp.int32)
+  x = rng.uniform(-1.0, 1.0, SHAPE)
+  if flow.data_type == "discretised":
+    x = np.round((x + 1) / 2 * 15) / 15 * 2 - 1
+  return jnp.asarray(x, jnp.float32)
+
+
+def _linear_nets(flow):
+  """encode: mean = mean(e) * w, logvar = -2; decode: net_in + (z @ v) per pixel, C * P outputs."""
+  out = SHAPE[-1] * flow.params_per_dim
+
+  def encode(params, e, t):
+    mean = jnp.mean(e, axis=(1, 2, 3))[:, None] * params["w"][None, :]
+    return mean, jnp.full_like(mean, -2.0)
+
+  def decode(params, net_in, z, t):
+    shift = (z @ params["v"])[:, None, None, :]
+    return jnp.tile(net_in[..., :1], (1, 1, 1, out)) + shift
+
+  params = {"w": jnp.array([0.7, -0.4]), "v": jnp.array([[0.3] * out, [-0.5] * out])}
+  return encode, decode, params
+
+
+def _grads(flow, cfg, key, x):
+  encode, decode, params = _linear_nets(flow)
+
+  def loss(p):
+    terms, _ = objective.paramrel_loss(
+        key, x, flow=flow, encode=lambda e, t: encode(p, e, t),
+        decode=lambda n, z, t: decode(p, n, z, t), cfg=cfg, encoder_input_mode="data")
+    return terms.loss.sum(), terms
+
+  return jax.grad(loss, has_aux=True)(params)
+
+
+@pytest.mark.parametrize("data_type", ["discrete", "continuous", "discretised"])
+def test_flat_weighting_rescales_only_the_encoder_gradient(data_type):
+  flow, key = _flow(data_type), jax.random.key(3)
+  x = _data(flow)
+  elbo = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0)
+  flat = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0, latent_weighting="flat")
+  g_elbo, terms = _grads(flow, elbo, key, x)
+  g_flat, terms_flat = _grads(flow, flat, key, x)
+  np.testing.assert_array_equal(terms.loss, terms_flat.loss)  # the forward pass is unchanged
+  np.testing.assert_allclose(g_flat["v"], g_elbo["v"], rtol=1e-6)  # the output network's
+  scale = objective.latent_gradient_scale(flow, terms.t)[0]
+  assert not np.isclose(float(scale), 1.0)
+  np.testing.assert_allclose(g_flat["w"], scale * g_elbo["w"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("data_type", ["discrete", "continuous"])
+def test_latent_gradient_scale_gives_every_time_the_mean_weight(data_type):
+  flow = _flow(data_type)
+  t = jnp.array([0.1, 0.5, 0.9])
+  scale = objective.latent_gradient_scale(flow, t)
+  # scale * weight(t) is the same for every t: the mean of the weight over U[0, 1]
+  np.testing.assert_allclose(scale * flow.ctime_weight(t), flow.mean_ctime_weight(), rtol=1e-5)
+  grid = jnp.linspace(0.0, 1.0, 200_001)
+  np.testing.assert_allclose(jnp.mean(flow.ctime_weight(grid)), flow.mean_ctime_weight(),
+                             rtol=1e-4)
+  if data_type == "discrete":
+    np.testing.assert_allclose(scale, 0.5 / t, rtol=1e-6)  # K beta1 t against K beta1 / 2
+
+
+def test_ctime_weight_is_the_weight_of_the_ctime_loss():
+  flow = _flow("discrete")
+  x = jnp.zeros((1, 2, 2, 1), jnp.int32)
+  logits = jnp.full((1, 2, 2, 1), 0.3)
+  out = flow.output_dist(logits, flow.prior(x.shape), jnp.array([0.4]))
+  sq_error = jnp.sum(jnp.square(jnp.array([1.0, 0.0]) - out.probs), axis=-1).sum()
+  np.testing.assert_allclose(flow.ctime_loss(x, out, jnp.array([0.4]))[0],
+                             flow.ctime_weight(0.4) * sq_error, rtol=1e-6)
+
+
+def test_deterministic_posterior_uses_the_mean_and_has_no_rate():
+  flow = _flow("discrete")
+  x = _data(flow)
+  encode, decode, params = _linear_nets(flow)
+  cfg = objective.ObjectiveConfig(kl_weight=1.0, mmd_weight=0.0, posterior="deterministic")
+  terms, aux = objective.paramrel_loss(
+      jax.random.key(0), x, flow=flow, encode=lambda e, t: encode(params, e, t),
+      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+  np.testing.assert_array_equal(aux["z"], aux["mean"])
+  np.testing.assert_array_equal(terms.rate, 0.0)
+  np.testing.assert_allclose(terms.loss, terms.bfn)
+
+
+def test_mmd_weight_scales_with_the_data_dimensions():
+  cfg = objective.ObjectiveConfig(mmd_weight=0.5, mmd_scale="data_dims")
+  assert objective.mmd_weight(cfg, (8, 28, 28, 1)) == 0.5 * 784
+  assert objective.mmd_weight(cfg, (8, 64, 64, 3)) == 0.5 * 64 * 64 * 3
+  legacy = objective.ObjectiveConfig(mmd_weight=0.5, mmd_scale="none")
+  assert objective.mmd_weight(legacy, (8, 64, 64, 3)) == 0.5
+  assert math.isclose(objective.mmd_weight(cfg, (2, 3, 5, 7)), 0.5 * 105)
+
+
+@pytest.mark.parametrize("field, value", [("latent_weighting", "late"), ("posterior", "delta"),
+                                          ("mmd_scale", "pixels")])
+def test_bad_options_name_the_key(field, value):
+  with pytest.raises(ValueError, match=f"objective.{field}"):
+    objective.ObjectiveConfig(**{field: value})
