@@ -54,6 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
   # e, what the encoder reads: 'data' (x) | 'final_params' (theta_1 ~ p_F(. | x; 1)) | 'theta_t'
   # (the output network's own input, paper Eq. 3 literally; runs saved without this key used it)
   config.model.encoder_input = "data"
+  # how z enters the output network's AdaGN: 'paper' (Eq. 12) | 'diffae' (scale after the norm)
+  config.model.adagn = "paper"
+  config.model.posterior_logvar_init = 0.0  # initial log-variance of q(z_t | e, t)
+  config.model.latent_map = False  # also a linear map of z into the bottleneck features
   config.model.dropout = 0.0
   config.model.fourier_features = False  # add Fourier features of the input mean (continuous)
   config.model.predict_std = False  # discretised: also predict a log-std (official CIFAR setting)
@@ -64,6 +68,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.kl_weight = 1e-3  # (1 - gamma): weight of KL[q(z_t | e, t) || N(0, I)]
   config.objective.mmd_weight = 0.1  # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I))
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
+  # 'data_dims': the MMD term is mmd_weight * (H * W * C) * MMD | 'none': mmd_weight * MMD
+  config.objective.mmd_scale = "none"
+  # the encoder's gradient: 'elbo' (the BFN term's) | 'flat' (every flow time at equal weight)
+  config.objective.latent_weighting = "elbo"
+  # 'gaussian' (z_t ~ q(z_t | e, t)) | 'deterministic' (z_t = its mean, no rate: MMD-only variant)
+  config.objective.posterior = "gaussian"
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 64  # global batch, split over all devices

@@ -17,7 +17,8 @@ scikit-learn version for the latent metrics) and `run(flow, net, params, step)`,
 scalar `(name, value)` pairs logged as `eval/<evaluator name>/<name>`.
 
 Latent evaluators encode the first `num_examples` examples of the training split (default) with
-the encoder mean at `latent_time` (`latents.export_latents`) and score:
+the encoder mean at `latent_time` (`latents.export_latents`) and `score` the codes; `score` also
+takes codes exported from any model (a baseline's too, `modes.run_export_latents`):
   auroc  5-fold logistic-probe AUROC on 'label' (MNIST-like data), 'attributes' (CelebA) or each
          factor separately (generated / 3DShapes data), `metrics.latent_auroc`;
   dci    5-fold DCI on the factors, `metrics.dci_cv`;
@@ -139,7 +140,7 @@ class LikelihoodEvaluator(Evaluator):
     "loss_steps": None,  # eval.loss_steps
     "n_repeats": None,  # eval.n_repeats
     "loss_samples": likelihood.DEFAULT_LOSS_SAMPLES,
-    "sample_z": True,
+    "sample_z": None,  # z ~ q unless objective.posterior = 'deterministic'
     "seed": None,  # config seed
   }
 
@@ -150,6 +151,7 @@ class LikelihoodEvaluator(Evaluator):
       "batch_size": config.eval.batch_size,
       "loss_steps": config.eval.loss_steps,
       "n_repeats": config.eval.n_repeats,
+      "sample_z": config.objective.posterior == "gaussian",
       "seed": config.seed,
     }
 
@@ -210,6 +212,13 @@ class LatentEvaluator(Evaluator):
       seed=s["seed"],
     )
 
+  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
+    return self.score(self.latents(flow, net, params))
+
+  @abc.abstractmethod
+  def score(self, arrays: dict[str, np.ndarray]) -> dict:
+    """The result for exported codes: 'z' (N, L) and the split's annotations (any model's)."""
+
   def _not_applicable(self, needs: str) -> ValueError:
     return ValueError(
       f"evals.{self.name}: a {self.kind!r} evaluator needs {needs}, which dataset "
@@ -244,9 +253,8 @@ class AurocEvaluator(LatentEvaluator):
       )
     self.settings["target"] = target
 
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
+  def score(self, arrays: dict[str, np.ndarray]) -> dict:
     s = self.settings
-    arrays = self.latents(flow, net, params)
     z, labels = arrays["z"], arrays[s["target"]]
     base = {
       "target": s["target"],
@@ -293,9 +301,8 @@ class DciEvaluator(LatentEvaluator):
     if len(self.info.factor_names) < 2:
       raise self._not_applicable("at least 2 ground-truth factors")
 
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
+  def score(self, arrays: dict[str, np.ndarray]) -> dict:
     s = self.settings
-    arrays = self.latents(flow, net, params)
     result = metrics.dci_cv(
       arrays["z"],
       arrays["factors"],
@@ -333,9 +340,8 @@ class TadEvaluator(LatentEvaluator):
     if not (self.info.attribute_names or self.info.factor_names):
       raise self._not_applicable("binary attributes or factors")
 
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
+  def score(self, arrays: dict[str, np.ndarray]) -> dict:
     s = self.settings
-    arrays = self.latents(flow, net, params)
     if self.info.attribute_names:
       attributes, source = arrays["attributes"], "attributes"
       names = self.info.attribute_names

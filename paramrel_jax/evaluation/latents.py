@@ -119,6 +119,16 @@ def export_model_latents(model, params: dict, data_cfg: data.DataConfig, *, spli
                        batch_size=batch_size, num_examples=num_examples, seed=seed)
 
 
+def export_pixels(data_cfg: data.DataConfig, *, split: str, batch_size: int,
+                  num_examples: int) -> dict[str, np.ndarray]:
+  """Like `export_latents` with the flattened float32 pixels (N, H * W * C) as 'z'."""
+  if num_examples < 1:
+    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  flatten = lambda key, x: x.reshape(x.shape[0], -1).astype(jnp.float32)  # noqa: E731
+  return _encode_split(data_cfg, {"z": flatten}, split=split, batch_size=batch_size,
+                       num_examples=num_examples, seed=0)
+
+
 def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,
                   num_examples: int, seed: int) -> dict[str, np.ndarray]:
   """Runs every encoder (key, x) -> z (B, L) over the split's first examples, with labels."""

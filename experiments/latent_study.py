@@ -1,0 +1,259 @@
+r"""The latent study (issue 15): what the encoder reads, variants and baselines at one budget.
+
+  .venv/bin/python -m experiments.latent_study                          # everything, resumable
+  .venv/bin/python -m experiments.latent_study --datasets mnist10k --rows paramrel ae pca
+
+Every row is trained and scored by the one shared harness, `paramrel_jax.evaluation.study`
+(`run_row`: the trainer, the likelihood evaluation, the latent export and the latent evaluators;
+`pca_row`: the floor). Rows differ only in config overrides (`ROWS`) on the dataset's config
+(`DATASETS`), all at the budget of the flags. `--seeds` applies to `MULTI_SEED_ROWS` (the default,
+the paper-literal form and the strongest baseline); the other rows use the first seed.
+
+Scores, on the codes of the first `--num_examples` evaluation-split images:
+  mnist10k   5-fold logistic-probe AUROC on the digit labels (paper Table 2);
+  shapes2d   DCI disentanglement / completeness / informativeness, TAD and ATTRS on the factors
+  scenes3d   binarised at the middle of their range, and the mean factor AUROC (paper Table 3).
+Every ParamReL row also reports the test loss and -ELBO (nats / image), the last logged
+z_shuffle_gap (the BFN loss increase when each image gets another image's z) and active
+dimensions; the default row logs its AUROC every `--curve_every` steps (the learning curve).
+
+Runs live in `<workdir>/<dataset>/<row>/seed<k>` and resume; a finished row's result is cached in
+its workdir (`study_row.json`), so rerunning the script only computes what is missing. Writes
+`<out>/latent_study.json` and `.md` after every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+import jax
+import ml_collections
+import numpy as np
+
+from configs import base, bmnist
+from paramrel_jax.evaluation import study
+
+MNIST_PATH = "../shared/data/mnist10k.npz"
+
+# Dataset -> (base config, overrides, latent scores).
+DATASETS: dict[str, tuple] = {
+  "mnist10k": (
+    bmnist.get_config,
+    {"data.source": "npz", "data.path": MNIST_PATH},
+    {"auroc": {}},
+  ),
+  "shapes2d": (
+    base.get_config,
+    {"data.name": "shapes2d", "data.source": "generated", "data.num_examples": 10_000},
+    {"dci": {"n_estimators": 20}, "tad": {}, "auroc": {}},
+  ),
+  "scenes3d": (
+    base.get_config,
+    {"data.name": "scenes3d", "data.source": "generated", "data.num_examples": 10_000,
+     "data.image_size": 32, "data.binarize": "none", "flow.data_type": "discretised",
+     "flow.num_bins": 16},
+    {"dci": {"n_estimators": 20}, "tad": {}, "auroc": {}},
+  ),
+}
+
+# Row -> config overrides on the dataset's config; None: the PCA floor.
+ROWS: dict[str, dict | None] = {
+  "paramrel": {},  # the default config
+  "paramrel_final_params": {"model.encoder_input": "final_params"},
+  "paramrel_theta_t": {"model.encoder_input": "theta_t", "model.adagn": "paper",
+                       "objective.latent_weighting": "elbo"},  # paper Eq. 3 and 12, literally
+  "paramrel_vanilla": {"model.encoder": "vanilla"},
+  "bfn": {"model.latent_dim": 0},  # the plain BFN: likelihood and samples only
+  "diffae": {"model.kind": "diffae"},
+  "infodiffusion": {"model.kind": "infodiffusion"},
+  "ae": {"model.kind": "ae"},
+  "beta_vae": {"model.kind": "beta_vae"},
+  "pca": None,
+}
+MULTI_SEED_ROWS = ("paramrel", "paramrel_theta_t", "ae")
+ROW_FILE = "study_row.json"
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: dict) -> ml_collections.ConfigDict:
+  """Sets 'section.key' entries; an unknown key raises ValueError."""
+  for dotted, value in overrides.items():
+    section, key = dotted.split(".") if "." in dotted else (None, dotted)
+    node = config[section] if section else config
+    if key not in node:
+      raise ValueError(f"unknown config key {dotted!r}.")
+    node[key] = value
+  return config
+
+
+def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.ConfigDict:
+  """The config of one run: the dataset's config, the shared budget, the row's overrides."""
+  get_config, data_overrides, _ = DATASETS[dataset]
+  config = apply_overrides(get_config(), {
+    **data_overrides,
+    "seed": seed,
+    "model.size": args.size,
+    "model.latent_dim": args.latent_dim,
+    "training.num_steps": args.steps,
+    "training.batch_size": args.batch_size,
+    "training.learning_rate": args.learning_rate,
+    "training.warmup_steps": min(100, args.steps // 10),
+    "training.ema_decay": args.ema_decay,
+    "training.log_every": args.curve_every,
+    "training.checkpoint_every": args.curve_every,
+    "eval.num_examples": args.num_examples,
+    "eval.batch_size": 100,
+    **(ROWS[row] or {}),
+  })
+  if row == "paramrel" and dataset == "mnist10k":  # the learning curve of the default
+    config.evals.auroc = dict(every=args.curve_every, split="test")
+  return config
+
+
+def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) -> dict:
+  """`study.run_row`, or its cached result when the run is finished and was scored."""
+  path = os.path.join(workdir, ROW_FILE)
+  if config.model.latent_dim == 0:  # a plain BFN: likelihood only
+    scores = {}
+  if os.path.isfile(path):
+    with open(path) as f:
+      cached = json.load(f)
+    if cached["step"] == config.training.num_steps and cached["scores"].keys() == scores.keys():
+      return cached
+  result = study.run_row(config, workdir, scores, export=config.model.latent_dim > 0)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=1, sort_keys=True)
+  return result
+
+
+def headline(dataset: str, scores: dict) -> dict[str, float]:
+  """The table's score columns of one run."""
+  if dataset == "mnist10k":
+    return {"AUROC": scores["auroc"]["auroc_mean"]} if scores else {}
+  if not scores:
+    return {}
+  return {
+    "DCI D": scores["dci"]["disentanglement_mean"],
+    "DCI C": scores["dci"]["completeness_mean"],
+    "DCI I": scores["dci"]["informativeness_test_mean"],
+    "TAD": scores["tad"]["tad_mean"],
+    "ATTRS": scores["tad"]["attrs_mean"],
+    "factor AUROC": scores["auroc"]["auroc_mean"],
+  }
+
+
+def run_columns(result: dict) -> dict[str, float]:
+  """Likelihood and latent-usage columns of one run (NaN where a row has none)."""
+  nats = (result.get("likelihood") or {}).get("nats_per_image", {})
+  last = result.get("log", {}).get("last", {})
+  return {
+    "z_shuffle_gap": last.get("z_shuffle_gap", np.nan),
+    "active dims": last.get("active_dims", np.nan),
+    "test loss": nats.get("test_loss", np.nan),
+    "-ELBO": nats.get("neg_elbo", np.nan),
+    "train s": result.get("log", {}).get("train_seconds", np.nan),
+  }
+
+
+def summarise(runs: list[dict], dataset: str) -> dict[str, dict[str, float]]:
+  """{column: {'mean', 'std', 'n'}} over the seeds of a row."""
+  columns: dict[str, list[float]] = {}
+  for run in runs:
+    for name, value in {**headline(dataset, run["scores"]), **run_columns(run)}.items():
+      columns.setdefault(name, []).append(float(value))
+  return {name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+          for name, v in columns.items()}
+
+
+def markdown(result: dict) -> str:
+  """The study's tables, one per dataset, mean +- std over seeds."""
+  budget = result["budget"]
+  lines = [
+    "# Latent study (issue 15): encoder input, variants and baselines at one budget",
+    "",
+    f"Budget per run: {budget['steps']} steps at batch {budget['batch_size']}, `{budget['size']}`"
+    f" networks, latent_dim {budget['latent_dim']}, lr {budget['learning_rate']}, EMA "
+    f"{budget['ema_decay']}; scores on {budget['num_examples']} evaluation-split images. "
+    f"Hardware: {result['hardware']}.",
+  ]
+  for dataset, rows in result["datasets"].items():
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row["summary"]))
+    lines += ["", f"## {dataset}", "", "| row | seeds | " + " | ".join(columns) + " |",
+              "| --- | --- |" + " --- |" * len(columns)]
+    for name, row in rows.items():
+      cells = []
+      for column in columns:
+        cell = row["summary"].get(column)
+        if cell is None or np.isnan(cell["mean"]):
+          cells.append("-")
+        elif cell["n"] > 1:
+          cells.append(f"{cell['mean']:.3f} +- {cell['std']:.3f}")
+        else:
+          cells.append(f"{cell['mean']:.3f}")
+      lines.append(f"| {name} | {row['seeds']} | " + " | ".join(cells) + " |")
+  lines += ["", "+- is the standard deviation over seeds. test loss = BFN term + reconstruction "
+            "(nats / image); -ELBO adds the unweighted rate; both '-' for baselines and the PCA "
+            "floor. z_shuffle_gap and active dims: last training log (ParamReL only). train s: "
+            "training time without compilation and evaluations."]
+  return "\n".join(lines) + "\n"
+
+
+def hardware() -> str:
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  return f"{cpu}, {os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+  parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  parser.add_argument("--steps", type=int, default=1500)
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--size", default="small")
+  parser.add_argument("--latent_dim", type=int, default=16)
+  parser.add_argument("--learning_rate", type=float, default=1e-3)
+  parser.add_argument("--ema_decay", type=float, default=0.99)
+  parser.add_argument("--num_examples", type=int, default=1000)
+  parser.add_argument("--curve_every", type=int, default=250)
+  parser.add_argument("--workdir", default="runs/latent_study")
+  parser.add_argument("--out", default="experiments/results")
+  args = parser.parse_args(argv)
+
+  keys = ("steps", "batch_size", "size", "latent_dim", "learning_rate", "ema_decay",
+          "num_examples")
+  result = {"budget": {k: getattr(args, k) for k in keys}, "hardware": hardware(),
+            "datasets": {}}
+  for dataset in args.datasets:
+    scores = DATASETS[dataset][2]
+    result["datasets"][dataset] = rows = {}
+    for row in args.rows:
+      seeds = args.seeds if row in MULTI_SEED_ROWS else args.seeds[:1]
+      runs = []
+      for seed in seeds:
+        config = row_config(dataset, row, seed, args)
+        if ROWS[row] is None:
+          runs.append(study.pca_row(config, scores))
+          continue
+        workdir = os.path.join(args.workdir, dataset, row, f"seed{seed}")
+        runs.append(run_cached(config, workdir, scores))
+        print(f"{dataset} {row} seed {seed}: {headline(dataset, runs[-1]['scores'])}",
+              flush=True)
+      rows[row] = {"seeds": seeds, "overrides": ROWS[row], "runs": runs,
+                   "summary": summarise(runs, dataset)}
+      os.makedirs(args.out, exist_ok=True)
+      with open(os.path.join(args.out, "latent_study.json"), "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+      with open(os.path.join(args.out, "latent_study.md"), "w") as f:
+        f.write(markdown(result))
+
+
+if __name__ == "__main__":
+  main()
