@@ -412,6 +412,49 @@ def test_float64_inputs_stay_float64():
       assert out.dtype == jnp.float64
 
 
+def _integer_calls() -> dict:
+  """Calls of the bfn functions whose array arguments are all int32 (indices, integral values)."""
+  i, x, a, rho = (jnp.array(v, jnp.int32) for v in ([1, 2], [-1, 1], [2, 3], [6, 9]))
+  c = jnp.array([0, 2], jnp.int32)  # classes (K = 3)
+  w, z = jnp.array([[1, 1, 1], [1, 2, 1]], jnp.int32), jnp.zeros((2, 3), jnp.int32)
+  return {
+    "continuous.accuracy": lambda: continuous.accuracy(i, 2, SIGMA1),
+    "continuous.dtime_loss": lambda: continuous.dtime_loss(x, 0 * x, i, 2, SIGMA1),
+    "continuous.bayesian_update": lambda: continuous.bayesian_update(x, a, x, a),
+    "continuous.inverse_bayesian_update": lambda: continuous.inverse_bayesian_update(x, rho, x, a),
+    "continuous.sender_log_prob": lambda: continuous.sender_log_prob(x, x, a),
+    "continuous.sender_sample": lambda: continuous.sender_sample(KEY, x, a),
+    "discretised.quantize": lambda: discretised.quantize(x, 3),
+    "discretised.bin_probs": lambda: discretised.bin_probs(x, a, 3),
+    "discretised.log_prob": lambda: discretised.log_prob(x, x, a, 3),
+    "discretised.predict_mean_std": lambda: discretised.predict_mean_std(x, x, x, a, SIGMA1),
+    "discretised.receiver_log_prob": lambda: discretised.receiver_log_prob(x, w, a, 3),
+    "discretised.dtime_loss": lambda: discretised.dtime_loss(KEY, x, w, i, 2, SIGMA1, 3),
+    "discrete.accuracy": lambda: discrete.accuracy(i, 2, BETA1),
+    "discrete.flow_probs": lambda: discrete.flow_probs(c, i, BETA1, 3, z),
+    "discrete.sender_log_prob": lambda: discrete.sender_log_prob(w, c, a, 3),
+    "discrete.sender_sample": lambda: discrete.sender_sample(KEY, c, a, 3),
+    "discrete.receiver_sample": lambda: discrete.receiver_sample(KEY, z, a, 3),
+    "discrete.bayesian_update": lambda: discrete.bayesian_update(w, w),
+    "discrete.inverse_bayesian_update": lambda: discrete.inverse_bayesian_update(w, w),
+    "discrete.update_log_probs": lambda: discrete.update_log_probs(z, w),
+    "discrete.network_input": lambda: discrete.network_input(z),
+    "discrete.data_network_input": lambda: discrete.data_network_input(c, 3),
+    "discrete.output_log_probs": lambda: discrete.output_log_probs(z, 3),
+    "discrete.ctime_loss": lambda: discrete.ctime_loss(c, w, i, BETA1, 3),
+    "discrete.reconstruction_loss": lambda: discrete.reconstruction_loss(c, z),
+  }
+
+
+@pytest.mark.parametrize("name", sorted(_integer_calls()))
+def test_integer_inputs_give_the_default_float_dtype(name):
+  """Integer arguments alone give the default float dtype: float64 under x64, else float32."""
+  for x64, default in ((False, jnp.float32), (True, jnp.float64)):
+    with jax.enable_x64(x64):
+      for leaf in jax.tree.leaves(_integer_calls()[name]()):
+        assert leaf.dtype == default, (x64, leaf.dtype)
+
+
 CALLS = {
   "gamma": (lambda t: continuous.gamma(t, SIGMA1), 1),
   "flow_mean": (lambda x, t, e: continuous.flow_mean(x, t, SIGMA1, e), 3),

@@ -4,6 +4,9 @@ tests/data/bfn_reference.npz holds inputs and outputs of every API function, pro
 the official NNAISENSE code in float64 (see shared/reference/README.md). Keys are
 `<module>.<function>.<case>.<arg>`; every case in the file is checked, in float32 at the
 README's tolerances and in float64 (x64 enabled only inside the test) at rtol 1e-11, atol 1e-12.
+
+Under x64 the dtype contract of `bfn` is checked too: float64 results for int32 step / class
+indices, and float32 results for float32 data (float64 only where every argument is an integer).
 """
 
 import collections
@@ -60,6 +63,16 @@ def _load_cases() -> dict[str, dict[str, np.ndarray]]:
 
 
 CASES = _load_cases()
+# Cases with an integer array argument (step indices i, discrete class indices x).
+INTEGER_CASES = sorted(
+  case
+  for case, stored in CASES.items()
+  if any(
+    np.issubdtype(stored[name].dtype, np.integer)
+    for name in API[case.rsplit(".", 1)[0]][0]
+    if name not in INT_CONFIG
+  )
+)
 
 
 def _function(case: str):
@@ -149,6 +162,36 @@ def test_float64_under_jit(case):
   with jax.enable_x64(True):
     result = _jitted_call(case, _arguments(case, jnp.float64, jnp.int64))
     _check(case, result, jnp.float64, 1e-11, 1e-12)
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "eager"])
+@pytest.mark.parametrize("case", INTEGER_CASES)
+def test_float64_with_int32_indices(case, jit):
+  """x64 with float64 data and int32 indices (jnp.arange / randint without x64): float64 values.
+
+  Integer-only arguments give the default float dtype, float64; `continuous.accuracy` used to
+  compute from int32 i in float32, so its results and those of `dtime_loss` missed the golden
+  values (issue 12).
+  """
+  with jax.enable_x64(True):
+    args = _arguments(case, jnp.float64, jnp.int32)
+    result = _jitted_call(case, args) if jit else _function(case)(*args)
+    _check(case, result, jnp.float64, 1e-11, 1e-12)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_float32_data_stays_float32_under_x64(case):
+  """x64 with float32 data and int64 indices: float32 results at the float32 tolerances.
+
+  Only cases whose arguments are all integers (`accuracy` of i, `bin_centres` of K) give the
+  default float dtype, float64.
+  """
+  _, rtol, atol = API[_api_name(case)]
+  with jax.enable_x64(True):
+    args = _arguments(case, jnp.float32, jnp.int64)
+    floating = any(isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating) for a in args)
+    result = _jitted_call(case, args)
+    _check(case, result, jnp.float32 if floating else jnp.float64, rtol, atol)
 
 
 @pytest.mark.parametrize("name", sorted(API))

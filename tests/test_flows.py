@@ -212,6 +212,29 @@ def test_data_input_is_net_input_at_the_data(flow):
     np.testing.assert_array_equal(data_in, 1 - 2 * x)  # 2 p_0 - 1: +1 for class 0
 
 
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_integer_inputs_give_the_default_float_dtype(flow):
+  """Step indices, shapes and class data carry no float dtype: float64 under x64, else float32.
+
+  Float step indices keep their dtype and an explicit dtype wins (issue 12).
+  """
+  for x64, default in ((False, jnp.float32), (True, jnp.float64)):
+    with jax.enable_x64(x64):
+      i = jnp.arange(1, 4, dtype=jnp.int32)
+      alpha = flow.accuracy(i, 10)
+      assert alpha.dtype == default
+      assert flow.accuracy(i.astype(jnp.float32), 10).dtype == jnp.float32
+      assert flow.accuracy(i, 10, jnp.float32).dtype == jnp.float32
+      assert all(leaf.dtype == default for leaf in jax.tree.leaves(flow.prior(SHAPE)))
+      if flow.data_type == "discrete":
+        x = jnp.zeros(SHAPE, jnp.int32)
+        assert flow.data_input(x).dtype == default
+        assert flow.sender_sample(KEY, x, jnp.arange(1, B + 1)).dtype == default
+    with jax.enable_x64(True):
+      want = flow.accuracy(jnp.arange(1, 4, dtype=jnp.float64), 10)
+      np.testing.assert_allclose(alpha, want, rtol=1e-13 if x64 else 1e-6)
+
+
 def test_output_dist_channel_layout_and_official_mappings():
   t = jnp.array([0.3, 0.9])
   t_b = t.reshape(B, 1, 1, 1)

@@ -13,8 +13,10 @@ sigma1 is the standard deviation at t = 1 (the official code's `min_variance` is
   alpha_i             = sigma1^(-2i/n) (1 - sigma1^(2/n))             (Eq. 95)
 
 Every function is elementwise: its array arguments broadcast against each other, results come
-back per element (no reduction) in the arguments' float dtype, and everything is jit-, vmap- and
-grad-safe. Hyperparameters (sigma1, n) are Python numbers; they are checked where static.
+back per element (no reduction) in the arguments' float dtype (for integer arguments alone, such
+as step indices, the default float dtype: float64 under jax_enable_x64; see `_float_dtype`), and
+everything is jit-, vmap- and grad-safe. Hyperparameters (sigma1, n) are Python numbers; they are
+checked where static.
 """
 
 import math
@@ -84,8 +86,29 @@ def _check_broadcast(**arrays: ArrayLike) -> tuple[int, ...]:
 
 
 def _float_dtype(*arrays: ArrayLike) -> jnp.dtype:
-  """Common dtype of the arrays, promoted to at least float32 (never bfloat16 / float16)."""
-  return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+  """The float dtype of results computed from the arrays: the dtype contract of `bfn`.
+
+  Floating arrays keep their common dtype, promoted to at least float32 (never bfloat16 /
+  float16); integer or bool arrays alone (e.g. step indices) give the default float dtype,
+  float64 under jax_enable_x64 and float32 otherwise. Python scalars are weak and defer to the
+  arrays.
+  """
+  dtype = jnp.result_type(*arrays)
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    return jnp.result_type(float)
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _as_float(*arrays: ArrayLike) -> tuple[Array, ...]:
+  """The arguments as arrays, the integer / bool ones cast to the float dtype of all of them.
+
+  Floating arrays come back unchanged (so float inputs compute exactly as without the call), and
+  Python numbers as weak-typed float arrays that defer to the others. Without the cast, integer
+  arrays (step indices, class counts) enter exp / log / division as float32 even under x64.
+  """
+  arrays = [jnp.asarray(float(a) if isinstance(a, int) else a) for a in arrays]
+  dtype = _float_dtype(*arrays)
+  return tuple(a if jnp.issubdtype(a.dtype, jnp.inexact) else a.astype(dtype) for a in arrays)
 
 
 # --- schedules and the Bayesian flow -------------------------------------------------------------
@@ -177,8 +200,9 @@ def accuracy(i: ArrayLike, n: int, sigma1: float) -> Array:
     alpha of i's shape (float; the default float dtype for integer i).
   """
   _check_num_steps(n)
+  (i,) = _as_float(i)  # integer i would compute in float32 even under x64
   log_sigma1 = _log_sigma1(sigma1)
-  return jnp.exp(-2 * jnp.asarray(i) / n * log_sigma1) * -jnp.expm1(2 / n * log_sigma1)
+  return jnp.exp(-2 * i / n * log_sigma1) * -jnp.expm1(2 / n * log_sigma1)
 
 
 # --- Bayesian update ----------------------------------------------------------------------------
@@ -201,8 +225,9 @@ def bayesian_update(
     shape of rho and alpha.
   """
   _check_broadcast(mu=mu, rho=rho, y=y, alpha=alpha)
-  rho_new = rho + jnp.asarray(alpha)
-  return (rho * jnp.asarray(mu) + alpha * jnp.asarray(y)) / rho_new, rho_new
+  mu, rho, y, alpha = _as_float(mu, rho, y, alpha)
+  rho_new = rho + alpha
+  return (rho * mu + alpha * y) / rho_new, rho_new
 
 
 def inverse_bayesian_update(
@@ -219,8 +244,9 @@ def inverse_bayesian_update(
     (mu, rho) with bayesian_update(mu, rho, y, alpha) == (mu_new, rho_new).
   """
   _check_broadcast(mu_new=mu_new, rho_new=rho_new, y=y, alpha=alpha)
-  rho = rho_new - jnp.asarray(alpha)
-  return (rho_new * jnp.asarray(mu_new) - alpha * jnp.asarray(y)) / rho, rho
+  mu_new, rho_new, y, alpha = _as_float(mu_new, rho_new, y, alpha)
+  rho = rho_new - alpha
+  return (rho_new * mu_new - alpha * y) / rho, rho
 
 
 # --- sender / receiver ----------------------------------------------------------------------------
@@ -241,8 +267,8 @@ def sender_log_prob(y: ArrayLike, x: ArrayLike, alpha: ArrayLike) -> Array:
     Log densities of the broadcast shape.
   """
   _check_broadcast(y=y, x=x, alpha=alpha)
-  alpha = jnp.asarray(alpha)
-  return 0.5 * (jnp.log(alpha) - LOG_2PI) - 0.5 * alpha * jnp.square(jnp.asarray(y) - x)
+  y, x, alpha = _as_float(y, x, alpha)
+  return 0.5 * (jnp.log(alpha) - LOG_2PI) - 0.5 * alpha * jnp.square(y - x)
 
 
 def sender_sample(key: Array, x: ArrayLike, alpha: ArrayLike) -> Array:
@@ -347,4 +373,5 @@ def dtime_loss(x: ArrayLike, x_hat: ArrayLike, i: ArrayLike, n: int, sigma1: flo
     Losses in nats of the broadcast shape.
   """
   _check_broadcast(x=x, x_hat=x_hat, i=i)
-  return n * accuracy(i, n, sigma1) * jnp.square(jnp.asarray(x) - x_hat) / 2
+  x, x_hat, i = _as_float(x, x_hat, i)  # alpha in the data's dtype, float64 for float64 data
+  return n * accuracy(i, n, sigma1) * jnp.square(x - x_hat) / 2

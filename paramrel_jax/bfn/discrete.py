@@ -12,9 +12,10 @@ over the K classes, starting from the uniform prior. With e_x the one-hot vector
 
 beta1 is the official code's `max_sqrt_beta`**2. K is a static Python int >= 2. Per-class
 quantities carry the classes on a trailing axis of size K; everything else is elementwise,
-broadcasts, keeps the float dtype and is jit-, vmap- and grad-safe. Updates are done in log space
-(a softmax of ln theta + y), which stays finite for |y| in the hundreds where the official
-theta * exp(y) overflows.
+broadcasts, keeps the float dtype (the default float dtype, float64 under x64, for integer inputs
+alone) and is jit-, vmap- and grad-safe. Updates are done in log space (a softmax of
+ln theta + y), which stays finite for |y| in the hundreds where the official theta * exp(y)
+overflows.
 """
 
 import math
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 
 from paramrel_jax.bfn.continuous import (
   LOG_2PI,
+  _as_float,
   _broadcast_shapes,
   _check_broadcast,
   _check_num_steps,
@@ -86,7 +88,8 @@ def accuracy(i: ArrayLike, n: int, beta1: float) -> Array:
   """
   _check_positive("beta1", beta1)
   _check_num_steps(n)
-  return beta1 * (2 * jnp.asarray(i) - 1) / (n * n)
+  (i,) = _as_float(i)
+  return beta1 * (2 * i - 1) / (n * n)
 
 
 def _flow_logits(
@@ -277,6 +280,7 @@ def bayesian_update(theta: ArrayLike, y: ArrayLike) -> Array:
     (..., K) updated probabilities.
   """
   _check_broadcast(theta=theta, y=y)
+  theta, y = _as_float(theta, y)
   return jax.nn.softmax(jnp.log(theta) + y, axis=-1)
 
 
@@ -291,6 +295,7 @@ def inverse_bayesian_update(theta_new: ArrayLike, y: ArrayLike) -> Array:
     (..., K) normalised probabilities theta with bayesian_update(theta, y) == theta_new.
   """
   _check_broadcast(theta_new=theta_new, y=y)
+  theta_new, y = _as_float(theta_new, y)
   return jax.nn.softmax(jnp.log(theta_new) - y, axis=-1)
 
 
@@ -305,7 +310,8 @@ def update_log_probs(log_probs: ArrayLike, y: ArrayLike) -> Array:
     (..., K) normalised ln theta'.
   """
   _check_broadcast(log_probs=log_probs, y=y)
-  return jax.nn.log_softmax(jnp.asarray(log_probs) + y, axis=-1)
+  log_probs, y = _as_float(log_probs, y)
+  return jax.nn.log_softmax(log_probs + y, axis=-1)
 
 
 def inverse_update_log_probs(log_probs_new: ArrayLike, y: ArrayLike) -> Array:
@@ -319,7 +325,8 @@ def inverse_update_log_probs(log_probs_new: ArrayLike, y: ArrayLike) -> Array:
     (..., K) normalised ln theta.
   """
   _check_broadcast(log_probs_new=log_probs_new, y=y)
-  return jax.nn.log_softmax(jnp.asarray(log_probs_new) - y, axis=-1)
+  log_probs_new, y = _as_float(log_probs_new, y)
+  return jax.nn.log_softmax(log_probs_new - y, axis=-1)
 
 
 # --- network input and output distribution -------------------------------------------------------
@@ -334,20 +341,22 @@ def network_input(log_probs: ArrayLike) -> Array:
   Returns:
     (...) for K = 2 (p_0 is the probability of class 0), else (..., K) probabilities.
   """
-  return _probs_network_input(jnp.exp(jnp.asarray(log_probs)))
+  (log_probs,) = _as_float(log_probs)
+  return _probs_network_input(jnp.exp(log_probs))
 
 
-def data_network_input(x: ArrayLike, K: int, dtype=jnp.float32) -> Array:
+def data_network_input(x: ArrayLike, K: int, dtype=None) -> Array:
   """`network_input` of the point mass theta = e_x on the data: 1 - 2x for K = 2, else e_x.
 
   Args:
     x: int class indices.
     K: number of classes.
-    dtype: float dtype of the result.
+    dtype: float dtype of the result (default: the default float dtype).
 
   Returns:
     (x.shape) for K = 2, else (x.shape + (K,)) one-hot probabilities.
   """
+  dtype = jnp.result_type(float) if dtype is None else dtype
   return _probs_network_input(jax.nn.one_hot(x, _check_k(K), dtype=dtype))
 
 
@@ -371,7 +380,7 @@ def output_log_probs(logits: ArrayLike, K: int) -> Array:
     (..., K) normalised log-probabilities.
   """
   K = _check_k(K)
-  logits = jnp.asarray(logits)
+  (logits,) = _as_float(logits)
   if K == 2:
     return jnp.stack([-jax.nn.softplus(logits), -jax.nn.softplus(-logits)], axis=-1)
   _check_last_axis("logits", logits, K)
@@ -380,7 +389,8 @@ def output_log_probs(logits: ArrayLike, K: int) -> Array:
 
 def sample(key: Array, log_probs: ArrayLike) -> Array:
   """x ~ Categorical(exp(log_probs)) over the last axis, as int32 (...)."""
-  return jax.random.categorical(key, jnp.asarray(log_probs), axis=-1).astype(jnp.int32)
+  (log_probs,) = _as_float(log_probs)
+  return jax.random.categorical(key, log_probs, axis=-1).astype(jnp.int32)
 
 
 # --- losses --------------------------------------------------------------------------------------
@@ -460,7 +470,7 @@ def reconstruction_loss(x: ArrayLike, log_probs: ArrayLike) -> Array:
   Returns:
     Losses in nats of the broadcast shape.
   """
-  log_probs = jnp.asarray(log_probs)
+  (log_probs,) = _as_float(log_probs)
   shape = _broadcast_shapes(x=jnp.shape(x), log_probs=log_probs.shape[:-1])
   log_probs = jnp.broadcast_to(log_probs, shape + log_probs.shape[-1:])
   index = jnp.broadcast_to(jnp.asarray(x), shape)[..., None].astype(jnp.int32)

@@ -7,7 +7,8 @@ receiver (a Gaussian mixture over the bin centres), the losses and the reconstru
 
 Bin k = 0..K-1 spans [-1 + 2k/K, -1 + 2(k+1)/K] with centre k_c = (2k + 1)/K - 1. K is a static
 Python int >= 2. Every function is elementwise over its leading axes, broadcasts its array
-arguments and keeps their float dtype.
+arguments and keeps their float dtype (the default float dtype, float64 under x64, for integer
+inputs alone).
 """
 
 import math
@@ -19,6 +20,7 @@ from jax.scipy.special import ndtr
 from paramrel_jax.bfn import continuous
 from paramrel_jax.bfn.continuous import (
   LOG_2PI,
+  _as_float,
   _broadcast_shapes,
   _check_broadcast,
   _check_static_int,
@@ -233,8 +235,9 @@ def predict_mean_std(
     (mean, std) of the broadcast shape.
   """
   shape = _check_broadcast(mu=mu, eps_mean=eps_mean, log_std_eps=log_std_eps, t=t)
+  mu, eps_mean, log_std_eps, t = _as_float(mu, eps_mean, log_std_eps, t)
   mean, scale, masked = continuous._data_from_noise(mu, eps_mean, t, sigma1, t_min)
-  std = scale * jnp.exp(jnp.clip(jnp.asarray(log_std_eps), -LOG_STD_RANGE, LOG_STD_RANGE))
+  std = scale * jnp.exp(jnp.clip(log_std_eps, -LOG_STD_RANGE, LOG_STD_RANGE))
   mean = jnp.where(masked, 0.0, mean)
   std = jnp.clip(jnp.where(masked, 1.0, std), min_std, max_std)
   return jnp.broadcast_to(mean, shape), jnp.broadcast_to(std, shape)

@@ -20,7 +20,9 @@ Output distributions (pytrees):
   CategoricalOutput(log_probs); `.probs` = exp          discrete
 
 All flow math stays in the float dtype of the data / parameters (float32, or float64 under x64);
-network outputs in bfloat16 are upcast, never the reverse.
+network outputs in bfloat16 are upcast, never the reverse. Where only integers come in (step
+indices, class indices, shapes), results take the default float dtype (`jnp.result_type(float)`:
+float64 under x64, else float32) unless a `dtype` is passed.
 """
 
 import dataclasses
@@ -139,9 +141,9 @@ def _check_float_data(x: np.ndarray) -> None:
 
 
 def _float_alpha_dtype(alpha: ArrayLike) -> jnp.dtype:
-  """alpha's dtype if it is a float, else float32."""
+  """alpha's dtype if it is a float, else the default float dtype."""
   dtype = jnp.result_type(alpha)
-  return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
+  return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
 
 
 def _check_sigma1(sigma1) -> float:
@@ -161,8 +163,9 @@ def _check_num_samples(num_samples) -> None:
 class _GaussianFlow:
   """Methods shared by the flows with a Gaussian input distribution (continuous, discretised)."""
 
-  def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> GaussianTheta:
-    """theta_0 = (0, 1) for a batch of shape (B, ...)."""
+  def prior(self, data_shape: tuple[int, ...], dtype=None) -> GaussianTheta:
+    """theta_0 = (0, 1) for a batch of shape (B, ...), in dtype (default: the default float)."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
     return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(_batch_shape(data_shape), dtype))
 
   def sample_flow(self, key: Array, x: Array, t: Array) -> GaussianTheta:
@@ -178,9 +181,14 @@ class _GaussianFlow:
     """The data in `net_input`'s format: x itself (B, ...), in [-1, 1]."""
     return x.astype(_data_dtype(x))
 
-  def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
-    """alpha_i (BFN Eq. 95) of i's shape."""
-    return continuous.accuracy(i, n, self.sigma1).astype(dtype)
+  def accuracy(self, i: ArrayLike, n: int, dtype=None) -> Array:
+    """alpha_i (BFN Eq. 95) of i's shape, in dtype.
+
+    The default dtype None keeps i's float dtype, or gives the default float dtype (float64 under
+    x64) for integer i.
+    """
+    alpha = continuous.accuracy(i, n, self.sigma1)
+    return alpha if dtype is None else alpha.astype(dtype)
 
   def ctime_weight(self, t: Array) -> Array:
     """Weight -ln(sigma1) sigma1^(-2t) of the squared error ||x - x_hat||^2 in L^inf, t's shape."""
@@ -452,9 +460,13 @@ class DiscreteFlow:
     """The mean of `ctime_weight` over t ~ U[0, 1]: K beta1 / 2."""
     return self.num_classes * self.beta1 / 2.0
 
-  def prior(self, data_shape: tuple[int, ...], dtype=jnp.float32) -> CategoricalTheta:
-    """The uniform theta_0 for a batch of shape (B, ...): log_probs (B, ..., K) = -ln K."""
+  def prior(self, data_shape: tuple[int, ...], dtype=None) -> CategoricalTheta:
+    """The uniform theta_0 for a batch of shape (B, ...): log_probs (B, ..., K) = -ln K.
+
+    In dtype (default: the default float dtype).
+    """
     _batch_shape(data_shape)
+    dtype = jnp.result_type(float) if dtype is None else dtype
     shape = tuple(data_shape) + (self.num_classes,)
     return CategoricalTheta(jnp.full(shape, -math.log(self.num_classes), dtype))
 
@@ -469,7 +481,7 @@ class DiscreteFlow:
 
   def data_input(self, x: Array) -> Array:
     """The data in `net_input`'s format, theta = e_x: 1 - 2x (B, ..., C) for K = 2 (+1 for class
-    0, as 2 p_0 - 1), else the one-hot e_x (B, ..., C * K), float32."""
+    0, as 2 p_0 - 1), else the one-hot e_x (B, ..., C * K), in the default float dtype."""
     return self._channels(discrete.data_network_input(x, self.num_classes))
 
   def _channels(self, net_in: Array) -> Array:
@@ -512,9 +524,10 @@ class DiscreteFlow:
     """-ln p_O(x | theta_1), summed: (B,)."""
     return _sum_per_example(discrete.reconstruction_loss(x, out.log_probs))
 
-  def accuracy(self, i: ArrayLike, n: int, dtype=jnp.float32) -> Array:
-    """alpha_i = beta1 (2i - 1) / n^2 of i's shape."""
-    return discrete.accuracy(i, n, self.beta1).astype(dtype)
+  def accuracy(self, i: ArrayLike, n: int, dtype=None) -> Array:
+    """alpha_i = beta1 (2i - 1) / n^2 of i's shape, in dtype (None: as `_GaussianFlow.accuracy`)."""
+    alpha = discrete.accuracy(i, n, self.beta1)
+    return alpha if dtype is None else alpha.astype(dtype)
 
   def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
     """y ~ N(alpha (K e_x - 1), alpha K I): (B, ..., K); alpha (B,) or scalar."""

@@ -32,7 +32,7 @@ def generate(
   n_steps: int,
   *,
   return_trajectory: bool = False,
-  dtype=jnp.float32,
+  dtype=None,
 ) -> tuple[Array, OutputDist] | tuple[Array, OutputDist, Any]:
   """Runs the n-step generative process under `jax.lax.scan`.
 
@@ -48,7 +48,8 @@ def generate(
     data_shape: (B, ...) of the batch to generate.
     n_steps: n >= 1, a static int.
     return_trajectory: also return theta_0..theta_n stacked on a leading axis (n + 1, ...).
-    dtype: float dtype of the input parameters and times.
+    dtype: float dtype of the input parameters and times (default: the default float dtype,
+      float64 under x64, else float32).
 
   Returns:
     (x, out) or (x, out, thetas): x = flow.data_estimate(out), out = output_fn(theta_n, 1).
@@ -61,6 +62,7 @@ def generate(
   if not data_shape or min(data_shape) < 1:
     raise ValueError(f"data_shape must be (B, ...) of positive ints, got {data_shape}.")
   batch = data_shape[0]
+  dtype = jnp.result_type(float) if dtype is None else dtype
   output_fn = jax.jit(output_fn)
 
   def step(theta, inputs):
