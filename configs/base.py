@@ -56,8 +56,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.encoder_input = "data"
   # how z enters the output network's AdaGN: 'paper' (Eq. 12) | 'diffae' (scale after the norm)
   config.model.adagn = "paper"
-  config.model.posterior_logvar_init = 0.0  # initial log-variance of q(z_t | e, t)
-  config.model.latent_map = False  # also a linear map of z into the bottleneck features
+  # initial log-variance of q(z_t | e, t): -6 starts z nearly deterministic, so it carries the
+  # data from the first step (0, the prior's variance, leaves z empty until training shrinks it)
+  config.model.posterior_logvar_init = -6.0
+  # also a linear map of z into the output network's bottleneck features: a spatial path for z
+  config.model.latent_map = True
   config.model.dropout = 0.0
   config.model.fourier_features = False  # add Fourier features of the input mean (continuous)
   config.model.predict_std = False  # discretised: also predict a log-std (official CIFAR setting)
@@ -66,12 +69,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.objective = ml_collections.ConfigDict()
   config.objective.kl_weight = 1e-3  # (1 - gamma): weight of KL[q(z_t | e, t) || N(0, I)]
-  config.objective.mmd_weight = 0.1  # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I))
+  # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I)), per data dimension (mmd_scale)
+  config.objective.mmd_weight = 1e-4
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
   # 'data_dims': the MMD term is mmd_weight * (H * W * C) * MMD | 'none': mmd_weight * MMD
-  config.objective.mmd_scale = "none"
+  config.objective.mmd_scale = "data_dims"
   # the encoder's gradient: 'elbo' (the BFN term's) | 'flat' (every flow time at equal weight)
-  config.objective.latent_weighting = "elbo"
+  # 'flat_both': the BFN term at equal weight for every t, for both networks (not the ELBO)
+  config.objective.latent_weighting = "flat_both"
   # 'gaussian' (z_t ~ q(z_t | e, t)) | 'deterministic' (z_t = its mean, no rate: MMD-only variant)
   config.objective.posterior = "gaussian"
 

@@ -11,10 +11,18 @@ import ml_collections
 from absl import logging
 
 CONFIG_FILE = "config.json"
-# Settings a checkpoint cannot check (every value gives the same parameter shapes) whose defaults
-# have changed, each with the value of a run whose config.json predates the key (None: the key
-# always existed). A run directory keeps the values it was trained with.
-RUN_SETTINGS = {"model.encoder_input": "theta_t", "flow.beta1": None}
+# ParamReL settings whose defaults have changed, each with the value of a run whose config.json
+# predates the key (None: the key always existed). A run directory keeps the values it was
+# trained with, so old runs load (and resume) as they were trained.
+RUN_SETTINGS = {
+  "model.encoder_input": "theta_t",
+  "model.adagn": "paper",
+  "model.latent_map": False,
+  "objective.latent_weighting": "elbo",
+  "objective.posterior": "gaussian",
+  "objective.mmd_scale": "none",
+  "flow.beta1": None,
+}
 
 
 def saved_run_settings(workdir: str) -> dict[str, Any]:

@@ -164,20 +164,26 @@ def test_every_dataset_config_defaults_to_the_data(name):
   assert config.model.encoder_input == "data"
 
 
-def _save_config(workdir, config, drop_encoder_input=False):
+LEGACY = {k: v for k, v in workdir_utils.RUN_SETTINGS.items() if v is not None}
+
+
+def _save_config(workdir, config, as_legacy=False):
+  """Saves config.json; as_legacy: as a run written before any key of RUN_SETTINGS existed."""
   os.makedirs(workdir, exist_ok=True)
   saved = json.loads(config.to_json_best_effort())
-  if drop_encoder_input:
-    del saved["model"]["encoder_input"]
+  if as_legacy:
+    for dotted in LEGACY:
+      section, key = dotted.split(".")
+      del saved[section][key]
   with open(os.path.join(workdir, workdir_utils.CONFIG_FILE), "w") as f:
     json.dump(saved, f)
 
 
 def test_runs_saved_before_the_key_load_with_theta_t(tmp_path):
   legacy = str(tmp_path / "legacy")
-  _save_config(legacy, tiny_config(**{"flow.beta1": 3.0}), drop_encoder_input=True)
-  assert workdir_utils.saved_run_settings(legacy) == {"model.encoder_input": "theta_t",
-                                                      "flow.beta1": 3.0}
+  _save_config(legacy, tiny_config(**{"flow.beta1": 3.0}), as_legacy=True)
+  assert workdir_utils.saved_run_settings(legacy) == {**LEGACY, "flow.beta1": 3.0}
+  assert LEGACY["model.encoder_input"] == "theta_t" and LEGACY["model.latent_map"] is False
   config = tiny_config()
   loaded = workdir_utils.with_run_settings(config, legacy)
   resolved = configuration.resolve(loaded)
@@ -199,9 +205,10 @@ def test_saved_run_settings_of_new_runs_baselines_and_empty_dirs(tmp_path):
     "final_params")
   continuous = str(tmp_path / "continuous")
   _save_config(continuous, tiny_config("discretised", **{"flow.beta1": 3.0}))
-  assert workdir_utils.saved_run_settings(continuous) == {"model.encoder_input": "data"}
+  saved = workdir_utils.saved_run_settings(continuous)
+  assert "flow.beta1" not in saved and saved["model.encoder_input"] == "data"
   baseline = str(tmp_path / "ae")
-  _save_config(baseline, tiny_config(**{"model.kind": "ae"}), drop_encoder_input=True)
+  _save_config(baseline, tiny_config(**{"model.kind": "ae"}), as_legacy=True)
   assert workdir_utils.saved_run_settings(baseline) == {}
   empty = str(tmp_path / "empty")
   assert workdir_utils.with_run_settings(config, empty) is config
