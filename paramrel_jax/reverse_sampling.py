@@ -295,12 +295,13 @@ def conditional_sample(
   *,
   num_variations: int,
   n_steps: int,
-  z_time=1.0,
 ) -> SampleResult:
-  """Conditional generation (Sec. 5.2.1): fixed z from each input, fresh subcodes.
+  """Conditional generation (Sec. 5.2.1): the codes of each input, fresh subcodes.
 
-  The stochastic part is fresh receiver sampling (Eq. 4 with z given), i.e. exact p_R draws; for
-  continuous data this is the same as decoding subcodes u ~ N(0, I).
+  Every step i uses the input's code at its own time, z_i = the mean of q(z | e(x0), t_i)
+  (`sampling.sample` with x_cond), as the output network saw in training; one code for all steps
+  loses the input's global content with a progressive encoder, whose code changes with t. The
+  stochastic part is fresh receiver sampling (Eq. 4 given z), i.e. exact p_R draws.
 
   Args:
     key: PRNG key.
@@ -308,18 +309,16 @@ def conditional_sample(
     x0: (B, H, W, C) inputs.
     num_variations: V samples per input.
     n_steps: generation steps.
-    z_time: flow time at which z is encoded.
 
   Returns:
-    SampleResult of B * V samples, input-major (input b's V samples are contiguous).
+    SampleResult of B * V samples, input-major (input b's V samples are contiguous); its z is
+    each input's code at t = 1.
   """
   _check_images(flow, x0)
   if num_variations < 1:
     raise ValueError(f"num_variations must be >= 1, got {num_variations}.")
-  k_z, k_sample = jax.random.split(key)
-  z = jnp.repeat(encode_z(k_z, flow, net, params, x0, z_time), num_variations, axis=0)
-  data_shape = (x0.shape[0] * num_variations,) + x0.shape[1:]
-  return sample(k_sample, flow, net, params, data_shape=data_shape, n_steps=n_steps, z=z)
+  x_cond = jnp.repeat(x0, num_variations, axis=0)
+  return sample(key, flow, net, params, data_shape=x_cond.shape, n_steps=n_steps, x_cond=x_cond)
 
 
 @functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))

@@ -104,6 +104,7 @@ def sample(
   z_source: str = "prior",
   z: jax.Array | None = None,
   encoder_draw: bool = False,
+  x_cond: jax.Array | None = None,
 ) -> SampleResult:
   """Generates a batch with the n-step generative process of Eq. 4.
 
@@ -120,6 +121,11 @@ def sample(
       net.encoder_input == 'theta_t').
     z: optional (B, L) latent to condition on (z_source='prior' only), e.g. encoded from images.
     encoder_draw: with z_source='encoder', draw z_i ~ q(z | theta, t) instead of using its mean.
+    x_cond: optional (B, H, W, C) inputs to condition on (z_source='prior', no z): at every step
+      z_i is the mean of q(z | e, t_i), e the encoder input of x_cond (`objective.encoder_input`),
+      as in training, where the output network at time t sees the code of time t. A progressive
+      encoder's code changes with t, so one code for all steps would not be what it was trained
+      with.
 
   Returns:
     SampleResult with x (B, H, W, C) and the final output distribution, latent and theta.
@@ -137,12 +143,19 @@ def sample(
   dim = latent_dim(flow, net, params, data_shape)
   if z is not None and z_source != "prior":
     raise ValueError("z can only be given with z_source='prior'.")
+  if x_cond is not None and (z is not None or z_source != "prior"):
+    raise ValueError("x_cond can only be given with z_source='prior' and no z.")
+  if x_cond is not None and x_cond.shape != tuple(data_shape):
+    raise ValueError(f"x_cond must have shape {tuple(data_shape)}, got {x_cond.shape}.")
   if z is not None and z.shape != (batch, dim):
     raise ValueError(f"z must have shape {(batch, dim)}, got {z.shape}.")
-  if z is None and z_source == "prior":
+  if z is None and x_cond is None and z_source == "prior":
     z = jax.random.normal(jax.random.fold_in(key, 0), (batch, dim), jnp.float32)
 
   def latent(k: jax.Array, theta, t: jax.Array) -> jax.Array:
+    if x_cond is not None:
+      enc_in = objective.encoder_input(flow, net.encoder_input, k, x_cond, t)
+      return posterior(net, params, enc_in, t)[0]
     if z_source == "prior":
       return z
     enc_in = objective.encoder_input(flow, net.encoder_input, None, None, t, theta)

@@ -18,6 +18,7 @@ from sampling_testlib import (
 )
 
 from paramrel_jax import reverse_sampling as rs
+from paramrel_jax import sampling
 from paramrel_jax.objective import ENCODER_INPUTS
 
 N_STEPS = 12
@@ -136,7 +137,7 @@ def test_decode_shares_a_single_subcode_batch_across_latents():
 
 def test_conditional_sample_shares_z_and_varies_the_rest():
   flow = flow_of("continuous")
-  net, params = tiny_model(flow)
+  net, params = tiny_model(flow, net_cls=functools.partial(TinyNet, encoder_input="data"))
   x0 = data_batch(flow)
   res = rs.conditional_sample(
     jax.random.key(0), flow, net, params, x0, num_variations=3, n_steps=N_STEPS
@@ -146,6 +147,29 @@ def test_conditional_sample_shares_z_and_varies_the_rest():
     np.testing.assert_array_equal(res.z[3 * b : 3 * b + 3], jnp.broadcast_to(res.z[3 * b], (3, 3)))
     assert not np.allclose(res.x[3 * b], res.x[3 * b + 1])
   assert not np.allclose(res.z[0], res.z[3])
+
+
+def test_conditional_sample_uses_the_code_of_each_steps_time():
+  """Step i's output network gets the mean of q(z | x0, t_i), as in training, not one code."""
+  flow = flow_of("binary")
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  key = jax.random.key(4)
+  res = rs.conditional_sample(key, flow, net, params, x0, num_variations=1, n_steps=N_STEPS)
+
+  def step(theta, i):
+    k_z, k_y = jax.random.split(jax.random.fold_in(key, i))
+    t = jnp.full((x0.shape[0],), (i - 1) / N_STEPS, jnp.float32)
+    out = sampling.output_dist(flow, net, params, theta, t,
+                               rs.encode_z(k_z, flow, net, params, x0, t))
+    alpha = flow.accuracy(i, N_STEPS)
+    return flow.bayesian_update(theta, flow.receiver_sample(k_y, out, alpha), alpha), None
+
+  theta, _ = jax.lax.scan(step, flow.prior(x0.shape), jnp.arange(1, N_STEPS + 1))
+  np.testing.assert_allclose(res.theta.log_probs, theta.log_probs, atol=1e-5)
+  one_code = sampling.sample(key, flow, net, params, data_shape=x0.shape, n_steps=N_STEPS,
+                             z=rs.encode_z(key, flow, net, params, x0, 1.0))
+  assert np.abs(np.asarray(one_code.theta.log_probs - theta.log_probs)).max() > 1e-2
 
 
 def test_time_varying_reconstruction_changes_with_the_latent_time():
