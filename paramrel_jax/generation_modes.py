@@ -50,12 +50,13 @@ def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
   return np.concatenate([b["image"][b["mask"]] for b in it])[:num]
 
 
-def _grid(path: str, x, config: ExperimentConfig, nrow: int) -> None:
+def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
+  """Writes the PNG grid (process 0); `labels`: row_labels / col_labels of `images.save_grid`."""
   if not _writes():
     return
   flow = config.flow
   images.save_grid(path, np.asarray(x), nrow=nrow, data_type=flow.data_type,
-                   num_classes=getattr(flow, "num_classes", 2))
+                   num_classes=getattr(flow, "num_classes", 2), **labels)
 
 
 def _require_latents(model: inference.TrainedModel, mode: str) -> None:
@@ -172,8 +173,8 @@ def _interleave_rows(a: np.ndarray, b: np.ndarray, nrow: int) -> np.ndarray:
 
 
 def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
-  """Conditional generation (Fig. 3a-c): z of each input fixed, fresh subcodes; one row per
-  input (the input first, then `sampling.num_variations` samples)."""
+  """Conditional generation (Fig. 3a-c): the codes of each input (at every step's time), fresh
+  subcodes; one row per input (the input first, then `sampling.num_variations` samples)."""
   model = inference.load(config, workdir)
   _require_latents(model, "conditional")
   num = min(8, config.eval.num_examples)
@@ -186,7 +187,9 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "conditional")
   _savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
-  _grid(os.path.join(out, "conditional.png"), rows, config, nrow=variations + 1)
+  _grid(os.path.join(out, "conditional.png"), rows, config, nrow=variations + 1,
+        row_labels=[f"x{k}" for k in range(len(x0))],
+        col_labels=["input", *(f"sample {k + 1}" for k in range(variations))])
   summary = {"step": model.step, "num_inputs": len(x0), "num_variations": variations}
   _summary(out, summary)
   return summary
@@ -220,7 +223,8 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
 def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   """Sec. 5.2.4: each latent dimension of the first eval input varied over
   [-traverse_range, traverse_range] in `sampling.traverse_steps` steps, the others fixed, decoded
-  with the input's own subcodes; one grid row per dimension."""
+  with the input's own subcodes; one grid row per dimension, after the input itself, labelled
+  with the dimension (rows) and its value (columns)."""
   model = inference.load(config, workdir)
   _require_latents(model, "traverse")
   cfg = config.sampling
@@ -236,7 +240,12 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "traverse")
   _savez(os.path.join(out, "traverse.npz"), input=x0, z=np.asarray(zs),
            traversal=x.reshape(latent_dim, steps, *x0.shape[1:]))
-  _grid(os.path.join(out, "traverse.png"), x, config, nrow=steps)
+  rows = np.concatenate([np.broadcast_to(x0, (latent_dim, 1, *x0.shape[1:])),
+                         x.reshape(latent_dim, steps, *x0.shape[1:])], axis=1)
+  values = np.linspace(-cfg.traverse_range, cfg.traverse_range, steps)
+  _grid(os.path.join(out, "traverse.png"), rows.reshape(-1, *x0.shape[1:]), config,
+        nrow=steps + 1, row_labels=[f"z[{d}]" for d in range(latent_dim)],
+        col_labels=["input", *(f"{v:+.1f}" for v in values)])
   summary = {"step": model.step, "latent_dim": latent_dim, "steps": steps,
              "range": cfg.traverse_range}
   _summary(out, summary)

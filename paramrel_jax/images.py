@@ -4,14 +4,15 @@ Images follow the project convention (N, H, W, C): floats in [-1, 1] for continu
 discretised data, int class indices in [0, K) for discrete data. A grid is written as an 8-bit PNG
 (grey for C = 1, RGB for C = 3), each cell upscaled by an integer factor (nearest neighbour, so
 pixels stay sharp) until it is at least `min_cell_size` pixels, cells separated by `padding`
-pixels of `pad_value`.
+pixels of `pad_value`. `row_labels` / `col_labels` add white margins with a text label per grid
+row (left) and column (top), e.g. the latent dimension and its value in a traversal.
 """
 
 import math
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 DATA_TYPES = ("continuous", "discretised", "discrete")
 
@@ -99,6 +100,40 @@ def make_grid(
   return grid
 
 
+_CHAR_WIDTH, _LINE_HEIGHT = 6, 14  # PIL's default bitmap font, with a margin
+
+
+def label_grid(grid: np.ndarray, *, cell: tuple[int, int], padding: int,
+               row_labels=(), col_labels=()) -> np.ndarray:
+  """`grid` (from `make_grid`) with a left margin naming each row and a top one naming each column.
+
+  Args:
+    grid: uint8 (height, width, C) grid.
+    cell: (h, w) of one upscaled cell.
+    padding: the grid's padding.
+    row_labels: one string per grid row (or none).
+    col_labels: one string per grid column (or none).
+
+  Returns:
+    uint8 (height + top, left + width, C): white margins holding the labels in black.
+  """
+  h, w = cell
+  left = (max(map(len, row_labels)) * _CHAR_WIDTH + 8) if row_labels else 0
+  top = _LINE_HEIGHT + 4 if col_labels else 0
+  canvas = np.full((grid.shape[0] + top, grid.shape[1] + left, grid.shape[2]), 255, np.uint8)
+  canvas[top:, left:] = grid
+  image = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+  draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+  ink = 0 if image.mode == "L" else (0, 0, 0)
+  for r, text in enumerate(row_labels):
+    draw.text((4, top + padding + r * (h + padding) + h // 2 - _LINE_HEIGHT // 2), str(text),
+              fill=ink, font=font)
+  for c, text in enumerate(col_labels):
+    x = left + padding + c * (w + padding) + max(0, (w - len(str(text)) * _CHAR_WIDTH) // 2)
+    draw.text((x, 2), str(text), fill=ink, font=font)
+  return np.asarray(image).reshape(canvas.shape)
+
+
 def save_grid(
   path: str | os.PathLike,
   images,
@@ -109,6 +144,8 @@ def save_grid(
   padding: int = 2,
   pad_value: int = 255,
   min_cell_size: int = 64,
+  row_labels=(),
+  col_labels=(),
 ) -> np.ndarray:
   """Writes a PNG grid of images (grey for C = 1, RGB for C = 3).
 
@@ -121,17 +158,24 @@ def save_grid(
     padding: pixels between cells and around the border.
     pad_value: grey level of the padding.
     min_cell_size: minimum cell size in pixels after integer upscaling (28x28 -> 84x84 at 64).
+    row_labels: text per grid row, drawn in a left margin (`label_grid`).
+    col_labels: text per grid column, drawn in a top margin.
 
   Returns:
     The uint8 grid that was written, (height, width, C).
   """
+  pixels = to_uint8(images, data_type, num_classes=num_classes)
   grid = make_grid(
-    to_uint8(images, data_type, num_classes=num_classes),
+    pixels,
     nrow=nrow,
     padding=padding,
     pad_value=pad_value,
     min_cell_size=min_cell_size,
   )
+  if row_labels or col_labels:
+    scale = max(1, math.ceil(min_cell_size / max(pixels.shape[1:3])))
+    grid = label_grid(grid, cell=(pixels.shape[1] * scale, pixels.shape[2] * scale),
+                      padding=padding, row_labels=row_labels, col_labels=col_labels)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path, format="PNG")
   return grid

@@ -74,3 +74,19 @@ def test_to_uint8_rejects_bad_inputs(batch, kwargs, match):
 def test_make_grid_rejects_bad_nrow():
   with pytest.raises(ValueError, match="nrow"):
     images.make_grid(np.zeros((1, 4, 4, 1), np.uint8), nrow=0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_labelled_grid_adds_margins_with_text(tmp_path, channels):
+  batch = np.zeros((6, 28, 28, channels), np.float32)
+  plain = images.save_grid(tmp_path / "plain.png", batch, nrow=3, data_type="continuous")
+  labelled = images.save_grid(tmp_path / "labelled.png", batch, nrow=3, data_type="continuous",
+                              row_labels=["z[0]", "z[10]"], col_labels=["input", "-3", "+3"])
+  top = labelled.shape[0] - plain.shape[0]
+  left = labelled.shape[1] - plain.shape[1]
+  assert top > 0 and left >= 5 * 6  # one line of text; the longest row label, 5 characters
+  np.testing.assert_array_equal(labelled[top:, left:], plain)
+  assert labelled[:top, left:].min() < 128  # column labels drawn
+  assert labelled[top:, :left].min() < 128  # row labels drawn
+  with Image.open(tmp_path / "labelled.png") as png:
+    assert png.size == (labelled.shape[1], labelled.shape[0])

@@ -186,7 +186,7 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
   rec = np.load(os.path.join(workdir, "reconstruct", "reconstruct.npz"))
   assert rec["input"].shape == rec["reconstruction"].shape == (4, 28, 28, 1)
   width, height = Image.open(os.path.join(workdir, "traverse", "traverse.png")).size
-  assert width >= 7 * 64 and height >= 4 * 64  # 7 steps per row, one row per latent dim
+  assert width >= 8 * 64 and height >= 4 * 64  # the input and 7 steps per row, a row per dim
 
 
 def test_generation_mode_without_checkpoint_fails_cleanly(tmp_path):
