@@ -28,12 +28,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
 
 import jax
 import ml_collections
 import numpy as np
 
 from configs import base, bmnist
+from paramrel_jax import configuration, generation_modes
 from paramrel_jax.evaluation import study
 
 MNIST_PATH = "../shared/data/mnist10k.npz"
@@ -147,6 +149,31 @@ def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) ->
   return result
 
 
+# Grids of the first seed's runs: (row, mode); the samples draw z from the prior.
+PICTURES = (("paramrel", "sample"), ("paramrel", "conditional"), ("paramrel", "traverse"),
+            ("bfn", "sample"))
+MODES = {"sample": generation_modes.run_sample, "conditional": generation_modes.run_conditional,
+         "traverse": generation_modes.run_traverse}
+
+
+def pictures(dataset: str, args) -> list[str]:
+  """Writes the PICTURES grids of trained runs to <out>/latent_study/<dataset>_<row>_<mode>.png."""
+  written = []
+  for row, mode in PICTURES:
+    workdir = os.path.join(args.workdir, dataset, row, f"seed{args.seeds[0]}")
+    if not os.path.isfile(os.path.join(workdir, ROW_FILE)):
+      continue  # not trained (yet)
+    config = row_config(dataset, row, args.seeds[0], args)
+    config.sampling.num_samples = 64
+    MODES[mode](configuration.resolve(config), workdir)
+    name = {"sample": "samples.png"}.get(mode, f"{mode}.png")
+    target = os.path.join(args.out, "latent_study", f"{dataset}_{row}_{mode}.png")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(os.path.join(workdir, mode, name), target)
+    written.append(target)
+  return written
+
+
 def headline(dataset: str, scores: dict) -> dict[str, float]:
   """The table's score columns of one run."""
   if dataset == "mnist10k":
@@ -243,8 +270,15 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--curve_every", type=int, default=250)
   parser.add_argument("--workdir", default="runs/latent_study")
   parser.add_argument("--out", default="experiments/results")
+  parser.add_argument("--pictures", action="store_true",
+                      help="only write the grids of PICTURES from the trained runs")
   args = parser.parse_args(argv)
 
+  if args.pictures:
+    for dataset in args.datasets:
+      for path in pictures(dataset, args):
+        print(f"wrote {path}")
+    return
   keys = ("steps", "batch_size", "size", "latent_dim", "learning_rate", "ema_decay",
           "num_examples")
   result = {"budget": {k: getattr(args, k) for k in keys}, "hardware": hardware(),
