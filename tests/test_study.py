@@ -1,0 +1,69 @@
+"""The latent-study harness (`evaluation.study`): one path for ParamReL rows, baselines and PCA."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from paramrel_jax.evaluation import study
+
+# The factor AUROC needs every value of every factor in each fold: too many values for a test set
+# this small; DCI and TAD exercise the scoring.
+SCORES = {"dci": {"n_estimators": 5, "n_folds": 2}, "tad": {"n_folds": 2}}
+OVERRIDES = {"training.num_steps": 4, "training.log_every": 2, "training.checkpoint_every": 4,
+             "data.num_examples": 400, "eval.num_examples": 40, "eval.batch_size": 20,
+             "model.latent_dim": 4}
+
+
+@pytest.fixture(scope="module")
+def paramrel_row(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("paramrel"))
+  return workdir, study.run_row(tiny_config(**OVERRIDES), workdir, SCORES)
+
+
+def test_paramrel_row_has_likelihood_diagnostics_and_scores(paramrel_row):
+  workdir, row = paramrel_row
+  assert row["model_kind"] == "paramrel" and row["step"] == 4
+  nats = row["likelihood"]["nats_per_image"]
+  assert np.isfinite(nats["neg_elbo"]) and nats["neg_elbo"] >= nats["test_loss"]
+  assert {"z_shuffle_gap", "active_dims", "bfn"} <= set(row["log"]["last"])
+  assert row["log"]["train_seconds"] > 0
+  assert set(row["scores"]) == set(SCORES)
+  assert 0.0 <= row["scores"]["dci"]["disentanglement_mean"] <= 1.0
+  assert row["scores"]["tad"]["split"] == "test"  # the evaluation split's codes
+  json.dumps(row)  # JSON-able, as the study script caches it
+  # Training again resumes the finished run: the same scores.
+  again = study.run_row(tiny_config(**OVERRIDES), workdir, SCORES)
+  assert again["scores"]["dci"] == row["scores"]["dci"]
+
+
+def test_baseline_row_is_scored_by_the_same_evaluators(tmp_path):
+  row = study.run_row(tiny_config(**OVERRIDES, **{"model.kind": "ae"}), str(tmp_path), SCORES)
+  assert row["model_kind"] == "ae" and row["likelihood"] is None
+  assert set(row["scores"]) == set(SCORES)
+  codes = np.load(os.path.join(tmp_path, "latents", "test.npz"))["z"]
+  assert codes.shape == (40, 4)
+
+
+def test_pca_row_scores_the_pixels():
+  row = study.pca_row(tiny_config(**OVERRIDES), SCORES)
+  assert row["model_kind"] == "pca"
+  assert 0.0 <= row["scores"]["dci"]["informativeness_test_mean"] <= 1.0
+
+
+def test_read_log_sums_the_logged_step_times(tmp_path):
+  with open(tmp_path / "metrics.jsonl", "w") as f:
+    for step, rate, extra in [(2, 1.0, {}), (4, 2.0, {"eval/auroc/auroc": 0.7})]:
+      f.write(json.dumps({"step": step, "steps_per_sec": rate, "loss": 1.0, **extra}) + "\n")
+  log = study.read_log(str(tmp_path))
+  assert log["train_seconds"] == pytest.approx(2 / 1.0 + 2 / 2.0)
+  assert log["curve"] == [{"step": 4, "eval/auroc/auroc": 0.7}]
+  assert "eval/auroc/auroc" not in log["last"]
+
+
+def test_a_non_latent_evaluator_is_refused():
+  from paramrel_jax import configuration
+  with pytest.raises(ValueError, match="not a latent evaluator"):
+    study.scorers(configuration.resolve(tiny_config()), {"likelihood": {}})
