@@ -16,6 +16,9 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # persistent XLA compilation cache: 'user' (~/.cache/paramrel_jax/xla, shared by runs) |
+  # 'workdir' (WORKDIR/compile_cache) | 'off' | a directory (see paramrel_jax.compile_cache)
+  config.compile_cache = "user"
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "shapes2d"  # generated / TFDS dataset name (see paramrel_jax.data)

@@ -167,6 +167,7 @@ class ExperimentConfig:
   eval: EvalConfig
   evals: dict[str, dict[str, Any]]
   distributed: DistributedConfig
+  compile_cache: str  # see paramrel_jax.compile_cache
 
 
 def _section(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
@@ -228,6 +229,10 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
     raise ValueError(
         f"sampling.z_source='encoder' needs model.encoder_input='theta_t' (generation has no "
         f"data to encode), got model.encoder_input={network.encoder_input!r}.")
+  compile_cache = config.get("compile_cache", "user")
+  if not isinstance(compile_cache, str) or not compile_cache:
+    raise ValueError("compile_cache must be 'user', 'workdir', 'off' or a directory, got "
+                     f"{compile_cache!r}.")
   return ExperimentConfig(
       seed=int(config.seed),
       data=data,
@@ -241,4 +246,5 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
       eval=_build(EvalConfig, "eval", _section(config, "eval")),
       evals=_section(config, "evals"),
       distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),
+      compile_cache=compile_cache,
   )

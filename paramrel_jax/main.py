@@ -38,10 +38,11 @@ def _run(config, workdir: str, mode: str) -> None:
   # Imports here so that `--help` and flag errors answer without loading JAX.
   import jax
 
-  from paramrel_jax import configuration, workdir_utils
+  from paramrel_jax import compile_cache, configuration, workdir_utils
 
   config = workdir_utils.with_run_settings(config, workdir)
   resolved = configuration.resolve(config)
+  compile_cache.configure(resolved.compile_cache, workdir)
   if resolved.distributed.initialize:
     jax.distributed.initialize(**resolved.distributed.initialize_kwargs())
   # Every process runs every mode (the collectives and Orbax's barriers need them all); process

@@ -9,6 +9,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `configs` is imported as a package from the repository root
   sys.path.insert(0, ROOT)
 
+# No test may load what another test compiled (that could hide a compile error): JAX's own switch
+# turns the persistent compilation cache off here and, through the environment, in every CLI
+# subprocess. tests/test_compile_cache.py switches it on for its own directories.
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+if "jax" in sys.modules:  # imported before this file (by a plugin): the variable came too late
+  sys.modules["jax"].config.update("jax_enable_compilation_cache", False)
+
 
 def tiny_config(data_type: str = "discrete", **overrides):
   """A base config on a generated 16x16 dataset with a tiny network; seconds per step on CPU."""
