@@ -54,7 +54,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from paramrel_jax import configuration, data, paramrel, sampling, train
+from paramrel_jax import configuration, data, paramrel, sampler_cost, sampling, train
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.data.generated import GENERATED
 
@@ -91,6 +91,12 @@ _CPU_PEAK_SIZE = flags.DEFINE_integer(
 )
 _PROFILE_DIR = flags.DEFINE_string(
   "profile_dir", "", "If set, trace train steps with jax.profiler into this directory."
+)
+_SAMPLER_COST = flags.DEFINE_bool(
+  "sampler_cost",
+  False,
+  "Also time one sampling step against the output network's forward and the flow math, and "
+  "check the compiled sampler for host transfers and recompiles.",
 )
 _DEVICES = flags.DEFINE_list(
   "devices", [], "Simulated CPU device counts, each benchmarked in a subprocess (scaling check)."
@@ -130,6 +136,7 @@ class Options:
   check_steps: int = 3
   cpu_peak_size: int = 2048
   profile_dir: str = ""
+  sampler_cost: bool = False
 
   def __post_init__(self):
     for name in (
@@ -516,6 +523,27 @@ def _time_sampling(model, params, shape: tuple[int, ...], opts: Options) -> list
   return runs
 
 
+def _sampler_step(model, params, shape: tuple[int, ...]) -> dict[str, Any]:
+  """One sampling step against its parts, plus the host-transfer and recompile checks."""
+  key = jax.random.key(1)
+
+  def run(seed: int = 1):
+    return sampling.sample(
+      jax.random.key(seed), model.flow, model.net, params, data_shape=shape, n_steps=10,
+      z_source="prior",
+    ).x
+
+  compiled = sampling.sample.lower(
+    key, model.flow, model.net, params, data_shape=shape, n_steps=10, z_source="prior"
+  ).compile()
+  run()
+  return {
+    **sampler_cost.step_costs(model.flow, model.net, params, shape),
+    "host_transfers_in_sampler": sampler_cost.host_transfers(compiled.as_text()),
+    "compiles_on_a_second_call": sampler_cost.compiles_while(lambda: run(2)),
+  }
+
+
 def _time_train(compiled, state, batch: dict, opts: Options) -> tuple[Any, dict[str, Any]]:
   """Runs the compiled train step: the check steps, the warm-up, then the timed repeats.
 
@@ -612,10 +640,13 @@ def benchmark(
     cpu_peak = {"fp32": measure_matmul_flops(opts.cpu_peak_size)}
   dtypes = _network_output_dtypes(exp.model, state.params, data_shape)
 
-  sampling_runs = []
-  if opts.sample_steps:
+  sampling_runs, step_cost = [], None
+  if opts.sample_steps or opts.sampler_cost:
     params = jax.device_put(state.ema_params, device)
+  if opts.sample_steps:
     sampling_runs = _time_sampling(exp.model, params, (opts.sample_batch, *shape), opts)
+  if opts.sampler_cost:
+    step_cost = _sampler_step(exp.model, params, (opts.sample_batch, *shape))
 
   return {
     "config": {
@@ -673,6 +704,7 @@ def benchmark(
       "z_source": "prior",
       "device": str(device),
       "runs": sampling_runs,
+      "step_cost": step_cost,
     },
     "profile": profile,
   }
@@ -717,6 +749,17 @@ def format_table(result: dict[str, Any]) -> str:
       (
         f"sample n={run['n_steps']} (B={result['sampling']['batch']})",
         f"{run['median_s']:.2f} s ({label})",
+      )
+    )
+  cost = result["sampling"].get("step_cost")
+  if cost:
+    rows.append(
+      (
+        f"sample step (B={result['sampling']['batch']})",
+        f"{cost['step_ms']:.1f} ms = forward {cost['forward_ms']:.1f} + flow math "
+        f"{cost['flow_ms']:.1f} ({100 * cost['flow_share']:.1f} %) + {cost['overhead_ms']:.1f}; "
+        f"host transfers {len(cost['host_transfers_in_sampler'])}, "
+        f"recompiles {cost['compiles_on_a_second_call']}",
       )
     )
   width = max(len(k) for k, _ in rows)
@@ -811,6 +854,7 @@ def main(argv: list[str]) -> None:
       check_steps=_CHECK_STEPS.value,
       cpu_peak_size=_CPU_PEAK_SIZE.value,
       profile_dir=_PROFILE_DIR.value,
+      sampler_cost=_SAMPLER_COST.value,
     )
     if counts:
       result = scaling(list(counts))

@@ -110,6 +110,10 @@ def _check_single_device(result: dict) -> None:
   assert _positive_finite(measured_run["compile_s"]) and _positive_finite(measured_run["median_s"])
   assert extrapolated["median_s"] == pytest.approx(5 * measured_run["median_s"])
 
+  cost = result["sampling"]["step_cost"]
+  assert _positive_finite(cost["forward_ms"]) and _positive_finite(cost["flow_ms"])
+  assert cost["host_transfers_in_sampler"] == [] and cost["compiles_on_a_second_call"] == 0
+
   profile = result["profile"]
   assert _positive_finite(profile["op_time_ms"])
   assert sum(profile["share_by_kind"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -125,6 +129,7 @@ def test_cli_measures_everything_and_two_devices_match_one(bench, tmp_path):
     "--sample_extrapolate=10",
     "--sample_batch=2",
     f"--profile_dir={tmp_path / 'profile'}",
+    "--sampler_cost",
   )
   _check_single_device(single)
 
