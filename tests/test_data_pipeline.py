@@ -350,3 +350,26 @@ def test_iterator_state_in_an_orbax_checkpoint(npz_cfg, tmp_path):
   with ocp.CheckpointManager(tmp_path / "ckpt") as manager:
     manager.restore(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(restored)))
   np.testing.assert_array_equal(np.asarray(next(restored)["label"]), expected)
+
+
+def test_auto_workers_leave_one_core_and_are_capped():
+  from paramrel_jax.data.config import MAX_AUTO_WORKERS, auto_workers
+
+  assert [auto_workers(n) for n in (1, 2, 4)] == [0, 1, 3]
+  assert auto_workers(1000) == MAX_AUTO_WORKERS == 16
+  assert data.DataConfig(num_workers=-1).worker_count() == auto_workers()
+  assert data.DataConfig(num_workers=3).worker_count() == 3
+
+
+def test_throughput_measures_the_training_path_with_worker_processes():
+  """Also from plain Python, where grain's absl flags were never parsed (no absl.app)."""
+  from paramrel_jax import train
+  from paramrel_jax.data import throughput
+
+  cfg = data.DataConfig(name="shapes2d", image_size=16, num_examples=128, num_workers=1)
+  result = throughput.measure(cfg, batch_size=8, num_batches=3, mesh=train.make_mesh())
+  assert result["num_workers"] == 1
+  assert result["images_per_s"] == pytest.approx(8 * result["batches_per_s"])
+  assert result["images_per_s"] > 0 and result["first_batch_s"] > 0
+  with pytest.raises(ValueError, match="num_batches"):
+    throughput.measure(cfg, batch_size=8, num_batches=0, mesh=train.make_mesh())

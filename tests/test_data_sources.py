@@ -246,7 +246,7 @@ CONFIG_ERRORS = {
   "num_bins": dict(num_bins=1),
   "num_examples": dict(num_examples=1),
   "test_fraction": dict(test_fraction=1.0),
-  "num_workers": dict(num_workers=-1),
+  "num_workers": dict(num_workers=-2),
   "prefetch": dict(prefetch=-1),
 }
 

@@ -1,8 +1,12 @@
 """Typed settings of the input pipeline (the `data` section of the config)."""
 
 import dataclasses
+import os
 
 SOURCES = ("generated", "tfds", "npz")
+# grain workers that num_workers = -1 ('auto') never exceeds: more mostly add start-up time and
+# memory (experiments/BENCHMARKS.md, "Input pipeline").
+MAX_AUTO_WORKERS = 16
 BINARIZE_MODES = ("threshold", "bernoulli", "none")
 
 
@@ -26,7 +30,8 @@ class DataConfig:
     test_fraction: held-out fraction of npz / generated data, in (0, 1).
     train_split: split used for training (TFDS split string; 'train' / 'test' otherwise).
     eval_split: split used for evaluation.
-    num_workers: grain worker processes (0: read and transform in the main process).
+    num_workers: grain worker processes (0: read and transform in the main process; -1: auto,
+      see `auto_workers`).
     prefetch: batches placed on the device ahead of use (0: none).
   """
 
@@ -73,7 +78,23 @@ class DataConfig:
       raise ValueError(f"DataConfig.test_fraction must lie in (0, 1), got {self.test_fraction}.")
     if not self.train_split or not self.eval_split:
       raise ValueError("DataConfig.train_split and DataConfig.eval_split must be non-empty.")
-    if self.num_workers < 0:
-      raise ValueError(f"DataConfig.num_workers must be >= 0, got {self.num_workers}.")
+    if self.num_workers < -1:
+      raise ValueError(
+        f"DataConfig.num_workers must be >= 0, or -1 for auto, got {self.num_workers}."
+      )
     if self.prefetch < 0:
       raise ValueError(f"DataConfig.prefetch must be >= 0, got {self.prefetch}.")
+
+  def worker_count(self) -> int:
+    """grain worker processes to start: `num_workers`, or `auto_workers()` for -1."""
+    return auto_workers() if self.num_workers == -1 else self.num_workers
+
+
+def auto_workers(cpu_count: int | None = None) -> int:
+  """Worker processes for num_workers = -1: all cores but one, at most MAX_AUTO_WORKERS.
+
+  One core stays with the training process, which dispatches the steps and copies the batches
+  to the device; a single-core host reads in-process (0).
+  """
+  cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+  return max(0, min(cores - 1, MAX_AUTO_WORKERS))
