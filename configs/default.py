@@ -20,6 +20,9 @@ def get_config(variant: str = ""):
   config.data.image_size = 28
   config.data.binarize = "threshold"
   config.data.num_examples = 20_000
+  # in-process reading: the in-memory generated set is read far faster than the CPU step trains
+  # (experiments/BENCHMARKS.md, "Input pipeline"), and a worker would take a core from the step
+  config.data.num_workers = 0
   config.flow.data_type = "discrete"
   config.flow.num_classes = 2
   config.model.size = "small"

@@ -11,6 +11,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.size = "tiny"
   config.model.latent_dim = 4
   config.data.num_examples = 256
+  config.data.num_workers = 0  # no worker processes to start for a few steps
   config.training.batch_size = 8
   config.training.num_steps = 4
   config.training.warmup_steps = 2
