@@ -185,6 +185,15 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
                                         axis=DATA_AXIS)
   state, data_state = checkpointing.restore_latest(manager, state, steps.state_sharding)
   if data_state is not None:
+    workers = data.saved_worker_count(data_state)
+    if workers != config.data.worker_count():  # e.g. num_workers=-1 on a host of other cores
+      logging.info("Resuming with the run's %d data workers (the config now gives %d).",
+                   workers, config.data.worker_count())
+      train_iter = data.create_train_iterator(
+          dataclasses.replace(config.data, num_workers=workers), batch_size=tcfg.batch_size,
+          seed=config.seed, shard_index=jax.process_index(), shard_count=jax.process_count())
+      batches = data.DevicePrefetchIterator(train_iter, mesh, size=config.data.prefetch,
+                                            axis=DATA_AXIS)
     batches.set_state(data_state)
   start = int(state.step)
   if start >= tcfg.num_steps:

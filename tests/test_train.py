@@ -143,3 +143,28 @@ def test_eight_devices_match_one_device(tmp_path):
   assert int(one["devices"]) == 1 and int(eight["devices"]) == 8
   np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)
   np.testing.assert_allclose(eight["params"], one["params"], rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_resumes_with_its_own_worker_count(tmp_path):
+  """A state saved by in-process reading resumes although the config now asks for a worker."""
+  overrides = {"training.num_steps": 4, "training.checkpoint_every": 2,
+               "training.log_every": 2}
+  full = train.train_and_evaluate(
+      configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full"))
+  part = str(tmp_path / "part")
+  train.train_and_evaluate(configuration.resolve(tiny_config(
+      "discrete", **{**overrides, "training.num_steps": 2})), part)
+  resumed = train.train_and_evaluate(configuration.resolve(
+      tiny_config("discrete", **{**overrides, "data.num_workers": 1})), part)
+  assert int(resumed.step) == 4
+  _leaves_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
+
+
+def test_saved_worker_count_reads_the_state_and_rejects_other_bytes():
+  from paramrel_jax import data
+
+  cfg = data.DataConfig(name="shapes2d", image_size=16, num_examples=128)
+  assert data.saved_worker_count(data.create_train_iterator(cfg, batch_size=8, seed=0)
+                                 .get_state()) == 0
+  with pytest.raises(ValueError, match="grain data-loader state"):
+    data.saved_worker_count(b"not json")

@@ -12,6 +12,7 @@ from paramrel_jax.data.pipeline import (
   create_eval_iterator,
   create_train_iterator,
   make_global_batch,
+  saved_worker_count,
 )
 from paramrel_jax.data.sources import TFDS_DATASETS, DatasetInfo, dataset_info
 
@@ -24,4 +25,5 @@ __all__ = [
   "create_train_iterator",
   "dataset_info",
   "make_global_batch",
+  "saved_worker_count",
 ]

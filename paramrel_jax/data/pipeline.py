@@ -15,6 +15,7 @@ state per process in an Orbax checkpoint; `DevicePrefetchIterator` has the same 
 """
 
 import collections
+import json
 import math
 from collections.abc import Iterator
 
@@ -61,6 +62,21 @@ def _worker_count(cfg: DataConfig) -> int:
   if count and not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
   return count
+
+
+def saved_worker_count(state: bytes) -> int:
+  """The worker count a train iterator state was saved with.
+
+  grain refuses a state of another worker count, although the batch order does not depend on
+  it; a resumed run therefore reads with the count it started with.
+
+  Raises:
+    ValueError: bytes that are not a grain DataLoader state.
+  """
+  try:
+    return int(json.loads(state)["worker_count"])
+  except (ValueError, KeyError, TypeError) as error:
+    raise ValueError(f"not a grain data-loader state ({type(error).__name__}: {error}).") from error
 
 
 def _operations(
