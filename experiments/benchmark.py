@@ -523,8 +523,12 @@ def _time_sampling(model, params, shape: tuple[int, ...], opts: Options) -> list
   return runs
 
 
-def _sampler_step(model, params, shape: tuple[int, ...]) -> dict[str, Any]:
-  """One sampling step against its parts, plus the host-transfer and recompile checks."""
+def _sampler_step(model, params, shape: tuple[int, ...], profile_dir: str) -> dict[str, Any]:
+  """One sampling step against its parts, plus the host-transfer and recompile checks.
+
+  With a `profile_dir`, one 10-step call is also traced there ('sampler/') and its op time split
+  into the network, random numbers and the rest: the flow math (no gradient in the sampler).
+  """
   key = jax.random.key(1)
 
   def run(seed: int = 1):
@@ -537,11 +541,22 @@ def _sampler_step(model, params, shape: tuple[int, ...]) -> dict[str, Any]:
     key, model.flow, model.net, params, data_shape=shape, n_steps=10, z_source="prior"
   ).compile()
   run()
-  return {
+  result = {
     **sampler_cost.step_costs(model.flow, model.net, params, shape),
     "host_transfers_in_sampler": sampler_cost.host_transfers(compiled.as_text()),
     "compiles_on_a_second_call": sampler_cost.compiles_while(lambda: run(2)),
   }
+  if profile_dir:
+    trace_dir = os.path.join(profile_dir, "sampler")
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      jax.block_until_ready(run(3))
+    profile = summarize_trace(trace_dir, parse_hlo(compiled.as_text()))
+    shares: dict[str, float] = collections.Counter()
+    for scope, share in profile["share_by_scope"].items():
+      network = scope.startswith(("decoder", "encoder"))
+      shares[scope if network or scope == "random numbers" else "flow math"] += share
+    result["profile_share_by_scope"] = dict(shares)
+  return result
 
 
 def _time_train(compiled, state, batch: dict, opts: Options) -> tuple[Any, dict[str, Any]]:
@@ -646,7 +661,7 @@ def benchmark(
   if opts.sample_steps:
     sampling_runs = _time_sampling(exp.model, params, (opts.sample_batch, *shape), opts)
   if opts.sampler_cost:
-    step_cost = _sampler_step(exp.model, params, (opts.sample_batch, *shape))
+    step_cost = _sampler_step(exp.model, params, (opts.sample_batch, *shape), opts.profile_dir)
 
   return {
     "config": {
@@ -762,6 +777,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"recompiles {cost['compiles_on_a_second_call']}",
       )
     )
+    if "profile_share_by_scope" in cost:
+      shares = cost["profile_share_by_scope"].items()
+      rows.append(("sample step profile", ", ".join(f"{k} {100 * v:.1f} %" for k, v in shares)))
   width = max(len(k) for k, _ in rows)
   return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -113,6 +113,8 @@ def _check_single_device(result: dict) -> None:
   cost = result["sampling"]["step_cost"]
   assert _positive_finite(cost["forward_ms"]) and _positive_finite(cost["flow_ms"])
   assert cost["host_transfers_in_sampler"] == [] and cost["compiles_on_a_second_call"] == 0
+  assert sum(cost["profile_share_by_scope"].values()) == pytest.approx(1.0, abs=1e-3)
+  assert any(scope.startswith("decoder") for scope in cost["profile_share_by_scope"])
 
   profile = result["profile"]
   assert _positive_finite(profile["op_time_ms"])
