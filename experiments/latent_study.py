@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -97,22 +95,10 @@ MULTI_SEED_ROWS = ("paramrel", "paramrel_theta_t", "ae")
 ROW_FILE = "study_row.json"
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: dict) -> ml_collections.ConfigDict:
-  """Sets 'section.key' entries; an unknown key raises ValueError."""
-  for dotted, value in overrides.items():
-    section, key = dotted.split(".") if "." in dotted else (None, dotted)
-    node = config[section] if section else config
-    if key not in node:
-      raise ValueError(f"unknown config key {dotted!r}.")
-    node[key] = value
-  return config
-
-
 def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.ConfigDict:
   """The config of one run: the dataset's config, the shared budget, the row's overrides."""
   get_config, data_overrides, _ = DATASETS[dataset]
-  config = apply_overrides(get_config(), {
+  config = study.apply_overrides(get_config(), {
     **data_overrides,
     "seed": seed,
     "model.size": args.size,
@@ -256,15 +242,6 @@ def markdown(result: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def hardware() -> str:
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists("/proc/cpuinfo"):
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  return f"{cpu}, {os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}"
-
-
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
@@ -293,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     return
   keys = ("steps", "batch_size", "size", "latent_dim", "learning_rate", "ema_decay",
           "num_examples")
-  result = {"budget": {k: getattr(args, k) for k in keys}, "hardware": hardware(),
+  result = {"budget": {k: getattr(args, k) for k in keys}, "hardware": study.hardware(),
             "datasets": {}}
   for dataset in args.datasets:
     scores = DATASETS[dataset][2]

@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +42,7 @@ if ROOT not in sys.path:  # `configs` is imported as a package from the reposito
 from configs import bfashionmnist, bmnist  # noqa: E402
 from paramrel_jax import configuration, data, metrics, train, workdir_utils  # noqa: E402
 from paramrel_jax.evaluation import latents, modes  # noqa: E402
+from paramrel_jax.evaluation.study import apply_overrides, hardware  # noqa: E402
 
 MODELS = {
   "paramrel_progressive": {"model.encoder": "progressive"},
@@ -55,31 +54,6 @@ DATASETS = {
   "bmnist": (bmnist, {}),
   "bfashionmnist": (bfashionmnist, {}),
 }
-
-
-def apply_overrides(config, overrides: dict):
-  """Sets 'section.key' (or a top-level 'key') entries of an ml_collections config."""
-  for dotted, value in overrides.items():
-    *sections, key = dotted.split(".")
-    node = config
-    for section in sections:
-      node = node[section]
-    node[key] = value
-  return config
-
-
-def hardware() -> str:
-  """The machine the numbers were measured on."""
-  device = jax.devices()[0]
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists("/proc/cpuinfo"):
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  return (
-    f"{cpu}, {os.cpu_count()} CPU cores visible (shared with other jobs), "
-    f"JAX backend {jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))"
-  )
 
 
 def train_and_evaluate_run(config, workdir: str, *, export: bool) -> dict:

@@ -67,3 +67,14 @@ def test_a_non_latent_evaluator_is_refused():
   from paramrel_jax import configuration
   with pytest.raises(ValueError, match="not a latent evaluator"):
     study.scorers(configuration.resolve(tiny_config()), {"likelihood": {}})
+
+
+def test_apply_overrides_sets_dotted_and_top_level_keys_and_rejects_unknown_ones():
+  from configs import base
+
+  config = study.apply_overrides(base.get_config(), {"model.latent_dim": 3, "seed": 7})
+  assert (config.model.latent_dim, config.seed) == (3, 7)
+  for bad in ("model.no_such_key", "no_section.key", "no_such_top_level_key"):
+    with pytest.raises(ValueError, match=f"unknown config key '{bad}'"):
+      study.apply_overrides(base.get_config(), {bad: 1})
+  assert "CPU cores visible" in study.hardware()

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from typing import Any
+
+import jax
 
 import ml_collections
 import numpy as np
@@ -30,6 +33,38 @@ from paramrel_jax.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latents, modes
 
 LATENT_KINDS = ("auroc", "dci", "tad")
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Sets 'section.key' (or top-level 'key') entries of `config` in place and returns it.
+
+  Raises:
+    ValueError: a key the config does not have.
+  """
+  for dotted, value in overrides.items():
+    *sections, key = dotted.split(".")
+    node = config
+    for section in sections:
+      if section not in node:
+        raise ValueError(f"unknown config key {dotted!r}.")
+      node = node[section]
+    if key not in node:
+      raise ValueError(f"unknown config key {dotted!r}.")
+    node[key] = value
+  return config
+
+
+def hardware() -> str:
+  """The machine results are measured on: CPU model, cores, JAX version and backend."""
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  device = jax.devices()[0]
+  return (f"{cpu}, {os.cpu_count()} CPU cores visible, JAX {jax.__version__} on "
+          f"{jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))")
 
 
 def scorers(config: ExperimentConfig, scores: dict[str, dict[str, Any]]
