@@ -1,12 +1,20 @@
-"""Scalar logging: JSON lines (`workdir/metrics.jsonl`), TensorBoard events, a progress bar."""
+"""Scalar logging: JSON lines (`workdir/metrics.jsonl`), TensorBoard events, a progress bar, and
+the logged curves as a PNG (`workdir/curves.png`)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
+import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
+
+from paramrel_jax import plots
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
 
 
 class MetricWriter:
@@ -19,7 +27,7 @@ class MetricWriter:
     self._enabled = enabled
     self._prefix = prefix
     if enabled:
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self._jsonl = open(os.path.join(workdir, METRICS_FILE), "a")
       self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
@@ -54,3 +62,41 @@ class ProgressBar:
 
   def close(self) -> None:
     self._bar.close()
+
+
+def read_curves(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Every scalar of workdir/metrics.jsonl against the step, name -> (steps, values).
+
+  The file holds every run of the workdir (a resume appends), so the curves cover the whole
+  training; a step logged again after a resume keeps its last value. Non-finite values are
+  left out.
+
+  Raises:
+    ValueError: the file does not exist.
+  """
+  path = os.path.join(workdir, METRICS_FILE)
+  if not os.path.isfile(path):
+    raise ValueError(f"no {METRICS_FILE} in {workdir}: train first (--mode=train).")
+  rows = {}
+  with open(path) as f:
+    for line in f:
+      if line.strip():
+        row = json.loads(line)
+        rows[row.pop("step")] = row
+  curves: dict[str, tuple[list, list]] = {}
+  for step in sorted(rows):
+    for name, value in rows[step].items():
+      if math.isfinite(value):
+        steps, values = curves.setdefault(name, ([], []))
+        steps.append(step)
+        values.append(value)
+  return {name: (np.asarray(s), np.asarray(v)) for name, (s, v) in curves.items()}
+
+
+def save_curves(workdir: str) -> str:
+  """Writes the curves of `read_curves` to workdir/curves.png, one panel per scalar, the loss
+  first; returns its path."""
+  path = os.path.join(workdir, CURVES_FILE)
+  curves = read_curves(workdir)
+  plots.save_curves(path, {"loss": curves.pop("loss"), **curves} if "loss" in curves else curves)
+  return path

@@ -21,15 +21,17 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/bmnist.py or configs/bmnist.py:smoke.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
-MODES = ("train", "eval", "export_latents", "sample", "reconstruct", "conditional", "interpolate",
-         "traverse")
+MODES = ("train", "eval", "export_latents", "plot_latents", "sample", "reconstruct", "conditional",
+         "interpolate", "traverse")
 _MODE = flags.DEFINE_enum(
     "mode", "train", MODES,
     "train: train or resume; eval: likelihood and the configured evaluators -> "
     "WORKDIR/eval/metrics.json; export_latents: encoder means of the train and eval splits -> "
-    "WORKDIR/latents/<split>.npz; sample: Eq. 4 samples; reconstruct: reverse sampling (Eq. 5) and "
-    "decoding of eval inputs; conditional: fixed z, fresh subcodes; interpolate: between eval "
-    "inputs (App. E); traverse: one latent dimension at a time. Outputs go to WORKDIR/<mode>/.")
+    "WORKDIR/latents/<split>.npz; plot_latents: those codes' PCA and t-SNE pictures coloured by "
+    "label or factor -> WORKDIR/plot_latents/<split>_{pca,tsne}.png; sample: Eq. 4 samples; "
+    "reconstruct: reverse sampling (Eq. 5) and decoding of eval inputs; conditional: fixed z, "
+    "fresh subcodes; interpolate: between eval inputs (App. E); traverse: one latent dimension "
+    "at a time. Outputs go to WORKDIR/<mode>/.")
 _TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the full traceback of an input error.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -60,10 +62,11 @@ def _run(config, workdir: str, mode: str) -> None:
       result = f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png"
     else:
       result = None
-  elif mode in ("eval", "export_latents"):
+  elif mode in ("eval", "export_latents", "plot_latents"):
     from paramrel_jax.evaluation import modes
 
-    run = modes.run_eval if mode == "eval" else modes.run_export_latents
+    run = {"eval": modes.run_eval, "export_latents": modes.run_export_latents,
+           "plot_latents": modes.run_plot_latents}[mode]
     result = json.dumps(run(resolved, workdir), indent=2)
   else:
     from paramrel_jax import generation_modes

@@ -24,7 +24,7 @@ from jax.sharding import PartitionSpec as P
 
 from paramrel_jax import baselines, checkpointing, data, evaluation
 from paramrel_jax.configuration import ExperimentConfig, TrainingConfig
-from paramrel_jax.logging_utils import MetricWriter, ProgressBar
+from paramrel_jax.logging_utils import MetricWriter, ProgressBar, save_curves
 
 DATA_AXIS = "data"
 
@@ -238,4 +238,6 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
     manager.close()
     writer.close()
     progress.close()
+  if jax.process_index() == 0:
+    save_curves(workdir)  # besides TensorBoard: the whole run's curves, resumes included
   return state

@@ -45,6 +45,12 @@ def test_train_writes_config_metrics_checkpoints_and_samples(trained):
   assert last["step"] == 4 and "loss" in last and "bfn" in last
   assert sorted(os.listdir(os.path.join(trained, "checkpoints"))) == ["2", "4"]
   assert os.path.getsize(os.path.join(trained, "sample", "samples.png")) > 0  # after_training
+  from PIL import Image
+
+  from paramrel_jax import plots
+
+  with Image.open(os.path.join(trained, "curves.png")) as png:  # a panel per logged scalar
+    assert png.format == "PNG" and png.size == plots.figure_size(len(last) - 1)
 
 
 def test_rerun_of_a_finished_run_does_not_train(trained, tmp_path):
@@ -189,6 +195,24 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
   assert width >= 8 * 64 and height >= 4 * 64  # the input and 7 steps per row, a row per dim
 
 
+def test_plot_latents_writes_projections_of_both_splits(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
+  result = _cli(*_TINY, f"--workdir={workdir}", "--mode=plot_latents")
+  assert result.returncode == 0, result.stderr
+  written = json.loads(result.stdout)
+  from PIL import Image
+
+  from paramrel_jax import plots
+
+  for split in ("train", "test"):
+    assert os.path.exists(os.path.join(workdir, "latents", f"{split}.npz"))
+    for method in ("pca", "tsne"):
+      path = os.path.join(workdir, "plot_latents", f"{split}_{method}.png")
+      assert written[split][method] == path
+      with Image.open(path) as png:  # one panel per factor of shapes2d
+        assert png.format == "PNG" and png.size == plots.figure_size(5)
+
+
 def test_generation_mode_without_checkpoint_fails_cleanly(tmp_path):
   result = _cli(*_TINY, f"--workdir={tmp_path}", "--mode=sample")
   _assert_one_error(result, "no checkpoints", "train first")
@@ -239,5 +263,10 @@ def test_sigkill_then_same_command_resumes_exactly(tmp_path):
   assert resumed.returncode == 0, resumed.stderr
   want, got = _losses(reference), _losses(killed)
   assert sorted(got) == list(range(1, 31))
+  from paramrel_jax import logging_utils
+
+  steps, losses = logging_utils.read_curves(killed)["loss"]  # what curves.png shows
+  assert list(steps) == list(range(1, 31)) and list(losses) == [got[s] for s in steps]
+  assert os.path.getsize(os.path.join(killed, "curves.png")) > 0
   for step in range(3, 31):  # every step after the checkpoint it resumed from, exactly
     assert got[step] == want[step], (step, got[step], want[step])

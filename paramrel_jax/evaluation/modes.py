@@ -3,13 +3,17 @@
   python -m paramrel_jax.main --config=configs/bmnist.py --workdir=runs/bmnist --mode=eval
   python -m paramrel_jax.main --config=configs/bmnist.py --workdir=runs/bmnist \
       --mode=export_latents
+  python -m paramrel_jax.main --config=configs/bmnist.py --workdir=runs/bmnist \
+      --mode=plot_latents
 
-Both restore the EMA parameters of the latest checkpoint in `workdir` (`inference.load`).
+All restore the EMA parameters of the latest checkpoint in `workdir` (`inference.load`).
 `run_eval` writes `workdir/eval/metrics.json`: the test likelihood of the evaluation split
 (`likelihood.evaluate_likelihood` with the `eval` section's settings) and the full result of every
 latent evaluator configured in `evals`, with the checkpoint step, a summary of the config and the
 library versions. `run_export_latents` writes `workdir/latents/<split>.npz` for the training and
 evaluation splits (`latents.export_latents`; layout in `paramrel_jax.evaluation.latents`).
+`run_plot_latents` exports them and writes their PCA and t-SNE pictures,
+`workdir/plot_latents/<split>_{pca,tsne}.png` (`latent_plots.save_projections`).
 
 This module loads checkpoints through the trainer's code, so it is imported only by `main.py`
 and scripts, never by the trainer.
@@ -27,12 +31,13 @@ import optax
 import sklearn
 
 import paramrel_jax
-from paramrel_jax import checkpointing, inference, workdir_utils
+from paramrel_jax import checkpointing, data, inference, workdir_utils
 from paramrel_jax.configuration import ExperimentConfig
-from paramrel_jax.evaluation import evaluators, latents, likelihood
+from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 
 EVAL_DIR = "eval"
 LATENTS_DIR = "latents"
+PLOTS_DIR = "plot_latents"
 METRICS_FILE = "metrics.json"
 # Characters of TFDS split strings ('train[:90%]') mapped to ones safe in file names.
 _SPLIT_CHARS = str.maketrans({"[": "_", "]": "", ":": "-", "%": "pc", "/": "_", " ": ""})
@@ -150,3 +155,25 @@ def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]
     if jax.process_index() == 0:
       latents.save_latents(paths[split], arrays)
   return paths
+
+
+def run_plot_latents(config: ExperimentConfig, workdir: str) -> dict[str, dict[str, str]]:
+  """`run_export_latents`, then the PCA and t-SNE pictures of each split's codes, coloured by
+  the label, each attribute or each factor: workdir/plot_latents/<split>_<method>.png.
+
+  Returns:
+    {split: {method: path of its PNG}}.
+
+  Raises:
+    checkpointing.CheckpointError: no checkpoint, or one that does not fit the config.
+    ValueError: the model has fewer than 2 latent dimensions, or a split fewer than 3 examples.
+  """
+  info = data.dataset_info(config.data)
+  written = {}
+  for split, path in run_export_latents(config, workdir).items():
+    name = os.path.splitext(os.path.basename(path))[0]
+    if jax.process_index() == 0:
+      written[split] = latent_plots.save_projections(
+        os.path.join(workdir, PLOTS_DIR), name, latents.load_latents(path),
+        attribute_names=info.attribute_names, factor_names=info.factor_names, seed=config.seed)
+  return written

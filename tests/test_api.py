@@ -1,0 +1,184 @@
+"""The Python API `paramrel_jax.load`: uint8 images in and out, the CLI's numbers, clear errors."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+import paramrel_jax
+from paramrel_jax import api, configuration, data, images, inference, train, workdir_utils
+from paramrel_jax.data import sources
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> str:
+  """A run of the default config's smoke variant (4 steps), trained once as --mode=train does."""
+  from configs import default
+
+  workdir = str(tmp_path_factory.mktemp("api") / "run")
+  config = default.get_config("smoke")
+  workdir_utils.prepare_workdir(workdir, config)
+  train.train_and_evaluate(configuration.resolve(config), workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def model(workdir) -> api.LoadedModel:
+  return paramrel_jax.load(workdir)
+
+
+def _eval_images(model: api.LoadedModel, num: int) -> np.ndarray:
+  """The first `num` raw uint8 images of the run's evaluation split."""
+  split = sources.open_split(model.config.data, model.config.data.eval_split)
+  return np.stack([split[i]["image"] for i in range(num)])
+
+
+def test_load_reads_the_run(model):
+  assert model.kind == "paramrel" and model.step == 4
+  assert model.image_shape == (28, 28, 1) and model.latent_dim == 4
+
+
+def test_encode_gives_the_exported_codes(model, workdir, tmp_path):
+  from paramrel_jax.evaluation import latents, modes
+
+  x = _eval_images(model, 16)  # two batches of eval.batch_size = 8
+  z = model.encode(x)
+  assert z.shape == (16, 4) and z.dtype == np.float32
+  copy = shutil.copytree(workdir, str(tmp_path / "copy"))
+  path = modes.run_export_latents(model.config, copy)[model.config.data.eval_split]
+  np.testing.assert_array_equal(z, latents.load_latents(path)["z"])
+  assert not np.array_equal(model.encode(x, t=0.5), z)  # the progressive encoder's time
+
+
+def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
+  from paramrel_jax import generation_modes
+
+  x = _eval_images(model, 16)
+  rec = model.reconstruct(x)
+  assert rec.shape == x.shape and rec.dtype == np.uint8
+  np.testing.assert_array_equal(rec, model.reconstruct(x))  # deterministic by seed
+  copy = shutil.copytree(workdir, str(tmp_path / "copy"))
+  generation_modes.run_reconstruct(model.config, copy)
+  with np.load(os.path.join(copy, "reconstruct", "reconstruct.npz")) as cli:
+    np.testing.assert_array_equal(images.to_uint8(cli["input"], "discrete"), x)
+    np.testing.assert_array_equal(images.to_uint8(cli["reconstruction"], "discrete"), rec)
+  # After 4 training steps the network's estimate is not yet the input everywhere.
+  assert (rec == x).mean() > 0.9
+
+
+def test_sample_is_seeded(model):
+  x = model.sample(3, seed=1)
+  assert x.shape == (3, 28, 28, 1) and x.dtype == np.uint8
+  assert set(np.unique(x)) <= {0, 255}
+  np.testing.assert_array_equal(x, model.sample(3, seed=1))
+  assert not np.array_equal(x, model.sample(3, seed=2))
+  assert model.sample(2, steps=2).shape == (2, 28, 28, 1)
+
+
+def test_interpolate_ends_at_the_reconstructions(model):
+  a, b = _eval_images(model, 2)
+  path = model.interpolate(a, b, num=5)
+  assert path.shape == (5, 28, 28, 1) and path.dtype == np.uint8
+  np.testing.assert_array_equal(path[0], model.reconstruct(a[None])[0])
+  np.testing.assert_array_equal(path[-1], model.reconstruct(b[None])[0])
+
+
+def test_traverse_gives_one_image_per_value(model):
+  image = _eval_images(model, 1)[0]
+  x = model.traverse(image, 2)
+  assert x.shape == (model.config.sampling.traverse_steps, 28, 28, 1) and x.dtype == np.uint8
+  with pytest.raises(ValueError, match=r"dims must be .* in \[0, 4\)"):
+    model.traverse(image, 4)
+
+
+def test_plot_latents_writes_pngs(model, tmp_path):
+  from PIL import Image
+
+  from paramrel_jax import plots
+
+  x = _eval_images(model, 8)
+  paths = model.plot_latents(x, str(tmp_path), labels=np.arange(8) % 2)
+  for path in paths.values():
+    with Image.open(path) as png:
+      assert png.size == plots.figure_size(1)
+
+
+@pytest.mark.parametrize("bad, received", [
+  (np.zeros((2, 28, 28, 1), np.float32), r"got float32 of shape \(2, 28, 28, 1\)"),
+  (np.zeros((2, 28, 28), np.uint8), r"got uint8 of shape \(2, 28, 28\)"),
+  (np.zeros((2, 28, 28, 3), np.uint8), r"got uint8 of shape \(2, 28, 28, 3\)"),
+  (np.zeros((2, 32, 32, 1), np.uint8), r"got uint8 of shape \(2, 32, 32, 1\)"),
+  (np.zeros((0, 28, 28, 1), np.uint8), r"got uint8 of shape \(0, 28, 28, 1\)"),
+])
+def test_bad_images_name_expected_and_received_shapes(model, bad, received):
+  expected = r"images must be uint8 of shape \(N >= 1, 28, 28, 1\), "
+  for method in (model.encode, model.reconstruct):
+    with pytest.raises(ValueError, match=expected + received):
+      method(bad)
+  with pytest.raises(ValueError, match=r"image must be uint8 of shape \(28, 28, 1\), got uint8 "
+                                       r"of shape \(1, 28, 28, 1\)"):
+    model.traverse(np.zeros((1, 28, 28, 1), np.uint8), 0)
+
+
+def test_bad_arguments(model):
+  x = np.zeros((1, 28, 28, 1), np.uint8)
+  with pytest.raises(ValueError, match="n must be an integer >= 1"):
+    model.sample(0)
+  with pytest.raises(ValueError, match="steps must be >= 1"):
+    model.sample(1, steps=0)
+  with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+    model.encode(x, t=1.5)
+
+
+def test_workdir_without_a_run(tmp_path):
+  with pytest.raises(ValueError, match="holds no run: there is no config.json"):
+    paramrel_jax.load(str(tmp_path))
+  workdir_utils.prepare_workdir(str(tmp_path), tiny_config())
+  with pytest.raises(ValueError, match="no checkpoints .* train first"):
+    paramrel_jax.load(str(tmp_path))
+
+
+def test_an_old_run_loads_with_its_legacy_settings(workdir, tmp_path):
+  copy = shutil.copytree(workdir, str(tmp_path / "copy"))
+  path = os.path.join(copy, workdir_utils.CONFIG_FILE)
+  saved = json.load(open(path))
+  assert saved["objective"].pop("latent_weighting") == "flat_both"  # written before the key
+  json.dump(saved, open(path, "w"))
+  assert paramrel_jax.load(copy).config.objective.latent_weighting == "elbo"
+
+
+def _baseline(kind: str) -> api.LoadedModel:
+  """A freshly initialised baseline of the tiny config (16x16 shapes), no checkpoint needed."""
+  config = configuration.resolve(tiny_config(**{"model.kind": kind, "model.latent_dim": 3}))
+  info = data.dataset_info(config.data)
+  model = train.build_experiment(config, info.image_shape[-1]).model
+  params = model.init(jax.random.key(0), (1, *info.image_shape))
+  return api.LoadedModel(config, inference.TrainedModel(model=model, params=params, step=0,
+                                                        info=info))
+
+
+def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():
+  ae = _baseline("ae")
+  x = np.zeros((2, 16, 16, 1), np.uint8)
+  z = ae.encode(x)
+  assert z.shape == (2, 3) and z.dtype == np.float32
+  rec = ae.reconstruct(x)
+  assert rec.shape == x.shape and rec.dtype == np.uint8
+  with pytest.raises(ValueError, match="model kind 'ae' cannot sample"):
+    ae.sample(2)
+  with pytest.raises(ValueError, match="interpolate needs a ParamReL run; .* kind 'ae'"):
+    ae.interpolate(x[0], x[1])
+  with pytest.raises(ValueError, match="traverse needs a ParamReL run; .* kind 'ae'"):
+    ae.traverse(x[0], 0)
+  with pytest.raises(ValueError, match="'ae' run has no flow time"):
+    ae.encode(x, t=0.5)
+  with pytest.raises(ValueError, match="'ae' run fixes its own"):
+    ae.reconstruct(x, steps=3)
+  vae = _baseline("vae")
+  sample = vae.sample(2, seed=0)
+  assert sample.shape == (2, 16, 16, 1) and sample.dtype == np.uint8
+  np.testing.assert_array_equal(sample, vae.sample(2, seed=0))
