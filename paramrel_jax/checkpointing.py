@@ -14,6 +14,7 @@ import json
 import logging as pylogging
 import os
 import sys
+import threading
 from typing import Any
 
 import jax
@@ -213,6 +214,26 @@ def _silence_orphaned_reads() -> None:
       previous(unraisable)
 
   sys.unraisablehook = hook
+  threading.excepthook = _dropping_orbax_errors(threading.excepthook)
+
+
+def _dropping_orbax_errors(previous):
+  """A threading.excepthook that drops what an Orbax read thread raised after its event loop
+  closed ('Event loop is closed') and passes everything else to `previous`."""
+
+  def hook(args):
+    if not _raised_in_orbax(args.exc_traceback):
+      previous(args)
+
+  return hook
+
+
+def _raised_in_orbax(traceback) -> bool:
+  while traceback is not None:
+    if f"{os.sep}orbax{os.sep}" in traceback.tb_frame.f_code.co_filename:
+      return True
+    traceback = traceback.tb_next
+  return False
 
 
 def _jsonable(data_state: Any) -> Any:
