@@ -24,7 +24,6 @@ import platform
 from typing import Any
 
 import jax
-
 import ml_collections
 import numpy as np
 
