@@ -119,16 +119,28 @@ def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.Config
   return config
 
 
-def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) -> dict:
-  """`study.run_row`, or its cached result when the run is finished and was scored."""
+def cached_row(config: ml_collections.ConfigDict, workdir: str, scores: dict) -> dict | None:
+  """The saved result of a run finished at this budget and scored by `scores`, else None."""
   path = os.path.join(workdir, ROW_FILE)
   if config.model.latent_dim == 0:  # a plain BFN: likelihood only
     scores = {}
-  if os.path.isfile(path):
-    with open(path) as f:
-      cached = json.load(f)
-    if cached["step"] == config.training.num_steps and cached["scores"].keys() == scores.keys():
-      return cached
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    cached = json.load(f)
+  if cached["step"] == config.training.num_steps and cached["scores"].keys() == scores.keys():
+    return cached
+  return None
+
+
+def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) -> dict:
+  """`study.run_row`, or its cached result when the run is finished and was scored."""
+  cached = cached_row(config, workdir, scores)
+  if cached is not None:
+    return cached
+  path = os.path.join(workdir, ROW_FILE)
+  if config.model.latent_dim == 0:  # a plain BFN: likelihood only
+    scores = {}
   result = study.run_row(config, workdir, scores, export=config.model.latent_dim > 0)
   with open(path, "w") as f:
     json.dump(result, f, indent=1, sort_keys=True)
@@ -285,8 +297,8 @@ def main(argv: list[str] | None = None) -> None:
           present.append(seed)
           continue
         workdir = os.path.join(args.workdir, dataset, row, f"seed{seed}")
-        if args.cached_only and not os.path.isfile(os.path.join(workdir, ROW_FILE)):
-          continue
+        if args.cached_only and cached_row(config, workdir, scores) is None:
+          continue  # not finished at this budget: --cached_only trains nothing
         runs.append(run_cached(config, workdir, scores))
         present.append(seed)
         print(f"{dataset} {row} seed {seed}: {headline(dataset, runs[-1]['scores'])}",
