@@ -1,4 +1,4 @@
-"""How fast the input pipeline delivers training batches to the device, and its worker default.
+"""How fast the input pipeline delivers training batches to the device.
 
 `measure` times the same path as training (`pipeline.create_train_iterator` wrapped in
 `pipeline.DevicePrefetchIterator`): reading, preprocessing and batching by grain, then the copy
