@@ -215,6 +215,7 @@ def _silence_orphaned_reads() -> None:
 
   sys.unraisablehook = hook
   threading.excepthook = _dropping_orbax_errors(threading.excepthook)
+  sys.excepthook = _dropping_closed_loop_errors(sys.excepthook)
 
 
 def _dropping_orbax_errors(previous):
@@ -222,8 +223,21 @@ def _dropping_orbax_errors(previous):
   closed ('Event loop is closed') and passes everything else to `previous`."""
 
   def hook(args):
-    if not _raised_in_orbax(args.exc_traceback):
+    if not (_raised_in_orbax(args.exc_traceback)
+            or _closed_loop_error(args.exc_value, args.exc_traceback)):
       previous(args)
+
+  return hook
+
+
+def _dropping_closed_loop_errors(previous):
+  """A sys.excepthook that drops 'Event loop is closed' raised inside asyncio alone: the
+  completion callback of a read still in flight (called from a native I/O thread, which reports
+  through sys.excepthook) after the failed restore closed its loop."""
+
+  def hook(exc_type, exc_value, traceback):
+    if not _closed_loop_error(exc_value, traceback):
+      previous(exc_type, exc_value, traceback)
 
   return hook
 
@@ -234,6 +248,18 @@ def _raised_in_orbax(traceback) -> bool:
       return True
     traceback = traceback.tb_next
   return False
+
+
+def _closed_loop_error(exc_value, traceback) -> bool:
+  """RuntimeError('Event loop is closed') whose every frame lies in the asyncio package."""
+  if not (isinstance(exc_value, RuntimeError) and str(exc_value) == "Event loop is closed"
+          and traceback is not None):
+    return False
+  while traceback is not None:
+    if f"{os.sep}asyncio{os.sep}" not in traceback.tb_frame.f_code.co_filename:
+      return False
+    traceback = traceback.tb_next
+  return True
 
 
 def _jsonable(data_state: Any) -> Any:

@@ -24,3 +24,26 @@ def test_only_errors_of_orbax_threads_are_dropped():
   assert passed_on == []
   _raise_in_thread(os.path.join(os.sep, "somewhere", "else.py"), hook)
   assert [str(args.exc_value) for args in passed_on] == ["Event loop is closed"]
+
+
+def _closed_loop_error(filename: str) -> tuple:
+  """(type, value, traceback) of 'Event loop is closed' raised by code compiled as `filename`."""
+  code = compile("raise RuntimeError('Event loop is closed')", filename, "exec")
+  try:
+    exec(code, {})
+  except RuntimeError as e:
+    return type(e), e, e.__traceback__.tb_next  # the frames below this test's own
+  raise AssertionError("not raised")
+
+
+def test_closed_loop_errors_of_asyncio_callbacks_are_dropped():
+  """A native I/O thread reports the callback of a read still in flight through sys.excepthook;
+  only that error, raised in asyncio alone, is dropped."""
+  passed_on = []
+  hook = checkpointing._dropping_closed_loop_errors(lambda *exc: passed_on.append(exc[1]))
+  asyncio_file = os.path.join(os.sep, "lib", "python3.11", "asyncio", "base_events.py")
+  hook(*_closed_loop_error(asyncio_file))
+  assert passed_on == []
+  hook(*_closed_loop_error(os.path.join(os.sep, "somewhere", "else.py")))
+  hook(ValueError, ValueError("Event loop is closed"), None)
+  assert [type(e).__name__ for e in passed_on] == ["RuntimeError", "ValueError"]
