@@ -9,7 +9,7 @@ For every dataset and seed, each model of `MODELS` is trained with the trainer's
 iterator's seed is the run's seed) for the same number of steps, with the same network size and
 latent_dim (the baselines reuse the ParamReL self-encoder, see `paramrel_jax.baselines`). The EMA
 parameters then encode the first `--eval_examples` examples of the training and evaluation splits
-(`encode_latents`, the posterior mean; ParamReL: the self-encoder mean at t = 1, its export
+(`encode`, the posterior mean; ParamReL: the self-encoder mean at t = 1, its export
 format; saved under `--latents_dir` in the layout of `evaluation.latents`) and are scored:
 
   mnist     (Table 2) 5-fold AUROC of a logistic probe on the digit labels, evaluation-split codes
@@ -59,8 +59,7 @@ from paramrel_jax import (  # noqa: E402
   configuration,
   data,
   metrics,
-  paramrel,
-  reverse_sampling,
+  registry,
   train,
 )
 from paramrel_jax.evaluation import evaluators, latents, modes  # noqa: E402
@@ -180,8 +179,8 @@ def experiment_config(dataset: str, spec: ModelSpec, seed: int) -> configuration
 
 
 def build_model(spec: ModelSpec, cfg: configuration.ExperimentConfig, image_shape):
-  """The Trainable of a table row."""
-  return baselines.make_model(
+  """The `interface.Model` of a table row."""
+  return registry.make_model(
     spec.kind,
     flow=cfg.flow,
     network=cfg.network,
@@ -190,22 +189,6 @@ def build_model(spec: ModelSpec, cfg: configuration.ExperimentConfig, image_shap
     settings=baselines.BaselineConfig(beta=_BETA.value, diffusion_steps=_DIFFUSION_STEPS.value),
     ddim_steps=_DDIM_STEPS.value,
   )
-
-
-def encoder_and_reconstructor(model) -> tuple[Callable, Callable]:
-  """(encode(params, key, x) -> z (B, L), reconstruct(params, key, x) -> x_hat), jitted."""
-  if isinstance(model, paramrel.ParamReL):
-    flow, net = model.flow, model.net
-
-    def encode(params, key, x):
-      return latents.encoder_means(params, key, x, jnp.float32(1.0), flow=flow, net=net)
-
-    def reconstruct(params, key, x):
-      codes = reverse_sampling.encode(key, flow, net, params, x, n_steps=_DDIM_STEPS.value)
-      return reverse_sampling.decode(flow, net, params, codes).x
-
-    return encode, reconstruct
-  return jax.jit(model.encode_latents), jax.jit(model.reconstruct)
 
 
 def split_arrays(cfg, split: str, num_examples: int) -> dict[str, np.ndarray]:
@@ -328,7 +311,7 @@ def run_one(dataset: str, name: str, seed: int) -> dict:
   else:
     model = build_model(spec, cfg, info.image_shape)
     params, result = train_model(model, cfg, info.image_shape, seed)
-    encode, reconstruct = encoder_and_reconstructor(model)
+    encode, reconstruct = jax.jit(model.encode), jax.jit(model.reconstruct)
     z_train = encode_split(encode, params, train_arrays["image"], cfg.eval.batch_size, seed)
     z_eval = encode_split(encode, params, eval_arrays["image"], cfg.eval.batch_size, seed)
     x = eval_arrays["image"][: _RECON_EXAMPLES.value]

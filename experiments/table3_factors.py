@@ -159,10 +159,8 @@ def main(argv: list[str] | None = None) -> None:
       resolved = dataclasses.replace(configuration.resolve(config), evals=evals)
       model = inference.load(resolved, workdir)
       row = {"seed": seed, **run}
-      for evaluator in evaluators.build_evaluators(resolved):
-        row[evaluator.name] = evaluators.jsonable(
-          evaluator.evaluate(model.flow, model.net, model.params)
-        )
+      for evaluator in evaluators.build_evaluators(resolved, model.model):
+        row[evaluator.name] = evaluators.jsonable(evaluator.evaluate(model.model, model.params))
       rows[name].append(row)
       print(
         f"{name} seed {seed}: DCI D {row['dci']['disentanglement_mean']:.3f}, "

@@ -16,7 +16,7 @@ and, if it has a prior, samples; what it cannot do raises a ValueError naming it
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import os
 
@@ -28,9 +28,10 @@ import numpy as np
 from paramrel_jax import (
   configuration,
   inference,
+  interface,
   interpolation,
+  registry,
   reverse_sampling,
-  sampling,
   workdir_utils,
 )
 from paramrel_jax.configuration import ExperimentConfig
@@ -90,19 +91,20 @@ class LoadedModel:
     """L, the size of a code."""
     return self.config.network.latent_dim
 
-  def _steps(self, steps: int | None) -> int:
+  def _model(self, steps: int | None) -> interface.Model:
+    """The run's model, rebuilt with `steps` sampling steps when given (ParamReL's n)."""
     if steps is None:
-      return self.config.sampling.num_steps
-    if self.kind != "paramrel":
-      raise ValueError(f"steps applies to ParamReL's n-step flow; a {self.kind!r} run fixes its "
-                       "own (sampling.num_steps at training).")
-    if steps < 1:
-      raise ValueError(f"steps must be >= 1, got {steps}.")
-    return steps
+      return self.trained.model
+    interface.require(self.trained.model, interface.FLOW, "steps (the n of an n-step flow)")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+      raise ValueError(f"steps must be >= 1 (an integer), got {steps!r}.")
+    config = dataclasses.replace(
+      self.config, sampling=dataclasses.replace(self.config.sampling, num_steps=steps))
+    return registry.build_model(config, self.image_shape[-1])
 
-  def _needs_latents(self, what: str, *, paramrel_only: bool = False) -> None:
-    if paramrel_only and self.kind != "paramrel":
-      raise ValueError(f"{what} needs a ParamReL run; this run is model kind {self.kind!r}.")
+  def _needs_latents(self, what: str, *, codes: bool = False) -> None:
+    if codes:
+      interface.require(self.trained.model, interface.FLOW, what)
     if self.latent_dim == 0:
       raise ValueError(f"{what} needs a self-encoder, but the run has model.latent_dim = 0.")
 
@@ -135,48 +137,41 @@ class LoadedModel:
   def encode(self, images, t: float = 1.0, *, seed: int = 0) -> np.ndarray:
     """The codes of uint8 images (N, H, W, C): float32 (N, L).
 
-    ParamReL: the mean of q(z_t | e, t) at flow time t, as `--mode=export_latents` (with the
-    same seed and batches, the same numbers); a baseline: its posterior mean (t must be 1).
+    The model's posterior mean (`interface.Model.encode`), as `--mode=export_latents` gives it
+    (with the same seed and batches, the same numbers). ParamReL: the mean of q(z_t | e, t) at
+    flow time t; a baseline has no flow time (t must be 1).
     """
     self._needs_latents("encode")
     if not 0.0 <= t <= 1.0:
       raise ValueError(f"t must lie in [0, 1], got {t}.")
-    if self.kind != "paramrel" and t != 1.0:
-      raise ValueError(f"a {self.kind!r} run has no flow time; its codes need t = 1, got {t}.")
     x = self._data(images, "images", seed=seed)
     model, params, key = self.trained.model, self.trained.params, jax.random.key(seed)
-    if self.kind == "paramrel":
-      encode = functools.partial(latents.encoder_means, t=jnp.float32(t), flow=model.flow,
-                                 net=model.net)
-    else:
-      encode = jax.jit(model.encode_latents)
     size = self.config.eval.batch_size  # keys by batch index, as --mode=export_latents
-    return np.concatenate([np.asarray(encode(params, jax.random.fold_in(key, start // size), batch))
-                           for start, batch in self._batches(x)])
+    return np.concatenate([
+      np.asarray(latents.encode(model, params, jax.random.fold_in(key, start // size), batch,
+                                t=float(t)))
+      for start, batch in self._batches(x)])
 
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """n generated images, uint8 (n, H, W, C).
 
-    ParamReL: `steps`-step generation (Eq. 4; default sampling.num_steps), z from
-    sampling.z_source; a VAE or InfoDiffusion: its own sampler (an AE or DiffAE has no prior).
+    The model's sampler (`interface.Model.sample`). ParamReL: `steps`-step generation (Eq. 4;
+    default sampling.num_steps), z from sampling.z_source; a VAE or InfoDiffusion: its own
+    sampler; an AE or DiffAE has no prior and raises a ValueError.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
       raise ValueError(f"n must be an integer >= 1, got {n!r}.")
-    n_steps, key = self._steps(steps), jax.random.key(seed)
-    model, params = self.trained.model, self.trained.params
-    if self.kind != "paramrel":
-      try:
-        return self._pixels(model.sample(params, key, n))
-      except ValueError as e:
-        raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
-    x = sampling.sample(key, model.flow, model.net, params, data_shape=(n, *self.image_shape),
-                        n_steps=n_steps, z_source=self.config.sampling.z_source).x
+    model = self._model(steps)
+    try:
+      x, _ = model.sample(self.trained.params, jax.random.key(seed), n)
+    except ValueError as e:
+      raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
     return self._pixels(x)
 
-  def _codes(self, x: jax.Array, key: jax.Array, n_steps: int) -> reverse_sampling.Codes:
-    model = self.trained.model
+  def _codes(self, x: jax.Array, key: jax.Array, steps: int | None) -> reverse_sampling.Codes:
+    model = self._model(steps)
     return reverse_sampling.encode(key, model.flow, model.net, self.trained.params, x,
-                                   n_steps=n_steps)
+                                   n_steps=model.sample_steps)
 
   def _decode(self, codes: reverse_sampling.Codes) -> np.ndarray:
     model = self.trained.model
@@ -186,36 +181,34 @@ class LoadedModel:
   def reconstruct(self, images, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """uint8 images (N, H, W, C) encoded and decoded again, uint8 (N, H, W, C).
 
-    ParamReL: reverse sampling (Eq. 5) into z and `steps` subcodes, then their replay, which
-    retraces each input's own Bayesian flow exactly; the image is the network's estimate at its
-    end (`--mode=reconstruct`'s 'reconstruction'). A baseline: its own reconstruction.
+    The model's `reconstruct`. ParamReL: reverse sampling (Eq. 5) into z and `steps` subcodes,
+    then their replay, which retraces each input's own Bayesian flow exactly; the image is the
+    network's estimate at its end (`--mode=reconstruct`'s 'reconstruction'). A baseline: its own
+    reconstruction.
     """
     self._needs_latents("reconstruct")
-    n_steps, key = self._steps(steps), jax.random.key(seed)
+    model = self._model(steps)
     x = self._data(images, "images", seed=seed)
-    if self.kind == "paramrel":
-      reconstruct = lambda k, batch: self._decode(self._codes(batch, k, n_steps))  # noqa: E731
-    else:
-      baseline = jax.jit(self.trained.model.reconstruct)
-      reconstruct = lambda k, batch: self._pixels(  # noqa: E731
-        baseline(self.trained.params, k, batch))
+    reconstruct = jax.jit(model.reconstruct)
+    key = jax.random.key(seed)
     # keys by batch offset, as --mode=reconstruct: the same images give the same output
-    return np.concatenate([reconstruct(jax.random.fold_in(key, start), batch)
+    return np.concatenate([self._pixels(reconstruct(self.trained.params,
+                                                    jax.random.fold_in(key, start), batch))
                            for start, batch in self._batches(x)])
 
   def _single_codes(self, image, name: str, seed: int, steps: int | None):
     """Codes of one uint8 image (H, W, C), encoded as `reconstruct` encodes a batch of one."""
     x = jnp.asarray(self._data(image, name, seed=seed, batch=False)[None])
-    return self._codes(x, jax.random.fold_in(jax.random.key(seed), 0), self._steps(steps))
+    return self._codes(x, jax.random.fold_in(jax.random.key(seed), 0), steps)
 
   def interpolate(self, a, b, num: int = 8, *, seed: int = 0,
                   steps: int | None = None) -> np.ndarray:
     """`num` images from a to b (each uint8 (H, W, C)): uint8 (num, H, W, C).
 
     Both z and the subcodes move (`sampling.interpolation_method`, App. E); the first and the
-    last image are `reconstruct` of a and of b.
+    last image are `reconstruct` of a and of b. Needs a Bayesian flow (ParamReL).
     """
-    self._needs_latents("interpolate", paramrel_only=True)
+    self._needs_latents("interpolate", codes=True)
     codes_a = self._single_codes(a, "a", seed, steps)
     codes_b = self._single_codes(b, "b", seed, steps)
     path = interpolation.interpolate_codes(codes_a, codes_b, num,
@@ -225,8 +218,8 @@ class LoadedModel:
   def traverse(self, image, dim: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """Latent dimension `dim` of one uint8 image (H, W, C) set to sampling.traverse_steps values
     over [-sampling.traverse_range, +sampling.traverse_range], decoded with the image's own
-    subcodes: uint8 (traverse_steps, H, W, C)."""
-    self._needs_latents("traverse", paramrel_only=True)
+    subcodes: uint8 (traverse_steps, H, W, C). Needs a Bayesian flow (ParamReL)."""
+    self._needs_latents("traverse", codes=True)
     codes = self._single_codes(image, "image", seed, steps)
     cfg = self.config.sampling
     zs = interpolation.traverse(codes.z[0], dims=[dim], num_steps=cfg.traverse_steps,

@@ -1,7 +1,10 @@
-"""CLI modes that use a trained ParamReL: sample, reconstruct, conditional, interpolate, traverse.
+"""CLI modes that use a trained model: sample, reconstruct, conditional, interpolate, traverse.
 
-Each reads the latest checkpoint's EMA parameters in `workdir` and writes `.npz` arrays, PNG
-grids and a `summary.json` under `workdir/<mode>/`. Inputs come from the config's evaluation
+`sample` and `reconstruct` work for every model (`interface.Model`); with a Bayesian flow
+(`interface.FLOW`: ParamReL) reconstruct also writes the flow's own end point and the
+time-varying reconstruction, and conditional, interpolate and traverse need one. Each reads the
+latest checkpoint's EMA parameters in `workdir` and writes `.npz` arrays, PNG grids and a
+`summary.json` under `workdir/<mode>/`. Inputs come from the config's evaluation
 split (`data.eval_split`, the first `eval.num_examples` examples). Everything heavy is a jitted
 function of `sampling` / `reverse_sampling` (`lax.scan` over the steps, one compile per shape).
 """
@@ -14,7 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax import data, images, inference, interpolation, reverse_sampling, sampling
+from paramrel_jax import (
+  data,
+  images,
+  inference,
+  interface,
+  interpolation,
+  reverse_sampling,
+)
 from paramrel_jax.checkpointing import dump_json
 from paramrel_jax.configuration import ExperimentConfig
 
@@ -59,26 +69,29 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
                    num_classes=getattr(flow, "num_classes", 2), **labels)
 
 
+def _flow_model(model: inference.TrainedModel, mode: str):
+  """The run's model if it has a Bayesian flow and a self-encoder; else a ValueError."""
+  flow_model = interface.require(model.model, interface.FLOW, f"--mode={mode}")
+  _require_latents(model, mode)
+  return flow_model
+
+
 def _require_latents(model: inference.TrainedModel, mode: str) -> None:
-  if model.net.config.latent_dim == 0:
+  if model.model.latent_dim == 0:
     raise ValueError(f"--mode={mode} needs a self-encoder, but model.latent_dim = 0.")
 
 
 def run_sample(config: ExperimentConfig, workdir: str) -> dict:
-  """Eq. 4: `sampling.num_samples` samples of `sampling.num_steps` steps, z from the prior or the
-  encoder (`sampling.z_source`); writes sample/samples.npz (key `samples`) and samples.png."""
+  """`sampling.num_samples` samples of the model's sampler (ParamReL: Eq. 4 in
+  `sampling.num_steps` steps, z from the prior or the encoder, `sampling.z_source`; VAEs: the
+  decoder of prior z; InfoDiffusion: DDIM); writes sample/samples.npz (keys `samples`, `z`) and
+  samples.png."""
   model = inference.load(config, workdir)
   cfg = config.sampling
   key = jax.random.key(config.seed)
   out = _outdir(workdir, "sample")
-  if model.is_paramrel:
-    shape = (cfg.num_samples, *model.info.image_shape)
-    result = sampling.sample(key, model.flow, model.net, model.params, data_shape=shape,
-                             n_steps=cfg.num_steps, z_source=cfg.z_source)
-    x, arrays = result.x, {"z": np.asarray(result.z)}
-  else:  # a baseline's own sampler (VAEs: decoder of prior z; InfoDiffusion: DDIM)
-    x, arrays = model.model.sample(model.params, key, cfg.num_samples), {}
-  _savez(os.path.join(out, "samples.npz"), samples=np.asarray(x), **arrays)
+  x, z = model.model.sample(model.params, key, cfg.num_samples)
+  _savez(os.path.join(out, "samples.npz"), samples=np.asarray(x), z=np.asarray(z))
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
   summary = {"step": model.step, "num_samples": cfg.num_samples, "num_steps": cfg.num_steps,
              "z_source": cfg.z_source, "seed": config.seed}
@@ -86,13 +99,13 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   return summary
 
 
-def _encode_batches(model: inference.TrainedModel, x0: np.ndarray, key: jax.Array, *,
-                    n_steps: int, batch_size: int):
+def _encode_batches(flow_model, params, x0: np.ndarray, key: jax.Array, *, n_steps: int,
+                    batch_size: int):
   """Reverse sampling (Eq. 5) in batches (the subcodes take n_steps times the data's memory)."""
   for start in range(0, len(x0), batch_size):
     batch = jnp.asarray(x0[start:start + batch_size])
-    codes = reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
-                                    model.params, batch, n_steps=n_steps)
+    codes = reverse_sampling.encode(jax.random.fold_in(key, start), flow_model.flow,
+                                    flow_model.net, params, batch, n_steps=n_steps)
     yield batch, codes
 
 
@@ -106,16 +119,18 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   model = inference.load(config, workdir)
   x0 = _inputs(config, config.eval.num_examples)
   key = jax.random.key(config.seed)
-  if not model.is_paramrel:
-    return _reconstruct_baseline(config, workdir, model, x0, key)
   _require_latents(model, "reconstruct")
+  if not interface.has(model.model, interface.FLOW):
+    return _reconstruct_without_codes(config, workdir, model, x0, key)
+  flow, net, params = model.model.flow, model.model.net, model.params
   recs, recs_flow, stats = [], [], []
-  for batch, codes in _encode_batches(model, x0, key, n_steps=config.sampling.num_steps,
+  for batch, codes in _encode_batches(model.model, params, x0, key,
+                                      n_steps=config.sampling.num_steps,
                                       batch_size=config.eval.batch_size):
-    rec = reverse_sampling.decode(model.flow, model.net, model.params, codes)
+    rec = reverse_sampling.decode(flow, net, params, codes)
     recs.append(np.asarray(rec.x))
     recs_flow.append(np.asarray(rec.x_flow))
-    stats.append(jax.device_get(reverse_sampling.reconstruction_stats(model.flow, batch, rec)))
+    stats.append(jax.device_get(reverse_sampling.reconstruction_stats(flow, batch, rec)))
   rec, rec_flow = np.concatenate(recs), np.concatenate(recs_flow)
   out = _outdir(workdir, "reconstruct")
   _savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
@@ -124,14 +139,13 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   summary = {"step": model.step, "num_examples": len(x0), "num_steps": config.sampling.num_steps}
   for name in stats[0]:
     summary[f"mean_{name}"] = float(np.mean(np.concatenate([s[name] for s in stats])))
-  if model.flow.data_type == "continuous":
-    summary["error_bound_flow"] = reverse_sampling.reconstruction_error_bound(model.flow.sigma1)
-  if model.net.config.encoder == "progressive" and config.sampling.z_times:
+  if flow.data_type == "continuous":
+    summary["error_bound_flow"] = reverse_sampling.reconstruction_error_bound(flow.sigma1)
+  if net.config.encoder == "progressive" and config.sampling.z_times:
     times = jnp.asarray(config.sampling.z_times, jnp.float32)
     num = min(8, len(x0))
     tv = reverse_sampling.time_varying_reconstruction(
-        key, model.flow, model.net, model.params, jnp.asarray(x0[:num]), times,
-        n_steps=config.sampling.num_steps)
+        key, flow, net, params, jnp.asarray(x0[:num]), times, n_steps=config.sampling.num_steps)
     _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=np.asarray(times),
              reconstruction=np.asarray(tv))
     rows = np.concatenate([x0[None, :num], np.asarray(tv)]).reshape(-1, *x0.shape[1:])
@@ -141,9 +155,10 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   return summary
 
 
-def _reconstruct_baseline(config: ExperimentConfig, workdir: str,
-                          model: inference.TrainedModel, x0: np.ndarray, key: jax.Array) -> dict:
-  """A baseline's own reconstruction (AE / VAEs: decode z; DiffAE: DDIM inversion + decoding)."""
+def _reconstruct_without_codes(config: ExperimentConfig, workdir: str,
+                               model: inference.TrainedModel, x0: np.ndarray,
+                               key: jax.Array) -> dict:
+  """The model's own `reconstruct` (AE / VAEs: decode z; DiffAE: DDIM inversion + decoding)."""
   reconstruct = jax.jit(model.model.reconstruct)
   size = config.eval.batch_size
   rec = np.concatenate([np.asarray(reconstruct(model.params, jax.random.fold_in(key, i),
@@ -176,12 +191,12 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   """Conditional generation (Fig. 3a-c): the codes of each input (at every step's time), fresh
   subcodes; one row per input (the input first, then `sampling.num_variations` samples)."""
   model = inference.load(config, workdir)
-  _require_latents(model, "conditional")
+  flow_model = _flow_model(model, "conditional")
   num = min(8, config.eval.num_examples)
   x0 = _inputs(config, num)
   variations = config.sampling.num_variations
   result = reverse_sampling.conditional_sample(
-      jax.random.key(config.seed), model.flow, model.net, model.params, jnp.asarray(x0),
+      jax.random.key(config.seed), flow_model.flow, flow_model.net, model.params, jnp.asarray(x0),
       num_variations=variations, n_steps=config.sampling.num_steps)
   samples = np.asarray(result.x).reshape(len(x0), variations, *x0.shape[1:])
   out = _outdir(workdir, "conditional")
@@ -199,17 +214,17 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
   """App. E: codes of input pairs (2k, 2k + 1) interpolated (`sampling.interpolation_method`,
   `sampling.interpolation_points` points), both z and subcodes; one row per pair."""
   model = inference.load(config, workdir)
-  _require_latents(model, "interpolate")
+  flow_model = _flow_model(model, "interpolate")
   cfg = config.sampling
   num_pairs = max(1, min(4, config.eval.num_examples // 2))
   x0 = _inputs(config, 2 * num_pairs)
-  codes = reverse_sampling.encode(jax.random.key(config.seed), model.flow, model.net,
+  codes = reverse_sampling.encode(jax.random.key(config.seed), flow_model.flow, flow_model.net,
                                   model.params, jnp.asarray(x0), n_steps=cfg.num_steps)
   codes_a = jax.tree.map(lambda v: v[0::2], codes)
   codes_b = jax.tree.map(lambda v: v[1::2], codes)
   path = interpolation.interpolate_codes(codes_a, codes_b, cfg.interpolation_points,
                                          cfg.interpolation_method)
-  x = np.asarray(reverse_sampling.decode(model.flow, model.net, model.params, path).x)
+  x = np.asarray(reverse_sampling.decode(flow_model.flow, flow_model.net, model.params, path).x)
   out = _outdir(workdir, "interpolate")
   _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
            interpolation=x.reshape(num_pairs, cfg.interpolation_points, *x0.shape[1:]))
@@ -226,16 +241,16 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   with the input's own subcodes; one grid row per dimension, after the input itself, labelled
   with the dimension (rows) and its value (columns)."""
   model = inference.load(config, workdir)
-  _require_latents(model, "traverse")
+  flow_model = _flow_model(model, "traverse")
   cfg = config.sampling
   x0 = _inputs(config, 1)
-  codes = reverse_sampling.encode(jax.random.key(config.seed), model.flow, model.net,
+  codes = reverse_sampling.encode(jax.random.key(config.seed), flow_model.flow, flow_model.net,
                                   model.params, jnp.asarray(x0), n_steps=cfg.num_steps)
   zs = interpolation.traverse(codes.z[0], num_steps=cfg.traverse_steps, low=-cfg.traverse_range,
                               high=cfg.traverse_range)  # (L, M, L)
   latent_dim, steps = zs.shape[0], zs.shape[1]
   x = np.asarray(reverse_sampling.decode(
-      model.flow, model.net, model.params,
+      flow_model.flow, flow_model.net, model.params,
       codes._replace(z=zs.reshape(latent_dim * steps, -1))).x)
   out = _outdir(workdir, "traverse")
   _savez(os.path.join(out, "traverse.npz"), input=x0, z=np.asarray(zs),

@@ -6,38 +6,19 @@ import dataclasses
 
 import jax
 
-from paramrel_jax import checkpointing, data, paramrel, train
-from paramrel_jax.bfn.flows import Flow
+from paramrel_jax import checkpointing, data, train
 from paramrel_jax.configuration import ExperimentConfig
-from paramrel_jax.models import ParamReLNet
+from paramrel_jax.interface import Model
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
   """What sampling, reconstruction and evaluation need from a run directory."""
 
-  model: train.Trainable  # ParamReL or a baseline
+  model: Model  # ParamReL or a baseline
   params: dict  # the EMA parameters
   step: int
   info: data.DatasetInfo
-
-  @property
-  def is_paramrel(self) -> bool:
-    return isinstance(self.model, paramrel.ParamReL)
-
-  def _paramrel(self) -> paramrel.ParamReL:
-    if not self.is_paramrel:
-      raise ValueError(f"this mode needs a ParamReL run; the checkpoint holds a "
-                       f"{type(self.model).__name__} baseline.")
-    return self.model
-
-  @property
-  def flow(self) -> Flow:
-    return self._paramrel().flow
-
-  @property
-  def net(self) -> ParamReLNet:
-    return self._paramrel().net
 
 
 def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> TrainedModel:

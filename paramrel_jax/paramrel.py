@@ -1,18 +1,20 @@
-"""ParamReL as a trainable model: a Bayesian flow, the two networks and the objective (Eq. 6).
+"""ParamReL as an `interface.Model`: a Bayesian flow, the two networks and the objective (Eq. 6).
 
-`ParamReL` is what the trainer optimises (see `train.Trainable`): it creates the parameters,
-computes the loss of a batch and the latent-usage diagnostics. Sampling, reverse sampling and
-evaluation use its `flow` and `net` with the EMA parameters.
+Besides the trainer's `init` / `loss` / `diagnostics` it encodes (the self-encoder mean at a flow
+time), reconstructs (reverse sampling, Eq. 5, and replay) and samples (Eq. 4). It has the
+capability `interface.FLOW`: the modes that need codes, subcodes or the BFN likelihood use its
+`flow` and `net` with the (EMA) parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax import objective
+from paramrel_jax import interface, objective, reverse_sampling, sampling
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.models import ParamReLNet
 
@@ -36,11 +38,30 @@ def net_fns(net: ParamReLNet, params, *, train: bool = False, rng: jax.Array | N
 
 @dataclasses.dataclass(frozen=True)
 class ParamReL:
-  """The flow, the self-encoder + output network, and the objective weights."""
+  """The flow, the self-encoder + output network, the objective weights and the sampler settings.
+
+  Attributes:
+    flow: the Bayesian flow of the data type.
+    net: the self-encoder and the output network.
+    objective: the weights of Eq. 6.
+    image_shape: (H, W, C) of the data (needed by `sample` only).
+    sample_steps: n of the n-step sampler and of reverse sampling (`sample`, `reconstruct`).
+    z_source: where `sample` takes z from ('prior' or 'encoder', `sampling.sample`).
+  """
+
+  capabilities: ClassVar[frozenset[str]] = frozenset({interface.FLOW})
+  kind: ClassVar[str] = "paramrel"
 
   flow: Flow
   net: ParamReLNet
   objective: objective.ObjectiveConfig
+  image_shape: tuple[int, int, int] | None = None
+  sample_steps: int = 100
+  z_source: str = "prior"
+
+  @property
+  def latent_dim(self) -> int:
+    return self.net.config.latent_dim
 
   def init(self, key: jax.Array, data_shape: tuple[int, ...]) -> dict:
     """Network parameters for data of shape (B, H, W, C)."""
@@ -66,3 +87,23 @@ class ParamReL:
                                          encoder_input_mode=self.net.encoder_input)
     return objective.latent_diagnostics(batch["image"], terms, aux, flow=self.flow,
                                         decode=decode, cfg=self.objective)
+
+  def encode(self, params: dict, key: jax.Array, x: jax.Array, t: float = 1.0) -> jax.Array:
+    """The mean float32 (B, L) of q(z_t | e, t), e the encoder input of training for x
+    (`objective.encoder_input`; `key` draws theta for the 'final_params' and 'theta_t' inputs)."""
+    z = reverse_sampling.encode_z(key, self.flow, self.net, params, x, t)
+    return z.astype(jnp.float32)
+
+  def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
+    """Reverse sampling of x into (z, subcodes) over `sample_steps` steps (Eq. 5), then their
+    replay; the output network's estimate at the end of x's own flow (B, H, W, C)."""
+    codes = reverse_sampling.encode(key, self.flow, self.net, params, x, n_steps=self.sample_steps)
+    return reverse_sampling.decode(self.flow, self.net, params, codes).x
+
+  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+    """`num` samples of the `sample_steps`-step generative process (Eq. 4) and their z."""
+    if self.image_shape is None:
+      raise ValueError("sampling needs the image shape: build the model with image_shape.")
+    result = sampling.sample(key, self.flow, self.net, params, data_shape=(num, *self.image_shape),
+                             n_steps=self.sample_steps, z_source=self.z_source)
+    return result.x, result.z

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import flax
 import jax
@@ -22,8 +22,9 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from paramrel_jax import baselines, checkpointing, data, evaluation
+from paramrel_jax import checkpointing, data, evaluation, registry
 from paramrel_jax.configuration import ExperimentConfig, TrainingConfig
+from paramrel_jax.interface import Model
 from paramrel_jax.logging_utils import MetricWriter, ProgressBar, save_curves
 
 DATA_AXIS = "data"
@@ -40,25 +41,11 @@ class TrainState:
   rng: jax.Array  # base PRNG key; the key of step s is fold_in(rng, s)
 
 
-class Trainable(Protocol):
-  """What the trainer optimises: ParamReL (`paramrel.ParamReL`) or a baseline model."""
-
-  def init(self, key: jax.Array, data_shape: tuple[int, ...]) -> dict:
-    """Parameters for data of shape (B, H, W, C)."""
-
-  def loss(self, params: dict, key: jax.Array, batch: dict,
-           dropout_key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(scalar loss to minimise, batch means of its terms incl. 'loss')."""
-
-  def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
-    """Extra scalars computed at logging steps."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """The static pieces a step needs: the model, the optimiser and the EMA decay."""
 
-  model: Trainable
+  model: Model
   optimizer: optax.GradientTransformation
   ema_decay: float
 
@@ -143,7 +130,7 @@ def compile_steps(exp: Experiment, mesh: Mesh, data_shape: tuple[int, ...]) -> C
 
 def build_experiment(config: ExperimentConfig, channels: int) -> Experiment:
   """Model, optimiser and EMA decay from a resolved config, for images of C = `channels`."""
-  model = baselines.build_model(config.model_kind, config, channels)
+  model = registry.build_model(config, channels)
   return Experiment(model=model, optimizer=make_optimizer(config.training),
                     ema_decay=config.training.ema_decay)
 
@@ -173,7 +160,7 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
   info = data.dataset_info(config.data)
   data_shape = (tcfg.batch_size, *info.image_shape)
   exp = build_experiment(config, info.image_shape[-1])
-  evaluators = evaluation.build_evaluators(config)
+  evaluators = evaluation.build_evaluators(config, exp.model)
   steps = compile_steps(exp, mesh, data_shape)
   train_iter = data.create_train_iterator(
       config.data, batch_size=tcfg.batch_size, seed=config.seed,
@@ -224,9 +211,7 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
         scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
         scalars.update({k: float(v) for k, v in
                         jax.device_get(steps.diagnostics(state, batch)).items()})
-        if evaluators:  # only ParamReL has them (build_evaluators checks)
-          scalars.update(evaluation.run_due(evaluators, step + 1, exp.model.flow,
-                                            exp.model.net, state.ema_params))
+        scalars.update(evaluation.run_due(evaluators, step + 1, exp.model, state.ema_params))
         writer.write(step + 1, scalars)
         progress.update(step + 1, scalars)
         window = []

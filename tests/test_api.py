@@ -174,9 +174,9 @@ def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():
     ae.interpolate(x[0], x[1])
   with pytest.raises(ValueError, match="traverse needs a ParamReL run; .* kind 'ae'"):
     ae.traverse(x[0], 0)
-  with pytest.raises(ValueError, match="'ae' run has no flow time"):
+  with pytest.raises(ValueError, match="'ae' model has no flow time"):
     ae.encode(x, t=0.5)
-  with pytest.raises(ValueError, match="'ae' run fixes its own"):
+  with pytest.raises(ValueError, match=r"steps \(the n of an n-step flow\) needs a ParamReL run"):
     ae.reconstruct(x, steps=3)
   vae = _baseline("vae")
   sample = vae.sample(2, seed=0)

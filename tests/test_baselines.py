@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax import baselines, configuration, train
+from paramrel_jax import baselines, configuration, interface, registry, train
 from paramrel_jax.baselines import diffusion
 from paramrel_jax.bfn import discretised
 from paramrel_jax.data import generated
@@ -30,7 +30,7 @@ def _config(data_type: str = "discrete", **overrides):
 
 
 def _model(kind: str, cfg, channels: int, ddim_steps: int = 4, **settings):
-  return baselines.make_model(
+  return registry.make_model(
     kind,
     flow=cfg.flow,
     network=dataclasses.replace(cfg.network, channel_mult=(1,)),  # one level: fast compiles
@@ -128,15 +128,18 @@ def test_kinds_set_the_loss_weights_and_the_loss_adds_the_terms():
 # Output formats
 
 
-@pytest.mark.parametrize("kind", baselines.BASELINE_KINDS)
-def test_output_formats(kind):
-  """Shapes and dtypes from tracing alone (`jax.eval_shape`: nothing is compiled)."""
+@pytest.mark.parametrize("kind", baselines.MODEL_KINDS)
+def test_every_kind_has_the_model_interface(kind):
+  """One interface (`interface.Model`) for ParamReL and every baseline: shapes and dtypes from
+  tracing alone (`jax.eval_shape`: nothing is compiled)."""
   cfg = _config()
   model = _model(kind, cfg, 1)
+  assert (model.kind, model.latent_dim) == (kind, LATENT)
+  assert interface.has(model, interface.FLOW) == (kind == "paramrel")
   x = jax.ShapeDtypeStruct((3, SIZE, SIZE, 1), jnp.int32)
   key = jax.random.key(0)
   params = jax.eval_shape(lambda k: model.init(k, x.shape), key)
-  z = jax.eval_shape(model.encode_latents, params, key, x)
+  z = jax.eval_shape(model.encode, params, key, x)
   assert (z.shape, z.dtype) == ((3, LATENT), jnp.float32)
   x_hat = jax.eval_shape(model.reconstruct, params, key, x)
   assert (x_hat.shape, x_hat.dtype) == (x.shape, jnp.int32)
@@ -144,8 +147,17 @@ def test_output_formats(kind):
     with pytest.raises(ValueError, match="no prior"):
       model.sample(params, key, 2)
   else:
-    samples = jax.eval_shape(lambda p, k: model.sample(p, k, 2), params, key)
+    samples, z = jax.eval_shape(lambda p, k: model.sample(p, k, 2), params, key)
     assert (samples.shape, samples.dtype) == ((2, SIZE, SIZE, 1), jnp.int32)
+    assert (z.shape, z.dtype) == ((2, LATENT), jnp.float32)
+  if kind == "paramrel":
+    z_half = jax.eval_shape(lambda p, k, x: model.encode(p, k, x, 0.5), params, key, x)
+    assert z_half.shape == (3, LATENT)
+  else:
+    with pytest.raises(ValueError, match="no flow time"):
+      model.encode(params, key, x, 0.5)
+    with pytest.raises(ValueError, match=f"needs a ParamReL run.*'{kind}'"):
+      interface.require(model, interface.FLOW, "--mode=traverse")
 
 
 def test_latents_have_the_format_of_the_paramrel_export():
@@ -154,18 +166,11 @@ def test_latents_have_the_format_of_the_paramrel_export():
   key = jax.random.key(0)
   paramrel = _model("paramrel", cfg, 1)
   params = jax.eval_shape(lambda k: paramrel.init(k, x.shape), key)
-  exported = jax.eval_shape(
-    lambda p, k, x: latents.encoder_means(
-      p, k, x, jnp.float32(1.0), flow=paramrel.flow, net=paramrel.net
-    ),
-    params,
-    key,
-    x,
-  )
+  exported = jax.eval_shape(lambda p, k, x: latents.encode(paramrel, p, k, x), params, key, x)
   for kind in ("vae", "diffae"):
     model = _model(kind, cfg, 1)
     params = jax.eval_shape(lambda k, m=model: m.init(k, x.shape), key)
-    z = jax.eval_shape(model.encode_latents, params, key, x)
+    z = jax.eval_shape(lambda p, k, x, m=model: latents.encode(m, p, k, x), params, key, x)
     assert (z.shape, z.dtype) == (exported.shape, exported.dtype)
 
 
@@ -181,7 +186,7 @@ def test_diffae_with_a_zero_noise_predictor_reconstructs_exactly():
 
   @jax.jit
   def invert_and_reconstruct(params, x):
-    z = model.encode_latents(params, key, x)
+    z = model.encode(params, key, x)
     return model.ddim_invert(params, model.space.to_model(x), z), model.reconstruct(params, key, x)
 
   x_t, x_hat = invert_and_reconstruct(params, x)
@@ -300,14 +305,16 @@ def test_noise_schedules():
 def test_build_model_reads_the_experiment_config():
   cfg = _config(**{"model.beta": 2.5, "model.diffusion_steps": 50, "sampling.num_steps": 7})
   assert cfg.baseline == baselines.BaselineConfig(beta=2.5, diffusion_steps=50)
-  beta_vae = baselines.build_model("beta_vae", cfg, 1)
+  beta_vae = registry.build_model(dataclasses.replace(cfg, model_kind="beta_vae"), 1)
   assert isinstance(beta_vae, baselines.Autoencoder) and beta_vae.kl_weight == 2.5
   assert beta_vae.net.image_shape == (SIZE, SIZE, 1)
-  info = baselines.build_model("infodiffusion", cfg, 1)
+  info = registry.build_model(dataclasses.replace(cfg, model_kind="infodiffusion"), 1)
   assert (info.diffusion_steps, info.ddim_steps, info.variational) == (50, 7, True)
   assert (info.kl_weight, info.mmd_weight) == (cfg.objective.kl_weight, cfg.objective.mmd_weight)
   assert info.net.config.encoder == "vanilla"
-  assert type(baselines.build_model("paramrel", cfg, 1)).__name__ == "ParamReL"
+  flow_model = registry.build_model(cfg, 1)
+  assert type(flow_model).__name__ == "ParamReL" and flow_model.sample_steps == 7
+  assert flow_model.image_shape == (SIZE, SIZE, 1)
 
 
 def test_bad_settings_raise_value_errors():

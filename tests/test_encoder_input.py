@@ -48,8 +48,7 @@ def _consumers(flow, net, params, x):
     "diagnostics": lambda: model.diagnostics(params, key, batch),
     "likelihood": lambda: likelihood.likelihood_batch(params, key, x, flow=flow, net=net,
                                                       loss_steps=0),
-    "latent_export": lambda: latents.encoder_means(params, key, x, jnp.float32(1.0), flow=flow,
-                                                   net=net),
+    "latent_export": lambda: latents.encode(model, params, key, x, t=1.0),
     # Reverse-sampling codes (Eq. 5): also the z of interpolation and traversal.
     "reverse_sampling": lambda: rs.encode(key, flow, net, params, x, n_steps=3),
     "conditional": lambda: rs.conditional_sample(key, flow, net, params, x, num_variations=2,

@@ -42,7 +42,8 @@ def _with_evals(cfg: configuration.ExperimentConfig, evals: dict) -> configurati
 def _likelihood(model, cfg, **kw):
   settings = dict(split="test", batch_size=8, num_examples=100, loss_steps=0, n_repeats=1)
   settings.update(kw)
-  return likelihood.evaluate_likelihood(model.flow, model.net, model.params, cfg.data, **settings)
+  return likelihood.evaluate_likelihood(model.model.flow, model.model.net, model.params, cfg.data,
+                                       **settings)
 
 
 def test_trainer_logs_due_evaluators(run):
@@ -52,6 +53,32 @@ def test_trainer_logs_due_evaluators(run):
   assert logged["step"] == 2
   for term in likelihood.TERMS:
     assert math.isfinite(logged[f"eval/likelihood/{term}_bpd"]), term
+
+
+def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
+  """AUROC, DCI and TAD of a beta-VAE through config.evals, logged by the trainer and written by
+  --mode=eval like ParamReL's; the BFN likelihood is refused by name."""
+  latent = {"every": 2, "num_examples": 500, "n_folds": 2}
+  evals = {"evals.auroc": latent, "evals.dci": {**latent, "n_estimators": 5},
+           "evals.tad": latent}
+  cfg = configuration.resolve(tiny_config("discrete", **_RUN, **evals,
+                                          **{"model.kind": "beta_vae",
+                                             "data.num_examples": 600}))
+  workdir = str(tmp_path)
+  train.train_and_evaluate(cfg, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    (logged,) = [json.loads(line) for line in f]
+  for key in ("auroc/auroc", "dci/disentanglement", "tad/tad", "tad/attrs"):
+    assert math.isfinite(logged[f"eval/{key}"]), key
+  written = modes.run_eval(cfg, workdir)
+  assert "likelihood" not in written and written["dci"]["factor_names"]
+  assert written["auroc"]["auroc_mean"] == pytest.approx(logged["eval/auroc/auroc"])
+  model = inference.load(cfg, workdir).model
+  with pytest.raises(ValueError, match="evals.likelihood .*needs a ParamReL run.*'beta_vae'"):
+    evaluators.build_evaluators(_with_evals(cfg, {"likelihood": {"every": 2}}), model)
+  with pytest.raises(ValueError, match="evals.auroc.latent_time=0.5: a 'beta_vae' model"):
+    evaluators.build_evaluators(
+      _with_evals(cfg, {"auroc": {"every": 2, "latent_time": 0.5}}), model)
 
 
 def test_likelihood_on_smoke_checkpoint(run):
@@ -150,7 +177,7 @@ def test_export_latents_files(run):
     # The time reaches the progressive encoder (with encoder_input 'data' its only input change).
     assert not np.array_equal(arrays["z"], arrays["z_t0"])
   again = latents.export_latents(
-    model.flow, model.net, model.params, cfg.data, split="test", batch_size=8, num_examples=13
+    model.model, model.params, cfg.data, split="test", batch_size=8, num_examples=13
   )
   np.testing.assert_array_equal(again["z"], latents.load_latents(paths["test"])["z"])  # seeded
 
@@ -161,12 +188,12 @@ def test_export_latents_rejects_plain_bfn_and_bad_times(run):
   plain = ParamReLNet(get_variant("tiny", latent_dim=0), out_channels=1)
   with pytest.raises(ValueError, match="latent_dim = 0"):
     latents.export_latents(
-      model.flow, plain, {}, cfg.data, split="test", batch_size=8, num_examples=8
+      dataclasses.replace(model.model, net=plain), {}, cfg.data, split="test", batch_size=8,
+      num_examples=8,
     )
   with pytest.raises(ValueError, match="latent_time"):
     latents.export_latents(
-      model.flow,
-      model.net,
+      model.model,
       model.params,
       cfg.data,
       split="test",
@@ -248,12 +275,12 @@ def test_run_due_respects_every(run, tmp_path):
     )
   )
   params = jax.device_get(model.params)
-  assert evaluators.run_due(built, 3, model.flow, model.net, params) == {}
-  at2 = evaluators.run_due(built, 2, model.flow, model.net, params)
+  assert evaluators.run_due(built, 3, model.model, params) == {}
+  at2 = evaluators.run_due(built, 2, model.model, params)
   expected = [f"eval/likelihood/{t}_bpd" for t in likelihood.TERMS]
   expected += ["eval/likelihood/test_loss_nats", "eval/likelihood/neg_elbo_nats"]
   assert sorted(at2) == sorted(expected)
-  at4 = evaluators.run_due(built, 4, model.flow, model.net, params)
+  at4 = evaluators.run_due(built, 4, model.model, params)
   assert set(at4) == set(at2) | {"eval/auroc/auroc", "eval/auroc/auroc_std"}
   assert 0.0 <= at4["eval/auroc/auroc"] <= 1.0
   assert all(math.isfinite(v) for v in at4.values())

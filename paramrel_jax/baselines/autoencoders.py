@@ -18,6 +18,7 @@ for discretised data, and a Normal with the fixed std `CONTINUOUS_STD` for conti
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import flax
 import flax.linen as nn
@@ -166,6 +167,12 @@ def batch_mmd(key: jax.Array, z: jax.Array, kernel: str) -> jax.Array:
   return jnp.broadcast_to(value, (batch,))
 
 
+def check_no_flow_time(kind: str, t) -> None:
+  """A baseline's codes have no flow time: t must be 1 (a Python number, static under jit)."""
+  if t != 1.0:
+    raise ValueError(f"a {kind!r} model has no flow time; its codes need t = 1, got {t}.")
+
+
 def active_dims(mean: jax.Array) -> jax.Array:
   """Number of latent dimensions whose posterior mean varies over the batch (mean (B, L))."""
   return jnp.sum(jnp.var(mean, axis=0) > ACTIVE_THRESHOLD)
@@ -173,9 +180,10 @@ def active_dims(mean: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Autoencoder:
-  """AE / VAE / beta-VAE / InfoVAE as a `train.Trainable` (module docstring).
+  """AE / VAE / beta-VAE / InfoVAE as an `interface.Model` (module docstring).
 
   Attributes:
+    kind: the model.kind it stands for ('ae', 'vae', 'beta_vae' or 'infovae').
     net: the encoder and decoder.
     space: the data type (likelihood and the data <-> model-space maps).
     variational: sample z by reparameterisation (VAEs) instead of taking the mean (AE).
@@ -184,12 +192,19 @@ class Autoencoder:
     mmd_kernel: 'rbf' or 'imq'.
   """
 
+  capabilities: ClassVar[frozenset[str]] = frozenset()
+
   net: AutoencoderNet
   space: DataSpace
   variational: bool
   kl_weight: float = 0.0
   mmd_weight: float = 0.0
   mmd_kernel: str = "imq"
+  kind: str = "ae"
+
+  @property
+  def latent_dim(self) -> int:
+    return self.net.config.latent_dim
 
   def __post_init__(self):
     if self.net.learn_std != (self.space.data_type == "discretised"):
@@ -265,9 +280,14 @@ class Autoencoder:
       "active_dims": active_dims(aux["mean"]),
     }
 
-  def encode_latents(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
-    """The posterior mean (B, latent_dim) float32 of data x (B, H, W, C); `key` is unused."""
+  def encode(self, params: dict, key: jax.Array, x: jax.Array, t: float = 1.0) -> jax.Array:
+    """The posterior mean (B, latent_dim) float32 of data x (B, H, W, C); `key` is unused.
+
+    Raises:
+      ValueError: t != 1: the model has no flow times.
+    """
     del key  # the code is deterministic
+    check_no_flow_time(self.kind, t)
     self._check_shape(x.shape, "x")
     mean, _ = self._apply(params, "encode", self.space.to_model(x))
     return mean.astype(jnp.float32)
@@ -281,11 +301,11 @@ class Autoencoder:
     return self.space.from_model(self._apply(params, "decode", z))
 
   def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
-    """decode(encode_latents(x)): data of x's shape and dtype convention."""
-    return self.decode(params, self.encode_latents(params, key, x))
+    """decode(encode(x)): data of x's shape and dtype convention."""
+    return self.decode(params, self.encode(params, key, x))
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> jax.Array:
-    """Decodes `num` prior draws z ~ N(0, I): (num, H, W, C) data.
+  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+    """Decodes `num` prior draws z ~ N(0, I): ((num, H, W, C) data, z (num, latent_dim)).
 
     Raises:
       ValueError: for the deterministic AE, which has no prior over z.
@@ -295,4 +315,4 @@ class Autoencoder:
         "the AE has no prior over its latents and cannot sample; use a VAE-type model."
       )
     z = jax.random.normal(key, (num, self.net.config.latent_dim), jnp.float32)
-    return self.decode(params, z)
+    return self.decode(params, z), z

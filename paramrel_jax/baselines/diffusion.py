@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -182,9 +183,10 @@ class DiffusionAutoencoderNet(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionAutoencoder:
-  """DiffAE / InfoDiffusion as a `train.Trainable` (module docstring).
+  """DiffAE / InfoDiffusion as an `interface.Model` (module docstring).
 
   Attributes:
+    kind: the model.kind it stands for ('diffae' or 'infodiffusion').
     net: the encoder and noise predictor.
     space: the data type (binary data become {-1, 1} floats; outputs are thresholded at 0).
     image_shape: (H, W, C) of the data.
@@ -197,6 +199,8 @@ class DiffusionAutoencoder:
     ddim_steps: steps of DDIM decoding and inversion (reconstruct, sample).
   """
 
+  capabilities: ClassVar[frozenset[str]] = frozenset()
+
   net: DiffusionAutoencoderNet
   space: DataSpace
   image_shape: tuple[int, int, int]
@@ -207,6 +211,11 @@ class DiffusionAutoencoder:
   diffusion_steps: int = 1000
   schedule: str = "linear"
   ddim_steps: int = 100
+  kind: str = "diffae"
+
+  @property
+  def latent_dim(self) -> int:
+    return self.net.config.latent_dim
 
   def __post_init__(self):
     alphas_cumprod(self.schedule, self.diffusion_steps)  # validates both
@@ -284,7 +293,7 @@ class DiffusionAutoencoder:
     }
 
   # Same encoder interface (`_apply`, `_check_shape`, `space`) as the autoencoders.
-  encode_latents = Autoencoder.encode_latents
+  encode = Autoencoder.encode
 
   def _eps_fn(self, params: dict, z: jax.Array) -> EpsFn:
     """The noise predictor given z, as the DDIM functions take it."""
@@ -313,12 +322,12 @@ class DiffusionAutoencoder:
 
   def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
     """DDIM inversion of x with its own code, then DDIM decoding: data of x's shape and dtype."""
-    z = self.encode_latents(params, key, x)
+    z = self.encode(params, key, x)
     x_t = self.ddim_invert(params, self.space.to_model(x), z)
     return self.space.from_model(self.ddim_decode(params, x_t, z))
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> jax.Array:
-    """DDIM samples (num, H, W, C) with z ~ N(0, I) and x_T ~ N(0, I) (InfoDiffusion).
+  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+    """DDIM samples (num, H, W, C) with z ~ N(0, I) and x_T ~ N(0, I) (InfoDiffusion), and z.
 
     Raises:
       ValueError: for DiffAE, whose latents have no prior (DiffAE samples them with a separately
@@ -332,4 +341,4 @@ class DiffusionAutoencoder:
     k_z, k_x = jax.random.split(key)
     z = jax.random.normal(k_z, (num, self.net.config.latent_dim), jnp.float32)
     x_t = jax.random.normal(k_x, (num, *self.image_shape), jnp.float32)
-    return self.space.from_model(self.ddim_decode(params, x_t, z))
+    return self.space.from_model(self.ddim_decode(params, x_t, z)), z

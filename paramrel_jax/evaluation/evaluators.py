@@ -12,13 +12,14 @@ key is an evaluator setting (see each class's `DEFAULTS`; None means "from the c
 `eval` section, the data splits or the seed). An unknown name, an unknown setting, or an evaluator
 that does not apply to the dataset or model raises ValueError at construction.
 
-Each evaluator has `evaluate(flow, net, params) -> dict` (the full JSON-able result, with the
-scikit-learn version for the latent metrics) and `run(flow, net, params, step)`, which yields the
-scalar `(name, value)` pairs logged as `eval/<evaluator name>/<name>`.
+Each evaluator has `evaluate(model, params) -> dict` (the full JSON-able result, with the
+scikit-learn version for the latent metrics) and `run(model, params, step)`, which yields the
+scalar `(name, value)` pairs logged as `eval/<evaluator name>/<name>`; `model` is any
+`interface.Model`, ParamReL or a baseline.
 
 Latent evaluators encode the first `num_examples` examples of the training split (default) with
-the encoder mean at `latent_time` (`latents.export_latents`) and `score` the codes; `score` also
-takes codes exported from any model (a baseline's too, `modes.run_export_latents`):
+the model's `encode` at `latent_time` (`latents.export_latents`; 1 for a baseline) and `score`
+the codes; `score` also takes exported codes (`modes.run_export_latents`, the PCA floor):
   auroc  5-fold logistic-probe AUROC on 'label' (MNIST-like data), 'attributes' (CelebA) or each
          factor separately (generated / 3DShapes data), `metrics.latent_auroc`;
   dci    5-fold DCI on the factors, `metrics.dci_cv`;
@@ -35,11 +36,10 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from paramrel_jax import data, metrics
-from paramrel_jax.bfn.flows import Flow
+from paramrel_jax import data, interface, metrics
 from paramrel_jax.configuration import ExperimentConfig
 from paramrel_jax.evaluation import latents, likelihood
-from paramrel_jax.models import ParamReLNet
+from paramrel_jax.interface import Model
 
 
 def jsonable(value: Any) -> Any:
@@ -113,20 +113,21 @@ class Evaluator(abc.ABC):
   def _config_defaults(self, config: ExperimentConfig) -> dict[str, Any]:
     """Values of the settings whose DEFAULTS entry is None."""
 
+  def check_model(self, model: Model) -> None:  # noqa: B027 (most evaluators apply to any model)
+    """Raises ValueError, naming this evaluator, when it does not apply to `model`."""
+
   @abc.abstractmethod
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
+  def evaluate(self, model: Model, params: dict) -> dict:
     """The full result (JSON-able after `jsonable`)."""
 
   @abc.abstractmethod
   def scalars(self, result: dict) -> Iterator[tuple[str, float]]:
     """The logged (name, value) pairs of a result of `evaluate`."""
 
-  def run(
-    self, flow: Flow, net: ParamReLNet, params: dict, step: int
-  ) -> Iterator[tuple[str, float]]:
+  def run(self, model: Model, params: dict, step: int) -> Iterator[tuple[str, float]]:
     """Evaluates the parameters of training step `step`; yields (name, value) pairs."""
     del step  # the same computation at every step; the caller logs the step
-    yield from self.scalars(self.evaluate(flow, net, params))
+    yield from self.scalars(self.evaluate(model, params))
 
 
 class LikelihoodEvaluator(Evaluator):
@@ -155,8 +156,13 @@ class LikelihoodEvaluator(Evaluator):
       "seed": config.seed,
     }
 
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
-    return likelihood.evaluate_likelihood(flow, net, params, self.data_cfg, **self.settings)
+  def check_model(self, model: Model) -> None:
+    interface.require(model, interface.FLOW, f"evals.{self.name} (the BFN test likelihood)")
+
+  def evaluate(self, model: Model, params: dict) -> dict:
+    interface.require(model, interface.FLOW, f"evals.{self.name} (the BFN test likelihood)")
+    return likelihood.evaluate_likelihood(model.flow, model.net, params, self.data_cfg,
+                                          **self.settings)
 
   def scalars(self, result: dict) -> Iterator[tuple[str, float]]:
     for term in likelihood.TERMS:
@@ -197,12 +203,18 @@ class LatentEvaluator(Evaluator):
       "seed": config.seed,
     }
 
-  def latents(self, flow: Flow, net: ParamReLNet, params: dict) -> dict[str, np.ndarray]:
+  def check_model(self, model: Model) -> None:
+    if self.settings["latent_time"] != 1.0 and not interface.has(model, interface.FLOW):
+      raise ValueError(
+        f"evals.{self.name}.latent_time={self.settings['latent_time']}: a {model.kind!r} model "
+        "has no flow times; its codes need latent_time = 1."
+      )
+
+  def latents(self, model: Model, params: dict) -> dict[str, np.ndarray]:
     """Codes 'z' (N, L) and the labels of the configured split (`latents.export_latents`)."""
     s = self.settings
     return latents.export_latents(
-      flow,
-      net,
+      model,
       params,
       self.data_cfg,
       split=s["split"],
@@ -212,8 +224,8 @@ class LatentEvaluator(Evaluator):
       seed=s["seed"],
     )
 
-  def evaluate(self, flow: Flow, net: ParamReLNet, params: dict) -> dict:
-    return self.score(self.latents(flow, net, params))
+  def evaluate(self, model: Model, params: dict) -> dict:
+    return self.score(self.latents(model, params))
 
   @abc.abstractmethod
   def score(self, arrays: dict[str, np.ndarray]) -> dict:
@@ -375,18 +387,13 @@ EVALUATORS: dict[str, type[Evaluator]] = {
 }
 
 
-def build_evaluators(config: ExperimentConfig) -> list[Evaluator]:
-  """The evaluators of `config.evals`, in its order.
+def build_evaluators(config: ExperimentConfig, model: Model | None = None) -> list[Evaluator]:
+  """The evaluators of `config.evals`, in its order, checked against `model` when given.
 
   Raises:
     ValueError: naming the entry, for an unknown type, a bad setting, or an evaluator that does
-      not apply to the dataset or the model.
+      not apply to the dataset or the model (e.g. 'likelihood' for a baseline).
   """
-  if config.evals and config.model_kind != "paramrel":
-    raise ValueError(
-        f"evals {sorted(config.evals)} evaluate ParamReL's flow and self-encoder; with "
-        f"model.kind={config.model_kind!r} score the baseline with "
-        "experiments/compare_baselines.py instead.")
   built = []
   for name, settings in config.evals.items():
     if not isinstance(settings, dict):
@@ -398,12 +405,13 @@ def build_evaluators(config: ExperimentConfig) -> list[Evaluator]:
         "'type' to use another name)."
       )
     built.append(EVALUATORS[kind](config, settings, name))
+    if model is not None:
+      built[-1].check_model(model)
   return built
 
 
-def run_due(
-  evaluators: list[Evaluator], step: int, flow: Flow, net: ParamReLNet, params: dict
-) -> dict[str, float]:
+def run_due(evaluators: list[Evaluator], step: int, model: Model, params: dict
+            ) -> dict[str, float]:
   """Runs the evaluators with `step % every == 0` on `params` (the EMA weights).
 
   The parameters are placed once on this process's first device (the trainer passes host copies).
@@ -418,5 +426,5 @@ def run_due(
   return {
     f"eval/{evaluator.name}/{key}": float(value)
     for evaluator in due
-    for key, value in evaluator.run(flow, net, params, step)
+    for key, value in evaluator.run(model, params, step)
   }

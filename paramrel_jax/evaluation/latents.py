@@ -1,11 +1,11 @@
-"""Latent codes of a dataset split: the self-encoder mean at chosen flow times.
+"""Latent codes of a dataset split: a model's posterior mean (`interface.Model.encode`).
 
-For each example x and flow time t the code is the mean of q(z_t | e, t) (paper Sec. 3.1), e the
-encoder input of training (`objective.encoder_input`: the data, or theta_1 / theta_t drawn from
-p_F(theta | x; .) with a seeded key). At t = 1 theta is the data-end of the flow (nearly the data
-for continuous flows at small sigma1; a sharp but still noisy categorical for discrete flows).
-The same key is used at every time, so the codes of one example at different times come from one
-coupled draw.
+For ParamReL, for each example x and flow time t the code is the mean of q(z_t | e, t) (paper
+Sec. 3.1), e the encoder input of training (`objective.encoder_input`: the data, or theta_1 /
+theta_t drawn from p_F(theta | x; .) with a seeded key). At t = 1 theta is the data-end of the
+flow (nearly the data for continuous flows at small sigma1; a sharp but still noisy categorical
+for discrete flows). The same key is used at every time, so the codes of one example at
+different times come from one coupled draw. A baseline's code is its encoder mean (t = 1 only).
 
 An exported file (`save_latents`) is an .npz with
   'z'          float32 (N, L): codes at `latent_time`;
@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax import data, objective, paramrel
-from paramrel_jax.bfn.flows import Flow
+from paramrel_jax import data
 from paramrel_jax.evaluation.likelihood import split_size
-from paramrel_jax.models import ParamReLNet
+from paramrel_jax.interface import Model
 
 LABEL_KEYS = ("label", "attributes", "factors")
 
@@ -37,16 +36,11 @@ def latent_key(time: float) -> str:
   return f"z_t{time:g}"
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net"))
-def encoder_means(
-  params: dict, key: jax.Array, x: jax.Array, t: jax.Array, *, flow: Flow, net: ParamReLNet
-) -> jax.Array:
-  """Encoder mean (B, L) of q(z_t | e, t) for x (B, H, W, C) and a scalar time t; e is
-  `objective.encoder_input` (flow draws with `key`)."""
-  encode, _ = paramrel.net_fns(net, params)
-  times = jnp.full((x.shape[0],), t, jnp.float32)
-  mean, _ = encode(objective.encoder_input(flow, net.encoder_input, key, x, times), times)
-  return mean.astype(jnp.float32)
+@functools.partial(jax.jit, static_argnames=("model", "t"))
+def encode(model: Model, params: dict, key: jax.Array, x: jax.Array, *, t: float = 1.0
+           ) -> jax.Array:
+  """`model.encode(params, key, x, t)` jitted, one compile per model, time and batch shape."""
+  return model.encode(params, key, x, t)
 
 
 def _check_time(name: str, time: float) -> float:
@@ -56,8 +50,7 @@ def _check_time(name: str, time: float) -> float:
 
 
 def export_latents(
-  flow: Flow,
-  net: ParamReLNet,
+  model: Model,
   params: dict,
   data_cfg: data.DataConfig,
   *,
@@ -68,55 +61,40 @@ def export_latents(
   latent_times: Sequence[float] = (),
   seed: int = 0,
 ) -> dict[str, np.ndarray]:
-  """Codes and labels of the first `num_examples` examples of a split (module docstring).
+  """Codes (`model.encode`) and labels of the first `num_examples` examples of a split (module
+  docstring).
 
   Every process reads and encodes all examples (the codes feed host-side metrics).
 
   Args:
-    flow: the Bayesian flow of the data type.
-    net: the network of the run (latent_dim > 0).
+    model: ParamReL or a baseline (latent_dim > 0).
     params: its (EMA) parameters.
     data_cfg: data settings.
     split: the split to encode.
     batch_size: examples per forward pass.
     num_examples: examples to encode; more than the split has means the whole split.
-    latent_time: flow time of 'z', in [0, 1].
+    latent_time: flow time of 'z', in [0, 1] (1 for a model without flow times).
     latent_times: further flow times, each stored as `latent_key(time)`.
-    seed: seed of the flow draws.
+    seed: seed of the flow draws; batch i draws with fold_in(key(seed), i).
 
   Returns:
     The arrays of the file layout in the module docstring, N = min(num_examples, split size).
 
   Raises:
-    ValueError: latent_dim == 0, a time outside [0, 1], num_examples < 1, bad data settings.
+    ValueError: latent_dim == 0, a time outside [0, 1], a time other than 1 for a model without
+      flow times, num_examples < 1, bad data settings.
   """
-  if net.config.latent_dim == 0:
+  if model.latent_dim == 0:
     raise ValueError("the model has model.latent_dim = 0 (a plain BFN): there are no latents.")
   times = {"z": _check_time("latent_time", latent_time)}
   for time in latent_times:
     times[latent_key(time)] = _check_time("latent_times", time)
   if num_examples < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
-  encoders = {
-      name: functools.partial(_encoder_mean_at, params, time=time, flow=flow, net=net)
-      for name, time in times.items()}
+  encoders = {name: functools.partial(encode, model, params, t=time)
+              for name, time in times.items()}
   return _encode_split(data_cfg, encoders, split=split, batch_size=batch_size,
                        num_examples=num_examples, seed=seed)
-
-
-def _encoder_mean_at(params, key, x, *, time, flow, net):
-  return encoder_means(params, key, x, jnp.float32(time), flow=flow, net=net)
-
-
-def export_model_latents(model, params: dict, data_cfg: data.DataConfig, *, split: str,
-                         batch_size: int, num_examples: int, seed: int = 0
-                         ) -> dict[str, np.ndarray]:
-  """Like `export_latents` for a baseline model: `z` = its `encode_latents` (posterior mean)."""
-  if num_examples < 1:
-    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
-  encode = jax.jit(model.encode_latents)
-  return _encode_split(data_cfg, {"z": lambda key, x: encode(params, key, x)}, split=split,
-                       batch_size=batch_size, num_examples=num_examples, seed=seed)
 
 
 def export_pixels(data_cfg: data.DataConfig, *, split: str, batch_size: int,

@@ -7,11 +7,12 @@
       --mode=plot_latents
 
 All restore the EMA parameters of the latest checkpoint in `workdir` (`inference.load`).
-`run_eval` writes `workdir/eval/metrics.json`: the test likelihood of the evaluation split
-(`likelihood.evaluate_likelihood` with the `eval` section's settings) and the full result of every
-latent evaluator configured in `evals`, with the checkpoint step, a summary of the config and the
-library versions. `run_export_latents` writes `workdir/latents/<split>.npz` for the training and
-evaluation splits (`latents.export_latents`; layout in `paramrel_jax.evaluation.latents`).
+`run_eval` writes `workdir/eval/metrics.json`: for a model with a Bayesian flow the test
+likelihood of the evaluation split (`likelihood.evaluate_likelihood` with the `eval` section's
+settings), and for any model the full result of every latent evaluator configured in `evals`,
+with the checkpoint step, a summary of the config and the library versions.
+`run_export_latents` writes `workdir/latents/<split>.npz` for the training and evaluation splits
+(`latents.export_latents`, any model's codes; layout in `paramrel_jax.evaluation.latents`).
 `run_plot_latents` exports them and writes their PCA and t-SNE pictures,
 `workdir/plot_latents/<split>_{pca,tsne}.png` (`latent_plots.save_projections`).
 
@@ -21,6 +22,7 @@ and scripts, never by the trainer.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 
@@ -30,8 +32,7 @@ import numpy as np
 import optax
 import sklearn
 
-import paramrel_jax
-from paramrel_jax import checkpointing, data, inference, workdir_utils
+from paramrel_jax import checkpointing, data, inference, interface, workdir_utils
 from paramrel_jax.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 
@@ -46,7 +47,7 @@ _SPLIT_CHARS = str.maketrans({"[": "_", "]": "", ":": "-", "%": "pc", "/": "_", 
 def versions() -> dict[str, str]:
   """Versions of Python and the libraries that determine the numbers."""
   return {
-    "paramrel_jax": paramrel_jax.__version__,
+    "paramrel_jax": importlib.metadata.version("paramrel-jax"),
     "python": platform.python_version(),
     "jax": jax.__version__,
     "flax": flax.__version__,
@@ -84,14 +85,16 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
   """
   model = inference.load(config, workdir)
   ecfg = config.eval
-  configured = evaluators.build_evaluators(config)
+  configured = evaluators.build_evaluators(config, model.model)
   result = {
     "step": model.step,
     "config": config_summary(config, workdir),
     "versions": versions(),
-    "likelihood": likelihood.evaluate_likelihood(
-      model.flow,
-      model.net,
+  }
+  if interface.has(model.model, interface.FLOW):  # a baseline has no BFN likelihood
+    result["likelihood"] = likelihood.evaluate_likelihood(
+      model.model.flow,
+      model.model.net,
       model.params,
       config.data,
       split=config.data.eval_split,
@@ -101,12 +104,11 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
       n_repeats=ecfg.n_repeats,
       sample_z=config.objective.posterior == "gaussian",
       seed=config.seed,
-    ),
-  }
+    )
   for evaluator in configured:
     if evaluator.kind != "likelihood":
       result[evaluator.name] = {
-        **evaluator.evaluate(model.flow, model.net, model.params),
+        **evaluator.evaluate(model.model, model.params),
         "settings": evaluator.settings,
       }
   result = evaluators.jsonable(result)
@@ -134,23 +136,17 @@ def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]
   ecfg = config.eval
   paths = {}
   for split in dict.fromkeys((config.data.train_split, config.data.eval_split)):
-    if model.is_paramrel:
-      arrays = latents.export_latents(
-        model.flow,
-        model.net,
-        model.params,
-        config.data,
-        split=split,
-        batch_size=ecfg.batch_size,
-        num_examples=ecfg.num_examples,
-        latent_time=ecfg.latent_time,
-        latent_times=ecfg.latent_times,
-        seed=config.seed,
-      )
-    else:  # a baseline: the posterior mean of its encoder, same file format
-      arrays = latents.export_model_latents(
-        model.model, model.params, config.data, split=split, batch_size=ecfg.batch_size,
-        num_examples=ecfg.num_examples, seed=config.seed)
+    arrays = latents.export_latents(
+      model.model,
+      model.params,
+      config.data,
+      split=split,
+      batch_size=ecfg.batch_size,
+      num_examples=ecfg.num_examples,
+      latent_time=ecfg.latent_time,
+      latent_times=ecfg.latent_times,
+      seed=config.seed,
+    )
     paths[split] = latents_path(workdir, split)
     if jax.process_index() == 0:
       latents.save_latents(paths[split], arrays)

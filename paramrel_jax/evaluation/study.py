@@ -129,10 +129,8 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
   built = scorers(resolved, scores)
   workdir_utils.prepare_workdir(workdir, config)
   train.train_and_evaluate(resolved, workdir)
-  likelihood, step = None, None
-  if resolved.model_kind == "paramrel":
-    evaluated = modes.run_eval(resolved, workdir)
-    likelihood, step = evaluated["likelihood"], evaluated["step"]
+  evaluated = modes.run_eval(resolved, workdir)  # the likelihood needs a Bayesian flow
+  likelihood, step = evaluated.get("likelihood"), evaluated["step"]
   result_scores = {}
   if export:
     paths = modes.run_export_latents(resolved, workdir)
@@ -140,7 +138,7 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
   return {
     "workdir": workdir,
     "model_kind": resolved.model_kind,
-    "step": step if step is not None else resolved.training.num_steps,
+    "step": step,
     "likelihood": likelihood,
     "log": read_log(workdir),
     "scores": result_scores,
