@@ -1,6 +1,6 @@
 """Shared base configuration: every dataset config starts here and overrides what differs.
 
-Sections (each becomes a frozen dataclass in `paramrel_jax.configuration`):
+Sections (each becomes a frozen dataclass in `paramrel_jax.config.configuration`):
   data      where images come from and how they are preprocessed;
   flow      the Bayesian flow (data type, sigma1 / beta1, bins, loss steps);
   model     the self-encoder and the output network (a named size plus latent settings);
@@ -17,7 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   # persistent XLA compilation cache: 'user' (~/.cache/paramrel_jax/xla, shared by runs) |
-  # 'workdir' (WORKDIR/compile_cache) | 'off' | a directory (see paramrel_jax.compile_cache)
+  # 'workdir' (WORKDIR/compile_cache) | 'off' | a directory
+  # (see paramrel_jax.training.compile_cache)
   config.compile_cache = "user"
 
   config.data = ml_collections.ConfigDict()
@@ -51,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.kind = "paramrel"
   config.model.beta = 4.0  # beta-VAE: KL weight
   config.model.diffusion_steps = 1000  # DiffAE / InfoDiffusion: DDPM steps T
-  config.model.size = "tiny"  # named variant of paramrel_jax.models.variants
+  config.model.size = "tiny"  # named variant of paramrel_jax.config.network
   config.model.latent_dim = 32  # 0 = no self-encoder (plain BFN)
   config.model.encoder = "progressive"  # 'progressive' (q(z | e, t)) | 'vanilla' (q(z | e))
   # e, what the encoder reads: 'data' (x) | 'final_params' (theta_1 ~ p_F(. | x; 1)) | 'theta_t'
@@ -108,7 +109,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampling.interpolation_method = "slerp"  # 'lerp' | 'slerp' (App. E, Eq. 13)
   config.sampling.traverse_steps = 7  # latent traversal: values per dimension
   config.sampling.traverse_range = 3.0  # ... over [-range, range]
-  config.sampling.after_training = False  # ParamReL: --mode=train also writes samples at the end
+  # --mode=train also writes samples at the end (models with a prior)
+  config.sampling.after_training = False
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_examples = 256

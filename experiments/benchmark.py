@@ -1,23 +1,23 @@
 r"""Benchmark of one configuration: compile time, throughput, memory, FLOPs, MFU and sampling.
 
-  python experiments/benchmark.py --config=configs/cifar10.py:smoke --out=/tmp/cifar10_smoke.json
-  python experiments/benchmark.py --config=configs/celeba.py --config.model.dtype=bfloat16 \
+  python -m experiments.benchmark --config=configs/cifar10.py:smoke --out=/tmp/cifar10_smoke.json
+  python -m experiments.benchmark --config=configs/celeba.py --config.model.dtype=bfloat16 \
       --out=celeba_bf16.json --repeats=3 --warmup=1
-  python experiments/benchmark.py --config=configs/bmnist.py:smoke --devices=1,2,4,8 \
+  python -m experiments.benchmark --config=configs/bmnist.py:smoke --devices=1,2,4,8 \
       --out=scaling.json
 
 For the configured network, flow and global batch it measures, on synthetic batches of the right
 shape and dtype (no dataset needed):
-  * the time to lower and to compile the sharded train step of `paramrel_jax.train`;
+  * the time to lower and to compile the sharded train step of `paramrel_jax.training.train`;
   * steady-state train steps/s and images/s: after `--warmup` steps, `--repeats` timings of
     `--steps_per_repeat` steps each (ended by `block_until_ready`), median;
   * peak memory: the device's `memory_stats()['peak_bytes_in_use']`, or on CPU (which has none)
     the process's max RSS, plus XLA's static memory analysis of the compiled step;
   * FLOPs per step from XLA's cost analysis of the compiled step, and the MFU against the
     device's peak FLOP/s (a table of known accelerators; on CPU a measured large float32 matmul);
-  * the wall time of n-step generation (`paramrel_jax.sampling.sample`, z from the prior) for
-    `--sample_batch` images on one device, compile time reported apart (median of at most
-    `--sample_repeats` calls, no further call once they took `--sample_budget_s`);
+  * the wall time of n-step generation (`paramrel_jax.methods.paramrel.sampling.sample`, z from
+    the prior) for `--sample_batch` images on one device, compile time reported apart (median of
+    at most `--sample_repeats` calls, no further call once they took `--sample_budget_s`);
     `--sample_extrapolate` adds times for larger n, extrapolated in proportion to n from the
     largest measured n and labelled as such;
   * the losses of the first `--check_steps` steps from a fixed init and batch.
@@ -54,13 +54,15 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from paramrel_jax import configuration, data, paramrel, sampler_cost, sampling, train
+from paramrel_jax import data
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.config import configuration
 from paramrel_jax.data.generated import GENERATED
+from paramrel_jax.methods import paramrel
+from paramrel_jax.methods.paramrel import sampler_cost, sampling
+from paramrel_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # the config files import `configs` from the repository root
-  sys.path.insert(0, ROOT)
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -815,7 +817,7 @@ def scaling(counts: list[int]) -> dict[str, Any]:
         f"--xla_force_host_platform_device_count={n}".strip(),
       }
       child = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *_child_args(out)], env=env
+        [sys.executable, "-m", "experiments.benchmark", *_child_args(out)], env=env, cwd=ROOT
       )
       if child.returncode:
         raise ValueError(f"the benchmark on {n} devices failed (exit status {child.returncode}).")

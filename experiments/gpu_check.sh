@@ -51,7 +51,7 @@ for config in bmnist celeba; do
   for dtype in float32 bfloat16; do
     extra=(--sample_steps=)  # sampling once per network, in bfloat16
     if [[ "$dtype" == "bfloat16" ]]; then extra=("${sample[@]}" --sampler_cost); fi
-    run "${config}_${dtype}" "$PYTHON" experiments/benchmark.py \
+    run "${config}_${dtype}" "$PYTHON" -m experiments.benchmark \
       "--config=configs/${config}.py${suffix}" "--config.model.dtype=$dtype" "${steps[@]}" \
       "${extra[@]}" "--out=$OUT/${config}_${dtype}.json"
   done

@@ -3,7 +3,7 @@ r"""The latent study (issue 15): what the encoder reads, variants and baselines 
   .venv/bin/python -m experiments.latent_study                          # everything, resumable
   .venv/bin/python -m experiments.latent_study --datasets mnist10k --rows paramrel ae pca
 
-Every row is trained and scored by the one shared harness, `paramrel_jax.evaluation.study`
+Every row is trained and scored by the one shared harness, `paramrel_jax.cli.study`
 (`run_row`: the trainer, the likelihood evaluation, the latent export and the latent evaluators;
 `pca_row`: the floor). Rows differ only in config overrides (`ROWS`) on the dataset's config
 (`DATASETS`), all at the budget of the flags. `--seeds` applies to `MULTI_SEED_ROWS` (the default,
@@ -33,8 +33,8 @@ import ml_collections
 import numpy as np
 
 from configs import base, bmnist
-from paramrel_jax import configuration, generation_modes
-from paramrel_jax.evaluation import study
+from paramrel_jax.cli import generation_modes, study
+from paramrel_jax.config import configuration
 
 MNIST_PATH = "../shared/data/mnist10k.npz"
 
@@ -76,6 +76,11 @@ ROWS: dict[str, dict | None] = {
   "beta_vae": {"model.kind": "beta_vae"},
   "pca": None,
 }
+# Further baselines, run only when named in --rows.
+EXTRA_ROWS: dict[str, dict] = {
+  "vae": {"model.kind": "vae"},
+  "infovae": {"model.kind": "infovae"},
+}
 # The path from the pre-study defaults (with the data as the encoder input) to today's, one
 # change at a time (experiments/README.md); not run unless named in --rows.
 _BEFORE = {"model.posterior_logvar_init": 0.0, "model.latent_map": False,
@@ -91,6 +96,7 @@ ABLATIONS: dict[str, dict] = {
   "ablation_latent_map": {**_BEFORE, "model.posterior_logvar_init": -6.0,
                           "model.latent_map": True},
 }
+ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS}
 MULTI_SEED_ROWS = ("paramrel", "paramrel_theta_t", "ae")
 ROW_FILE = "study_row.json"
 
@@ -112,7 +118,7 @@ def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.Config
     "training.checkpoint_every": args.curve_every,
     "eval.num_examples": args.num_examples,
     "eval.batch_size": 100,
-    **(ROWS.get(row) or ABLATIONS.get(row) or {}),
+    **(ALL_ROWS[row] or {}),
   })
   if row == "paramrel" and dataset == "mnist10k":  # the learning curve of the default
     config.evals.auroc = dict(every=args.curve_every, split="test")
@@ -257,7 +263,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-  parser.add_argument("--rows", nargs="+", choices=[*ROWS, *ABLATIONS], default=list(ROWS))
+  parser.add_argument("--rows", nargs="+", choices=list(ALL_ROWS), default=list(ROWS))
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--steps", type=int, default=1500)
   parser.add_argument("--batch_size", type=int, default=32)
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
       if not runs:
         continue
-      rows[row] = {"seeds": present, "overrides": ROWS.get(row, ABLATIONS.get(row)), "runs": runs,
+      rows[row] = {"seeds": present, "overrides": ALL_ROWS[row], "runs": runs,
                    "summary": summarise(runs, dataset)}
       os.makedirs(args.out, exist_ok=True)
       with open(os.path.join(args.out, "latent_study.json"), "w") as f:

@@ -30,9 +30,11 @@ import jax
 import jax.numpy as jnp
 import tensorflow_datasets as tfds
 
-from paramrel_jax import configuration, data, train
+from paramrel_jax import data
+from paramrel_jax.config import configuration
 from paramrel_jax.data import throughput
 from paramrel_jax.data.config import auto_workers
+from paramrel_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST10K = os.path.join(os.path.dirname(ROOT), "shared", "data", "mnist10k.npz")

@@ -1,10 +1,10 @@
 r"""Paper Table 2 on real digits: latent AUROC of ParamReLd (progressive / vanilla encoder) vs BFN.
 
-  .venv/bin/python experiments/table2_digits.py                       # mnist10k, default budget
-  .venv/bin/python experiments/table2_digits.py --steps=300 --seeds 0  # a quick check
-  .venv/bin/python experiments/table2_digits.py --dataset=bmnist --data_dir=~/tensorflow_datasets
+  .venv/bin/python -m experiments.table2_digits                       # mnist10k, default budget
+  .venv/bin/python -m experiments.table2_digits --steps=300 --seeds 0  # a quick check
+  .venv/bin/python -m experiments.table2_digits --dataset=bmnist --data_dir=~/tensorflow_datasets
 
-Three models are trained with `paramrel_jax.train.train_and_evaluate` on binarised digits
+Three models are trained with `paramrel_jax.training.train.train_and_evaluate` on binarised digits
 (threshold 127) for each seed:
 
   paramrel_progressive  discrete ParamReL, self-encoder q(z_t | e, t) (e: model.encoder_input)
@@ -14,7 +14,7 @@ Three models are trained with `paramrel_jax.train.train_and_evaluate` on binaris
                         baseline: a PCA of the binarised pixels with the same dimensionality
                         (fitted on the training split)
 
-Each run then writes `eval/metrics.json` (test likelihood, `evaluation.modes.run_eval`) and
+Each run then writes `eval/metrics.json` (test likelihood, `evaluation.eval_modes.run_eval`) and
 `latents/{train,test}.npz` (`run_export_latents`, the encoder mean at flow time 1). The AUROC
 follows the paper (Sec. 5.1.1): a logistic probe on the codes of the labelled test split,
 5-fold cross-validated (80 % / 20 %), one-vs-rest macro AUROC over the 10 digits, mean +- std
@@ -30,19 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # `configs` is imported as a package from the repository root
-  sys.path.insert(0, ROOT)
+from configs import bfashionmnist, bmnist
+from paramrel_jax import data, metrics
+from paramrel_jax.cli import study
+from paramrel_jax.cli.study import apply_overrides, hardware
+from paramrel_jax.config import configuration
+from paramrel_jax.evaluation import latents
 
-from configs import bfashionmnist, bmnist  # noqa: E402
-from paramrel_jax import configuration, data, metrics, train, workdir_utils  # noqa: E402
-from paramrel_jax.evaluation import latents, modes  # noqa: E402
-from paramrel_jax.evaluation.study import apply_overrides, hardware  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODELS = {
   "paramrel_progressive": {"model.encoder": "progressive"},
@@ -54,35 +52,6 @@ DATASETS = {
   "bmnist": (bmnist, {}),
   "bfashionmnist": (bfashionmnist, {}),
 }
-
-
-def train_and_evaluate_run(config, workdir: str, *, export: bool) -> dict:
-  """Trains (or resumes) one run, evaluates its test likelihood and exports its latents.
-
-  Args:
-    config: an ml_collections config (saved to workdir/config.json).
-    workdir: the run directory.
-    export: also write latents/{train,test}.npz (needs latent_dim > 0).
-
-  Returns:
-    {'workdir', 'train_seconds', 'likelihood' (the run_eval result), 'latents' ({split: path})}.
-  """
-  config = workdir_utils.with_run_settings(config, workdir)
-  resolved = configuration.resolve(config)
-  workdir_utils.prepare_workdir(workdir, config)
-  start = time.perf_counter()
-  train.train_and_evaluate(resolved, workdir)
-  train_seconds = time.perf_counter() - start
-  evaluation = modes.run_eval(resolved, workdir)
-  paths = modes.run_export_latents(resolved, workdir) if export else {}
-  return {
-    "workdir": workdir,
-    "train_seconds": round(train_seconds, 1),
-    "likelihood": evaluation["likelihood"],
-    "step": evaluation["step"],
-    "versions": evaluation["versions"],
-    "latents": paths,
-  }
 
 
 def split_pixels(config, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--data_dir", default="", help="TFDS data_dir for bmnist / bfashionmnist.")
   parser.add_argument("--steps", type=int, default=500)
   parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.models)")
+  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
   parser.add_argument("--latent_dim", type=int, default=16)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--ema_decay", type=float, default=0.99)
@@ -200,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
       config = apply_overrides(module.get_config(), {**common, **MODELS[name], "seed": seed})
       workdir = os.path.join(args.workdir, args.dataset, name, f"seed{seed}")
-      run = train_and_evaluate_run(config, workdir, export=name != "bfn")
+      run = study.train_run(config, workdir, export=name != "bfn")
       if name == "bfn":
         z, labels, features = pca_test, y_test, f"PCA-{args.latent_dim} of the test pixels"
       else:

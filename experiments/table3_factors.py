@@ -1,9 +1,10 @@
 r"""Paper Table 3 on the generated factor datasets: DCI, TAD / ATTRS and factor AUROC of ParamReL.
 
-  .venv/bin/python experiments/table3_factors.py                        # default budget
-  .venv/bin/python experiments/table3_factors.py --steps=300 --num_examples=500   # a quick check
+  .venv/bin/python -m experiments.table3_factors                        # default budget
+  .venv/bin/python -m experiments.table3_factors --steps=300 --num_examples=500   # a quick check
 
-Models (each trained with `paramrel_jax.train.train_and_evaluate`, progressive self-encoder):
+Models (each trained with `paramrel_jax.training.train.train_and_evaluate`, progressive
+self-encoder):
 
   paramrelc_discretised  ParamReLc on `scenes3d` (3DShapes-like RGB scenes, 6 factors), data on
                          16 bins, discretised flow (sigma1 = 0.02)
@@ -32,17 +33,17 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from table2_digits import ROOT, apply_overrides, hardware, train_and_evaluate_run  # noqa: E402
+from configs import default
+from paramrel_jax.cli import study
+from paramrel_jax.cli.study import apply_overrides, hardware
+from paramrel_jax.config import configuration
+from paramrel_jax.evaluation import evaluators
+from paramrel_jax.training import inference
 
-from configs import default  # noqa: E402
-from paramrel_jax import configuration, inference  # noqa: E402
-from paramrel_jax.evaluation import evaluators  # noqa: E402
-
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES = {
   "data.name": "scenes3d",
   "data.image_size": 32,
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--steps", type=int, default=1500)
   parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.models)")
+  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
   parser.add_argument("--latent_dim", type=int, default=10)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--ema_decay", type=float, default=0.99)
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
       config = apply_overrides(default.get_config(), {**common, **MODELS[name], "seed": seed})
       workdir = os.path.join(args.workdir, name, f"seed{seed}")
-      run = train_and_evaluate_run(config, workdir, export=False)
+      run = study.train_run(config, workdir, export=False)
       resolved = dataclasses.replace(configuration.resolve(config), evals=evals)
       model = inference.load(resolved, workdir)
       row = {"seed": seed, **run}

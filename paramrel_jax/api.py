@@ -9,7 +9,7 @@
 Images are uint8 (N, H, W, C) in 0..255 at the run's size, as in the project's .npz data. Each
 method applies the run's own preprocessing (`paramrel_jax.data.transforms`: binarisation for
 discrete flows, scaling to [-1, 1] and quantisation to the bins otherwise) and turns the model's
-output back into uint8 (`paramrel_jax.images.to_uint8`). Every method is a deterministic
+output back into uint8 (`paramrel_jax.viz.images.to_uint8`). Every method is a deterministic
 function of its `seed`. A baseline run (`model.kind` other than 'paramrel') encodes, reconstructs
 and, if it has a prior, samples; what it cannot do raises a ValueError naming its kind.
 """
@@ -25,19 +25,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from paramrel_jax import (
-  configuration,
-  inference,
-  interface,
-  interpolation,
-  registry,
-  reverse_sampling,
-  workdir_utils,
-)
-from paramrel_jax.configuration import ExperimentConfig
+from paramrel_jax.config import configuration
+from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
-from paramrel_jax.images import to_uint8
+from paramrel_jax.methods import interface, registry
+from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
+from paramrel_jax.training import inference, workdir_utils
+from paramrel_jax.viz.images import to_uint8
 
 
 def load(workdir: str, *, step: int | None = None) -> LoadedModel:

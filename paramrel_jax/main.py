@@ -40,7 +40,8 @@ def _run(config, workdir: str, mode: str) -> None:
   # Imports here so that `--help` and flag errors answer without loading JAX.
   import jax
 
-  from paramrel_jax import compile_cache, configuration, workdir_utils
+  from paramrel_jax.config import configuration
+  from paramrel_jax.training import compile_cache, workdir_utils
 
   config = workdir_utils.with_run_settings(config, workdir)
   resolved = configuration.resolve(config)
@@ -52,24 +53,25 @@ def _run(config, workdir: str, mode: str) -> None:
   primary = jax.process_index() == 0
   workdir_utils.prepare_workdir(workdir, config, save_config=primary)
   if mode == "train":
-    from paramrel_jax import train
+    from paramrel_jax.methods import registry
+    from paramrel_jax.training import train
 
     train.train_and_evaluate(resolved, workdir)
-    if resolved.sampling.after_training and resolved.model_kind == "paramrel":
-      from paramrel_jax import generation_modes
+    if resolved.sampling.after_training and registry.has_prior(resolved.model_kind):
+      from paramrel_jax.cli import generation_modes
 
       summary = generation_modes.run_sample(resolved, workdir)
       result = f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png"
     else:
       result = None
   elif mode in ("eval", "export_latents", "plot_latents"):
-    from paramrel_jax.evaluation import modes
+    from paramrel_jax.cli import eval_modes
 
-    run = {"eval": modes.run_eval, "export_latents": modes.run_export_latents,
-           "plot_latents": modes.run_plot_latents}[mode]
+    run = {"eval": eval_modes.run_eval, "export_latents": eval_modes.run_export_latents,
+           "plot_latents": eval_modes.run_plot_latents}[mode]
     result = json.dumps(run(resolved, workdir), indent=2)
   else:
-    from paramrel_jax import generation_modes
+    from paramrel_jax.cli import generation_modes
 
     result = json.dumps(generation_modes.MODES[mode](resolved, workdir), indent=2)
   if resolved.distributed.initialize:
@@ -114,7 +116,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from paramrel_jax import checkpointing, train
+  from paramrel_jax.training import checkpointing, train
 
   logging.set_verbosity(logging.WARNING)
   try:

@@ -10,8 +10,11 @@ import pytest
 from conftest import tiny_config
 
 import paramrel_jax
-from paramrel_jax import api, configuration, data, images, inference, train, workdir_utils
+from paramrel_jax import api, data
+from paramrel_jax.config import configuration
 from paramrel_jax.data import sources
+from paramrel_jax.training import inference, train, workdir_utils
+from paramrel_jax.viz import images
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +46,20 @@ def test_load_reads_the_run(model):
 
 
 def test_encode_gives_the_exported_codes(model, workdir, tmp_path):
-  from paramrel_jax.evaluation import latents, modes
+  from paramrel_jax.cli import eval_modes
+  from paramrel_jax.evaluation import latents
 
   x = _eval_images(model, 16)  # two batches of eval.batch_size = 8
   z = model.encode(x)
   assert z.shape == (16, 4) and z.dtype == np.float32
   copy = shutil.copytree(workdir, str(tmp_path / "copy"))
-  path = modes.run_export_latents(model.config, copy)[model.config.data.eval_split]
+  path = eval_modes.run_export_latents(model.config, copy)[model.config.data.eval_split]
   np.testing.assert_array_equal(z, latents.load_latents(path)["z"])
   assert not np.array_equal(model.encode(x, t=0.5), z)  # the progressive encoder's time
 
 
 def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
-  from paramrel_jax import generation_modes
+  from paramrel_jax.cli import generation_modes
 
   x = _eval_images(model, 16)
   rec = model.reconstruct(x)
@@ -98,7 +102,7 @@ def test_traverse_gives_one_image_per_value(model):
 def test_plot_latents_writes_pngs(model, tmp_path):
   from PIL import Image
 
-  from paramrel_jax import plots
+  from paramrel_jax.viz import plots
 
   x = _eval_images(model, 8)
   paths = model.plot_latents(x, str(tmp_path), labels=np.arange(8) % 2)

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax import baselines, configuration, interface, registry, train
-from paramrel_jax.baselines import diffusion
 from paramrel_jax.bfn import discretised
+from paramrel_jax.config import configuration
 from paramrel_jax.data import generated
 from paramrel_jax.evaluation import latents
+from paramrel_jax.methods import baselines, interface, registry
+from paramrel_jax.methods.baselines import diffusion
+from paramrel_jax.training import train
 
 SIZE = 16
 BATCH = 8

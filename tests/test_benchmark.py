@@ -1,6 +1,5 @@
 """Tests of the benchmark harness experiments/benchmark.py: what it writes, not how fast it is."""
 
-import importlib.util
 import json
 import math
 import os
@@ -11,20 +10,15 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from paramrel_jax import configuration
-
-SCRIPT = os.path.join(ROOT, "experiments", "benchmark.py")
+from paramrel_jax.config import configuration
 
 
 @pytest.fixture(scope="module")
 def bench():
   """The harness as a module (imported once per process: it defines absl flags)."""
-  if "benchmark" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module
-    spec.loader.exec_module(module)
-  return sys.modules["benchmark"]
+  from experiments import benchmark
+
+  return benchmark
 
 
 def _positive_finite(value) -> bool:
@@ -68,7 +62,7 @@ def _run_cli(tmp_path, name: str, *args: str) -> dict:
   out = tmp_path / f"{name}.json"
   env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0", "JAX_PLATFORMS": "cpu"}
   subprocess.run(
-    [sys.executable, SCRIPT, *SMOKE_ARGS, *args, f"--out={out}"],
+    [sys.executable, "-m", "experiments.benchmark", *SMOKE_ARGS, *args, f"--out={out}"],
     cwd=ROOT,
     env=env,
     check=True,

@@ -3,7 +3,7 @@
 import os
 import threading
 
-from paramrel_jax import checkpointing
+from paramrel_jax.training import checkpointing
 
 
 def _raise_in_thread(filename: str, hook) -> None:

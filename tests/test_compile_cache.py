@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from paramrel_jax import compile_cache
+from paramrel_jax.training import compile_cache
 
 
 @pytest.fixture

@@ -363,8 +363,8 @@ def test_auto_workers_leave_one_core_and_are_capped():
 
 def test_throughput_measures_the_training_path_with_worker_processes():
   """Also from plain Python, where grain's absl flags were never parsed (no absl.app)."""
-  from paramrel_jax import train
   from paramrel_jax.data import throughput
+  from paramrel_jax.training import train
 
   cfg = data.DataConfig(name="shapes2d", image_size=16, num_examples=128, num_workers=1)
   result = throughput.measure(cfg, batch_size=8, num_batches=3, mesh=train.make_mesh())

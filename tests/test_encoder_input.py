@@ -12,11 +12,14 @@ import pytest
 from conftest import tiny_config
 from sampling_testlib import DATA_SHAPE, TinyNet, data_batch, flow_of, tiny_model
 
-from paramrel_jax import configuration, objective, paramrel, sampling, workdir_utils
-from paramrel_jax import reverse_sampling as rs
+from paramrel_jax.config import configuration, network
 from paramrel_jax.evaluation import latents, likelihood
+from paramrel_jax.methods import paramrel
+from paramrel_jax.methods.paramrel import objective, sampling
+from paramrel_jax.methods.paramrel import reverse_sampling as rs
+from paramrel_jax.training import workdir_utils
 
-MODES = objective.ENCODER_INPUTS
+MODES = network.ENCODER_INPUTS
 SENTINEL = 0.375  # what the patched shared function hands to the encoder
 
 

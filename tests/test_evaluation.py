@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax import configuration, inference, train
 from paramrel_jax.bfn.flows import make_flow
+from paramrel_jax.cli import eval_modes
+from paramrel_jax.config import configuration
 from paramrel_jax.data import sources
-from paramrel_jax.evaluation import evaluators, latents, likelihood, modes
-from paramrel_jax.models import ParamReLNet, get_variant
+from paramrel_jax.evaluation import evaluators, latents, likelihood
+from paramrel_jax.networks import ParamReLNet, get_variant
+from paramrel_jax.training import inference, train
 
 # The smoke run: 2 steps of the tiny discrete config on generated 16x16 shapes (115 train, 13 test).
 _RUN = {"training.num_steps": 2, "training.log_every": 2, "training.checkpoint_every": 2}
@@ -70,7 +72,7 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
     (logged,) = [json.loads(line) for line in f]
   for key in ("auroc/auroc", "dci/disentanglement", "tad/tad", "tad/attrs"):
     assert math.isfinite(logged[f"eval/{key}"]), key
-  written = modes.run_eval(cfg, workdir)
+  written = eval_modes.run_eval(cfg, workdir)
   assert "likelihood" not in written and written["dci"]["factor_names"]
   assert written["auroc"]["auroc_mean"] == pytest.approx(logged["eval/auroc/auroc"])
   model = inference.load(cfg, workdir).model
@@ -161,7 +163,7 @@ def test_likelihood_terms_against_closed_forms():
 def test_export_latents_files(run):
   workdir, model = run
   cfg = _config(**{"eval.num_examples": 40, "eval.latent_times": (0.5, 0.0)})
-  paths = modes.run_export_latents(cfg, workdir)
+  paths = eval_modes.run_export_latents(cfg, workdir)
   assert sorted(paths) == ["test", "train"]
   latent_dim = cfg.network.latent_dim
   for split, expected_n in (("train", 40), ("test", 13)):  # limited by num_examples / split size
@@ -206,7 +208,7 @@ def test_export_latents_rejects_plain_bfn_and_bad_times(run):
 def test_run_eval_writes_metrics(run):
   workdir, _ = run
   cfg = _with_evals(_config(), {"tad": {"every": 2, "n_folds": 2}})
-  result = modes.run_eval(cfg, workdir)
+  result = eval_modes.run_eval(cfg, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(result))

@@ -1,10 +1,10 @@
-"""Tests of paramrel_jax.images: pixel mapping and PNG grids."""
+"""Tests of paramrel_jax.viz.images: pixel mapping and PNG grids."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from paramrel_jax import images
+from paramrel_jax.viz import images
 
 
 def test_to_uint8_maps_floats_and_classes():

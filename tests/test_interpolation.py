@@ -1,12 +1,12 @@
-"""Tests of paramrel_jax.interpolation: lerp / slerp (App. E, Eq. 13) and traversal."""
+"""Tests of methods.paramrel.interpolation: lerp / slerp (App. E, Eq. 13) and traversal."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paramrel_jax.interpolation import interpolate_codes, lerp, slerp, traverse
-from paramrel_jax.reverse_sampling import Codes
+from paramrel_jax.methods.paramrel.interpolation import interpolate_codes, lerp, slerp, traverse
+from paramrel_jax.methods.paramrel.reverse_sampling import Codes
 
 
 def _pair(shape=(3, 4, 5)):

@@ -47,7 +47,7 @@ def test_train_writes_config_metrics_checkpoints_and_samples(trained):
   assert os.path.getsize(os.path.join(trained, "sample", "samples.png")) > 0  # after_training
   from PIL import Image
 
-  from paramrel_jax import plots
+  from paramrel_jax.viz import plots
 
   with Image.open(os.path.join(trained, "curves.png")) as png:  # a panel per logged scalar
     assert png.format == "PNG" and png.size == plots.figure_size(len(last) - 1)
@@ -154,7 +154,7 @@ def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
 @pytest.mark.parametrize("name", ["bmnist", "bfashionmnist", "cifar10", "celeba", "shapes3d",
                                   "default"])
 def test_every_config_resolves(name):
-  from paramrel_jax import configuration
+  from paramrel_jax.config import configuration
 
   module = importlib.import_module(f"configs.{name}")
   for variant in ("", "smoke"):
@@ -202,7 +202,7 @@ def test_plot_latents_writes_projections_of_both_splits(trained, tmp_path):
   written = json.loads(result.stdout)
   from PIL import Image
 
-  from paramrel_jax import plots
+  from paramrel_jax.viz import plots
 
   for split in ("train", "test"):
     assert os.path.exists(os.path.join(workdir, "latents", f"{split}.npz"))
@@ -263,7 +263,7 @@ def test_sigkill_then_same_command_resumes_exactly(tmp_path):
   assert resumed.returncode == 0, resumed.stderr
   want, got = _losses(reference), _losses(killed)
   assert sorted(got) == list(range(1, 31))
-  from paramrel_jax import logging_utils
+  from paramrel_jax.training import logging_utils
 
   steps, losses = logging_utils.read_curves(killed)["loss"]  # what curves.png shows
   assert list(steps) == list(range(1, 31)) and list(losses) == [got[s] for s in steps]

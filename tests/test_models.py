@@ -1,4 +1,4 @@
-"""Tests of paramrel_jax.models: shapes, conditioning, encoder variants, dtypes, validation."""
+"""Tests of paramrel_jax.networks: shapes, conditioning, encoder variants, dtypes, validation."""
 
 import flax.linen as nn
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paramrel_jax.models import (
+from paramrel_jax.networks import (
   VARIANTS,
   NetworkConfig,
   ParamReLNet,

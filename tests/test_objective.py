@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paramrel_jax import objective
 from paramrel_jax.bfn.flows import make_flow
+from paramrel_jax.methods.paramrel import objective
 
 SHAPE = (1, 4, 4, 1)  # one example: the MMD (a batch statistic) is left out
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paramrel_jax import logging_utils, plots
 from paramrel_jax.evaluation import latent_plots
+from paramrel_jax.training import logging_utils
+from paramrel_jax.viz import plots
 
 
 def _png(path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of paramrel_jax.reverse_sampling: codes, replay and reconstruction (paper Eq. 5)."""
+"""Tests of methods.paramrel.reverse_sampling: codes, replay and reconstruction (paper Eq. 5)."""
 
 import functools
 import math
@@ -17,9 +17,9 @@ from sampling_testlib import (
   tiny_model,
 )
 
-from paramrel_jax import reverse_sampling as rs
-from paramrel_jax import sampling
-from paramrel_jax.objective import ENCODER_INPUTS
+from paramrel_jax.config.network import ENCODER_INPUTS
+from paramrel_jax.methods.paramrel import reverse_sampling as rs
+from paramrel_jax.methods.paramrel import sampling
 
 N_STEPS = 12
 

@@ -1,4 +1,4 @@
-"""Tests of paramrel_jax.sampling: n-step generation with a latent (paper Eq. 4)."""
+"""Tests of methods.paramrel.sampling: n-step generation with a latent (paper Eq. 4)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sampling_testlib import DATA_SHAPE, FLOW_CASES, LATENT_DIM, CountingNet, flow_of, tiny_model
 
-from paramrel_jax import sampling
+from paramrel_jax.methods.paramrel import sampling
 
 
 def _check_valid(flow, x):

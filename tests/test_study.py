@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax.evaluation import study
+from paramrel_jax.cli import study
 
 # The factor AUROC needs every value of every factor in each fold: too many values for a test set
 # this small; DCI and TAD exercise the scoring.
@@ -64,7 +64,7 @@ def test_read_log_sums_the_logged_step_times(tmp_path):
 
 
 def test_a_non_latent_evaluator_is_refused():
-  from paramrel_jax import configuration
+  from paramrel_jax.config import configuration
   with pytest.raises(ValueError, match="not a latent evaluator"):
     study.scorers(configuration.resolve(tiny_config()), {"likelihood": {}})
 

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from paramrel_jax import checkpointing, configuration, objective, paramrel, train
 from paramrel_jax import data as pipeline
+from paramrel_jax.config import configuration
+from paramrel_jax.methods import paramrel
+from paramrel_jax.methods.paramrel import objective
+from paramrel_jax.training import checkpointing, train
 
 
 def _leaves_close(a, b, **kw):
@@ -111,7 +114,8 @@ _MULTI_DEVICE_SCRIPT = r"""
 import sys, jax, jax.numpy as jnp, numpy as np
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 from conftest import tiny_config
-from paramrel_jax import configuration, train
+from paramrel_jax.config import configuration
+from paramrel_jax.training import train
 from paramrel_jax import data as pipeline
 cfg = configuration.resolve(tiny_config("continuous"))
 exp = train.build_experiment(cfg, 3)

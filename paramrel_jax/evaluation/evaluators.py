@@ -36,10 +36,11 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from paramrel_jax import data, interface, metrics
-from paramrel_jax.configuration import ExperimentConfig
+from paramrel_jax import data, metrics
+from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import latents, likelihood
-from paramrel_jax.interface import Model
+from paramrel_jax.methods import interface
+from paramrel_jax.methods.interface import Model
 
 
 def jsonable(value: Any) -> Any:

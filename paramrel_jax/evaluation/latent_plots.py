@@ -15,7 +15,7 @@ import numpy as np
 import threadpoolctl  # a dependency of scikit-learn
 from sklearn.manifold import TSNE
 
-from paramrel_jax import plots
+from paramrel_jax.viz import plots
 
 METHODS = ("pca", "tsne")
 MAX_POINTS = 2000

@@ -26,7 +26,7 @@ import numpy as np
 
 from paramrel_jax import data
 from paramrel_jax.evaluation.likelihood import split_size
-from paramrel_jax.interface import Model
+from paramrel_jax.methods.interface import Model
 
 LABEL_KEYS = ("label", "attributes", "factors")
 

@@ -34,10 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from paramrel_jax import data, objective, paramrel
+from paramrel_jax import data
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.data import sources
-from paramrel_jax.models import ParamReLNet
+from paramrel_jax.methods import paramrel
+from paramrel_jax.methods.paramrel import objective
+from paramrel_jax.networks import ParamReLNet
 
 # Monte-Carlo sender samples of the n-step loss: the official BFN's `discrete_time_loss` default.
 DEFAULT_LOSS_SAMPLES = 10

@@ -1,0 +1,190 @@
+"""One row of a latent study: train (or resume) a run, evaluate it, export its codes, score them.
+
+The shared harness of the study scripts in `experiments/`. Every row, ParamReL or a baseline, goes
+through the same steps, so rows differ only in their configs:
+
+  1. `train.train_and_evaluate` (resumes from the workdir);
+  2. `eval_modes.run_eval`: with a Bayesian flow (ParamReL) the test loss and negative ELBO;
+  3. `eval_modes.run_export_latents`, the codes of the first `eval.num_examples` examples of both
+     splits (ParamReL: the encoder mean at `eval.latent_time`; a baseline: its posterior mean);
+  4. the latent evaluators' `score` (`evaluators.AurocEvaluator`, `DciEvaluator`,
+     `TadEvaluator`) on the evaluation split's codes;
+  5. from the run's `metrics.jsonl`: the last logged loss terms and latent diagnostics
+     (z_shuffle_gap, active_dims), the logged evaluator scalars per step (a learning curve) and
+     the training time without compilation and evaluations.
+
+`pca_row` scores the PCA of the pixels, the floor every learned code should beat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from paramrel_jax import metrics
+from paramrel_jax.cli import eval_modes
+from paramrel_jax.config import configuration
+from paramrel_jax.config.configuration import ExperimentConfig
+from paramrel_jax.evaluation import evaluators, latents
+from paramrel_jax.training import train, workdir_utils
+
+LATENT_KINDS = ("auroc", "dci", "tad")
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Sets 'section.key' (or top-level 'key') entries of `config` in place and returns it.
+
+  Raises:
+    ValueError: a key the config does not have.
+  """
+  for dotted, value in overrides.items():
+    *sections, key = dotted.split(".")
+    node = config
+    for section in sections:
+      if section not in node:
+        raise ValueError(f"unknown config key {dotted!r}.")
+      node = node[section]
+    if key not in node:
+      raise ValueError(f"unknown config key {dotted!r}.")
+    node[key] = value
+  return config
+
+
+def hardware() -> str:
+  """The machine results are measured on: CPU model, cores, JAX version and backend."""
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  device = jax.devices()[0]
+  return (f"{cpu}, {os.cpu_count()} CPU cores visible, JAX {jax.__version__} on "
+          f"{jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))")
+
+
+def scorers(config: ExperimentConfig, scores: dict[str, dict[str, Any]]
+            ) -> list[evaluators.LatentEvaluator]:
+  """Latent evaluators of `scores` (name -> settings as in `config.evals`, 'every' not needed).
+
+  Raises:
+    ValueError: an evaluator that is not a latent one, or any error of its construction.
+  """
+  built = []
+  for name, settings in scores.items():
+    kind = settings.get("type", name)
+    if kind not in LATENT_KINDS:
+      raise ValueError(f"study score {name!r}: {kind!r} is not a latent evaluator "
+                       f"{LATENT_KINDS}.")
+    # Built as in-training evaluators (whose cadence must be a multiple of log_every), scoring
+    # the evaluation split's codes.
+    settings = {**settings, "every": config.training.log_every, "split": config.data.eval_split}
+    built.append(evaluators.EVALUATORS[kind](config, settings, name))
+  return built
+
+
+def score_codes(built: list[evaluators.LatentEvaluator], arrays: dict[str, np.ndarray]) -> dict:
+  """{name: JSON-able result} of every evaluator on the codes `arrays['z']` and annotations."""
+  return {e.name: evaluators.jsonable(e.score(arrays)) for e in built}
+
+
+def read_log(workdir: str) -> dict:
+  """The run's metrics.jsonl summarised: last values, per-step eval scalars, training seconds."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  if not rows:
+    raise ValueError(f"{path} holds no logged steps.")
+  seconds, previous = 0.0, 0
+  for row in rows:  # steps_per_sec excludes compilation, diagnostics and evaluators
+    if row["step"] > previous and row.get("steps_per_sec"):
+      seconds += (row["step"] - previous) / row["steps_per_sec"]
+    previous = row["step"]
+  curve = [{"step": r["step"], **{k: v for k, v in r.items() if k.startswith("eval/")}}
+           for r in rows if any(k.startswith("eval/") for k in r)]
+  last = {k: v for k, v in rows[-1].items() if not k.startswith("eval/")}
+  return {"last": last, "curve": curve, "train_seconds": round(seconds, 1)}
+
+
+def train_run(config: ml_collections.ConfigDict, workdir: str, *, export: bool = True) -> dict:
+  """Trains or resumes the run of `config` in `workdir`, evaluates it and exports its codes.
+
+  Args:
+    config: the run's config; a run already saved in workdir keeps its run settings
+      (`workdir_utils.with_run_settings`).
+    workdir: the run directory.
+    export: also write latents/<split>.npz (needs latent_dim > 0).
+
+  Returns:
+    {'workdir', 'model_kind', 'train_seconds' (this call's training, compiles included), 'step',
+    'likelihood' (None without a Bayesian flow), 'versions', 'latents' ({split: path})}.
+  """
+  config = workdir_utils.with_run_settings(config, workdir)
+  resolved = configuration.resolve(config)
+  workdir_utils.prepare_workdir(workdir, config)
+  start = time.perf_counter()
+  train.train_and_evaluate(resolved, workdir)
+  train_seconds = time.perf_counter() - start
+  evaluated = eval_modes.run_eval(resolved, workdir)  # the likelihood needs a Bayesian flow
+  return {
+    "workdir": workdir,
+    "model_kind": resolved.model_kind,
+    "train_seconds": round(train_seconds, 1),
+    "step": evaluated["step"],
+    "likelihood": evaluated.get("likelihood"),
+    "versions": evaluated["versions"],
+    "latents": eval_modes.run_export_latents(resolved, workdir) if export else {},
+  }
+
+
+def run_row(config: ml_collections.ConfigDict, workdir: str,
+            scores: dict[str, dict[str, Any]], *, export: bool = True) -> dict:
+  """`train_run`, then the latent evaluators of `scores` on the evaluation split's codes.
+
+  Args:
+    config: the run's config (as `train_run`).
+    workdir: the run directory.
+    scores: latent evaluators (name -> settings) applied to the evaluation split's codes.
+    export: export and score the codes (False for a run without latents, e.g. a plain BFN).
+
+  Returns:
+    {'workdir', 'model_kind', 'step', 'likelihood' (None for a baseline), 'log' (`read_log`),
+    'scores' ({name: result})}.
+  """
+  built = scorers(configuration.resolve(workdir_utils.with_run_settings(config, workdir)), scores)
+  run = train_run(config, workdir, export=export)
+  result_scores = {}
+  if export:
+    split = configuration.resolve(config).data.eval_split
+    result_scores = score_codes(built, latents.load_latents(run["latents"][split]))
+  return {
+    "workdir": workdir,
+    "model_kind": run["model_kind"],
+    "step": run["step"],
+    "likelihood": run["likelihood"],
+    "log": read_log(workdir),
+    "scores": result_scores,
+  }
+
+
+def pca_row(config: ml_collections.ConfigDict, scores: dict[str, dict[str, Any]]) -> dict:
+  """The floor: PCA with `model.latent_dim` components of the pixels, fitted on the first
+  `eval.num_examples` training images, scored on the evaluation split like `run_row`'s codes."""
+  resolved = configuration.resolve(config)
+  built = scorers(resolved, scores)
+  split = {}
+  for name in (resolved.data.train_split, resolved.data.eval_split):
+    split[name] = latents.export_pixels(resolved.data, split=name,
+                                        batch_size=resolved.eval.batch_size,
+                                        num_examples=resolved.eval.num_examples)
+  test = split[resolved.data.eval_split]
+  _, test["z"] = metrics.pca_features(split[resolved.data.train_split]["z"], test["z"],
+                                      resolved.network.latent_dim, seed=resolved.seed)
+  return {"model_kind": "pca", "scores": score_codes(built, test)}

@@ -1,0 +1,29 @@
+"""`BaselineConfig` and the model kinds: what `model.kind` can name (`methods.registry`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+BASELINE_KINDS = ("ae", "vae", "beta_vae", "infovae", "diffae", "infodiffusion")
+MODEL_KINDS = ("paramrel", *BASELINE_KINDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+  """Settings only the baselines use (config keys `model.beta`, `model.diffusion_steps`).
+
+  Attributes:
+    beta: KL weight of the beta-VAE (> 0).
+    diffusion_steps: T of the DDPM of DiffAE and InfoDiffusion (>= 1).
+  """
+
+  beta: float = 4.0
+  diffusion_steps: int = 1000
+
+  def __post_init__(self):
+    if not self.beta > 0:
+      raise ValueError(f"model.beta must be > 0, got {self.beta}.")
+    if isinstance(self.diffusion_steps, bool) or not isinstance(self.diffusion_steps, int):
+      raise ValueError(f"model.diffusion_steps must be an integer, got {self.diffusion_steps!r}.")
+    if self.diffusion_steps < 1:
+      raise ValueError(f"model.diffusion_steps must be >= 1, got {self.diffusion_steps}.")

@@ -1,0 +1,250 @@
+"""The boundary between ml_collections configs and the library: typed, validated dataclasses.
+
+`resolve(config)` turns a `ConfigDict` (see `configs/base.py`) into an `ExperimentConfig` of
+frozen dataclasses; every library module takes those, never the ConfigDict. All checks that can
+be made before compiling anything happen here and raise `ValueError` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+
+from paramrel_jax.bfn.flows import Flow, make_flow
+from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
+from paramrel_jax.config.network import NetworkConfig, get_variant
+from paramrel_jax.config.objective import ObjectiveConfig
+from paramrel_jax.data.config import DataConfig
+
+LR_SCHEDULES = ("constant", "cosine")
+Z_SOURCES = ("prior", "encoder")
+
+
+def _positive(name: str, value: float) -> None:
+  if value <= 0:
+    raise ValueError(f"{name} must be > 0, got {value}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  """Optimiser, schedule and loop cadence (config section `training`)."""
+
+  batch_size: int = 64
+  num_steps: int = 1000
+  learning_rate: float = 1e-4
+  warmup_steps: int = 100
+  lr_schedule: str = "constant"
+  weight_decay: float = 0.0
+  grad_clip: float = 1.0
+  adam_b1: float = 0.9
+  adam_b2: float = 0.99
+  ema_decay: float = 0.999
+  log_every: int = 50
+  checkpoint_every: int = 500
+  keep_checkpoints: int = 3
+
+  def __post_init__(self):
+    for name in ("batch_size", "num_steps", "learning_rate", "log_every", "checkpoint_every",
+                 "keep_checkpoints"):
+      _positive(f"training.{name}", getattr(self, name))
+    if self.warmup_steps < 0:
+      raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f"training.lr_schedule must be one of {LR_SCHEDULES}, "
+                       f"got {self.lr_schedule!r}.")
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f"training.ema_decay must be in [0, 1), got {self.ema_decay}.")
+    if self.grad_clip < 0 or self.weight_decay < 0:
+      raise ValueError("training.grad_clip and training.weight_decay must be >= 0.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  """Generation settings (config section `sampling`, paper Eq. 4)."""
+
+  num_steps: int = 100
+  num_samples: int = 64
+  z_source: str = "prior"
+  num_variations: int = 7
+  z_times: tuple[float, ...] = (0.1, 0.2, 0.3)
+  interpolation_points: int = 8
+  interpolation_method: str = "slerp"
+  traverse_steps: int = 7
+  traverse_range: float = 3.0
+  after_training: bool = False
+
+  def __post_init__(self):
+    object.__setattr__(self, "z_times", tuple(float(t) for t in self.z_times))
+    for name in ("num_steps", "num_samples", "num_variations", "traverse_steps",
+                 "traverse_range"):
+      _positive(f"sampling.{name}", getattr(self, name))
+    if self.interpolation_points < 2:
+      raise ValueError(
+          f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}.")
+    if self.interpolation_method not in ("lerp", "slerp"):
+      raise ValueError("sampling.interpolation_method must be 'lerp' or 'slerp', got "
+                       f"{self.interpolation_method!r}.")
+    if any(not 0.0 <= t <= 1.0 for t in self.z_times):
+      raise ValueError(f"sampling.z_times must lie in [0, 1], got {self.z_times}.")
+    if self.z_source not in Z_SOURCES:
+      raise ValueError(f"sampling.z_source must be one of {Z_SOURCES}, got {self.z_source!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Evaluation sizes (config section `eval`); the split is `data.eval_split`.
+
+  Attributes:
+    num_examples: examples of the evaluation split used (reconstruction, likelihood, export).
+    batch_size: evaluation batch.
+    loss_steps: n of the n-step test loss (0: continuous time).
+    n_repeats: passes over the examples averaged by the likelihood evaluator.
+    latent_time: flow time at which exported latents are the encoder mean (1 = data end).
+    latent_times: further flow times exported as `z_t<time>`.
+  """
+
+  num_examples: int = 256
+  batch_size: int = 64
+  loss_steps: int = 0
+  n_repeats: int = 1
+  latent_time: float = 1.0
+  latent_times: tuple[float, ...] = ()
+
+  def __post_init__(self):
+    object.__setattr__(self, "latent_times", tuple(float(t) for t in self.latent_times))
+    if any(not 0.0 <= t <= 1.0 for t in (self.latent_time, *self.latent_times)):
+      raise ValueError("eval.latent_time and eval.latent_times must lie in [0, 1].")
+    _positive("eval.num_examples", self.num_examples)
+    _positive("eval.batch_size", self.batch_size)
+    _positive("eval.n_repeats", self.n_repeats)
+    if self.loss_steps < 0:
+      raise ValueError(f"eval.loss_steps must be >= 0, got {self.loss_steps}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """Multi-host start-up (config section `distributed`): one process per host.
+
+  Attributes:
+    initialize: call `jax.distributed.initialize` before anything else touches the devices.
+    coordinator_address: 'host:port' of process 0; '' lets JAX find it (TPU pods, SLURM, MPI).
+    num_processes: number of processes; 0 lets JAX find it.
+    process_id: this process's index; -1 lets JAX find it.
+  """
+
+  initialize: bool = False
+  coordinator_address: str = ""
+  num_processes: int = 0
+  process_id: int = -1
+
+  def initialize_kwargs(self) -> dict[str, Any]:
+    """The arguments of `jax.distributed.initialize` that were set explicitly."""
+    kwargs: dict[str, Any] = {}
+    if self.coordinator_address:
+      kwargs["coordinator_address"] = self.coordinator_address
+    if self.num_processes > 0:
+      kwargs["num_processes"] = self.num_processes
+    if self.process_id >= 0:
+      kwargs["process_id"] = self.process_id
+    return kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """A whole resolved experiment."""
+
+  seed: int
+  data: DataConfig
+  flow: Flow
+  model_kind: str
+  baseline: BaselineConfig
+  network: NetworkConfig
+  objective: ObjectiveConfig
+  training: TrainingConfig
+  sampling: SamplingConfig
+  eval: EvalConfig
+  evals: dict[str, dict[str, Any]]
+  distributed: DistributedConfig
+  compile_cache: str  # see paramrel_jax.training.compile_cache
+
+
+def _section(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+  section = config.get(name)
+  if section is None:
+    raise ValueError(f"config has no section {name!r}.")
+  return section.to_dict()
+
+
+def _build(cls, name: str, values: dict[str, Any]):
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - fields)
+  if unknown:
+    raise ValueError(f"unknown key(s) {unknown} in config section {name!r}; "
+                     f"known: {sorted(fields)}.")
+  return cls(**values)
+
+
+def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
+  """Validated, typed experiment from a ConfigDict; raises ValueError naming the bad field."""
+  flow_cfg = _section(config, "flow")
+  data_type = flow_cfg["data_type"]
+  model_cfg = _section(config, "model")
+  flow = make_flow(
+      data_type, sigma1=flow_cfg["sigma1"], beta1=flow_cfg["beta1"],
+      num_bins=flow_cfg["num_bins"], num_classes=flow_cfg["num_classes"],
+      predict_std=model_cfg["predict_std"])
+
+  data_values = _section(config, "data")
+  if data_type == "discretised":
+    data_values["num_bins"] = flow_cfg["num_bins"]
+  data = _build(DataConfig, "data", data_values)
+  binary = data.binarize != "none"
+  if binary != (data_type == "discrete"):
+    raise ValueError(
+        f"data.binarize={data.binarize!r} does not fit flow.data_type={data_type!r}: discrete "
+        "data need binarised images (binarize='threshold' or 'bernoulli'), continuous and "
+        "discretised data need binarize='none'.")
+  if data_type == "discrete" and flow_cfg["num_classes"] != 2:
+    raise ValueError(f"flow.num_classes={flow_cfg['num_classes']} but binarised images have 2 "
+                     "classes.")
+
+  model_kind = model_cfg.pop("kind")
+  if model_kind not in MODEL_KINDS:
+    raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {model_kind!r}.")
+  baseline = BaselineConfig(beta=model_cfg.pop("beta"),
+                            diffusion_steps=model_cfg.pop("diffusion_steps"))
+  size = model_cfg.pop("size")
+  model_cfg.pop("predict_std")
+  network = get_variant(size, **model_cfg)
+
+  objective = ObjectiveConfig(
+      **_section(config, "objective"), loss_steps=flow_cfg["loss_steps"],
+      loss_samples=flow_cfg["loss_samples"])
+  training = _build(TrainingConfig, "training", _section(config, "training"))
+  sampling = _build(SamplingConfig, "sampling", _section(config, "sampling"))
+  if (model_kind == "paramrel" and sampling.z_source == "encoder"
+      and network.encoder_input != "theta_t"):
+    raise ValueError(
+        f"sampling.z_source='encoder' needs model.encoder_input='theta_t' (generation has no "
+        f"data to encode), got model.encoder_input={network.encoder_input!r}.")
+  compile_cache = config.get("compile_cache", "user")
+  if not isinstance(compile_cache, str) or not compile_cache:
+    raise ValueError("compile_cache must be 'user', 'workdir', 'off' or a directory, got "
+                     f"{compile_cache!r}.")
+  return ExperimentConfig(
+      seed=int(config.seed),
+      data=data,
+      flow=flow,
+      model_kind=model_kind,
+      baseline=baseline,
+      network=network,
+      objective=objective,
+      training=training,
+      sampling=sampling,
+      eval=_build(EvalConfig, "eval", _section(config, "eval")),
+      evals=_section(config, "evals"),
+      distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),
+      compile_cache=compile_cache,
+  )

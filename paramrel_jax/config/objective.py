@@ -1,0 +1,73 @@
+"""`ObjectiveConfig`: the weights and forms of the ParamReL objective (paper Eq. 6 and 7).
+
+The loss itself is `methods.paramrel.objective`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MMD_KERNELS = ("rbf", "imq")
+# How the BFN term's gradient reaches the encoder (`latent_gradient_scale`).
+LATENT_WEIGHTINGS = ("elbo", "flat", "flat_both")
+# q(z_t | e, t): a Gaussian (Eq. 6) or its mean alone (the authors' MMD-only variant).
+POSTERIORS = ("gaussian", "deterministic")
+# What multiplies mmd_weight: the number of data dimensions D = H * W * C, or nothing (legacy).
+MMD_SCALES = ("data_dims", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+  """Weights and estimator settings of the ParamReL loss.
+
+  Attributes:
+    kl_weight: weight (1 - gamma) of the rate KL[q(z_t | e, t) || N(0, I)].
+    mmd_weight: weight (gamma + lambda - 1) of MMD(q(z) || N(0, I)).
+    mmd_kernel: 'rbf' or 'imq' (inverse multiquadric, as in WAE / InfoVAE).
+    mmd_scale: 'data_dims': the MMD term is mmd_weight * D * MMD, D = H * W * C. The BFN term
+      sums over the D dimensions and the rate over the L latent dimensions (both in nats, so
+      kl_weight trades nats for nats at any image size), but the MMD is a unitless kernel
+      distance: scaled by D, one mmd_weight means the same against the BFN term at 28x28x1 and
+      64x64x3. 'none': mmd_weight * MMD (runs saved before this key).
+    latent_weighting: 'elbo' (the encoder gets the BFN term's own gradient) or 'flat' (the
+      encoder's gradient is re-weighted so every flow time counts equally, see
+      `latent_gradient_scale`; the output network still gets the ELBO's gradient) or
+      'flat_both' (the BFN term itself is re-weighted so, for both networks: not the ELBO).
+    posterior: 'gaussian' (z_t ~ q(z_t | e, t)) or 'deterministic' (z_t = the mean, no rate term:
+      the authors' released MMD-only variant). The likelihood evaluation then also uses the mean;
+      its rate is that of the unused variance head, so its -ELBO is not a bound.
+    loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
+    loss_samples: Monte-Carlo sender samples of the n-step loss.
+  """
+
+  kl_weight: float = 1e-3
+  mmd_weight: float = 0.1
+  mmd_kernel: str = "imq"
+  mmd_scale: str = "data_dims"
+  latent_weighting: str = "elbo"
+  posterior: str = "gaussian"
+  loss_steps: int = 0
+  loss_samples: int = 1
+
+  def __post_init__(self):
+    if self.kl_weight < 0:
+      raise ValueError(f"objective.kl_weight must be >= 0, got {self.kl_weight}.")
+    if self.mmd_weight < 0:
+      raise ValueError(f"objective.mmd_weight must be >= 0, got {self.mmd_weight}.")
+    if self.mmd_kernel not in MMD_KERNELS:
+      raise ValueError(
+          f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}.")
+    if self.mmd_scale not in MMD_SCALES:
+      raise ValueError(
+          f"objective.mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}.")
+    if self.latent_weighting not in LATENT_WEIGHTINGS:
+      raise ValueError(f"objective.latent_weighting must be one of {LATENT_WEIGHTINGS}, got "
+                       f"{self.latent_weighting!r}.")
+    if self.posterior not in POSTERIORS:
+      raise ValueError(
+          f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
+    if self.loss_steps < 0:
+      raise ValueError(
+          f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
+    if self.loss_samples < 1:
+      raise ValueError(f"flow.loss_samples must be >= 1, got {self.loss_samples}.")

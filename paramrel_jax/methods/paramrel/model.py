@@ -1,0 +1,110 @@
+"""ParamReL as an `interface.Model`: a Bayesian flow, the two networks and the objective (Eq. 6).
+
+Besides the trainer's `init` / `loss` / `diagnostics` it encodes (the self-encoder mean at a flow
+time), reconstructs (reverse sampling, Eq. 5, and replay) and samples (Eq. 4). It has the
+capability `interface.FLOW`: the modes that need codes, subcodes or the BFN likelihood use its
+`flow` and `net` with the (EMA) parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.methods import interface
+from paramrel_jax.methods.paramrel import objective, reverse_sampling, sampling
+from paramrel_jax.networks import ParamReLNet
+
+
+def net_fns(net: ParamReLNet, params, *, train: bool = False, rng: jax.Array | None = None):
+  """(encode, decode) callables closed over params, in the form the objective takes.
+
+  encode(e (B,H,W,Cin), t (B,)) -> (mean, logvar) (B, L), e from `objective.encoder_input`;
+  decode(net_in, z (B, L), t) -> net_out (B, H, W, C * P). `rng` feeds dropout when training.
+  """
+  rngs = {"dropout": rng} if train else None
+
+  def encode(net_in, t):
+    return net.apply({"params": params}, net_in, t, train=train, rngs=rngs, method=net.encode)
+
+  def decode(net_in, z, t):
+    return net.apply({"params": params}, net_in, z, t, train=train, rngs=rngs, method=net.decode)
+
+  return encode, decode
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamReL:
+  """The flow, the self-encoder + output network, the objective weights and the sampler settings.
+
+  Attributes:
+    flow: the Bayesian flow of the data type.
+    net: the self-encoder and the output network.
+    objective: the weights of Eq. 6.
+    image_shape: (H, W, C) of the data (needed by `sample` only).
+    sample_steps: n of the n-step sampler and of reverse sampling (`sample`, `reconstruct`).
+    z_source: where `sample` takes z from ('prior' or 'encoder', `sampling.sample`).
+  """
+
+  capabilities: ClassVar[frozenset[str]] = frozenset({interface.FLOW})
+  kind: ClassVar[str] = "paramrel"
+
+  flow: Flow
+  net: ParamReLNet
+  objective: objective.ObjectiveConfig
+  image_shape: tuple[int, int, int] | None = None
+  sample_steps: int = 100
+  z_source: str = "prior"
+
+  @property
+  def latent_dim(self) -> int:
+    return self.net.config.latent_dim
+
+  def init(self, key: jax.Array, data_shape: tuple[int, ...]) -> dict:
+    """Network parameters for data of shape (B, H, W, C)."""
+    net_in = self.flow.net_input(self.flow.prior(data_shape, jnp.float32))
+    t = jnp.zeros(data_shape[:1], jnp.float32)
+    z = jnp.zeros((data_shape[0], self.net.config.latent_dim), jnp.float32)
+    return self.net.init({"params": key}, net_in, t, z, train=False)["params"]
+
+  def loss(self, params: dict, key: jax.Array, batch: dict,
+           dropout_key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Mean training loss of a batch and the batch means of every term."""
+    encode, decode = net_fns(self.net, params, train=True, rng=dropout_key)
+    terms, _ = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
+                                       decode=decode, cfg=self.objective,
+                                       encoder_input_mode=self.net.encoder_input)
+    return terms.loss.mean(), terms.means()
+
+  def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
+    """Latent usage (shuffled-z loss gap, active dimensions), without dropout."""
+    encode, decode = net_fns(self.net, params)
+    terms, aux = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
+                                         decode=decode, cfg=self.objective,
+                                         encoder_input_mode=self.net.encoder_input)
+    return objective.latent_diagnostics(batch["image"], terms, aux, flow=self.flow,
+                                        decode=decode, cfg=self.objective)
+
+  def encode(self, params: dict, key: jax.Array, x: jax.Array, t: float = 1.0) -> jax.Array:
+    """The mean float32 (B, L) of q(z_t | e, t), e the encoder input of training for x
+    (`objective.encoder_input`; `key` draws theta for the 'final_params' and 'theta_t' inputs)."""
+    z = reverse_sampling.encode_z(key, self.flow, self.net, params, x, t)
+    return z.astype(jnp.float32)
+
+  def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
+    """Reverse sampling of x into (z, subcodes) over `sample_steps` steps (Eq. 5), then their
+    replay; the output network's estimate at the end of x's own flow (B, H, W, C)."""
+    codes = reverse_sampling.encode(key, self.flow, self.net, params, x, n_steps=self.sample_steps)
+    return reverse_sampling.decode(self.flow, self.net, params, codes).x
+
+  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+    """`num` samples of the `sample_steps`-step generative process (Eq. 4) and their z."""
+    if self.image_shape is None:
+      raise ValueError("sampling needs the image shape: build the model with image_shape.")
+    result = sampling.sample(key, self.flow, self.net, params, data_shape=(num, *self.image_shape),
+                             n_steps=self.sample_steps, z_source=self.z_source)
+    return result.x, result.z

@@ -1,0 +1,180 @@
+"""n-step generation with a trained ParamReL (paper Eq. 4).
+
+Starting from the prior theta_0, step i = 1..n of the generative process at flow time
+t = (i - 1) / n and accuracy alpha_i does
+
+  z_i         = z (fixed, from the prior or given)  or  mean (or a draw) of q(z | theta_{i-1}, t)
+  out_i       = p_O(. ; psi(theta_{i-1}, z_i, t))                       output distribution
+  y_i         ~ p_R(. | out_i; alpha_i) = E_{x ~ out_i} p_S(. | x; alpha_i)     receiver sample
+  theta_i     = h(theta_{i-1}, y_i, alpha_i)                            Bayesian update
+
+and the sample is the data estimate of the output distribution at theta_n, t = 1. Eq. 4 draws
+z_t ~ p(z_t) at every step; here z ~ N(0, I) is drawn once per sample and held fixed over the
+trajectory (the latent is the sample's semantics, as in the paper's conditional generation), or,
+with z_source='encoder', the trained self-encoder q(z_t | theta_t, t) replaces the prior, as the
+paper suggests after Eq. 4; that needs an encoder that reads theta_t (model.encoder_input =
+'theta_t'), since generation has no data to encode.
+
+The loop is a `jax.lax.scan` over the steps: one compilation per (shape, n), in which the step
+is traced once however large n is. Every function here is jitted with the flow, the
+network and the shapes static; `params` are the (EMA) parameters, `net.apply({'params': params})`.
+"""
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.methods.paramrel import objective
+from paramrel_jax.networks import ParamReLNet
+
+Z_SOURCES = ("prior", "encoder")
+
+
+class SampleResult(NamedTuple):
+  """Output of `sample`.
+
+  Attributes:
+    x: (B, H, W, C) the data estimate of the final output distribution (continuous: x_hat;
+      discretised: its mean on the bin centres; discrete: int32 argmax classes).
+    out: the final output distribution p_O(. ; psi(theta_n, z, 1)) (the flow's OutputDist).
+    z: (B, L) the latent used at the final step.
+    theta: the final input parameters theta_n.
+  """
+
+  x: jax.Array
+  out: Any
+  z: jax.Array
+  theta: Any
+
+
+def step_times(i: jax.Array, n_steps: int, batch: int) -> jax.Array:
+  """Flow time t = (i - 1) / n of step i, as float32 (B,)."""
+  return jnp.full((batch,), (i - 1) / n_steps, jnp.float32)
+
+
+def posterior(net: ParamReLNet, params, enc_in: jax.Array, t: jax.Array):
+  """Mean and log-variance of the self-encoder q(z | e, t), each float32 (B, L).
+
+  Args:
+    net, params: the model.
+    enc_in: the encoder input e (B, H, W, Cin) from `objective.encoder_input`.
+    t: (B,) flow times.
+  """
+  mean, logvar = net.apply({"params": params}, enc_in, t, train=False, method=net.encode)
+  return mean.astype(jnp.float32), logvar.astype(jnp.float32)
+
+
+def output_dist(flow: Flow, net: ParamReLNet, params, theta, t: jax.Array, z: jax.Array):
+  """Output distribution p_O(. ; psi(theta, z, t)) of the decoder at input parameters theta."""
+  net_out = net.apply(
+    {"params": params}, flow.net_input(theta), z, t, train=False, method=net.decode
+  )
+  return flow.output_dist(net_out.astype(jnp.float32), theta, t)
+
+
+def latent_dim(flow: Flow, net: ParamReLNet, params, data_shape: tuple[int, ...]) -> int:
+  """L of the network's latent, read from the encoder's output shape (no computation)."""
+  batch = data_shape[0]
+  enc_in = flow.net_input(flow.prior(data_shape, jnp.float32))  # every encoder input's shape
+  mean, _ = jax.eval_shape(
+    lambda p: posterior(net, p, enc_in, jnp.zeros((batch,), jnp.float32)), params
+  )
+  return mean.shape[-1]
+
+
+def _check_data_shape(data_shape: tuple[int, ...]) -> None:
+  if len(data_shape) != 4 or any(int(d) < 1 for d in data_shape):
+    raise ValueError(f"data_shape must be (B, H, W, C) of positive ints, got {data_shape}.")
+
+
+@functools.partial(
+  jax.jit, static_argnames=("flow", "net", "data_shape", "n_steps", "z_source", "encoder_draw")
+)
+def sample(
+  key: jax.Array,
+  flow: Flow,
+  net: ParamReLNet,
+  params,
+  *,
+  data_shape: tuple[int, int, int, int],
+  n_steps: int,
+  z_source: str = "prior",
+  z: jax.Array | None = None,
+  encoder_draw: bool = False,
+  x_cond: jax.Array | None = None,
+) -> SampleResult:
+  """Generates a batch with the n-step generative process of Eq. 4.
+
+  Args:
+    key: PRNG key; step i uses fold_in(key, i), the prior latent fold_in(key, 0), so a sample is
+      a deterministic function of the key.
+    flow: the Bayesian flow of the data type.
+    net: the ParamReL network.
+    params: its parameters (the EMA parameters of a trained model).
+    data_shape: (B, H, W, C) of the batch to generate.
+    n_steps: n >= 1 generation steps.
+    z_source: 'prior': one z ~ N(0, I) per sample, fixed over the trajectory (or the given `z`);
+      'encoder': z_i from the self-encoder q(z | theta_{i-1}, t_i) at every step (needs
+      net.encoder_input == 'theta_t').
+    z: optional (B, L) latent to condition on (z_source='prior' only), e.g. encoded from images.
+    encoder_draw: with z_source='encoder', draw z_i ~ q(z | theta, t) instead of using its mean.
+    x_cond: optional (B, H, W, C) inputs to condition on (z_source='prior', no z): at every step
+      z_i is the mean of q(z | e, t_i), e the encoder input of x_cond (`objective.encoder_input`),
+      as in training, where the output network at time t sees the code of time t. A progressive
+      encoder's code changes with t, so one code for all steps would not be what it was trained
+      with.
+
+  Returns:
+    SampleResult with x (B, H, W, C) and the final output distribution, latent and theta.
+
+  Raises:
+    ValueError: for a bad z_source, n_steps < 1, a bad data_shape, a z of the wrong shape, or
+      z_source='encoder' with an encoder that reads the data.
+  """
+  if z_source not in Z_SOURCES:
+    raise ValueError(f"z_source must be one of {Z_SOURCES}, got {z_source!r}.")
+  if n_steps < 1:
+    raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+  _check_data_shape(data_shape)
+  batch = data_shape[0]
+  dim = latent_dim(flow, net, params, data_shape)
+  if z is not None and z_source != "prior":
+    raise ValueError("z can only be given with z_source='prior'.")
+  if x_cond is not None and (z is not None or z_source != "prior"):
+    raise ValueError("x_cond can only be given with z_source='prior' and no z.")
+  if x_cond is not None and x_cond.shape != tuple(data_shape):
+    raise ValueError(f"x_cond must have shape {tuple(data_shape)}, got {x_cond.shape}.")
+  if z is not None and z.shape != (batch, dim):
+    raise ValueError(f"z must have shape {(batch, dim)}, got {z.shape}.")
+  if z is None and x_cond is None and z_source == "prior":
+    z = jax.random.normal(jax.random.fold_in(key, 0), (batch, dim), jnp.float32)
+
+  def latent(k: jax.Array, theta, t: jax.Array) -> jax.Array:
+    if x_cond is not None:
+      enc_in = objective.encoder_input(flow, net.encoder_input, k, x_cond, t)
+      return posterior(net, params, enc_in, t)[0]
+    if z_source == "prior":
+      return z
+    enc_in = objective.encoder_input(flow, net.encoder_input, None, None, t, theta)
+    mean, logvar = posterior(net, params, enc_in, t)
+    if not encoder_draw:
+      return mean
+    return mean + jnp.exp(0.5 * logvar) * jax.random.normal(k, mean.shape, mean.dtype)
+
+  def step(theta, i):
+    k_z, k_y = jax.random.split(jax.random.fold_in(key, i))
+    t = step_times(i, n_steps, batch)
+    out = output_dist(flow, net, params, theta, t, latent(k_z, theta, t))
+    alpha = flow.accuracy(i, n_steps)
+    y = flow.receiver_sample(k_y, out, alpha)
+    return flow.bayesian_update(theta, y, alpha), None
+
+  theta0 = flow.prior(data_shape, jnp.float32)
+  theta, _ = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
+  t1 = jnp.ones((batch,), jnp.float32)
+  z_final = latent(jax.random.fold_in(key, n_steps + 1), theta, t1)
+  out = output_dist(flow, net, params, theta, t1, z_final)
+  return SampleResult(x=flow.data_estimate(out), out=out, z=z_final, theta=theta)

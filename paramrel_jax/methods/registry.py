@@ -1,0 +1,127 @@
+"""The method registry: every `model.kind` built as an `interface.Model`.
+
+  make_model(kind, ...)            any kind of `MODEL_KINDS` from its parts
+  build_model(config, channels)    the run's model from a resolved experiment config
+  has_prior(kind)                  whether the kind's `sample` works (an AE or DiffAE has no prior)
+
+ParamReL ('paramrel', `paramrel.ParamReL`) and the baselines of `methods.baselines` share one
+interface, so nothing outside this module needs to know which one it holds.
+"""
+
+from __future__ import annotations
+
+from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
+from paramrel_jax.config.configuration import ExperimentConfig
+from paramrel_jax.methods import paramrel
+from paramrel_jax.methods.baselines.autoencoders import (
+  Autoencoder,
+  AutoencoderNet,
+  DataSpace,
+  vanilla_encoder_config,
+)
+from paramrel_jax.methods.baselines.diffusion import DiffusionAutoencoder, DiffusionAutoencoderNet
+from paramrel_jax.methods.interface import Model
+from paramrel_jax.methods.paramrel.objective import ObjectiveConfig
+from paramrel_jax.networks import NetworkConfig, ParamReLNet
+
+# The kinds with a prior over z, whose `sample` works.
+_WITH_PRIOR = ("paramrel", "vae", "beta_vae", "infovae", "infodiffusion")
+
+
+def has_prior(kind: str) -> bool:
+  """Whether models of `kind` can sample (the AE and DiffAE have no prior over their codes)."""
+  return kind in _WITH_PRIOR
+
+
+def make_model(
+  kind: str,
+  *,
+  flow: Flow,
+  network: NetworkConfig,
+  objective: ObjectiveConfig,
+  image_shape: tuple[int, int, int],
+  settings: BaselineConfig | None = None,
+  ddim_steps: int = 100,
+  z_source: str = "prior",
+) -> Model:
+  """The model `kind` of `MODEL_KINDS` for images of shape (H, W, C).
+
+  Args:
+    kind: 'paramrel' or one of `BASELINE_KINDS`.
+    flow: the run's flow (ParamReL) or data type (baselines; discrete data must be binary).
+    network: network sizes; the baselines use its `latent_dim` (>= 1) and a 'vanilla' encoder.
+    objective: the ParamReL objective; InfoVAE / InfoDiffusion take its kl_weight, mmd_weight
+      and mmd_kernel.
+    image_shape: (H, W, C) of the data.
+    settings: beta (beta-VAE) and diffusion_steps (DiffAE, InfoDiffusion); None for the
+      defaults.
+    ddim_steps: steps of reconstruction and sampling (ParamReL's n, DDIM steps of DiffAE and
+      InfoDiffusion).
+    z_source: where ParamReL's `sample` takes z from (`sampling.sample`).
+
+  Raises:
+    ValueError: an unknown kind (naming it), latent_dim = 0 for a baseline, non-binary discrete
+      data, or a bad setting.
+  """
+  if kind not in MODEL_KINDS:
+    raise ValueError(f"unknown model.kind {kind!r}; known: {MODEL_KINDS}.")
+  channels = image_shape[-1]
+  if kind == "paramrel":
+    net = ParamReLNet(network, out_channels=channels * flow.params_per_dim)
+    return paramrel.ParamReL(flow=flow, net=net, objective=objective,
+                             image_shape=tuple(image_shape), sample_steps=ddim_steps,
+                             z_source=z_source)
+
+  settings = settings or BaselineConfig()
+  space = DataSpace.from_flow(flow)
+  encoder_network = vanilla_encoder_config(network)
+  weights = {
+    "ae": (False, 0.0, 0.0),
+    "vae": (True, 1.0, 0.0),
+    "beta_vae": (True, settings.beta, 0.0),
+    "infovae": (True, objective.kl_weight, objective.mmd_weight),
+    "diffae": (False, 0.0, 0.0),
+    "infodiffusion": (True, objective.kl_weight, objective.mmd_weight),
+  }
+  variational, kl_weight, mmd_weight = weights[kind]
+  common = dict(
+    space=space,
+    variational=variational,
+    kl_weight=kl_weight,
+    mmd_weight=mmd_weight,
+    mmd_kernel=objective.mmd_kernel,
+  )
+  if kind in ("diffae", "infodiffusion"):
+    net = DiffusionAutoencoderNet(encoder_network, channels)
+    return DiffusionAutoencoder(
+      net=net,
+      image_shape=tuple(image_shape),
+      diffusion_steps=settings.diffusion_steps,
+      ddim_steps=ddim_steps,
+      kind=kind,
+      **common,
+    )
+  net = AutoencoderNet(
+    encoder_network, tuple(image_shape), learn_std=space.data_type == "discretised"
+  )
+  return Autoencoder(net=net, kind=kind, **common)
+
+
+def build_model(config: ExperimentConfig, channels: int) -> Model:
+  """The model of `config.model_kind` for images of C = `channels`.
+
+  Reads config.flow, config.network, config.objective, config.data.image_size,
+  config.sampling.num_steps and .z_source, and config.baseline (a `BaselineConfig`).
+  """
+  size = config.data.image_size
+  return make_model(
+    config.model_kind,
+    flow=config.flow,
+    network=config.network,
+    objective=config.objective,
+    image_shape=(size, size, channels),
+    settings=config.baseline,
+    ddim_steps=config.sampling.num_steps,
+    z_source=config.sampling.z_source,
+  )

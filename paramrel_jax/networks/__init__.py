@@ -1,0 +1,16 @@
+"""Flax linen networks of ParamReL: the self-encoder and the output network (paper App. C)."""
+
+from paramrel_jax.config.network import VARIANTS, NetworkConfig, get_variant
+from paramrel_jax.networks.encoder import SelfEncoder
+from paramrel_jax.networks.paramrel_net import ParamReLNet, parameter_counts
+from paramrel_jax.networks.unet import OutputUNet
+
+__all__ = [
+  "VARIANTS",
+  "NetworkConfig",
+  "OutputUNet",
+  "ParamReLNet",
+  "SelfEncoder",
+  "get_variant",
+  "parameter_counts",
+]
