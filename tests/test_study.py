@@ -1,4 +1,4 @@
-"""The latent-study harness (`evaluation.study`): one path for ParamReL rows, baselines and PCA."""
+"""The latent-study harness (`cli.study`): one path for ParamReL rows, baselines and PCA."""
 
 import json
 import os

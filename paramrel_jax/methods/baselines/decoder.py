@@ -1,6 +1,6 @@
 """Convolutional decoder z -> image of the autoencoder baselines, built from the U-Net's blocks.
 
-The decoder mirrors the up path of the output U-Net (`models.unet.OutputUNet`) without skips and
+The decoder mirrors the up path of the output U-Net (`networks.unet.OutputUNet`) without skips and
 without time conditioning: a dense map of z to the bottleneck feature map, the bottleneck res
 block - attention - res block, per level `num_res_blocks + 1` res blocks (attention at
 `attention_resolutions`) and an upsampling, and the GroupNorm-SiLU-conv head, zero-initialised
