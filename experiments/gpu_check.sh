@@ -62,7 +62,8 @@ run pipeline "$PYTHON" -m experiments.pipeline_benchmark --workers "${workers[@]
 
 "$PYTHON" - "$OUT" > "$OUT/summary.md" <<'EOF'
 import glob, json, os, sys
-from experiments import benchmark, pipeline_benchmark
+from experiments import pipeline_benchmark
+from paramrel_jax.perf import benchmark
 out = sys.argv[1]
 print("# gpu_check:", open(os.path.join(out, "gpu.txt")).read().strip())
 for path in sorted(glob.glob(os.path.join(out, "*_*.json"))):

@@ -34,6 +34,7 @@ from paramrel_jax import data
 from paramrel_jax.config import configuration
 from paramrel_jax.data import throughput
 from paramrel_jax.data.config import auto_workers
+from paramrel_jax.perf.flops import first_cost
 from paramrel_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,7 +70,7 @@ def flops_per_image(cfg: configuration.ExperimentConfig, image_shape: tuple[int,
   state = jax.eval_shape(lambda: steps.init(jax.random.key(0)))
   dtype = jnp.float32 if cfg.data.binarize == "none" else jnp.int32
   images = jax.ShapeDtypeStruct((batch, *image_shape), dtype)
-  return float(steps.train.lower(state, {"image": images}).cost_analysis()["flops"]) / batch
+  return first_cost(steps.train.lower(state, {"image": images}).cost_analysis())["flops"] / batch
 
 
 def cpu_train_rate(config_name: str) -> float | None:

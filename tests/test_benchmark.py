@@ -1,4 +1,5 @@
-"""Tests of the benchmark harness experiments/benchmark.py: what it writes, not how fast it is."""
+"""Tests of the benchmark (paramrel_jax.perf, driven by experiments/benchmark.py): what it writes,
+not how fast it is."""
 
 import json
 import math
@@ -11,13 +12,12 @@ import pytest
 from conftest import ROOT, tiny_config
 
 from paramrel_jax.config import configuration
+from paramrel_jax.perf import benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-  """The harness as a module (imported once per process: it defines absl flags)."""
-  from experiments import benchmark
-
+  """The benchmark's library module."""
   return benchmark
 
 

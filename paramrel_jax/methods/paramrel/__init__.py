@@ -5,7 +5,6 @@
   sampling           Eq. 4: n-step generation, z from the prior or the encoder
   reverse_sampling   Eq. 5: inputs -> (z, subcodes) -> exact replay; conditional, time-varying
   interpolation      paths between codes (App. E) and latent traversal (Sec. 5.2.4)
-  sampler_cost       the sampler's per-step cost, host transfers and recompiles
 """
 
 from paramrel_jax.methods.paramrel.model import ParamReL, net_fns

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.methods import paramrel
 from paramrel_jax.methods.paramrel import sampling
 from paramrel_jax.networks import ParamReLNet
 
@@ -88,9 +89,7 @@ def step_costs(
   z = jnp.zeros((batch, sampling.latent_dim(flow, net, params, data_shape)), jnp.float32)
   net_in = flow.net_input(theta)
 
-  forward = jax.jit(
-    lambda p, x, z, t: net.apply({"params": p}, x, z, t, train=False, method=net.decode)
-  )
+  forward = jax.jit(lambda p, x, z, t: paramrel.net_fns(net, p)[1](x, z, t))
   net_out = forward(params, net_in, z, t)
 
   @jax.jit
