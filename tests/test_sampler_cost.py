@@ -8,7 +8,8 @@ import numpy as np
 from conftest import tiny_config
 
 from paramrel_jax.config import configuration
-from paramrel_jax.perf import sampler_cost, sampling
+from paramrel_jax.methods.paramrel import sampling
+from paramrel_jax.perf import sampler_cost
 from paramrel_jax.training import train
 
 SHAPE = (2, 16, 16, 1)
