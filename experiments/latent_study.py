@@ -107,17 +107,8 @@ def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.Config
   config = study.apply_overrides(get_config(), {
     **data_overrides,
     "seed": seed,
-    "model.size": args.size,
-    "model.latent_dim": args.latent_dim,
-    "training.num_steps": args.steps,
-    "training.batch_size": args.batch_size,
-    "training.learning_rate": args.learning_rate,
-    "training.warmup_steps": min(100, args.steps // 10),
-    "training.ema_decay": args.ema_decay,
-    "training.log_every": args.curve_every,
-    "training.checkpoint_every": args.curve_every,
-    "eval.num_examples": args.num_examples,
-    "eval.batch_size": 100,
+    **study.budget_overrides(args, log_every=args.curve_every,
+                             checkpoint_every=args.curve_every),
     **(ALL_ROWS[row] or {}),
   })
   if row == "paramrel" and dataset == "mnist10k":  # the learning curve of the default

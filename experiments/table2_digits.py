@@ -141,17 +141,8 @@ def main(argv: list[str] | None = None) -> None:
   }
   common = {
     **data_overrides,
-    "model.size": args.size,
-    "model.latent_dim": args.latent_dim,
-    "training.num_steps": args.steps,
-    "training.batch_size": args.batch_size,
-    "training.learning_rate": args.learning_rate,
-    "training.warmup_steps": min(100, args.steps // 10),
-    "training.ema_decay": args.ema_decay,
-    "training.log_every": max(1, args.steps // 10),
-    "training.checkpoint_every": args.steps,
-    "eval.num_examples": args.num_examples,
-    "eval.batch_size": 100,
+    **study.budget_overrides(args, log_every=max(1, args.steps // 10),
+                             checkpoint_every=args.steps),
   }
   if args.data_dir:
     common["data.data_dir"] = os.path.expanduser(args.data_dir)

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--steps", type=int, default=1500)
   parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
+  parser.add_argument("--size", default="small", help="network variant (config.network)")
   parser.add_argument("--latent_dim", type=int, default=10)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--ema_decay", type=float, default=0.99)
@@ -131,19 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     )
   }
   common = {
-    "model.size": args.size,
-    "model.latent_dim": args.latent_dim,
     "model.encoder": "progressive",
     "data.num_examples": args.dataset_size,
-    "training.num_steps": args.steps,
-    "training.batch_size": args.batch_size,
-    "training.learning_rate": args.learning_rate,
-    "training.warmup_steps": min(100, args.steps // 10),
-    "training.ema_decay": args.ema_decay,
-    "training.log_every": max(1, args.steps // 10),
-    "training.checkpoint_every": args.steps,
-    "eval.num_examples": args.num_examples,
-    "eval.batch_size": 100,
+    **study.budget_overrides(args, log_every=max(1, args.steps // 10),
+                             checkpoint_every=args.steps),
   }
   every = {"every": max(1, args.steps // 10)}  # any multiple of log_every: run here by hand
   evals = {

@@ -78,3 +78,21 @@ def test_apply_overrides_sets_dotted_and_top_level_keys_and_rejects_unknown_ones
     with pytest.raises(ValueError, match=f"unknown config key '{bad}'"):
       study.apply_overrides(base.get_config(), {bad: 1})
   assert "CPU cores visible" in study.hardware()
+
+
+def test_budget_overrides_apply_to_a_config():
+  """The shared budget of the study drivers: every key exists in the config, warm-up is a tenth
+  of the steps (at most 100)."""
+  import argparse
+
+  args = argparse.Namespace(size="tiny", latent_dim=3, steps=40, batch_size=8,
+                            learning_rate=2e-3, ema_decay=0.9, num_examples=50)
+  overrides = study.budget_overrides(args, log_every=4, checkpoint_every=8)
+  config = study.apply_overrides(tiny_config(), overrides)
+  assert config.training.warmup_steps == 4 and config.training.num_steps == 40
+  assert (config.model.size, config.model.latent_dim) == ("tiny", 3)
+  assert (config.training.log_every, config.training.checkpoint_every) == (4, 8)
+  assert config.eval.num_examples == 50
+  args.steps = 5000
+  assert study.budget_overrides(args, log_every=1, checkpoint_every=1)[
+    "training.warmup_steps"] == 100

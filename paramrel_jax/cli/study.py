@@ -58,6 +58,30 @@ def apply_overrides(config: ml_collections.ConfigDict,
   return config
 
 
+def budget_overrides(args: Any, *, log_every: int, checkpoint_every: int) -> dict[str, Any]:
+  """The dotted config overrides of a study's shared training budget.
+
+  Args:
+    args: the study's flags: steps, batch_size, learning_rate, ema_decay, size (the network
+      variant), latent_dim and num_examples (evaluated examples).
+    log_every: training.log_every (and the cadence of the evaluators in `evals`).
+    checkpoint_every: training.checkpoint_every.
+  """
+  return {
+    "model.size": args.size,
+    "model.latent_dim": args.latent_dim,
+    "training.num_steps": args.steps,
+    "training.batch_size": args.batch_size,
+    "training.learning_rate": args.learning_rate,
+    "training.warmup_steps": min(100, args.steps // 10),
+    "training.ema_decay": args.ema_decay,
+    "training.log_every": log_every,
+    "training.checkpoint_every": checkpoint_every,
+    "eval.num_examples": args.num_examples,
+    "eval.batch_size": 100,
+  }
+
+
 def hardware() -> str:
   """The machine results are measured on: CPU model, cores, JAX version and backend."""
   cpu = platform.processor() or platform.machine()
