@@ -116,11 +116,15 @@ def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.Config
   return config
 
 
+def row_scores(config: ml_collections.ConfigDict, scores: dict) -> dict:
+  """The latent scores of a row: none for a plain BFN (latent_dim 0: likelihood only)."""
+  return scores if config.model.latent_dim > 0 else {}
+
+
 def cached_row(config: ml_collections.ConfigDict, workdir: str, scores: dict) -> dict | None:
   """The saved result of a run finished at this budget and scored by `scores`, else None."""
   path = os.path.join(workdir, ROW_FILE)
-  if config.model.latent_dim == 0:  # a plain BFN: likelihood only
-    scores = {}
+  scores = row_scores(config, scores)
   if not os.path.isfile(path):
     return None
   with open(path) as f:
@@ -136,8 +140,7 @@ def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) ->
   if cached is not None:
     return cached
   path = os.path.join(workdir, ROW_FILE)
-  if config.model.latent_dim == 0:  # a plain BFN: likelihood only
-    scores = {}
+  scores = row_scores(config, scores)
   result = study.run_row(config, workdir, scores, export=config.model.latent_dim > 0)
   with open(path, "w") as f:
     json.dump(result, f, indent=1, sort_keys=True)
