@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.test_fraction = 0.1  # held-out fraction for npz / generated sources
   config.data.train_split = "train"
   config.data.eval_split = "test"
+  # 'auto' (in memory where the split fits, else grain) | 'grain' | 'memory'
+  config.data.loader = "auto"
   config.data.num_workers = -1  # grain workers (-1: all cores but one, at most 16; 0: none)
   config.data.prefetch = 2  # batches prefetched to the device
 

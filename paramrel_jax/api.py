@@ -17,6 +17,7 @@ and, if it has a prior, samples; what it cannot do raises a ValueError naming it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -29,10 +30,16 @@ from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
-from paramrel_jax.methods import interface, registry
+from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
 from paramrel_jax.training import inference, workdir_utils
 from paramrel_jax.viz.images import to_uint8
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _reconstruct(model: interface.Model, params, key: jax.Array, x: jax.Array) -> jax.Array:
+  """`model.reconstruct`, compiled once per model and batch shape."""
+  return model.reconstruct(params, key, x)
 
 
 def load(workdir: str, *, step: int | None = None) -> LoadedModel:
@@ -93,9 +100,7 @@ class LoadedModel:
     interface.require(self.trained.model, interface.FLOW, "steps (the n of an n-step flow)")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
       raise ValueError(f"steps must be >= 1 (an integer), got {steps!r}.")
-    config = dataclasses.replace(
-      self.config, sampling=dataclasses.replace(self.config.sampling, num_steps=steps))
-    return registry.build_model(config, self.image_shape[-1])
+    return dataclasses.replace(self.trained.model, sample_steps=steps)
 
   def _needs_latents(self, what: str, *, codes: bool = False) -> None:
     if codes:
@@ -113,12 +118,9 @@ class LoadedModel:
       raise ValueError(f"{name} must be uint8 of shape ({', '.join(map(str, expected))}), "
                        f"got {x.dtype} of shape {x.shape}.")
     cfg = self.config.data
-    if cfg.binarize == "threshold":
-      return transforms.binarize_threshold(x, cfg.threshold)
-    if cfg.binarize == "bernoulli":
-      return transforms.binarize_bernoulli(x, np.random.default_rng(seed))
-    x = transforms.scale(x)
-    return transforms.quantise(x, cfg.num_bins) if cfg.num_bins else x
+    rng = np.random.default_rng(seed) if cfg.binarize == "bernoulli" else None
+    return transforms.preprocess_images(x, binarize=cfg.binarize, threshold=cfg.threshold,
+                                        num_bins=cfg.num_bins, rng=rng)
 
   def _pixels(self, x) -> np.ndarray:
     flow = self.config.flow
@@ -184,11 +186,10 @@ class LoadedModel:
     self._needs_latents("reconstruct")
     model = self._model(steps)
     x = self._data(images, "images", seed=seed)
-    reconstruct = jax.jit(model.reconstruct)
     key = jax.random.key(seed)
     # keys by batch offset, as --mode=reconstruct: the same images give the same output
-    return np.concatenate([self._pixels(reconstruct(self.trained.params,
-                                                    jax.random.fold_in(key, start), batch))
+    return np.concatenate([self._pixels(_reconstruct(model, self.trained.params,
+                                                     jax.random.fold_in(key, start), batch))
                            for start, batch in self._batches(x)])
 
   def _single_codes(self, image, name: str, seed: int, steps: int | None):

@@ -13,20 +13,30 @@ import orbax.checkpoint as ocp
 import pytest
 
 from paramrel_jax import data
-from paramrel_jax.data import transforms
+from paramrel_jax.data import sources, transforms
 
 NUM_EXAMPLES = 40  # npz examples; test_fraction 0.2 leaves 32 for training
 
 
-@pytest.fixture(name="npz_cfg")
-def fixture_npz_cfg(tmp_path):
-  """An npz dataset whose 'label' is the example id, with grey images for Bernoulli tests."""
+@pytest.fixture(name="npz_cfg", params=["grain", "memory"])
+def fixture_npz_cfg(tmp_path, request):
+  """An npz dataset whose 'label' is the example id, with grey images for Bernoulli tests.
+
+  Read by each loader, so that every test of the iterators holds for both.
+  """
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (NUM_EXAMPLES, 6, 6, 1), dtype=np.uint8)
   image[:, 0, 0, 0] = 128  # a grey pixel every example has
   path = tmp_path / "ids.npz"
   np.savez(path, image=image, label=np.arange(NUM_EXAMPLES))
-  return data.DataConfig(name="ids", source="npz", path=str(path), image_size=6, test_fraction=0.2)
+  return data.DataConfig(
+    name="ids",
+    source="npz",
+    path=str(path),
+    image_size=6,
+    test_fraction=0.2,
+    loader=request.param,
+  )
 
 
 def take(iterator, count):
@@ -75,6 +85,14 @@ def test_quantise_moves_to_nearest_centre(num_bins):
   out = transforms.quantise(x, num_bins)
   assert out.dtype == np.float32
   np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_preprocess_images_needs_a_generator_for_bernoulli_and_a_known_mode():
+  images = np.zeros((2, 3, 3, 1), np.uint8)
+  with pytest.raises(ValueError, match="random generator"):
+    transforms.preprocess_images(images, binarize="bernoulli", threshold=0, num_bins=0)
+  with pytest.raises(ValueError, match="binarize must be"):
+    transforms.preprocess_images(images, binarize="gray", threshold=0, num_bins=0)
 
 
 def test_center_crop_and_resize():
@@ -165,7 +183,7 @@ def test_state_of_another_configuration_is_rejected(npz_cfg):
   iterator = data.create_train_iterator(npz_cfg, batch_size=8, seed=1)
   next(iterator)
   other = data.create_train_iterator(npz_cfg, batch_size=8, seed=2)
-  with pytest.raises(ValueError, match="[Ss]ampler"):
+  with pytest.raises(ValueError, match="[Ss]ampler|seed \\(1, 2\\)"):
     other.set_state(iterator.get_state())
 
 
@@ -335,6 +353,40 @@ def test_global_batch_on_four_simulated_devices(npz_cfg):
   assert result.stdout.strip().endswith("ok")
 
 
+@pytest.mark.parametrize(
+  "overrides",
+  [
+    dict(binarize="threshold"),
+    dict(binarize="none"),
+    dict(binarize="none", num_bins=16),
+    dict(binarize="none", num_bins=256),  # a lookup table of the 256 uint8 values
+    dict(binarize="threshold", image_size=12),  # a PIL resize, done once when loaded
+  ],
+)
+def test_memory_loader_preprocesses_as_grain_does(npz_cfg, overrides):
+  """The same rows give the same model inputs: the evaluation passes of both loaders are equal."""
+  passes = [
+    list(
+      data.create_eval_iterator(
+        dataclasses.replace(npz_cfg, loader=loader, **overrides), split="train", batch_size=5
+      )
+    )
+    for loader in ("grain", "memory")
+  ]
+  assert_batches_equal(*passes)
+
+
+def test_memory_train_batches_gather_preprocessed_rows(npz_cfg):
+  """Each training batch holds the preprocessed source rows of its ids, with the same dtypes."""
+  cfg = dataclasses.replace(npz_cfg, loader="memory", binarize="none", num_bins=8)
+  source = sources.open_split(cfg, "train")
+  by_id = {int(e["label"]): e["image"] for e in (source[i] for i in range(len(source)))}
+  for batch in take(data.create_train_iterator(cfg, batch_size=8, seed=5), 6):
+    expected = [transforms.quantise(transforms.scale(by_id[i]), 8) for i in batch["label"]]
+    np.testing.assert_array_equal(batch["image"], np.stack(expected))
+    assert batch["image"].dtype == np.float32 and batch["label"].dtype == np.int32
+
+
 def test_iterator_state_in_an_orbax_checkpoint(npz_cfg, tmp_path):
   def prefetched():
     host = data.create_train_iterator(npz_cfg, batch_size=8, seed=0)
@@ -366,9 +418,15 @@ def test_throughput_measures_the_training_path_with_worker_processes():
   from paramrel_jax.data import throughput
   from paramrel_jax.training import train
 
-  cfg = data.DataConfig(name="shapes2d", image_size=16, num_examples=128, num_workers=1)
+  cfg = data.DataConfig(
+    name="shapes2d", image_size=16, num_examples=128, loader="grain", num_workers=1
+  )
   result = throughput.measure(cfg, batch_size=8, num_batches=3, mesh=train.make_mesh())
-  assert result["num_workers"] == 1
+  assert (result["loader"], result["num_workers"]) == ("grain", 1)
+  in_memory = throughput.measure(
+    dataclasses.replace(cfg, loader="auto"), batch_size=8, num_batches=3, mesh=train.make_mesh()
+  )
+  assert (in_memory["loader"], in_memory["num_workers"]) == ("memory", 0)
   assert result["images_per_s"] == pytest.approx(8 * result["batches_per_s"])
   assert result["images_per_s"] > 0 and result["first_batch_s"] > 0
   with pytest.raises(ValueError, match="num_batches"):

@@ -41,10 +41,11 @@ TFDS_CASES = {
 }
 
 
+@pytest.mark.parametrize("loader", ["grain", "memory"])
 @pytest.mark.parametrize("name", sorted(TFDS_CASES))
-def test_tfds_dataset_through_pipeline(name):
+def test_tfds_dataset_through_pipeline(name, loader):
   overrides, image_shape, keys = TFDS_CASES[name]
-  cfg = data.DataConfig(name=name, source="tfds", **overrides)
+  cfg = data.DataConfig(name=name, source="tfds", loader=loader, **overrides)
   with mock_tfds():
     info = data.dataset_info(cfg)
     batch = next(data.create_train_iterator(cfg, batch_size=4, seed=0))
@@ -84,6 +85,22 @@ def test_tfds_dataset_through_pipeline(name):
     factors = batch["factors"]
     assert factors.dtype == np.int32 and factors.shape == (4, 6)
     assert ((0 <= factors) & (factors < np.array(info.factor_sizes))).all()
+
+
+def test_auto_loader_holds_in_memory_what_needs_no_resize_and_fits(monkeypatch):
+  """npz / generated data and TFDS splits at the model's size: memory; a crop or resize: grain."""
+  from paramrel_jax.data import memory
+
+  in_memory = {"mnist", "binarized_mnist", "cifar10", "shapes3d"}  # 8 mock examples each
+  with mock_tfds():
+    for name, (overrides, _, _) in TFDS_CASES.items():
+      cfg = data.DataConfig(name=name, source="tfds", **overrides)
+      assert memory.fits(cfg, sources.open_split(cfg, cfg.train_split)) == (name in in_memory)
+    cfg = data.DataConfig(name="shapes3d", source="tfds", binarize="none", image_size=64)
+    monkeypatch.setattr(memory, "AUTO_LIMIT_BYTES", MOCK_EXAMPLES * 64 * 64 * 3 - 1)
+    assert not memory.fits(cfg, sources.open_split(cfg, "train"))  # 480,000 real images: 5.9 GB
+  generated = data.DataConfig(image_size=16, num_examples=128)
+  assert memory.fits(generated, sources.open_split(generated, "train"))
 
 
 def test_binarized_mnist_keeps_stored_binary_pixels():

@@ -1,5 +1,6 @@
 """Training: smoke steps per data type, loss decrease, exact resume, multi-device equality."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -149,26 +150,36 @@ def test_eight_devices_match_one_device(tmp_path):
   np.testing.assert_allclose(eight["params"], one["params"], rtol=1e-4, atol=1e-6)
 
 
-def test_a_run_resumes_with_its_own_worker_count(tmp_path):
-  """A state saved by in-process reading resumes although the config now asks for a worker."""
+@pytest.mark.parametrize("saved, now", [
+    # a grain state (e.g. of a run older than the in-memory loader) under today's 'auto' with a
+    # worker, and an in-memory state under a config that now asks for grain
+    ({"data.loader": "grain", "data.num_workers": 0},
+     {"data.loader": "auto", "data.num_workers": 1}),
+    ({"data.loader": "memory"}, {"data.loader": "grain"}),
+])
+def test_a_run_resumes_with_its_own_data_loader(tmp_path, saved, now):
+  """A run resumes reading as it started, whatever the config now says about the loader."""
   overrides = {"training.num_steps": 4, "training.checkpoint_every": 2,
-               "training.log_every": 2}
+               "training.log_every": 2, **saved}
   full = train.train_and_evaluate(
       configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full"))
   part = str(tmp_path / "part")
   train.train_and_evaluate(configuration.resolve(tiny_config(
       "discrete", **{**overrides, "training.num_steps": 2})), part)
   resumed = train.train_and_evaluate(configuration.resolve(
-      tiny_config("discrete", **{**overrides, "data.num_workers": 1})), part)
+      tiny_config("discrete", **{**overrides, **now})), part)
   assert int(resumed.step) == 4
   _leaves_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
 
 
-def test_saved_worker_count_reads_the_state_and_rejects_other_bytes():
-  from paramrel_jax import data
-
-  cfg = data.DataConfig(name="shapes2d", image_size=16, num_examples=128)
-  assert data.saved_worker_count(data.create_train_iterator(cfg, batch_size=8, seed=0)
-                                 .get_state()) == 0
-  with pytest.raises(ValueError, match="grain data-loader state"):
-    data.saved_worker_count(b"not json")
+def test_config_for_state_reads_the_loader_and_rejects_other_bytes():
+  cfg = pipeline.DataConfig(name="shapes2d", image_size=16, num_examples=128, num_workers=0)
+  now = dataclasses.replace(cfg, loader="auto", num_workers=2)
+  for loader, workers in [("grain", 0), ("memory", 2)]:
+    state = pipeline.create_train_iterator(
+        dataclasses.replace(cfg, loader=loader), batch_size=8, seed=0).get_state()
+    resumed = pipeline.config_for_state(now, state)
+    assert (resumed.loader, resumed.num_workers) == (loader, workers)
+  for bad in [b"not json", b"[1, 2]", b"{}"]:
+    with pytest.raises(ValueError, match="not a data-loader state"):
+      pipeline.config_for_state(cfg, bad)

@@ -1,4 +1,4 @@
-"""Datasets and grain input pipelines.
+"""Datasets and input pipelines (grain, or in memory where a split fits).
 
 `DataConfig` says where images come from (TFDS, a local .npz file, or a generated set of
 `paramrel_jax.data.generated`) and how they are preprocessed; `create_train_iterator` /
@@ -9,10 +9,10 @@
 from paramrel_jax.data.config import DataConfig
 from paramrel_jax.data.pipeline import (
   DevicePrefetchIterator,
+  config_for_state,
   create_eval_iterator,
   create_train_iterator,
   make_global_batch,
-  saved_worker_count,
 )
 from paramrel_jax.data.sources import TFDS_DATASETS, DatasetInfo, dataset_info
 
@@ -21,9 +21,9 @@ __all__ = [
   "DataConfig",
   "DatasetInfo",
   "DevicePrefetchIterator",
+  "config_for_state",
   "create_eval_iterator",
   "create_train_iterator",
   "dataset_info",
   "make_global_batch",
-  "saved_worker_count",
 ]

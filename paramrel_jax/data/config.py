@@ -8,6 +8,7 @@ SOURCES = ("generated", "tfds", "npz")
 # memory (experiments/BENCHMARKS.md, "Input pipeline").
 MAX_AUTO_WORKERS = 16
 BINARIZE_MODES = ("threshold", "bernoulli", "none")
+LOADERS = ("auto", "grain", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +31,12 @@ class DataConfig:
     test_fraction: held-out fraction of npz / generated data, in (0, 1).
     train_split: split used for training (TFDS split string; 'train' / 'test' otherwise).
     eval_split: split used for evaluation.
+    loader: 'grain' (grain reads and transforms each example, in `num_workers` processes),
+      'memory' (the split is read once and held in memory; each batch is one vectorised gather,
+      see `paramrel_jax.data.memory`) or 'auto' ('memory' where the split fits
+      `memory.fits`, else 'grain').
     num_workers: grain worker processes (0: read and transform in the main process; -1: auto,
-      see `auto_workers`).
+      see `auto_workers`); loader 'grain' only.
     prefetch: batches placed on the device ahead of use (0: none).
   """
 
@@ -47,6 +52,7 @@ class DataConfig:
   test_fraction: float = 0.1
   train_split: str = "train"
   eval_split: str = "test"
+  loader: str = "auto"
   num_workers: int = 0
   prefetch: int = 2
 
@@ -78,6 +84,8 @@ class DataConfig:
       raise ValueError(f"DataConfig.test_fraction must lie in (0, 1), got {self.test_fraction}.")
     if not self.train_split or not self.eval_split:
       raise ValueError("DataConfig.train_split and DataConfig.eval_split must be non-empty.")
+    if self.loader not in LOADERS:
+      raise ValueError(f"DataConfig.loader must be one of {LOADERS}, got {self.loader!r}.")
     if self.num_workers < -1:
       raise ValueError(
         f"DataConfig.num_workers must be >= 0, or -1 for auto, got {self.num_workers}."

@@ -1,4 +1,4 @@
-"""grain input pipelines: sharded, batched, resumable iterators and their placement on a mesh.
+"""Input pipelines: sharded, batched, resumable iterators and their placement on a mesh.
 
 Batches are dicts of numpy arrays with a leading per-process batch axis B = global batch /
 process count:
@@ -8,13 +8,17 @@ process count:
   'label', 'attributes', 'factors'   where the dataset has them (see `sources`);
   'mask'        bool (B,), evaluation batches only: False on padding rows.
 
-The iterators are grain `DataLoaderIterator`s: `get_state() -> bytes` (a small JSON document) and
-`set_state(bytes)` move a fresh iterator of the same configuration to the saved position.
-`grain.checkpoint.CheckpointSave(item=iterator)` / `CheckpointRestore(item=iterator)` store that
-state per process in an Orbax checkpoint; `DevicePrefetchIterator` has the same three methods.
+`DataConfig.loader` picks how: grain `DataLoaderIterator`s, which read and transform example by
+example (in worker processes if asked), or the in-memory iterators of `memory`, which gather each
+batch from the whole preprocessed split at once ('auto': in memory where it fits). Both have
+`get_state() -> bytes` (a small JSON document) and `set_state(bytes)`, which move a fresh iterator
+of the same configuration to the saved position; the trainer stores that state per process in
+its Orbax checkpoint, and `config_for_state` gives the configuration a saved state needs.
+`DevicePrefetchIterator` has the same methods.
 """
 
 import collections
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -25,10 +29,11 @@ import numpy as np
 from absl import flags
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from paramrel_jax.data import sources, transforms
+from paramrel_jax.data import memory, sources, transforms
 from paramrel_jax.data.config import DataConfig
 
 Batch = dict[str, np.ndarray]
+DataIterator = grain.DataLoaderIterator | memory.TrainIterator | memory.EvalIterator
 # Seed of the per-example random transformations (Bernoulli binarisation) of evaluation passes.
 EVAL_SEED = 0
 
@@ -64,19 +69,33 @@ def _worker_count(cfg: DataConfig) -> int:
   return count
 
 
-def saved_worker_count(state: bytes) -> int:
-  """The worker count a train iterator state was saved with.
+def config_for_state(cfg: DataConfig, state: bytes) -> DataConfig:
+  """`cfg` with the loader (and grain worker count) that a saved train iterator state needs.
 
-  grain refuses a state of another worker count, although the batch order does not depend on
-  it; a resumed run therefore reads with the count it started with.
+  The loaders order the examples differently, and grain refuses a state of another worker count
+  although its batch order does not depend on it; a resumed run therefore reads as it started,
+  whatever `cfg` now asks (e.g. num_workers=-1 on a host of other cores, or a run saved before
+  the in-memory loader existed).
 
   Raises:
-    ValueError: bytes that are not a grain DataLoader state.
+    ValueError: bytes that are not the state of either loader.
   """
   try:
-    return int(json.loads(state)["worker_count"])
-  except (ValueError, KeyError, TypeError) as error:
-    raise ValueError(f"not a grain data-loader state ({type(error).__name__}: {error}).") from error
+    saved = json.loads(state)
+    if saved.get("loader") == memory.LOADER:
+      return dataclasses.replace(cfg, loader=memory.LOADER)
+    return dataclasses.replace(cfg, loader="grain", num_workers=int(saved["worker_count"]))
+  except (ValueError, KeyError, TypeError, AttributeError) as error:
+    raise ValueError(
+      f"not a data-loader state ({type(error).__name__}: {error}); it was saved by neither "
+      "grain nor the in-memory loader."
+    ) from error
+
+
+def _in_memory(cfg: DataConfig, source: sources.ArraySource | sources.TfdsSource) -> bool:
+  if cfg.loader == "auto":
+    return memory.fits(cfg, source)
+  return cfg.loader == memory.LOADER
 
 
 def _operations(
@@ -100,7 +119,7 @@ def create_train_iterator(
   seed: int,
   shard_index: int | None = None,
   shard_count: int | None = None,
-) -> grain.DataLoaderIterator:
+) -> DataIterator:
   """An endless iterator of training batches, reshuffled every epoch.
 
   One global order of the examples is drawn per epoch from `seed`; process `shard_index` of
@@ -115,7 +134,8 @@ def create_train_iterator(
     shard_count: number of shards (default: jax.process_count()).
 
   Returns:
-    A grain DataLoaderIterator of batch dicts (module docstring) with get_state / set_state.
+    An iterator of batch dicts (module docstring) with get_state / set_state: grain's or
+    `memory.TrainIterator`, as `cfg.loader` says.
 
   Raises:
     ValueError: bad sharding, batch size or seed, or any error of `sources.open_split`.
@@ -129,6 +149,15 @@ def create_train_iterator(
     raise ValueError(
       f"batch_size {batch_size} is larger than the {cfg.train_split!r} split of {cfg.name!r} "
       f"({len(source)} examples)."
+    )
+  if _in_memory(cfg, source):
+    return memory.TrainIterator(
+      cfg,
+      cfg.train_split,
+      local_batch_size=local_batch_size,
+      seed=seed,
+      shard_index=shard_index,
+      shard_count=shard_count,
     )
   loader = grain.DataLoader(
     data_source=source,
@@ -167,7 +196,7 @@ def create_eval_iterator(
   num_examples: int | None = None,
   shard_index: int | None = None,
   shard_count: int | None = None,
-) -> grain.DataLoaderIterator:
+) -> DataIterator:
   """One deterministic pass over the first `num_examples` examples of `split`.
 
   Process `shard_index` of `shard_count` takes examples shard_index, shard_index + shard_count,
@@ -185,7 +214,8 @@ def create_eval_iterator(
     shard_count: number of shards (default: jax.process_count()).
 
   Returns:
-    A finite grain DataLoaderIterator of batch dicts with a 'mask' bool (B,) entry.
+    A finite iterator of batch dicts with a 'mask' bool (B,) entry: grain's or
+    `memory.EvalIterator`, as `cfg.loader` says.
 
   Raises:
     ValueError: bad sharding or batch size, num_examples outside [1, split size], or any error
@@ -202,6 +232,17 @@ def create_eval_iterator(
   own = np.arange(shard_index, num_examples, shard_count)
   num_batches = math.ceil(math.ceil(num_examples / shard_count) / local_batch_size)
   padding = np.zeros(num_batches * local_batch_size - len(own), own.dtype)
+  if _in_memory(cfg, source):
+    return memory.EvalIterator(
+      cfg,
+      split,
+      np.concatenate([own, padding]),
+      len(own),
+      local_batch_size=local_batch_size,
+      seed=EVAL_SEED,
+      shard_index=shard_index,
+      shard_count=shard_count,
+    )
   eval_source = _EvalSource(source, np.concatenate([own, padding]), len(own))
   loader = grain.DataLoader(
     data_source=eval_source,
@@ -256,7 +297,7 @@ def make_global_batch(
 
 
 class DevicePrefetchIterator(Iterator[dict[str, jax.Array]]):
-  """Places the next `size` batches of a grain iterator on the mesh ahead of their use.
+  """Places the next `size` batches of a data iterator on the mesh ahead of their use.
 
   Transfers are asynchronous, so the host-to-device copies of upcoming batches overlap the
   computation on the current one. `get_state()` is the state of the underlying iterator just after
@@ -266,7 +307,7 @@ class DevicePrefetchIterator(Iterator[dict[str, jax.Array]]):
 
   def __init__(
     self,
-    iterator: grain.DataLoaderIterator,
+    iterator: DataIterator,
     mesh: Mesh,
     *,
     size: int,
@@ -275,7 +316,7 @@ class DevicePrefetchIterator(Iterator[dict[str, jax.Array]]):
     """Wraps `iterator`.
 
     Args:
-      iterator: a grain iterator of per-process batches (e.g. `create_train_iterator`).
+      iterator: an iterator of per-process batches (e.g. `create_train_iterator`).
       mesh: device mesh.
       size: batches kept on the device ahead of use (e.g. DataConfig.prefetch; 0: none).
       axis: mesh axis (or axes) the batch axis is split over.
@@ -311,5 +352,5 @@ class DevicePrefetchIterator(Iterator[dict[str, jax.Array]]):
     self._state = state
 
   def start_prefetch(self) -> None:
-    """Starts the underlying iterator's reading (called by grain's Orbax checkpoint handler)."""
+    """Starts the underlying iterator's reading (grain starts its workers here)."""
     self._iterator.start_prefetch()

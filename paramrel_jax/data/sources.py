@@ -134,6 +134,10 @@ class ArraySource:
     row = self._indices[index]
     return {key: value[row] for key, value in self._arrays.items()}
 
+  def columns(self) -> dict[str, np.ndarray]:
+    """Every example at once: each key's rows stacked along a new leading axis (one gather)."""
+    return {key: value[self._indices] for key, value in self._arrays.items()}
+
   def __repr__(self) -> str:
     return f"ArraySource({self._description}, num_examples={len(self)})"
 
@@ -155,6 +159,11 @@ class TfdsSource:
 
   def __getitem__(self, index: int) -> Example:
     return _standardise_tfds(self._source[index], self.meta)
+
+  def columns(self) -> dict[str, np.ndarray]:
+    """Every example at once: each key's values stacked along a new leading axis (reads all)."""
+    examples = [self[index] for index in range(len(self))]
+    return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
 
   def __repr__(self) -> str:
     return f"TfdsSource(name={self._name!r}, split={self._split!r}, data_dir={self._data_dir!r})"

@@ -1,8 +1,9 @@
 """How fast the input pipeline delivers training batches to the device.
 
 `measure` times the same path as training (`pipeline.create_train_iterator` wrapped in
-`pipeline.DevicePrefetchIterator`): reading, preprocessing and batching by grain, then the copy
-onto the device mesh. Nothing else runs, so the rate is the most the pipeline can feed a step.
+`pipeline.DevicePrefetchIterator`): reading, preprocessing and batching (by grain, or gathered
+in memory), then the copy onto the device mesh. Nothing else runs, so the rate is the most the
+pipeline can feed a step.
 """
 
 import time
@@ -10,7 +11,7 @@ import time
 import jax
 from jax.sharding import Mesh
 
-from paramrel_jax.data import pipeline
+from paramrel_jax.data import memory, pipeline
 from paramrel_jax.data.config import DataConfig
 
 
@@ -36,7 +37,8 @@ def measure(
 
   Returns:
     {'first_batch_s': seconds to the first batch on the device, 'images_per_s' and 'batches_per_s'
-    over the timed batches, 'num_workers': the worker count used}.
+    over the timed batches, 'loader': 'grain' or 'memory' (what `cfg.loader` chose),
+    'num_workers': the grain worker count used (0 in memory)}.
 
   Raises:
     ValueError: num_batches or warmup_batches below 1, or any error of the pipeline.
@@ -47,6 +49,7 @@ def measure(
     )
   start = time.perf_counter()
   iterator = pipeline.create_train_iterator(cfg, batch_size=batch_size, seed=seed)
+  in_memory = isinstance(iterator, memory.TrainIterator)
   batches = pipeline.DevicePrefetchIterator(iterator, mesh, size=cfg.prefetch)
   jax.block_until_ready(next(batches))
   first_batch_s = time.perf_counter() - start
@@ -60,5 +63,6 @@ def measure(
     "first_batch_s": first_batch_s,
     "images_per_s": num_batches * batch_size / seconds,
     "batches_per_s": num_batches / seconds,
-    "num_workers": cfg.worker_count(),
+    "loader": memory.LOADER if in_memory else "grain",
+    "num_workers": 0 if in_memory else cfg.worker_count(),
   }

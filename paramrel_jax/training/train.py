@@ -164,25 +164,21 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
   exp = build_experiment(config, info.image_shape[-1])
   evaluators = evaluation.build_evaluators(config, exp.model)
   steps = compile_steps(exp, mesh, data_shape)
-  train_iter = data.create_train_iterator(
-      config.data, batch_size=tcfg.batch_size, seed=config.seed,
-      shard_index=jax.process_index(), shard_count=jax.process_count())
 
   manager = checkpointing.make_manager(workdir, tcfg)
   state = steps.init(jax.random.key(config.seed))
+  state, data_state = checkpointing.restore_latest(manager, state, steps.state_sharding)
+  data_cfg = config.data
+  if data_state is not None:  # read as the run started (loader, worker count)
+    data_cfg = data.config_for_state(config.data, data_state)
+    logging.info("Resuming the data stream with its loader %r (%d workers).", data_cfg.loader,
+                 data_cfg.worker_count() if data_cfg.loader == "grain" else 0)
+  train_iter = data.create_train_iterator(
+      data_cfg, batch_size=tcfg.batch_size, seed=config.seed,
+      shard_index=jax.process_index(), shard_count=jax.process_count())
   batches = data.DevicePrefetchIterator(train_iter, mesh, size=config.data.prefetch,
                                         axis=DATA_AXIS)
-  state, data_state = checkpointing.restore_latest(manager, state, steps.state_sharding)
   if data_state is not None:
-    workers = data.saved_worker_count(data_state)
-    if workers != config.data.worker_count():  # e.g. num_workers=-1 on a host of other cores
-      logging.info("Resuming with the run's %d data workers (the config now gives %d).",
-                   workers, config.data.worker_count())
-      train_iter = data.create_train_iterator(
-          dataclasses.replace(config.data, num_workers=workers), batch_size=tcfg.batch_size,
-          seed=config.seed, shard_index=jax.process_index(), shard_count=jax.process_count())
-      batches = data.DevicePrefetchIterator(train_iter, mesh, size=config.data.prefetch,
-                                            axis=DATA_AXIS)
     batches.set_state(data_state)
   start = int(state.step)
   if start >= tcfg.num_steps:
