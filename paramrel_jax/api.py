@@ -12,6 +12,10 @@ discrete flows, scaling to [-1, 1] and quantisation to the bins otherwise) and t
 output back into uint8 (`paramrel_jax.viz.images.to_uint8`). Every method is a deterministic
 function of its `seed`. A baseline run (`model.kind` other than 'paramrel') encodes, reconstructs
 and, if it has a prior, samples; what it cannot do raises a ValueError naming its kind.
+
+Beneath them, the model-space methods (`generate`, `codes`, `decode`, `*_arrays`) take and give
+the model's own arrays, exactly; the CLI's generation modes (`cli.generation_modes`) are these
+methods with the config's seed.
 """
 
 from __future__ import annotations
@@ -108,28 +112,173 @@ class LoadedModel:
     if self.latent_dim == 0:
       raise ValueError(f"{what} needs a self-encoder, but the run has model.latent_dim = 0.")
 
-  def _data(self, x, name: str, *, seed: int, batch: bool = True) -> np.ndarray:
-    """uint8 images -> model inputs by the run's preprocessing; ValueError for a bad array."""
-    x = np.asarray(x)
-    expected = ("N >= 1", *self.image_shape) if batch else self.image_shape
-    rank = len(expected)
-    if (x.dtype != np.uint8 or x.ndim != rank or x.shape[rank - 3:] != self.image_shape
-        or (batch and x.shape[0] == 0)):
-      raise ValueError(f"{name} must be uint8 of shape ({', '.join(map(str, expected))}), "
-                       f"got {x.dtype} of shape {x.shape}.")
+  def _batches(self, x: np.ndarray):
+    """(offset, batch) of `eval.batch_size` inputs each (one compile per batch shape)."""
+    for start in range(0, len(x), self.config.eval.batch_size):
+      yield start, jnp.asarray(x[start:start + self.config.eval.batch_size])
+
+  # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
+  # on the bins otherwise), which the CLI modes write to their .npz files. The uint8 methods
+  # further down are these between `to_model` and `to_images`.
+
+  def to_model(self, images, *, seed: int = 0, name: str = "images") -> np.ndarray:
+    """uint8 images (N, H, W, C) -> model inputs, by the run's preprocessing.
+
+    Raises:
+      ValueError: not uint8 of shape (N >= 1, H, W, C) at the run's image shape.
+    """
+    x = np.asarray(images)
+    if (x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != self.image_shape
+        or x.shape[0] == 0):
+      raise ValueError(f"{name} must be uint8 of shape (N >= 1, "
+                       f"{', '.join(map(str, self.image_shape))}), got {x.dtype} of shape "
+                       f"{x.shape}.")
     cfg = self.config.data
     rng = np.random.default_rng(seed) if cfg.binarize == "bernoulli" else None
     return transforms.preprocess_images(x, binarize=cfg.binarize, threshold=cfg.threshold,
                                         num_bins=cfg.num_bins, rng=rng)
 
-  def _pixels(self, x) -> np.ndarray:
-    flow = self.config.flow
-    return to_uint8(np.asarray(x), flow.data_type, num_classes=getattr(flow, "num_classes", 2))
+  def to_images(self, x) -> np.ndarray:
+    """Model-space arrays (..., H, W, C) -> uint8 images of the same shape."""
+    flow, x = self.config.flow, np.asarray(x)
+    flat = x.reshape(-1, *x.shape[-3:])
+    return to_uint8(flat, flow.data_type,
+                    num_classes=getattr(flow, "num_classes", 2)).reshape(x.shape)
 
-  def _batches(self, x: np.ndarray):
-    """(offset, batch) of `eval.batch_size` inputs each (one compile per batch shape)."""
-    for start in range(0, len(x), self.config.eval.batch_size):
-      yield start, jnp.asarray(x[start:start + self.config.eval.batch_size])
+  def _one(self, image, name: str, seed: int) -> np.ndarray:
+    """One uint8 image (H, W, C) as a model-space batch of one."""
+    image = np.asarray(image)
+    if image.shape != self.image_shape or image.dtype != np.uint8:
+      raise ValueError(f"{name} must be uint8 of shape "
+                       f"({', '.join(map(str, self.image_shape))}), got {image.dtype} of shape "
+                       f"{image.shape}.")
+    return self.to_model(image[None], seed=seed, name=name)
+
+  def generate(self, n: int, *, seed: int = 0,
+               steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, z): n samples of the model's sampler in model space and their codes (n, L).
+
+    The model's `sample` with key `seed` (ParamReL: Eq. 4 in `steps` steps, default
+    sampling.num_steps, z from sampling.z_source; a VAE or InfoDiffusion: its own sampler).
+
+    Raises:
+      ValueError: n < 1, or a model without a prior (AE, DiffAE), naming its kind.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+      raise ValueError(f"n must be an integer >= 1, got {n!r}.")
+    model = self._model(steps)
+    try:
+      x, z = model.sample(self.trained.params, jax.random.key(seed), n)
+    except ValueError as e:
+      raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
+    return np.asarray(x), np.asarray(z)
+
+  def codes(self, x: np.ndarray, *, seed: int = 0,
+            steps: int | None = None) -> reverse_sampling.Codes:
+    """Reverse sampling (Eq. 5) of model-space x (N, H, W, C) into z and `steps` subcodes.
+
+    Batches of eval.batch_size, keyed by their offset as `reconstruct_arrays` keys them, so
+    decoding these codes gives its reconstruction. Needs a Bayesian flow (ParamReL).
+    """
+    self._needs_latents("codes", codes=True)
+    model, key = self._model(steps), jax.random.key(seed)
+    parts = [reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
+                                     self.trained.params, batch, n_steps=model.sample_steps)
+             for start, batch in self._batches(x)]
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *parts)
+
+  def decode(self, codes: reverse_sampling.Codes) -> reverse_sampling.Reconstruction:
+    """The replay of codes (Eq. 5): `reverse_sampling.decode` with the run's model."""
+    model = interface.require(self.trained.model, interface.FLOW, "decode")
+    return reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
+
+  def reconstruct_arrays(self, x: np.ndarray, *, seed: int = 0,
+                         steps: int | None = None) -> dict[str, np.ndarray]:
+    """Model-space x (N, H, W, C) encoded and decoded again.
+
+    Returns:
+      {'reconstruction': (N, H, W, C)}: the model's `reconstruct`, in batches keyed by their
+      offset. ParamReL adds 'reconstruction_flow', the flow's own end point, and the per-example
+      `reverse_sampling.reconstruction_stats`, each (N,).
+    """
+    self._needs_latents("reconstruct")
+    model, key = self._model(steps), jax.random.key(seed)
+    if not interface.has(model, interface.FLOW):
+      return {"reconstruction": np.concatenate([
+        np.asarray(_reconstruct(model, self.trained.params, jax.random.fold_in(key, start),
+                                batch)) for start, batch in self._batches(x)])}
+    parts = []
+    for start, batch in self._batches(x):
+      codes = reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
+                                      self.trained.params, batch, n_steps=model.sample_steps)
+      rec = reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
+      parts.append({"reconstruction": rec.x, "reconstruction_flow": rec.x_flow,
+                    **reverse_sampling.reconstruction_stats(model.flow, batch, rec)})
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
+
+  def time_varying_arrays(self, x: np.ndarray, times, *, seed: int = 0,
+                          steps: int | None = None) -> np.ndarray:
+    """Sec. 5.2.2: x (N, H, W, C) regenerated from its code at each time: (T, N, H, W, C).
+
+    Needs a Bayesian flow and the progressive encoder, whose code changes with t.
+    """
+    self._needs_latents("time-varying reconstruction", codes=True)
+    model = self._model(steps)
+    if model.net.config.encoder != "progressive":
+      raise ValueError("time-varying reconstruction needs model.encoder='progressive', got "
+                       f"{model.net.config.encoder!r}.")
+    return np.asarray(reverse_sampling.time_varying_reconstruction(
+      jax.random.key(seed), model.flow, model.net, self.trained.params, jnp.asarray(x),
+      jnp.asarray(times, jnp.float32), n_steps=model.sample_steps))
+
+  def conditional_arrays(self, x: np.ndarray, num_variations: int, *, seed: int = 0,
+                         steps: int | None = None) -> np.ndarray:
+    """Sec. 5.2.1: `num_variations` samples given each input's code, fresh subcodes:
+    (N, V, H, W, C). Needs a Bayesian flow (ParamReL)."""
+    self._needs_latents("conditional generation", codes=True)
+    model = self._model(steps)
+    x = jnp.asarray(x)
+    result = reverse_sampling.conditional_sample(
+      jax.random.key(seed), model.flow, model.net, self.trained.params, x,
+      num_variations=num_variations, n_steps=model.sample_steps)
+    return np.asarray(result.x).reshape(len(x), num_variations, *x.shape[1:])
+
+  def interpolate_arrays(self, a: np.ndarray, b: np.ndarray, num: int, *, seed: int = 0,
+                         steps: int | None = None) -> np.ndarray:
+    """App. E: `num` points from each a[k] to b[k] (both (P, H, W, C)): (P, num, H, W, C).
+
+    z and the subcodes both move (`sampling.interpolation_method`); a and b are each encoded as
+    `codes` encodes them, so the ends are their reconstructions. Needs a Bayesian flow.
+    """
+    self._needs_latents("interpolate", codes=True)
+    if a.shape != b.shape:
+      raise ValueError(f"a and b must have one shape, got {a.shape} and {b.shape}.")
+    path = interpolation.interpolate_codes(
+      self.codes(a, seed=seed, steps=steps), self.codes(b, seed=seed, steps=steps), num,
+      self.config.sampling.interpolation_method)
+    return np.asarray(self.decode(path).x).reshape(len(a), num, *a.shape[1:])
+
+  def traverse_arrays(self, x: np.ndarray, dims=None, *, seed: int = 0,
+                      steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sec. 5.2.4: each of `dims` (default: all) of the code of x (1, H, W, C) set to
+    sampling.traverse_steps values over [-sampling.traverse_range, +sampling.traverse_range],
+    decoded with x's own subcodes.
+
+    Returns:
+      (z (D, M, L), images (D, M, H, W, C)) for D dims and M values. Needs a Bayesian flow.
+    """
+    self._needs_latents("traverse", codes=True)
+    if len(x) != 1:
+      raise ValueError(f"traverse takes one input, got {len(x)}.")
+    codes, cfg = self.codes(x, seed=seed, steps=steps), self.config.sampling
+    zs = interpolation.traverse(codes.z[0], dims=dims, num_steps=cfg.traverse_steps,
+                                low=-cfg.traverse_range, high=cfg.traverse_range)
+    num_dims, num_values = zs.shape[:2]
+    path = codes._replace(z=zs.reshape(num_dims * num_values, -1))
+    return (np.asarray(zs),
+            np.asarray(self.decode(path).x).reshape(num_dims, num_values, *x.shape[1:]))
+
+  # uint8 images in and out.
 
   def encode(self, images, t: float = 1.0, *, seed: int = 0) -> np.ndarray:
     """The codes of uint8 images (N, H, W, C): float32 (N, L).
@@ -141,7 +290,7 @@ class LoadedModel:
     self._needs_latents("encode")
     if not 0.0 <= t <= 1.0:
       raise ValueError(f"t must lie in [0, 1], got {t}.")
-    x = self._data(images, "images", seed=seed)
+    x = self.to_model(images, seed=seed)
     model, params, key = self.trained.model, self.trained.params, jax.random.key(seed)
     size = self.config.eval.batch_size  # keys by batch index, as --mode=export_latents
     return np.concatenate([
@@ -150,52 +299,27 @@ class LoadedModel:
       for start, batch in self._batches(x)])
 
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
-    """n generated images, uint8 (n, H, W, C).
-
-    The model's sampler (`interface.Model.sample`). ParamReL: `steps`-step generation (Eq. 4;
-    default sampling.num_steps), z from sampling.z_source; a VAE or InfoDiffusion: its own
-    sampler; an AE or DiffAE has no prior and raises a ValueError.
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-      raise ValueError(f"n must be an integer >= 1, got {n!r}.")
-    model = self._model(steps)
-    try:
-      x, _ = model.sample(self.trained.params, jax.random.key(seed), n)
-    except ValueError as e:
-      raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
-    return self._pixels(x)
-
-  def _codes(self, x: jax.Array, key: jax.Array, steps: int | None) -> reverse_sampling.Codes:
-    model = self._model(steps)
-    return reverse_sampling.encode(key, model.flow, model.net, self.trained.params, x,
-                                   n_steps=model.sample_steps)
-
-  def _decode(self, codes: reverse_sampling.Codes) -> np.ndarray:
-    model = self.trained.model
-    return self._pixels(reverse_sampling.decode(model.flow, model.net, self.trained.params,
-                                                codes).x)
+    """n generated images, uint8 (n, H, W, C): `generate`'s samples (the same seed, the same
+    images as `--mode=sample`); an AE or DiffAE has no prior and raises a ValueError."""
+    return self.to_images(self.generate(n, seed=seed, steps=steps)[0])
 
   def reconstruct(self, images, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """uint8 images (N, H, W, C) encoded and decoded again, uint8 (N, H, W, C).
 
-    The model's `reconstruct`. ParamReL: reverse sampling (Eq. 5) into z and `steps` subcodes,
-    then their replay, which retraces each input's own Bayesian flow exactly; the image is the
-    network's estimate at its end (`--mode=reconstruct`'s 'reconstruction'). A baseline: its own
-    reconstruction.
+    The model's `reconstruct` (`reconstruct_arrays`, as `--mode=reconstruct`). ParamReL: reverse
+    sampling (Eq. 5) into z and `steps` subcodes, then their replay, which retraces each input's
+    own Bayesian flow exactly; the image is the network's estimate at its end. A baseline: its
+    own reconstruction.
     """
-    self._needs_latents("reconstruct")
-    model = self._model(steps)
-    x = self._data(images, "images", seed=seed)
-    key = jax.random.key(seed)
-    # keys by batch offset, as --mode=reconstruct: the same images give the same output
-    return np.concatenate([self._pixels(_reconstruct(model, self.trained.params,
-                                                     jax.random.fold_in(key, start), batch))
-                           for start, batch in self._batches(x)])
+    x = self.to_model(images, seed=seed)
+    return self.to_images(self.reconstruct_arrays(x, seed=seed, steps=steps)["reconstruction"])
 
-  def _single_codes(self, image, name: str, seed: int, steps: int | None):
-    """Codes of one uint8 image (H, W, C), encoded as `reconstruct` encodes a batch of one."""
-    x = jnp.asarray(self._data(image, name, seed=seed, batch=False)[None])
-    return self._codes(x, jax.random.fold_in(jax.random.key(seed), 0), steps)
+  def conditional(self, images, num_variations: int = 8, *, seed: int = 0,
+                  steps: int | None = None) -> np.ndarray:
+    """Variations of uint8 images (N, H, W, C) that share each one's code:
+    uint8 (N, num_variations, H, W, C) (`conditional_arrays`). Needs a Bayesian flow."""
+    x = self.to_model(images, seed=seed)
+    return self.to_images(self.conditional_arrays(x, num_variations, seed=seed, steps=steps))
 
   def interpolate(self, a, b, num: int = 8, *, seed: int = 0,
                   steps: int | None = None) -> np.ndarray:
@@ -205,22 +329,16 @@ class LoadedModel:
     last image are `reconstruct` of a and of b. Needs a Bayesian flow (ParamReL).
     """
     self._needs_latents("interpolate", codes=True)
-    codes_a = self._single_codes(a, "a", seed, steps)
-    codes_b = self._single_codes(b, "b", seed, steps)
-    path = interpolation.interpolate_codes(codes_a, codes_b, num,
-                                           self.config.sampling.interpolation_method)
-    return self._decode(path)
+    x_a, x_b = self._one(a, "a", seed), self._one(b, "b", seed)
+    return self.to_images(self.interpolate_arrays(x_a, x_b, num, seed=seed, steps=steps)[0])
 
   def traverse(self, image, dim: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """Latent dimension `dim` of one uint8 image (H, W, C) set to sampling.traverse_steps values
     over [-sampling.traverse_range, +sampling.traverse_range], decoded with the image's own
     subcodes: uint8 (traverse_steps, H, W, C). Needs a Bayesian flow (ParamReL)."""
     self._needs_latents("traverse", codes=True)
-    codes = self._single_codes(image, "image", seed, steps)
-    cfg = self.config.sampling
-    zs = interpolation.traverse(codes.z[0], dims=[dim], num_steps=cfg.traverse_steps,
-                                low=-cfg.traverse_range, high=cfg.traverse_range)
-    return self._decode(codes._replace(z=zs[0]))
+    x = self._one(image, "image", seed)
+    return self.to_images(self.traverse_arrays(x, [dim], seed=seed, steps=steps)[1][0])
 
   def plot_latents(self, images, directory: str, *, labels=None, name: str = "codes",
                    seed: int = 0) -> dict[str, str]:

@@ -99,6 +99,49 @@ def test_traverse_gives_one_image_per_value(model):
     model.traverse(image, 4)
 
 
+def test_conditional_keeps_each_inputs_row(model):
+  x = _eval_images(model, 2)
+  variations = model.conditional(x, 3, seed=1)
+  assert variations.shape == (2, 3, 28, 28, 1) and variations.dtype == np.uint8
+  np.testing.assert_array_equal(variations, model.conditional(x, 3, seed=1))
+  assert not np.array_equal(variations, model.conditional(x, 3, seed=2))
+  with pytest.raises(ValueError, match="images must be uint8"):
+    model.conditional(x[0], 3)
+
+
+def test_cli_modes_write_the_apis_model_space_arrays(model, workdir, tmp_path):
+  """sample, conditional, interpolate and traverse are the API's methods with the config's seed."""
+  from paramrel_jax.cli import generation_modes
+
+  copy = shutil.copytree(workdir, str(tmp_path / "copy"))
+  config, seed = model.config, model.config.seed
+  for mode in ("sample", "conditional", "interpolate", "traverse"):
+    generation_modes.MODES[mode](config, copy)
+
+  def arrays(mode, name):
+    with np.load(os.path.join(copy, mode, name)) as f:
+      return dict(f)
+
+  sample = arrays("sample", "samples.npz")
+  x, z = model.generate(config.sampling.num_samples, seed=seed)
+  np.testing.assert_array_equal(sample["samples"], x)
+  np.testing.assert_array_equal(sample["z"], z)
+  conditional = arrays("conditional", "conditional.npz")
+  np.testing.assert_array_equal(conditional["input"], model.to_model(_eval_images(model, 8)))
+  np.testing.assert_array_equal(
+    conditional["samples"],
+    model.conditional_arrays(conditional["input"], config.sampling.num_variations, seed=seed))
+  pairs = arrays("interpolate", "interpolate.npz")
+  for end, inputs in ((0, pairs["input_a"]), (-1, pairs["input_b"])):
+    rec = model.reconstruct_arrays(inputs, seed=seed)["reconstruction"]
+    np.testing.assert_array_equal(pairs["interpolation"][:, end], rec)
+  traversal = arrays("traverse", "traverse.npz")
+  zs, x = model.traverse_arrays(traversal["input"], seed=seed)
+  np.testing.assert_array_equal(traversal["z"], zs)
+  np.testing.assert_array_equal(traversal["traversal"], x)
+  assert x.shape[:2] == (model.latent_dim, config.sampling.traverse_steps)
+
+
 def test_plot_latents_writes_pngs(model, tmp_path):
   from PIL import Image
 
