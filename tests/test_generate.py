@@ -17,8 +17,8 @@ SHAPE = (2, 4, 4, 1)
 def _oracle(flow, x):
   """An output function whose distribution puts (almost) all its mass on the true x."""
 
-  def output_fn(theta, t):
-    del theta, t
+  def output_fn(theta, t, key):
+    del theta, t, key
     if flow.data_type == "continuous":
       return flows.DeltaOutput(x)
     if flow.data_type == "discretised":
@@ -52,8 +52,10 @@ def test_oracle_generation_converges_to_the_data(flow):
   run = jax.jit(
     lambda key: generate(key, flow, _oracle(flow, x), SHAPE, 50, return_trajectory=True)
   )
-  x_gen, out, thetas = run(KEY)
+  x_gen, _, theta_n, thetas = run(KEY)
   np.testing.assert_array_equal(x_gen, x)
+  for final, last in zip(jax.tree.leaves(theta_n), jax.tree.leaves(thetas), strict=True):
+    np.testing.assert_array_equal(final, last[-1])
   prior = flow.prior(SHAPE)
   for first, p in zip(jax.tree.leaves(thetas), jax.tree.leaves(prior), strict=True):
     assert first.shape == (51,) + p.shape
@@ -75,10 +77,10 @@ def test_continuous_steps_use_t_of_the_previous_step_and_the_accuracy_schedule()
   sigma1, n, shape = 0.1, 8, (4000, 2)
   flow = flows.ContinuousFlow(sigma1)
 
-  def output_fn(theta, t):
+  def output_fn(theta, t, key):
     return flows.DeltaOutput(jnp.broadcast_to(t[:, None], theta.mu.shape))
 
-  x_gen, out, thetas = jax.jit(
+  x_gen, _, _, thetas = jax.jit(
     lambda k: generate(k, flow, output_fn, shape, n, return_trajectory=True)
   )(KEY)
   np.testing.assert_array_equal(x_gen, 1.0)  # output_fn at t = 1
@@ -102,8 +104,8 @@ def test_discrete_trajectory_follows_the_bayesian_flow():
   flow = flows.DiscreteFlow(beta1, K)
   x = jnp.zeros(shape, jnp.int32)
 
-  def output_fn(theta, t):
-    del t
+  def output_fn(theta, t, key):
+    del t, key
     return flows.CategoricalOutput(
       jnp.where(jax.nn.one_hot(x, K) > 0, 0.0, -jnp.inf) + 0 * theta.log_probs
     )
@@ -111,7 +113,7 @@ def test_discrete_trajectory_follows_the_bayesian_flow():
   @jax.jit
   def run(key):
     k_gen, k_flow = jax.random.split(key)
-    _, _, thetas = generate(k_gen, flow, output_fn, shape, n, return_trajectory=True)
+    thetas = generate(k_gen, flow, output_fn, shape, n, return_trajectory=True).trajectory
     flow_draws = [
       discrete.sample_flow(jax.random.fold_in(k_flow, k), x, k / n, beta1, K) for k in (2, n)
     ]
@@ -129,14 +131,14 @@ def test_a_1000_step_generation_traces_output_fn_once():
   x = _data(flow)
   calls = []
 
-  def output_fn(theta, t):
+  def output_fn(theta, t, key):
     calls.append(t.shape)
-    return _oracle(flow, x)(theta, t)
+    return _oracle(flow, x)(theta, t, key)
 
   run = jax.jit(
     functools.partial(generate, flow=flow, output_fn=output_fn, data_shape=SHAPE, n_steps=1000)
   )
-  x_gen, out = run(KEY)
+  x_gen = run(KEY).x
   assert calls == [(SHAPE[0],)]
   np.testing.assert_array_equal(x_gen, x)
   run(jax.random.key(1, impl="rbg"))
@@ -146,14 +148,28 @@ def test_a_1000_step_generation_traces_output_fn_once():
 def test_generation_is_a_function_of_the_key():
   flow = flows.DiscretisedFlow(0.02, 16)
 
-  def output_fn(theta, t):
-    del t
+  def output_fn(theta, t, key):
+    del t, key
     return flows.DiscretisedNormalOutput(theta.mu, jnp.full(theta.mu.shape, 0.3))
 
   run = jax.jit(lambda key: generate(key, flow, output_fn, SHAPE, 5)[0])
   a, b = run(KEY), run(KEY)
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, run(jax.random.PRNGKey(3)))  # raw uint32 keys work too
+
+
+def test_output_fn_gets_a_key_per_call():
+  """The final call at t = 1 gets fold_in(key, n + 1); the steps' keys make different draws."""
+  flow, n = flows.ContinuousFlow(0.1), 3
+
+  def output_fn(theta, t, key):
+    return flows.DeltaOutput(jax.random.normal(key, theta.mu.shape))
+
+  result = jax.jit(lambda k: generate(k, flow, output_fn, SHAPE, n, return_trajectory=True))(KEY)
+  expected = jax.random.normal(jax.random.fold_in(KEY, n + 1), SHAPE)
+  np.testing.assert_array_equal(result.x, expected)
+  steps = np.asarray(result.trajectory.mu[1:])
+  assert len({float(step.ravel()[0]) for step in steps}) == n
 
 
 @pytest.mark.parametrize(
@@ -167,4 +183,4 @@ def test_generation_is_a_function_of_the_key():
 def test_bad_arguments_raise(kwargs, match):
   flow = flows.ContinuousFlow(0.1)
   with pytest.raises(ValueError, match=match):
-    generate(KEY, flow, lambda theta, t: flows.DeltaOutput(theta.mu), **kwargs)
+    generate(KEY, flow, lambda theta, t, key: flows.DeltaOutput(theta.mu), **kwargs)

@@ -14,7 +14,7 @@ sigma1 is the standard deviation at t = 1 (the official code's `min_variance` is
 
 Every function is elementwise: its array arguments broadcast against each other, results come
 back per element (no reduction) in the arguments' float dtype (for integer arguments alone, such
-as step indices, the default float dtype: float64 under jax_enable_x64; see `_float_dtype`), and
+as step indices, the default float dtype: float64 under jax_enable_x64; see `float_dtype`), and
 everything is jit-, vmap- and grad-safe. Hyperparameters (sigma1, n) are Python numbers; they are
 checked where static.
 """
@@ -23,7 +23,14 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from paramrel_jax.bfn.checks import (
+  as_float,
+  check_broadcast,
+  check_num_steps,
+  check_open_unit,
+  float_dtype,
+)
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -31,91 +38,11 @@ ArrayLike = jax.typing.ArrayLike
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-# --- argument checks shared by the flow modules (static values only; tracers pass) -------------
-
-
-def _is_traced(value) -> bool:
-  return isinstance(value, jax.core.Tracer)
-
-
-def _check_open_unit(name: str, value) -> None:
-  if _is_traced(value):
-    return
-  v = np.asarray(value)
-  if v.size == 0 or not np.all((v > 0) & (v < 1)):
-    raise ValueError(f"{name} must lie in (0, 1), got {value}.")
-
-
-def _check_positive(name: str, value) -> None:
-  if _is_traced(value):
-    return
-  v = np.asarray(value)
-  if v.size == 0 or not np.all(v > 0):
-    raise ValueError(f"{name} must be > 0, got {value}.")
-
-
-def _check_static_int(name: str, value, minimum: int) -> int:
-  """Returns value as a Python int, or raises ValueError if it is not a static int >= minimum."""
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise ValueError(f"{name} must be a static Python int, got {value!r}.")
-  if value < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-  return int(value)
-
-
-def _check_num_steps(n) -> None:
-  if _is_traced(n):
-    return
-  v = np.asarray(n)
-  if not np.issubdtype(v.dtype, np.number) or not np.all(v >= 1):
-    raise ValueError(f"n must be >= 1, got {n}.")
-
-
-def _broadcast_shapes(**shapes: tuple[int, ...]) -> tuple[int, ...]:
-  """Broadcast of the named shapes, or a ValueError naming the arguments."""
-  try:
-    return tuple(np.broadcast_shapes(*shapes.values()))
-  except ValueError:
-    listed = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
-    raise ValueError(f"shapes do not broadcast: {listed}.") from None
-
-
-def _check_broadcast(**arrays: ArrayLike) -> tuple[int, ...]:
-  """Broadcast shape of the named arrays, or a ValueError naming them."""
-  return _broadcast_shapes(**{name: jnp.shape(a) for name, a in arrays.items()})
-
-
-def _float_dtype(*arrays: ArrayLike) -> jnp.dtype:
-  """The float dtype of results computed from the arrays: the dtype contract of `bfn`.
-
-  Floating arrays keep their common dtype, promoted to at least float32 (never bfloat16 /
-  float16); integer or bool arrays alone (e.g. step indices) give the default float dtype,
-  float64 under jax_enable_x64 and float32 otherwise. Python scalars are weak and defer to the
-  arrays.
-  """
-  dtype = jnp.result_type(*arrays)
-  if not jnp.issubdtype(dtype, jnp.inexact):
-    return jnp.result_type(float)
-  return jnp.promote_types(dtype, jnp.float32)
-
-
-def _as_float(*arrays: ArrayLike) -> tuple[Array, ...]:
-  """The arguments as arrays, the integer / bool ones cast to the float dtype of all of them.
-
-  Floating arrays come back unchanged (so float inputs compute exactly as without the call), and
-  Python numbers as weak-typed float arrays that defer to the others. Without the cast, integer
-  arrays (step indices, class counts) enter exp / log / division as float32 even under x64.
-  """
-  arrays = [jnp.asarray(float(a) if isinstance(a, int) else a) for a in arrays]
-  dtype = _float_dtype(*arrays)
-  return tuple(a if jnp.issubdtype(a.dtype, jnp.inexact) else a.astype(dtype) for a in arrays)
-
-
 # --- schedules and the Bayesian flow -------------------------------------------------------------
 
 
 def _log_sigma1(sigma1: float) -> Array:
-  _check_open_unit("sigma1", sigma1)
+  check_open_unit("sigma1", sigma1)
   return jnp.log(sigma1)
 
 
@@ -162,7 +89,7 @@ def flow_mean(x: ArrayLike, t: ArrayLike, sigma1: float, eps: ArrayLike) -> Arra
   Returns:
     mu of the broadcast shape.
   """
-  _check_broadcast(x=x, t=t, eps=eps)
+  check_broadcast(x=x, t=t, eps=eps)
   log_var = 2 * jnp.asarray(t) * _log_sigma1(sigma1)
   g = -jnp.expm1(log_var)
   return g * x + jnp.sqrt(g * jnp.exp(log_var)) * eps
@@ -181,8 +108,8 @@ def sample_flow(key: Array, x: ArrayLike, t: ArrayLike, sigma1: float) -> tuple[
     (mu, rho): mu of the broadcast shape of x and t, and the deterministic precision
     rho = sigma1^(-2t) of t's shape.
   """
-  shape = _check_broadcast(x=x, t=t)
-  eps = jax.random.normal(key, shape, _float_dtype(x, t))
+  shape = check_broadcast(x=x, t=t)
+  eps = jax.random.normal(key, shape, float_dtype(x, t))
   return flow_mean(x, t, sigma1, eps), precision(t, sigma1)
 
 
@@ -199,8 +126,8 @@ def accuracy(i: ArrayLike, n: int, sigma1: float) -> Array:
   Returns:
     alpha of i's shape (float; the default float dtype for integer i).
   """
-  _check_num_steps(n)
-  (i,) = _as_float(i)  # integer i would compute in float32 even under x64
+  check_num_steps(n)
+  (i,) = as_float(i)  # integer i would compute in float32 even under x64
   log_sigma1 = _log_sigma1(sigma1)
   return jnp.exp(-2 * i / n * log_sigma1) * -jnp.expm1(2 / n * log_sigma1)
 
@@ -224,8 +151,8 @@ def bayesian_update(
     (mu_new, rho_new): mu_new of the broadcast shape of all four, rho_new of the broadcast
     shape of rho and alpha.
   """
-  _check_broadcast(mu=mu, rho=rho, y=y, alpha=alpha)
-  mu, rho, y, alpha = _as_float(mu, rho, y, alpha)
+  check_broadcast(mu=mu, rho=rho, y=y, alpha=alpha)
+  mu, rho, y, alpha = as_float(mu, rho, y, alpha)
   rho_new = rho + alpha
   return (rho * mu + alpha * y) / rho_new, rho_new
 
@@ -243,8 +170,8 @@ def inverse_bayesian_update(
   Returns:
     (mu, rho) with bayesian_update(mu, rho, y, alpha) == (mu_new, rho_new).
   """
-  _check_broadcast(mu_new=mu_new, rho_new=rho_new, y=y, alpha=alpha)
-  mu_new, rho_new, y, alpha = _as_float(mu_new, rho_new, y, alpha)
+  check_broadcast(mu_new=mu_new, rho_new=rho_new, y=y, alpha=alpha)
+  mu_new, rho_new, y, alpha = as_float(mu_new, rho_new, y, alpha)
   rho = rho_new - alpha
   return (rho_new * mu_new - alpha * y) / rho, rho
 
@@ -266,8 +193,8 @@ def sender_log_prob(y: ArrayLike, x: ArrayLike, alpha: ArrayLike) -> Array:
   Returns:
     Log densities of the broadcast shape.
   """
-  _check_broadcast(y=y, x=x, alpha=alpha)
-  y, x, alpha = _as_float(y, x, alpha)
+  check_broadcast(y=y, x=x, alpha=alpha)
+  y, x, alpha = as_float(y, x, alpha)
   return 0.5 * (jnp.log(alpha) - LOG_2PI) - 0.5 * alpha * jnp.square(y - x)
 
 
@@ -284,15 +211,15 @@ def sender_sample(key: Array, x: ArrayLike, alpha: ArrayLike) -> Array:
   Returns:
     y of the broadcast shape.
   """
-  shape = _check_broadcast(x=x, alpha=alpha)
-  noise = jax.random.normal(key, shape, _float_dtype(x, alpha))
+  shape = check_broadcast(x=x, alpha=alpha)
+  noise = jax.random.normal(key, shape, float_dtype(x, alpha))
   return x + noise * jax.lax.rsqrt(jnp.asarray(alpha, noise.dtype))
 
 
 # --- output distribution and losses -------------------------------------------------------------
 
 
-def _data_from_noise(
+def data_from_noise(
   mu: ArrayLike, eps_hat: ArrayLike, t: ArrayLike, sigma1: float, t_min: float
 ) -> tuple[Array, Array, Array]:
   """(mu / gamma - B eps_hat, B, t < t_min) with B = sqrt(sigma1^(2t) / gamma), t clamped to t_min.
@@ -331,8 +258,8 @@ def predict_x(
   Returns:
     x_hat of the broadcast shape.
   """
-  _check_broadcast(mu=mu, eps_hat=eps_hat, t=t)
-  x_hat, _, masked = _data_from_noise(mu, eps_hat, t, sigma1, t_min)
+  check_broadcast(mu=mu, eps_hat=eps_hat, t=t)
+  x_hat, _, masked = data_from_noise(mu, eps_hat, t, sigma1, t_min)
   x_hat = jnp.where(masked, jnp.zeros_like(x_hat), x_hat)
   return jnp.clip(x_hat, -1.0, 1.0) if clip else x_hat
 
@@ -349,7 +276,7 @@ def ctime_loss(x: ArrayLike, x_hat: ArrayLike, t: ArrayLike, sigma1: float) -> A
   Returns:
     Losses in nats of the broadcast shape.
   """
-  _check_broadcast(x=x, x_hat=x_hat, t=t)
+  check_broadcast(x=x, x_hat=x_hat, t=t)
   log_sigma1 = _log_sigma1(sigma1)
   weight = -log_sigma1 * jnp.exp(-2 * jnp.asarray(t) * log_sigma1)
   return weight * jnp.square(jnp.asarray(x) - x_hat)
@@ -372,6 +299,6 @@ def dtime_loss(x: ArrayLike, x_hat: ArrayLike, i: ArrayLike, n: int, sigma1: flo
   Returns:
     Losses in nats of the broadcast shape.
   """
-  _check_broadcast(x=x, x_hat=x_hat, i=i)
-  x, x_hat, i = _as_float(x, x_hat, i)  # alpha in the data's dtype, float64 for float64 data
+  check_broadcast(x=x, x_hat=x_hat, i=i)
+  x, x_hat, i = as_float(x, x_hat, i)  # alpha in the data's dtype, float64 for float64 data
   return n * accuracy(i, n, sigma1) * jnp.square(x - x_hat) / 2

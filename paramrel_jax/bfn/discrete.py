@@ -23,16 +23,16 @@ import math
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax.bfn.continuous import (
-  LOG_2PI,
-  _as_float,
-  _broadcast_shapes,
-  _check_broadcast,
-  _check_num_steps,
-  _check_positive,
-  _check_static_int,
-  _float_dtype,
+from paramrel_jax.bfn.checks import (
+  as_float,
+  broadcast_shapes,
+  check_broadcast,
+  check_num_steps,
+  check_positive,
+  check_static_int,
+  float_dtype,
 )
+from paramrel_jax.bfn.continuous import LOG_2PI
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -44,7 +44,7 @@ MIN_SQRT_BETA = 1e-10
 
 
 def _check_k(K) -> int:
-  return _check_static_int("K", K, 2)
+  return check_static_int("K", K, 2)
 
 
 def _check_last_axis(name: str, value: ArrayLike, K: int) -> None:
@@ -71,7 +71,7 @@ def beta(t: ArrayLike, beta1: float) -> Array:
   Returns:
     beta of t's shape.
   """
-  _check_positive("beta1", beta1)
+  check_positive("beta1", beta1)
   return beta1 * jnp.square(jnp.asarray(t))
 
 
@@ -86,9 +86,9 @@ def accuracy(i: ArrayLike, n: int, beta1: float) -> Array:
   Returns:
     alpha of i's shape (float; the default float dtype for integer i).
   """
-  _check_positive("beta1", beta1)
-  _check_num_steps(n)
-  (i,) = _as_float(i)
+  check_positive("beta1", beta1)
+  check_num_steps(n)
+  (i,) = as_float(i)
   return beta1 * (2 * i - 1) / (n * n)
 
 
@@ -101,10 +101,10 @@ def _flow_logits(
   t sqrt(beta1) is clamped to >= 1e-10 and the mask marks where it was below.
   """
   K = _check_k(K)
-  _check_positive("beta1", beta1)
+  check_positive("beta1", beta1)
   _check_last_axis("eps", eps, K)
-  _broadcast_shapes(x=jnp.shape(x), t=jnp.shape(t), eps=jnp.shape(eps)[:-1])
-  dtype = _float_dtype(t, eps)
+  broadcast_shapes(x=jnp.shape(x), t=jnp.shape(t), eps=jnp.shape(eps)[:-1])
+  dtype = float_dtype(t, eps)
   t = jnp.minimum(jnp.asarray(t, dtype), 1 - T_MAX_GAP)
   sqrt_beta = t * math.sqrt(beta1)
   uniform = sqrt_beta < MIN_SQRT_BETA
@@ -154,8 +154,8 @@ def sample_flow(key: Array, x: ArrayLike, t: ArrayLike, beta1: float, K: int) ->
     (..., K) normalised log-probabilities in t's float dtype.
   """
   K = _check_k(K)
-  shape = _check_broadcast(x=x, t=t)
-  eps = jax.random.normal(key, shape + (K,), _float_dtype(t))
+  shape = check_broadcast(x=x, t=t)
+  eps = jax.random.normal(key, shape + (K,), float_dtype(t))
   return flow_log_probs(x, t, beta1, K, eps)
 
 
@@ -176,8 +176,8 @@ def sender_log_prob(y: ArrayLike, x: ArrayLike, alpha: ArrayLike, K: int) -> Arr
   """
   K = _check_k(K)
   _check_last_axis("y", y, K)
-  _broadcast_shapes(y=jnp.shape(y)[:-1], x=jnp.shape(x), alpha=jnp.shape(alpha))
-  dtype = _float_dtype(y, alpha)
+  broadcast_shapes(y=jnp.shape(y)[:-1], x=jnp.shape(x), alpha=jnp.shape(alpha))
+  dtype = float_dtype(y, alpha)
   alpha = jnp.asarray(alpha, dtype)[..., None]
   mean = alpha * (K * jax.nn.one_hot(x, K, dtype=dtype) - 1)
   variance = alpha * K
@@ -211,8 +211,8 @@ def receiver_log_prob(y: ArrayLike, probs: ArrayLike, alpha: ArrayLike, K: int) 
   K = _check_k(K)
   _check_last_axis("y", y, K)
   _check_last_axis("probs", probs, K)
-  _broadcast_shapes(y=jnp.shape(y)[:-1], probs=jnp.shape(probs)[:-1], alpha=jnp.shape(alpha))
-  dtype = _float_dtype(y, probs, alpha)
+  broadcast_shapes(y=jnp.shape(y)[:-1], probs=jnp.shape(probs)[:-1], alpha=jnp.shape(alpha))
+  dtype = float_dtype(y, probs, alpha)
   y = jnp.asarray(y, dtype)
   alpha = jnp.asarray(alpha, dtype)
   variance = alpha * K
@@ -237,8 +237,8 @@ def sender_sample(
     y of shape sample_shape + broadcast(x, alpha).shape + (K,) in alpha's float dtype.
   """
   K = _check_k(K)
-  shape = _check_broadcast(x=x, alpha=alpha)
-  dtype = _float_dtype(alpha)
+  shape = check_broadcast(x=x, alpha=alpha)
+  dtype = float_dtype(alpha)
   alpha = jnp.asarray(alpha, dtype)[..., None]
   mean = alpha * (K * jax.nn.one_hot(jnp.broadcast_to(x, shape), K, dtype=dtype) - 1)
   noise = jax.random.normal(key, tuple(sample_shape) + shape + (K,), dtype)
@@ -279,8 +279,8 @@ def bayesian_update(theta: ArrayLike, y: ArrayLike) -> Array:
   Returns:
     (..., K) updated probabilities.
   """
-  _check_broadcast(theta=theta, y=y)
-  theta, y = _as_float(theta, y)
+  check_broadcast(theta=theta, y=y)
+  theta, y = as_float(theta, y)
   return jax.nn.softmax(jnp.log(theta) + y, axis=-1)
 
 
@@ -294,8 +294,8 @@ def inverse_bayesian_update(theta_new: ArrayLike, y: ArrayLike) -> Array:
   Returns:
     (..., K) normalised probabilities theta with bayesian_update(theta, y) == theta_new.
   """
-  _check_broadcast(theta_new=theta_new, y=y)
-  theta_new, y = _as_float(theta_new, y)
+  check_broadcast(theta_new=theta_new, y=y)
+  theta_new, y = as_float(theta_new, y)
   return jax.nn.softmax(jnp.log(theta_new) - y, axis=-1)
 
 
@@ -309,8 +309,8 @@ def update_log_probs(log_probs: ArrayLike, y: ArrayLike) -> Array:
   Returns:
     (..., K) normalised ln theta'.
   """
-  _check_broadcast(log_probs=log_probs, y=y)
-  log_probs, y = _as_float(log_probs, y)
+  check_broadcast(log_probs=log_probs, y=y)
+  log_probs, y = as_float(log_probs, y)
   return jax.nn.log_softmax(log_probs + y, axis=-1)
 
 
@@ -324,8 +324,8 @@ def inverse_update_log_probs(log_probs_new: ArrayLike, y: ArrayLike) -> Array:
   Returns:
     (..., K) normalised ln theta.
   """
-  _check_broadcast(log_probs_new=log_probs_new, y=y)
-  log_probs_new, y = _as_float(log_probs_new, y)
+  check_broadcast(log_probs_new=log_probs_new, y=y)
+  log_probs_new, y = as_float(log_probs_new, y)
   return jax.nn.log_softmax(log_probs_new - y, axis=-1)
 
 
@@ -341,7 +341,7 @@ def network_input(log_probs: ArrayLike) -> Array:
   Returns:
     (...) for K = 2 (p_0 is the probability of class 0), else (..., K) probabilities.
   """
-  (log_probs,) = _as_float(log_probs)
+  (log_probs,) = as_float(log_probs)
   return _probs_network_input(jnp.exp(log_probs))
 
 
@@ -380,7 +380,7 @@ def output_log_probs(logits: ArrayLike, K: int) -> Array:
     (..., K) normalised log-probabilities.
   """
   K = _check_k(K)
-  (logits,) = _as_float(logits)
+  (logits,) = as_float(logits)
   if K == 2:
     return jnp.stack([-jax.nn.softplus(logits), -jax.nn.softplus(-logits)], axis=-1)
   _check_last_axis("logits", logits, K)
@@ -389,7 +389,7 @@ def output_log_probs(logits: ArrayLike, K: int) -> Array:
 
 def sample(key: Array, log_probs: ArrayLike) -> Array:
   """x ~ Categorical(exp(log_probs)) over the last axis, as int32 (...)."""
-  (log_probs,) = _as_float(log_probs)
+  (log_probs,) = as_float(log_probs)
   return jax.random.categorical(key, log_probs, axis=-1).astype(jnp.int32)
 
 
@@ -410,10 +410,10 @@ def ctime_loss(x: ArrayLike, probs: ArrayLike, t: ArrayLike, beta1: float, K: in
     Losses in nats of the broadcast shape.
   """
   K = _check_k(K)
-  _check_positive("beta1", beta1)
+  check_positive("beta1", beta1)
   _check_last_axis("probs", probs, K)
-  _broadcast_shapes(x=jnp.shape(x), probs=jnp.shape(probs)[:-1], t=jnp.shape(t))
-  dtype = _float_dtype(probs, t)
+  broadcast_shapes(x=jnp.shape(x), probs=jnp.shape(probs)[:-1], t=jnp.shape(t))
+  dtype = float_dtype(probs, t)
   sq_error = jnp.sum(jnp.square(jax.nn.one_hot(x, K, dtype=dtype) - probs), axis=-1)
   return K * beta1 * jnp.asarray(t, dtype) * sq_error
 
@@ -448,10 +448,10 @@ def dtime_loss(
     Losses in nats of the broadcast shape.
   """
   K = _check_k(K)
-  num_samples = _check_static_int("num_samples", num_samples, 1)
+  num_samples = check_static_int("num_samples", num_samples, 1)
   _check_last_axis("log_probs", log_probs, K)
-  shape = _broadcast_shapes(x=jnp.shape(x), log_probs=jnp.shape(log_probs)[:-1], i=jnp.shape(i))
-  dtype = _float_dtype(log_probs)
+  shape = broadcast_shapes(x=jnp.shape(x), log_probs=jnp.shape(log_probs)[:-1], i=jnp.shape(i))
+  dtype = float_dtype(log_probs)
   alpha = accuracy(i, n, beta1).astype(dtype)
   x = jnp.broadcast_to(x, shape)
   y = sender_sample(key, x, alpha, K, sample_shape=(num_samples,))
@@ -470,8 +470,8 @@ def reconstruction_loss(x: ArrayLike, log_probs: ArrayLike) -> Array:
   Returns:
     Losses in nats of the broadcast shape.
   """
-  (log_probs,) = _as_float(log_probs)
-  shape = _broadcast_shapes(x=jnp.shape(x), log_probs=log_probs.shape[:-1])
+  (log_probs,) = as_float(log_probs)
+  shape = broadcast_shapes(x=jnp.shape(x), log_probs=log_probs.shape[:-1])
   log_probs = jnp.broadcast_to(log_probs, shape + log_probs.shape[-1:])
   index = jnp.broadcast_to(jnp.asarray(x), shape)[..., None].astype(jnp.int32)
   return -jnp.take_along_axis(log_probs, index, axis=-1)[..., 0]

@@ -18,14 +18,15 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
 from paramrel_jax.bfn import continuous
-from paramrel_jax.bfn.continuous import (
-  LOG_2PI,
-  _as_float,
-  _broadcast_shapes,
-  _check_broadcast,
-  _check_static_int,
-  _float_dtype,
+from paramrel_jax.bfn.checks import (
+  as_float,
+  broadcast_shapes,
+  check_broadcast,
+  check_open_unit,
+  check_static_int,
+  float_dtype,
 )
+from paramrel_jax.bfn.continuous import LOG_2PI
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -40,7 +41,7 @@ LOG_STD_RANGE = 10.0
 
 
 def _check_k(K) -> int:
-  return _check_static_int("K", K, 2)
+  return check_static_int("K", K, 2)
 
 
 def _check_last_axis(name: str, value: ArrayLike, K: int) -> None:
@@ -95,7 +96,7 @@ def quantize(x: ArrayLike, K: int) -> Array:
   Returns:
     Bin centres of x's shape and float dtype.
   """
-  return _centre(bin_index(x, K), K, _float_dtype(x))
+  return _centre(bin_index(x, K), K, float_dtype(x))
 
 
 def _mass(z_lo: Array, z_hi: Array, first: Array, last: Array) -> Array:
@@ -124,8 +125,8 @@ def bin_probs(mean: ArrayLike, std: ArrayLike, K: int) -> Array:
     probs of shape broadcast(mean, std).shape + (K,), summing to 1 over the last axis.
   """
   K = _check_k(K)
-  _check_broadcast(mean=mean, std=std)
-  dtype = _float_dtype(mean, std)
+  check_broadcast(mean=mean, std=std)
+  dtype = float_dtype(mean, std)
   lower = bin_centres(K, dtype) - 1 / K  # lower edge of every bin
   mean = jnp.asarray(mean, dtype)[..., None]
   std = jnp.asarray(std, dtype)[..., None]
@@ -144,7 +145,7 @@ def distribution_mean(probs: ArrayLike) -> Array:
   """
   probs = jnp.asarray(probs)
   K = probs.shape[-1]
-  return probs @ bin_centres(K, _float_dtype(probs))
+  return probs @ bin_centres(K, float_dtype(probs))
 
 
 def normal_bin_mean(mean: ArrayLike, std: ArrayLike, K: int) -> Array:
@@ -163,8 +164,8 @@ def normal_bin_mean(mean: ArrayLike, std: ArrayLike, K: int) -> Array:
     Means of the broadcast shape.
   """
   K = _check_k(K)
-  _check_broadcast(mean=mean, std=std)
-  dtype = _float_dtype(mean, std)
+  check_broadcast(mean=mean, std=std)
+  dtype = float_dtype(mean, std)
   mean, std = jnp.asarray(mean, dtype)[..., None], jnp.asarray(std, dtype)[..., None]
   edges = -1.0 + 2.0 * jnp.arange(1, K, dtype=dtype) / K
   return (1.0 - 1.0 / K) - (2.0 / K) * jnp.sum(ndtr((edges - mean) / std), axis=-1)
@@ -187,8 +188,8 @@ def log_prob(x: ArrayLike, mean: ArrayLike, std: ArrayLike, K: int) -> Array:
     Log probabilities of the broadcast shape.
   """
   K = _check_k(K)
-  _check_broadcast(x=x, mean=mean, std=std)
-  dtype = _float_dtype(x, mean, std)
+  check_broadcast(x=x, mean=mean, std=std)
+  dtype = float_dtype(x, mean, std)
   index = bin_index(x, K)
   centre = _centre(index, K, dtype)
   mean = jnp.asarray(mean, dtype)
@@ -234,9 +235,9 @@ def predict_mean_std(
   Returns:
     (mean, std) of the broadcast shape.
   """
-  shape = _check_broadcast(mu=mu, eps_mean=eps_mean, log_std_eps=log_std_eps, t=t)
-  mu, eps_mean, log_std_eps, t = _as_float(mu, eps_mean, log_std_eps, t)
-  mean, scale, masked = continuous._data_from_noise(mu, eps_mean, t, sigma1, t_min)
+  shape = check_broadcast(mu=mu, eps_mean=eps_mean, log_std_eps=log_std_eps, t=t)
+  mu, eps_mean, log_std_eps, t = as_float(mu, eps_mean, log_std_eps, t)
+  mean, scale, masked = continuous.data_from_noise(mu, eps_mean, t, sigma1, t_min)
   std = scale * jnp.exp(jnp.clip(log_std_eps, -LOG_STD_RANGE, LOG_STD_RANGE))
   mean = jnp.where(masked, 0.0, mean)
   std = jnp.clip(jnp.where(masked, 1.0, std), min_std, max_std)
@@ -254,8 +255,8 @@ def sample(key: Array, mean: ArrayLike, std: ArrayLike, K: int) -> Array:
   Returns:
     Bin centres of the broadcast shape.
   """
-  shape = _check_broadcast(mean=mean, std=std)
-  noise = jax.random.normal(key, shape, _float_dtype(mean, std))
+  shape = check_broadcast(mean=mean, std=std)
+  noise = jax.random.normal(key, shape, float_dtype(mean, std))
   return quantize(mean + std * noise, K)
 
 
@@ -276,8 +277,8 @@ def receiver_log_prob(y: ArrayLike, probs: ArrayLike, alpha: ArrayLike, K: int) 
   """
   K = _check_k(K)
   _check_last_axis("probs", probs, K)
-  _broadcast_shapes(y=jnp.shape(y), probs=jnp.shape(probs)[:-1], alpha=jnp.shape(alpha))
-  dtype = _float_dtype(y, probs, alpha)
+  broadcast_shapes(y=jnp.shape(y), probs=jnp.shape(probs)[:-1], alpha=jnp.shape(alpha))
+  dtype = float_dtype(y, probs, alpha)
   y = jnp.asarray(y, dtype)[..., None]
   alpha = jnp.asarray(alpha, dtype)[..., None]
   log_weights = jnp.log(jnp.maximum(jnp.asarray(probs, dtype), jnp.finfo(dtype).tiny))
@@ -299,7 +300,7 @@ def receiver_sample(key: Array, mean: ArrayLike, std: ArrayLike, alpha: ArrayLik
     y of the broadcast shape of mean, std and alpha.
   """
   k_x, k_y = jax.random.split(key)
-  shape = _check_broadcast(mean=mean, std=std, alpha=alpha)
+  shape = check_broadcast(mean=mean, std=std, alpha=alpha)
   x = sample(k_x, jnp.broadcast_to(mean, shape), std, K)
   return continuous.sender_sample(k_y, x, jnp.asarray(alpha, x.dtype))
 
@@ -350,11 +351,11 @@ def dtime_loss(
   Returns:
     Losses in nats of the broadcast shape of x, i and probs[..., 0].
   """
-  num_samples = _check_static_int("num_samples", num_samples, 1)
+  num_samples = check_static_int("num_samples", num_samples, 1)
   K = _check_k(K)
   _check_last_axis("probs", probs, K)
-  shape = _broadcast_shapes(x=jnp.shape(x), i=jnp.shape(i), probs=jnp.shape(probs)[:-1])
-  dtype = _float_dtype(x, probs)
+  shape = broadcast_shapes(x=jnp.shape(x), i=jnp.shape(i), probs=jnp.shape(probs)[:-1])
+  dtype = float_dtype(x, probs)
   alpha = continuous.accuracy(i, n, sigma1).astype(dtype)
   x = jnp.broadcast_to(jnp.asarray(x, dtype), shape)
   noise = jax.random.normal(key, (num_samples,) + shape, dtype)
@@ -395,6 +396,6 @@ def delta_reconstruction_loss(x: ArrayLike, x_hat: ArrayLike, sigma1: float, K: 
     Losses in nats of the broadcast shape.
   """
   K = _check_k(K)
-  continuous._check_open_unit("sigma1", sigma1)
+  check_open_unit("sigma1", sigma1)
   std = 0.7 * sigma1 if K == 16 else sigma1
   return reconstruction_loss(x, x_hat, std, K)

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax.bfn import continuous, discrete, discretised
+from paramrel_jax.bfn import checks, continuous, discrete, discretised
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -109,7 +109,7 @@ def _batch_shape(data_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _data_dtype(x: ArrayLike) -> jnp.dtype:
   """Float dtype of continuous / discretised data (at least float32)."""
-  return continuous._float_dtype(x)
+  return checks.float_dtype(x)
 
 
 def _out_dtype(net_out: ArrayLike, reference: ArrayLike) -> jnp.dtype:
@@ -154,7 +154,7 @@ def _check_sigma1(sigma1) -> float:
 
 
 def _check_num_samples(num_samples) -> None:
-  continuous._check_static_int("num_samples", num_samples, 1)
+  checks.check_static_int("num_samples", num_samples, 1)
 
 
 # --- flows ---------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class ContinuousFlow(_GaussianFlow):
 
   def __post_init__(self):
     object.__setattr__(self, "sigma1", _check_sigma1(self.sigma1))
-    object.__setattr__(self, "num_bins", continuous._check_static_int("num_bins", self.num_bins, 2))
+    object.__setattr__(self, "num_bins", checks.check_static_int("num_bins", self.num_bins, 2))
 
   def validate_data(self, x: ArrayLike) -> None:
     """Host-side check: x is a float array (B, ...) with finite values in [-1, 1]."""
@@ -323,7 +323,7 @@ class DiscretisedFlow(_GaussianFlow):
 
   def __post_init__(self):
     object.__setattr__(self, "sigma1", _check_sigma1(self.sigma1))
-    object.__setattr__(self, "num_bins", continuous._check_static_int("num_bins", self.num_bins, 2))
+    object.__setattr__(self, "num_bins", checks.check_static_int("num_bins", self.num_bins, 2))
     object.__setattr__(self, "predict_std", bool(self.predict_std))
 
   @property
@@ -431,7 +431,7 @@ class DiscreteFlow:
       raise ValueError(f"beta1 must be > 0, got {self.beta1}.")
     object.__setattr__(self, "beta1", beta1)
     object.__setattr__(
-      self, "num_classes", continuous._check_static_int("num_classes", self.num_classes, 2)
+      self, "num_classes", checks.check_static_int("num_classes", self.num_classes, 2)
     )
 
   @property

@@ -8,20 +8,37 @@ From the prior theta_0, step i = 1..n at flow time t = (i - 1) / n and accuracy 
 
 and the result is the data estimate of output_fn(theta_n, 1) (BFN sample generation,
 Algorithms 3, 6 and 9). The official BFN `sample` loops over range(1, n), i.e. n - 1 updates;
-this loop makes the paper's n. A latent z (ParamReL) is closed over by output_fn.
+this loop makes the paper's n. ParamReL's sampler (`methods.paramrel.sampling.sample`) is this
+loop with its latent z inside output_fn, which gets a key per call for it.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax.bfn.continuous import _check_static_int
+from paramrel_jax.bfn.checks import check_static_int
 from paramrel_jax.bfn.flows import Flow, OutputDist
 
 Array = jax.Array
-OutputFn = Callable[[Any, Array], OutputDist]
+OutputFn = Callable[[Any, Array, Array], OutputDist]
+
+
+class Generation(NamedTuple):
+  """What `generate` returns.
+
+  Attributes:
+    x: flow.data_estimate(out), the generated batch.
+    out: output_fn(theta_n, 1), the final output distribution.
+    theta: theta_n, the input parameters after the n updates.
+    trajectory: theta_0 .. theta_n stacked on a leading axis (n + 1, ...), or None.
+  """
+
+  x: Array
+  out: OutputDist
+  theta: Any
+  trajectory: Any
 
 
 def generate(
@@ -33,7 +50,7 @@ def generate(
   *,
   return_trajectory: bool = False,
   dtype=None,
-) -> tuple[Array, OutputDist] | tuple[Array, OutputDist, Any]:
+) -> Generation:
   """Runs the n-step generative process under `jax.lax.scan`.
 
   output_fn is wrapped in `jax.jit`, so it is traced once for the whole run: the scan body and
@@ -41,23 +58,25 @@ def generate(
   inside `jax.jit` with flow, output_fn, data_shape and n_steps static.
 
   Args:
-    key: PRNG key; step i uses the i-th key of jax.random.split(key, n_steps).
+    key: PRNG key. Step i splits fold_in(key, i) into the key it passes to output_fn and the
+      key of the receiver sample; the final call gets fold_in(key, n + 1). Key 0 is left to the
+      caller (e.g. ParamReL's prior latent), so a batch is a deterministic function of the key.
     flow: the Bayesian flow of the data type.
-    output_fn: (theta, t (B,)) -> the flow's output distribution at theta (e.g. a network
-      closed over its parameters and a latent z).
+    output_fn: (theta, t (B,), key) -> the flow's output distribution at theta (e.g. a network
+      closed over its parameters; ParamReL's latent may draw with the key).
     data_shape: (B, ...) of the batch to generate.
     n_steps: n >= 1, a static int.
-    return_trajectory: also return theta_0..theta_n stacked on a leading axis (n + 1, ...).
+    return_trajectory: also return theta_0..theta_n.
     dtype: float dtype of the input parameters and times (default: the default float dtype,
       float64 under x64, else float32).
 
   Returns:
-    (x, out) or (x, out, thetas): x = flow.data_estimate(out), out = output_fn(theta_n, 1).
+    A `Generation`.
 
   Raises:
     ValueError: for n_steps < 1 or a bad data_shape.
   """
-  n_steps = _check_static_int("n_steps", n_steps, 1)
+  n_steps = check_static_int("n_steps", n_steps, 1)
   data_shape = tuple(int(d) for d in data_shape)
   if not data_shape or min(data_shape) < 1:
     raise ValueError(f"data_shape must be (B, ...) of positive ints, got {data_shape}.")
@@ -65,22 +84,20 @@ def generate(
   dtype = jnp.result_type(float) if dtype is None else dtype
   output_fn = jax.jit(output_fn)
 
-  def step(theta, inputs):
-    i, step_key = inputs
+  def step(theta, i):
+    out_key, sample_key = jax.random.split(jax.random.fold_in(key, i))
     t = jnp.full((batch,), (i - 1) / n_steps, dtype)
-    out = output_fn(theta, t)
+    out = output_fn(theta, t, out_key)
     alpha = flow.accuracy(i, n_steps, dtype)
-    theta = flow.bayesian_update(theta, flow.receiver_sample(step_key, out, alpha), alpha)
+    theta = flow.bayesian_update(theta, flow.receiver_sample(sample_key, out, alpha), alpha)
     return theta, theta if return_trajectory else None
 
   theta0 = flow.prior(data_shape, dtype)
-  steps = (jnp.arange(1, n_steps + 1), jax.random.split(key, n_steps))
-  theta, thetas = jax.lax.scan(step, theta0, steps)
-  out = output_fn(theta, jnp.ones((batch,), dtype))
-  x = flow.data_estimate(out)
-  if not return_trajectory:
-    return x, out
-  trajectory = jax.tree.map(
-    lambda first, rest: jnp.concatenate([first[None], rest]), theta0, thetas
-  )
-  return x, out, trajectory
+  theta, thetas = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
+  out = output_fn(theta, jnp.ones((batch,), dtype), jax.random.fold_in(key, n_steps + 1))
+  trajectory = None
+  if return_trajectory:
+    trajectory = jax.tree.map(
+      lambda first, rest: jnp.concatenate([first[None], rest]), theta0, thetas
+    )
+  return Generation(x=flow.data_estimate(out), out=out, theta=theta, trajectory=trajectory)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax.bfn import generate
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.networks import ParamReLNet
@@ -164,17 +165,10 @@ def sample(
       return mean
     return mean + jnp.exp(0.5 * logvar) * jax.random.normal(k, mean.shape, mean.dtype)
 
-  def step(theta, i):
-    k_z, k_y = jax.random.split(jax.random.fold_in(key, i))
-    t = step_times(i, n_steps, batch)
-    out = output_dist(flow, net, params, theta, t, latent(k_z, theta, t))
-    alpha = flow.accuracy(i, n_steps)
-    y = flow.receiver_sample(k_y, out, alpha)
-    return flow.bayesian_update(theta, y, alpha), None
+  def output_fn(theta, t: jax.Array, k: jax.Array):
+    return output_dist(flow, net, params, theta, t, latent(k, theta, t))
 
-  theta0 = flow.prior(data_shape, jnp.float32)
-  theta, _ = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
+  result = generate.generate(key, flow, output_fn, tuple(data_shape), n_steps, dtype=jnp.float32)
   t1 = jnp.ones((batch,), jnp.float32)
-  z_final = latent(jax.random.fold_in(key, n_steps + 1), theta, t1)
-  out = output_dist(flow, net, params, theta, t1, z_final)
-  return SampleResult(x=flow.data_estimate(out), out=out, z=z_final, theta=theta)
+  z_final = latent(jax.random.fold_in(key, n_steps + 1), result.theta, t1)
+  return SampleResult(x=result.x, out=result.out, z=z_final, theta=result.theta)
