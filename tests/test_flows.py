@@ -104,6 +104,30 @@ def test_methods_under_jit_are_finite_and_invertible(flow):
     np.testing.assert_array_equal(res["data_estimate"], res["out"].x_hat)
 
 
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_every_flow_has_the_protocols_members(flow):
+  members = [name for name in vars(flows.Flow) if not name.startswith("_")]
+  members += list(flows.Flow.__annotations__)
+  missing = [name for name in members if not hasattr(flow, name)]
+  assert not missing and len(members) > 20
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_receiver_moments_give_the_receiver_distribution(flow):
+  """y = m + s u with u ~ N(0, I) has the mean and spread of `receiver_sample` (20,000 draws)."""
+  net_out = jax.random.normal(KEY, (1, 2, 2, flow.params_per_dim))
+  out = flow.output_dist(net_out, flow.prior((1, 2, 2, 1)), jnp.full((1,), 0.5))
+  alpha = flow.accuracy(3, 10)
+  m, s = flow.receiver_moments(out, alpha)
+  keys = jax.random.split(KEY, 20_000)
+  y = jax.vmap(lambda k: flow.receiver_sample(k, out, alpha))(keys)
+  scale = float(jnp.max(jnp.broadcast_to(s, m.shape)))
+  np.testing.assert_allclose(y.mean(0), m, atol=0.05 * scale)
+  if flow.data_type == "continuous":  # a delta output: the spread is the sender's alone
+    np.testing.assert_allclose(y.std(0), jnp.broadcast_to(s, m.shape), rtol=0.05)
+  assert y.shape[1:] == m.shape and m.ndim == 4 + flow.y_event_ndim
+
+
 def test_flows_are_static_hashable_pytrees():
   for flow in FLOWS:
     assert jax.tree.leaves(flow) == []

@@ -27,7 +27,7 @@ float64 under x64, else float32) unless a `dtype` is passed.
 
 import dataclasses
 import math
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -197,7 +197,7 @@ class _GaussianFlow:
 
   def mean_ctime_weight(self) -> float:
     """The mean of `ctime_weight` over t ~ U[0, 1]: (sigma1^(-2) - 1) / 2."""
-    return (self.sigma1 ** -2 - 1.0) / 2.0
+    return (self.sigma1**-2 - 1.0) / 2.0
 
   def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
     """y ~ N(x, 1 / alpha), alpha (B,) or scalar."""
@@ -208,6 +208,15 @@ class _GaussianFlow:
     dtype = theta.mu.dtype
     alpha = _per_example(alpha, theta.mu.ndim, dtype)
     return GaussianTheta(*continuous.bayesian_update(theta.mu, theta.rho, y.astype(dtype), alpha))
+
+  def receiver_moments(self, out, alpha: ArrayLike) -> tuple[Array, Array]:
+    """(m, s) with p_R(y | out; alpha) = N(m, s^2) in the reparameterised form y = m + s u.
+
+    m is the output distribution's mean (`output_mean`) and s = alpha^(-1/2), broadcastable.
+    Reverse sampling (ParamReL Eq. 5) inverts y = m + s u into the subcode u.
+    """
+    m = self.output_mean(out)
+    return m, jax.lax.rsqrt(_per_example(alpha, m.ndim, m.dtype))
 
   def inverse_bayesian_update(
     self, theta_new: GaussianTheta, y: Array, alpha: ArrayLike
@@ -240,6 +249,9 @@ class ContinuousFlow(_GaussianFlow):
   data_type: ClassVar[str] = "continuous"
   params_per_dim: ClassVar[int] = 1
   input_channels_per_dim: ClassVar[int] = 1
+  integer_data: ClassVar[bool] = False  # x holds floats
+  finite_values: ClassVar[bool] = False  # x takes a continuum of values: compare by error
+  y_event_ndim: ClassVar[int] = 0  # sender samples y have x's shape
 
   def __post_init__(self):
     object.__setattr__(self, "sigma1", _check_sigma1(self.sigma1))
@@ -288,6 +300,14 @@ class ContinuousFlow(_GaussianFlow):
     """y ~ p_R = N(x_hat, 1 / alpha)."""
     return self.sender_sample(key, out.x_hat, alpha)
 
+  def output_mean(self, out: DeltaOutput) -> Array:
+    """The mean of the output distribution: x_hat."""
+    return out.x_hat
+
+  def flow_estimate(self, theta: GaussianTheta) -> Array:
+    """The data read off the input parameters alone: mu."""
+    return theta.mu
+
   def data_estimate(self, out: DeltaOutput) -> Array:
     """x_hat."""
     return out.x_hat
@@ -320,6 +340,9 @@ class DiscretisedFlow(_GaussianFlow):
 
   data_type: ClassVar[str] = "discretised"
   input_channels_per_dim: ClassVar[int] = 1
+  integer_data: ClassVar[bool] = False  # x holds floats (the bin centres)
+  finite_values: ClassVar[bool] = True  # x takes K values: compare by error and by equality
+  y_event_ndim: ClassVar[int] = 0
 
   def __post_init__(self):
     object.__setattr__(self, "sigma1", _check_sigma1(self.sigma1))
@@ -396,6 +419,14 @@ class DiscretisedFlow(_GaussianFlow):
     alpha = _per_example(alpha, out.mean.ndim, out.mean.dtype)
     return discretised.receiver_sample(key, out.mean, out.std, alpha, self.num_bins)
 
+  def output_mean(self, out: DiscretisedNormalOutput) -> Array:
+    """The mean of the discretised output distribution over the bin centres."""
+    return discretised.distribution_mean(self.bin_probs(out))
+
+  def flow_estimate(self, theta: GaussianTheta) -> Array:
+    """The data read off the input parameters alone: mu moved to its bin centre."""
+    return discretised.quantize(theta.mu, self.num_bins)
+
   def data_estimate(self, out: DiscretisedNormalOutput) -> Array:
     """The discretised distribution's mean, moved to its bin centre."""
     x_hat = discretised.normal_bin_mean(out.mean, out.std, self.num_bins)
@@ -424,6 +455,9 @@ class DiscreteFlow:
   num_classes: int
 
   data_type: ClassVar[str] = "discrete"
+  integer_data: ClassVar[bool] = True  # x holds int class indices
+  finite_values: ClassVar[bool] = True  # compare by equality
+  y_event_ndim: ClassVar[int] = 1  # sender samples y have a trailing class axis of K
 
   def __post_init__(self):
     beta1 = float(self.beta1)
@@ -556,6 +590,19 @@ class DiscreteFlow:
     log_probs = theta_new.log_probs
     return CategoricalTheta(discrete.inverse_update_log_probs(log_probs, y.astype(log_probs.dtype)))
 
+  def receiver_moments(self, out: CategoricalOutput, alpha: ArrayLike) -> tuple[Array, Array]:
+    """(m, s) with p_R(y | out; alpha) ~ N(m, s^2) per class in the reparameterised form
+    y = m + s u: m = alpha (K p - 1) (B, ..., K), s = sqrt(alpha K) (BFN Eq. 187 with the
+    output probabilities p in place of e_x)."""
+    probs = out.probs
+    a = _per_example(alpha, probs.ndim, probs.dtype)
+    k = self.num_classes
+    return a * (k * probs - 1.0), jnp.sqrt(a * k)
+
+  def flow_estimate(self, theta: CategoricalTheta) -> Array:
+    """The data read off the input parameters alone: the most probable class, int32."""
+    return jnp.argmax(theta.log_probs, axis=-1).astype(jnp.int32)
+
   def data_estimate(self, out: CategoricalOutput) -> Array:
     """The most probable class, int32 (B, ...)."""
     return jnp.argmax(out.log_probs, axis=-1).astype(jnp.int32)
@@ -565,7 +612,43 @@ class DiscreteFlow:
     return discrete.sample(key, out.log_probs)
 
 
-Flow = ContinuousFlow | DiscretisedFlow | DiscreteFlow
+class Flow(Protocol):
+  """What every flow offers; code outside `bfn` uses these members, never `data_type` strings.
+
+  Implemented by `ContinuousFlow`, `DiscretisedFlow` and `DiscreteFlow` (static pytrees: pass
+  them as static arguments of `jax.jit`). Arrays are per example (B, ...); times and accuracies
+  (B,) or scalars.
+  """
+
+  data_type: ClassVar[str]  # 'continuous' | 'discretised' | 'discrete': names, configs, files
+  params_per_dim: int  # network output channels per data channel
+  input_channels_per_dim: int  # network input channels per data channel
+  integer_data: ClassVar[bool]  # x holds int class indices (else floats in [-1, 1])
+  finite_values: ClassVar[bool]  # x takes finitely many values (bins or classes)
+  y_event_ndim: ClassVar[int]  # trailing axes of a sender sample y beyond x's shape
+
+  def validate_data(self, x: ArrayLike) -> None: ...
+  def prior(self, data_shape: tuple[int, ...], dtype=None) -> Theta: ...
+  def sample_flow(self, key: Array, x: Array, t: Array) -> Theta: ...
+  def net_input(self, theta: Theta) -> Array: ...
+  def data_input(self, x: Array) -> Array: ...
+  def accuracy(self, i: ArrayLike, n: int, dtype=None) -> Array: ...
+  def ctime_weight(self, t: Array) -> Array: ...
+  def mean_ctime_weight(self) -> float: ...
+  def output_dist(self, net_out: Array, theta: Theta, t: Array) -> OutputDist: ...
+  def ctime_loss(self, x: Array, out: OutputDist, t: Array) -> Array: ...
+  def dtime_loss(
+    self, key: Array, x: Array, out: OutputDist, i: Array, n: int, num_samples: int = 1
+  ) -> Array: ...
+  def reconstruction_loss(self, x: Array, out: OutputDist) -> Array: ...
+  def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array: ...
+  def receiver_sample(self, key: Array, out: OutputDist, alpha: ArrayLike) -> Array: ...
+  def receiver_moments(self, out: OutputDist, alpha: ArrayLike) -> tuple[Array, Array]: ...
+  def bayesian_update(self, theta: Theta, y: Array, alpha: ArrayLike) -> Theta: ...
+  def inverse_bayesian_update(self, theta_new: Theta, y: Array, alpha: ArrayLike) -> Theta: ...
+  def flow_estimate(self, theta: Theta) -> Array: ...
+  def data_estimate(self, out: OutputDist) -> Array: ...
+  def sample_output(self, key: Array, out: OutputDist) -> Array: ...
 
 
 def make_flow(

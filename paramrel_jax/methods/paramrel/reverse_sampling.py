@@ -57,7 +57,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax.bfn import discretised
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.methods.paramrel.sampling import (
@@ -114,43 +113,12 @@ class Reconstruction(NamedTuple):
   path: Any
 
 
-def receiver_moments(flow: Flow, out, alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(m, s) of the subcode map y = m + s u (see the module docstring).
-
-  Args:
-    flow: the Bayesian flow.
-    out: output distribution of the network.
-    alpha: accuracy of the step, a scalar or (B,).
-
-  Returns:
-    m of the shape of y ((B, H, W, C), or (B, H, W, C, K) for discrete data) and s broadcastable
-    to it.
-  """
-  if flow.data_type == "discrete":
-    a = jnp.reshape(alpha, (-1,) + (1,) * (out.log_probs.ndim - 1))
-    k = flow.num_classes
-    return a * (k * out.probs - 1.0), jnp.sqrt(a * k)
-  if flow.data_type == "continuous":
-    m = out.x_hat
-  else:
-    m = discretised.distribution_mean(flow.bin_probs(out))
-  return m, jax.lax.rsqrt(jnp.reshape(alpha, (-1,) + (1,) * (m.ndim - 1)))
-
-
-def _flow_estimate(flow: Flow, theta) -> jax.Array:
-  if flow.data_type == "discrete":
-    return jnp.argmax(theta.log_probs, axis=-1).astype(jnp.int32)
-  if flow.data_type == "discretised":
-    return discretised.quantize(theta.mu, flow.num_bins)
-  return theta.mu
-
-
 def _check_images(flow: Flow, x0: jax.Array) -> None:
   if x0.ndim != 4:
     raise ValueError(f"x0 must have shape (B, H, W, C), got {x0.shape}.")
   integer = jnp.issubdtype(x0.dtype, jnp.integer)
-  if (flow.data_type == "discrete") != integer:
-    kind = "int class indices" if flow.data_type == "discrete" else "floats in [-1, 1]"
+  if flow.integer_data != integer:
+    kind = "int class indices" if flow.integer_data else "floats in [-1, 1]"
     raise ValueError(f"x0 for {flow.data_type} data must hold {kind}, got dtype {x0.dtype}.")
 
 
@@ -236,7 +204,7 @@ def encode(
   def step(theta, i):
     t = step_times(i, n_steps, batch)
     alpha = flow.accuracy(i, n_steps)
-    m, s = receiver_moments(flow, output_dist(flow, net, params, theta, t, z), alpha)
+    m, s = flow.receiver_moments(output_dist(flow, net, params, theta, t, z), alpha)
     y = flow.sender_sample(jax.random.fold_in(key, i), x0, alpha)
     return flow.bayesian_update(theta, y, alpha), (y - m) / s
 
@@ -263,7 +231,7 @@ def decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: b
   """
   z, u = codes
   batch = z.shape[0]
-  extra = 1 if flow.data_type == "discrete" else 0
+  extra = flow.y_event_ndim
   if z.ndim != 2 or u.ndim != 5 + extra or u.shape[0] not in (1, batch):
     raise ValueError(
       f"codes must hold z (B, L) and subcodes (B or 1, n, H, W, C{', K' if extra else ''}), "
@@ -276,7 +244,7 @@ def decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: b
     i, u_i = inputs
     t = step_times(i, n_steps, batch)
     alpha = flow.accuracy(i, n_steps)
-    m, s = receiver_moments(flow, output_dist(flow, net, params, theta, t, z), alpha)
+    m, s = flow.receiver_moments(output_dist(flow, net, params, theta, t, z), alpha)
     theta = flow.bayesian_update(theta, m + s * u_i, alpha)
     return theta, theta if return_path else None
 
@@ -287,7 +255,7 @@ def decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: b
     path = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), theta0, thetas)
   out = output_dist(flow, net, params, theta, jnp.ones((batch,), jnp.float32), z)
   return Reconstruction(
-    x=flow.data_estimate(out), x_flow=_flow_estimate(flow, theta), out=out, theta=theta, path=path
+    x=flow.data_estimate(out), x_flow=flow.flow_estimate(theta), out=out, theta=theta, path=path
   )
 
 
@@ -375,9 +343,9 @@ def reconstruction_stats(flow: Flow, x0: jax.Array, rec: Reconstruction) -> dict
   stats = {}
   axes = tuple(range(1, x0.ndim))
   for suffix, x in (("", rec.x), ("_flow", rec.x_flow)):
-    if flow.data_type != "discrete":
+    if not flow.integer_data:
       stats["max_abs_error" + suffix] = jnp.max(jnp.abs(x - x0), axis=axes)
-    if flow.data_type != "continuous":
+    if flow.finite_values:
       stats["accuracy" + suffix] = jnp.mean((x == x0).astype(jnp.float32), axis=axes)
   return stats
 
