@@ -1,5 +1,6 @@
 """Tests of the data sources: TFDS (under tfds.testing.mock_data), npz files, generated sets."""
 
+import dataclasses
 import os
 import pathlib
 
@@ -87,20 +88,40 @@ def test_tfds_dataset_through_pipeline(name, loader):
     assert ((0 <= factors) & (factors < np.array(info.factor_sizes))).all()
 
 
-def test_auto_loader_holds_in_memory_what_needs_no_resize_and_fits(monkeypatch):
-  """npz / generated data and TFDS splits at the model's size: memory; a crop or resize: grain."""
+def test_auto_loader_holds_in_memory_what_fits(monkeypatch):
+  """'auto' holds a split in memory when its images at the model's size fit AUTO_LIMIT_BYTES."""
   from paramrel_jax.data import memory
 
-  in_memory = {"mnist", "binarized_mnist", "cifar10", "shapes3d"}  # 8 mock examples each
   with mock_tfds():
-    for name, (overrides, _, _) in TFDS_CASES.items():
+    for name, (overrides, _, _) in TFDS_CASES.items():  # 8 mock examples each
       cfg = data.DataConfig(name=name, source="tfds", **overrides)
-      assert memory.fits(cfg, sources.open_split(cfg, cfg.train_split)) == (name in in_memory)
+      assert memory.fits(cfg, sources.open_split(cfg, cfg.train_split))
     cfg = data.DataConfig(name="shapes3d", source="tfds", binarize="none", image_size=64)
     monkeypatch.setattr(memory, "AUTO_LIMIT_BYTES", MOCK_EXAMPLES * 64 * 64 * 3 - 1)
     assert not memory.fits(cfg, sources.open_split(cfg, "train"))  # 480,000 real images: 5.9 GB
   generated = data.DataConfig(image_size=16, num_examples=128)
   assert memory.fits(generated, sources.open_split(generated, "train"))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_memory_loader_reads_tfds_with_crop_and_resize_in_workers(workers):
+  """The one reading pass (grain, in order, in the config's workers) gives grain's examples."""
+  cfg = data.DataConfig(
+    name="celeb_a", source="tfds", binarize="none", image_size=16, num_workers=workers
+  )
+  with mock_tfds():
+    passes = [
+      list(
+        data.create_eval_iterator(
+          dataclasses.replace(cfg, loader=loader), split="test", batch_size=3
+        )
+      )
+      for loader in ("grain", "memory")
+    ]
+  for a, b in zip(*passes, strict=True):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_binarized_mnist_keeps_stored_binary_pixels():

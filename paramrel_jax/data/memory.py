@@ -3,9 +3,10 @@
 grain spends about 0.6 ms of Python per example (experiments/BENCHMARKS.md, "Input pipeline"),
 which caps a host at a few thousand images/s per core: far below what an accelerator consumes on
 28x28 or 32x32 data. For a split that fits in memory, this module reads and resizes every example
-once (`load_split`), keeps the uint8 images at the model's size, and then builds each batch with
-one vectorised gather and `transforms.preprocess_images`, the elementwise preprocessing, in the
-training process and without workers.
+once (`load_split`: one in-order grain pass in the config's workers, or one gather for arrays
+already at the model's size), keeps the uint8 images at the model's size, and then builds each
+batch with one vectorised gather and `transforms.preprocess_images`, the elementwise
+preprocessing, in the training process and without workers.
 
 The iterators match the grain ones in what they yield (`pipeline` module docstring) and in their
 contract: `get_state() -> bytes` (a small JSON document) and `set_state(bytes)`; a training
@@ -19,9 +20,10 @@ import json
 import os
 from collections.abc import Iterator
 
+import grain
 import numpy as np
 
-from paramrel_jax.data import sources, transforms
+from paramrel_jax.data import grain_workers, sources, transforms
 from paramrel_jax.data.config import DataConfig
 
 Batch = dict[str, np.ndarray]
@@ -29,18 +31,14 @@ Batch = dict[str, np.ndarray]
 # most this many bytes (CIFAR-10 train: 150 MB; shapes3d: 5.9 GB, read by grain).
 AUTO_LIMIT_BYTES = 2 << 30
 LOADER = "memory"
+# Examples per batch of the one reading pass.
+READ_BATCH = 256
 
 
 def fits(cfg: DataConfig, source: sources.ArraySource | sources.TfdsSource) -> bool:
-  """Whether loader 'auto' holds `source` in memory.
-
-  npz and generated data are already arrays. A TFDS split qualifies when its images need no crop
-  or resize (reading it then costs one decode per example) and fit in AUTO_LIMIT_BYTES.
-  """
-  height, width, channels = source.meta.native_shape
-  needs_geometry = source.meta.crop or (height, width) != (cfg.image_size, cfg.image_size)
-  if isinstance(source, sources.TfdsSource) and needs_geometry:
-    return False
+  """Whether loader 'auto' holds `source` in memory: its uint8 images at the model's size take
+  at most AUTO_LIMIT_BYTES."""
+  channels = source.meta.native_shape[-1]
   return len(source) * cfg.image_size**2 * channels <= AUTO_LIMIT_BYTES
 
 
@@ -64,13 +62,24 @@ def load_split(cfg: DataConfig, split: str) -> tuple[dict[str, np.ndarray], str]
 def _load_split(cfg: DataConfig, split: str, stamp: int) -> tuple[dict[str, np.ndarray], str]:
   del stamp  # Part of the cache key only.
   source = sources.open_split(cfg, split)
-  arrays = source.columns()
   geometry = transforms.geometry_op(
     image_size=cfg.image_size, native_shape=source.meta.native_shape, crop=source.meta.crop
   )
-  if geometry is not None:
-    arrays["image"] = np.stack([geometry.map({"image": x})["image"] for x in arrays["image"]])
-  return arrays, repr(source)
+  if isinstance(source, sources.ArraySource) and geometry is None:
+    return source.columns(), repr(source)
+  # Decoding (TFDS) and resizing cost milliseconds per image: read once, in order, in the
+  # config's grain workers.
+  loader = grain.DataLoader(
+    data_source=source,
+    sampler=grain.samplers.IndexSampler(len(source), shuffle=False, num_epochs=1),
+    operations=[
+      *([geometry] if geometry else []),
+      grain.transforms.Batch(batch_size=READ_BATCH, drop_remainder=False),
+    ],
+    worker_count=grain_workers.worker_count(cfg),
+  )
+  parts = list(loader)
+  return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}, repr(source)
 
 
 class _MemoryIterator(Iterator[Batch]):

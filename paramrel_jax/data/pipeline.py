@@ -26,10 +26,9 @@ from collections.abc import Iterator
 import grain
 import jax
 import numpy as np
-from absl import flags
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from paramrel_jax.data import memory, sources, transforms
+from paramrel_jax.data import grain_workers, memory, sources, transforms
 from paramrel_jax.data.config import DataConfig
 
 Batch = dict[str, np.ndarray]
@@ -56,17 +55,6 @@ def _local_batch_size(batch_size: int, shard_count: int) -> int:
       f"{shard_count}."
     )
   return batch_size // shard_count
-
-
-def _worker_count(cfg: DataConfig) -> int:
-  """cfg's grain worker count; grain's workers read its absl flags, so they must be parsed.
-
-  Under a command line (`absl.app`) they are; a library caller gets their defaults.
-  """
-  count = cfg.worker_count()
-  if count and not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
-  return count
 
 
 def config_for_state(cfg: DataConfig, state: bytes) -> DataConfig:
@@ -163,7 +151,7 @@ def create_train_iterator(
     data_source=source,
     sampler=grain.samplers.IndexSampler(len(source), shuffle=True, num_epochs=None, seed=seed),
     operations=_operations(cfg, source, local_batch_size),
-    worker_count=_worker_count(cfg),
+    worker_count=grain_workers.worker_count(cfg),
     shard_options=grain.sharding.ShardOptions(shard_index, shard_count, drop_remainder=True),
   )
   return iter(loader)
@@ -248,7 +236,7 @@ def create_eval_iterator(
     data_source=eval_source,
     sampler=grain.samplers.IndexSampler(len(eval_source), num_epochs=1, seed=EVAL_SEED),
     operations=_operations(cfg, source, local_batch_size),
-    worker_count=_worker_count(cfg),
+    worker_count=grain_workers.worker_count(cfg),
     shard_options=grain.sharding.NoSharding(),
   )
   return iter(loader)

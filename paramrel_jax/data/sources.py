@@ -160,11 +160,6 @@ class TfdsSource:
   def __getitem__(self, index: int) -> Example:
     return _standardise_tfds(self._source[index], self.meta)
 
-  def columns(self) -> dict[str, np.ndarray]:
-    """Every example at once: each key's values stacked along a new leading axis (reads all)."""
-    examples = [self[index] for index in range(len(self))]
-    return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
-
   def __repr__(self) -> str:
     return f"TfdsSource(name={self._name!r}, split={self._split!r}, data_dir={self._data_dir!r})"
 
