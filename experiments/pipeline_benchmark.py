@@ -1,13 +1,15 @@
-r"""Input-pipeline benchmark: can the grain pipeline of each dataset config feed the train step?
+r"""Input-pipeline benchmark: can the input pipeline of each dataset config feed the train step?
 
   python -m experiments.pipeline_benchmark --out=experiments/results/benchmarks/pipeline.json
 
-For every dataset config and every worker count of --workers it times the real training input
-path (`paramrel_jax.data.throughput.measure`: grain reading, preprocessing, batching and the copy
-to the device) at the config's batch size. TFDS datasets run under `tfds.testing.mock_data`,
-which serves random examples with the real features and native image sizes (CelebA 218x178x3,
-Shapes3D 64x64x3) to the same code, workers included; array_record reading and JPEG/PNG decoding
-are not part of it. npz and generated data are real.
+For every dataset config it times the real training input path
+(`paramrel_jax.data.throughput.measure`: reading, preprocessing, batching and the copy to the
+device) at the config's batch size: with grain for every worker count of --workers, and with the
+in-memory loader (`paramrel_jax.data.memory`; its first batch includes reading the whole split).
+`loader_auto` says which of the two the config's `data.loader = 'auto'` picks. TFDS datasets run
+under `tfds.testing.mock_data`, which serves random examples with the real features and native
+image sizes (CelebA 218x178x3, Shapes3D 64x64x3) to the same code, workers included; array_record
+reading and JPEG/PNG decoding are not part of it. npz and generated data are real.
 
 Beside each rate it puts what the step consumes:
   * `cpu_train_images_per_s`: the train step on this CPU, from experiments/benchmark.py's results
@@ -32,7 +34,7 @@ import tensorflow_datasets as tfds
 
 from paramrel_jax import data
 from paramrel_jax.config import configuration
-from paramrel_jax.data import throughput
+from paramrel_jax.data import memory, sources, throughput
 from paramrel_jax.data.config import auto_workers
 from paramrel_jax.perf.flops import first_cost
 from paramrel_jax.training import train
@@ -89,15 +91,21 @@ def run_case(config_name: str, overrides: dict, workers: list[int], num_batches:
   cfg = _config(config_name, overrides)
   mesh = train.make_mesh()
   rows = []
-  with tfds.testing.mock_data(
-    num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
-  ):
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE):
     image_shape = data.dataset_info(cfg.data).image_shape
-    for count in workers:
-      data_cfg = dataclasses.replace(cfg.data, num_workers=count)
+    loader_auto = (
+      "memory"
+      if memory.fits(cfg.data, sources.open_split(cfg.data, cfg.data.train_split))
+      else "grain"
+    )
+    settings = [dict(loader="grain", num_workers=count) for count in workers]
+    for setting in [*settings, dict(loader="memory")]:
       rows.append(
         throughput.measure(
-          data_cfg, batch_size=cfg.training.batch_size, num_batches=num_batches, mesh=mesh
+          dataclasses.replace(cfg.data, **setting),
+          batch_size=cfg.training.batch_size,
+          num_batches=num_batches,
+          mesh=mesh,
         )
       )
   per_image = flops_per_image(cfg, image_shape)
@@ -107,6 +115,7 @@ def run_case(config_name: str, overrides: dict, workers: list[int], num_batches:
     "image_shape": list(image_shape),
     "batch_size": cfg.training.batch_size,
     "prefetch": cfg.data.prefetch,
+    "loader_auto": loader_auto,
     "pipeline": rows,
     "cpu_train_images_per_s": cpu_train_rate(config_name),
     "train_gflop_per_image": per_image / 1e9,
@@ -118,11 +127,15 @@ def run_case(config_name: str, overrides: dict, workers: list[int], num_batches:
 
 def table(result: dict) -> str:
   """The results as a Markdown table."""
-  workers = [row["num_workers"] for row in next(iter(result["cases"].values()))["pipeline"]]
+  columns = [
+    f"grain, {row['num_workers']} workers" if row["loader"] == "grain" else "in memory"
+    for row in next(iter(result["cases"].values()))["pipeline"]
+  ]
   head = [
     "data",
     "batch",
-    *[f"{w} workers" for w in workers],
+    *columns,
+    "'auto'",
     "CPU train step",
     "H200 @35% bf16 / tf32",
   ]
@@ -134,6 +147,7 @@ def table(result: dict) -> str:
       name,
       str(case["batch_size"]),
       *[f"{row['images_per_s']:,.0f} ({row['first_batch_s']:.0f} s)" for row in case["pipeline"]],
+      case["loader_auto"],
       "—" if cpu is None else f"{cpu:,.1f}",
       f"{gpu['bf16']:,.0f} / {gpu['tf32']:,.0f}",
     ]
