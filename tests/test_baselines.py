@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax.bfn import discretised
+from paramrel_jax.bfn import discretised, flows
 from paramrel_jax.config import configuration
 from paramrel_jax.data import generated
 from paramrel_jax.evaluation import latents
@@ -224,19 +224,36 @@ def test_image_likelihoods_and_reconstructions(data_type, num_bins):
 
 
 def test_data_space_maps():
-  binary = baselines.DataSpace("discrete")
+  binary = baselines.BinarySpace()
   x = jnp.asarray([[0, 1]], jnp.int32).reshape(1, 1, 2, 1)
   np.testing.assert_array_equal(binary.to_model(x), [[[[-1.0], [1.0]]]])
   np.testing.assert_array_equal(binary.from_model(binary.to_model(x)), x)
   y = jnp.asarray([-1.7, -0.2, 0.33, 2.0]).reshape(1, 1, 4, 1)
   np.testing.assert_allclose(
-    baselines.DataSpace("discretised", 4).from_model(y).ravel(), [-0.75, -0.25, 0.25, 0.75]
+    baselines.DiscretisedSpace(4).from_model(y).ravel(), [-0.75, -0.25, 0.25, 0.75]
   )
   np.testing.assert_allclose(
-    baselines.DataSpace("continuous").from_model(y).ravel(), [-1.0, -0.2, 0.33, 1.0], rtol=1e-6
+    baselines.ContinuousSpace().from_model(y).ravel(), [-1.0, -0.2, 0.33, 1.0], rtol=1e-6
   )
   with pytest.raises(ValueError, match="num_bins"):
-    baselines.DataSpace("discretised")
+    baselines.DiscretisedSpace(1)
+
+
+@pytest.mark.parametrize(
+  "flow, space",
+  [
+    (flows.DiscreteFlow(3.0, 2), baselines.BinarySpace()),
+    (flows.DiscretisedFlow(0.02, 16), baselines.DiscretisedSpace(16)),
+    (flows.ContinuousFlow(0.02), baselines.ContinuousSpace()),
+  ],
+)
+def test_data_space_of_each_flow(flow, space):
+  assert baselines.data_space(flow) == space
+
+
+def test_baselines_refuse_more_than_two_classes():
+  with pytest.raises(ValueError, match="binary discrete data only"):
+    baselines.data_space(flows.DiscreteFlow(3.0, 5))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from paramrel_jax.methods import paramrel
 from paramrel_jax.methods.baselines.autoencoders import (
   Autoencoder,
   AutoencoderNet,
-  DataSpace,
+  data_space,
   vanilla_encoder_config,
 )
 from paramrel_jax.methods.baselines.diffusion import DiffusionAutoencoder, DiffusionAutoencoderNet
@@ -74,7 +74,7 @@ def make_model(
                              z_source=z_source)
 
   settings = settings or BaselineConfig()
-  space = DataSpace.from_flow(flow)
+  space = data_space(flow)
   encoder_network = vanilla_encoder_config(network)
   weights = {
     "ae": (False, 0.0, 0.0),
@@ -102,9 +102,7 @@ def make_model(
       kind=kind,
       **common,
     )
-  net = AutoencoderNet(
-    encoder_network, tuple(image_shape), learn_std=space.data_type == "discretised"
-  )
+  net = AutoencoderNet(encoder_network, tuple(image_shape), learn_std=space.learn_std)
   return Autoencoder(net=net, kind=kind, **common)
 
 

@@ -17,7 +17,15 @@ decodes that code, and `sample` raises a ValueError for AE and DiffAE, which hav
 from __future__ import annotations
 
 from paramrel_jax.config.baselines import BASELINE_KINDS, MODEL_KINDS, BaselineConfig
-from paramrel_jax.methods.baselines.autoencoders import Autoencoder, AutoencoderNet, DataSpace
+from paramrel_jax.methods.baselines.autoencoders import (
+  Autoencoder,
+  AutoencoderNet,
+  BinarySpace,
+  ContinuousSpace,
+  DataSpace,
+  DiscretisedSpace,
+  data_space,
+)
 from paramrel_jax.methods.baselines.decoder import ConvDecoder
 from paramrel_jax.methods.baselines.diffusion import DiffusionAutoencoder, DiffusionAutoencoderNet
 
@@ -28,7 +36,11 @@ __all__ = [
   "AutoencoderNet",
   "BaselineConfig",
   "ConvDecoder",
+  "BinarySpace",
+  "ContinuousSpace",
   "DataSpace",
+  "DiscretisedSpace",
+  "data_space",
   "DiffusionAutoencoder",
   "DiffusionAutoencoderNet",
 ]

@@ -32,7 +32,6 @@ from paramrel_jax.methods.baselines.decoder import ConvDecoder
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.networks import NetworkConfig, SelfEncoder
 
-DATA_TYPES = ("discrete", "discretised", "continuous")
 # Std of the Normal likelihood of continuous data (a fixed observation noise, as in most VAEs).
 CONTINUOUS_STD = 0.1
 # A posterior mean dimension is active when its variance over the batch exceeds this (Burda et
@@ -40,55 +39,89 @@ CONTINUOUS_STD = 0.1
 ACTIVE_THRESHOLD = 0.01
 
 
-@dataclasses.dataclass(frozen=True)
 class DataSpace:
-  """Maps data to the float form the networks see and model outputs back to data.
+  """Maps data to the float form the networks see, model outputs back to data, and scores data
+  under the decoder's likelihood; one subclass per form of data (`data_space` picks it).
 
   Attributes:
-    data_type: 'discrete' (binary int32 {0, 1}), 'discretised' (float32 on K bin centres in
-      [-1, 1]) or 'continuous' (float32 in [-1, 1]).
-    num_bins: K for discretised data (0 otherwise).
+    learn_std: the decoder holds a learned log-std per channel, params['log_std'] (C,).
   """
 
-  data_type: str
-  num_bins: int = 0
-
-  def __post_init__(self):
-    if self.data_type not in DATA_TYPES:
-      raise ValueError(f"data_type must be one of {DATA_TYPES}, got {self.data_type!r}.")
-    if (self.data_type == "discretised") != (self.num_bins >= 2):
-      raise ValueError(
-        f"num_bins must be >= 2 for discretised data and 0 otherwise, got {self.num_bins} for "
-        f"data_type={self.data_type!r}."
-      )
-
-  @classmethod
-  def from_flow(cls, flow: Flow) -> DataSpace:
-    """The data space of a flow's data; discrete data must be binary (K = 2)."""
-    if flow.data_type == "discrete" and flow.num_classes != 2:
-      raise ValueError(
-        f"the baselines model binary discrete data only, got flow.num_classes={flow.num_classes}."
-      )
-    return cls(flow.data_type, flow.num_bins if flow.data_type == "discretised" else 0)
+  learn_std: ClassVar[bool] = False
 
   def to_model(self, x: jax.Array) -> jax.Array:
-    """(B, H, W, C) data -> float32 in [-1, 1] (binary {0, 1} -> {-1, 1})."""
-    if self.data_type == "discrete":
-      return 2.0 * x.astype(jnp.float32) - 1.0
+    """(B, H, W, C) data -> float32 in [-1, 1]."""
     return x.astype(jnp.float32)
 
   def from_model(self, y: jax.Array) -> jax.Array:
-    """Float (B, H, W, C) in model space (or Bernoulli logits) -> data of the same shape.
+    """Float (B, H, W, C) in model space (or the decoder's output) -> data of the same shape."""
+    raise NotImplementedError
 
-    Binary: int32 [y > 0]; discretised: y clipped to [-1, 1] and moved to its bin centre;
-    continuous: y clipped to [-1, 1].
-    """
-    if self.data_type == "discrete":
-      return (y > 0).astype(jnp.int32)
-    y = jnp.clip(y.astype(jnp.float32), -1.0, 1.0)
-    if self.data_type == "discretised":
-      return discretised.quantize(y, self.num_bins)
-    return y
+  def log_prob(self, x: jax.Array, out: jax.Array, log_std: jax.Array | None) -> jax.Array:
+    """ln p(x | decoder output) per element, x's shape."""
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class BinarySpace(DataSpace):
+  """Binary int32 {0, 1} data: the networks see 2 x - 1; a Bernoulli with one logit per pixel."""
+
+  def to_model(self, x: jax.Array) -> jax.Array:
+    return 2.0 * x.astype(jnp.float32) - 1.0
+
+  def from_model(self, y: jax.Array) -> jax.Array:
+    """int32 [y > 0]."""
+    return (y > 0).astype(jnp.int32)
+
+  def log_prob(self, x: jax.Array, out: jax.Array, log_std: jax.Array | None) -> jax.Array:
+    return -optax.sigmoid_binary_cross_entropy(out, x.astype(jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscretisedSpace(DataSpace):
+  """float32 data on K bin centres in [-1, 1]: the BFN's discretised Normal
+  (`bfn.discretised.log_prob`) with a learned log-std per channel."""
+
+  num_bins: int
+  learn_std: ClassVar[bool] = True
+
+  def __post_init__(self):
+    if self.num_bins < 2:
+      raise ValueError(f"num_bins must be >= 2 for discretised data, got {self.num_bins}.")
+
+  def from_model(self, y: jax.Array) -> jax.Array:
+    """y clipped to [-1, 1] and moved to its bin centre."""
+    return discretised.quantize(jnp.clip(y.astype(jnp.float32), -1.0, 1.0), self.num_bins)
+
+  def log_prob(self, x: jax.Array, out: jax.Array, log_std: jax.Array | None) -> jax.Array:
+    std = jnp.maximum(jnp.exp(log_std), discretised.MIN_STD)
+    return discretised.log_prob(x, out, std, self.num_bins)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuousSpace(DataSpace):
+  """float32 data in [-1, 1]: a Normal with the fixed std `CONTINUOUS_STD`."""
+
+  def from_model(self, y: jax.Array) -> jax.Array:
+    """y clipped to [-1, 1]."""
+    return jnp.clip(y.astype(jnp.float32), -1.0, 1.0)
+
+  def log_prob(self, x: jax.Array, out: jax.Array, log_std: jax.Array | None) -> jax.Array:
+    std = CONTINUOUS_STD
+    return -0.5 * jnp.square((x - out) / std) - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi)
+
+
+def data_space(flow: Flow) -> DataSpace:
+  """The data space of a flow's data; discrete data must be binary (K = 2)."""
+  if flow.integer_data:
+    if flow.num_classes != 2:
+      raise ValueError(
+        f"the baselines model binary discrete data only, got flow.num_classes={flow.num_classes}."
+      )
+    return BinarySpace()
+  if flow.finite_values:
+    return DiscretisedSpace(flow.num_bins)
+  return ContinuousSpace()
 
 
 def vanilla_encoder_config(network: NetworkConfig) -> NetworkConfig:
@@ -207,8 +240,11 @@ class Autoencoder:
     return self.net.config.latent_dim
 
   def __post_init__(self):
-    if self.net.learn_std != (self.space.data_type == "discretised"):
-      raise ValueError("AutoencoderNet.learn_std must be True exactly for discretised data.")
+    if self.net.learn_std != self.space.learn_std:
+      raise ValueError(
+        f"AutoencoderNet.learn_std must be {self.space.learn_std} for "
+        f"{type(self.space).__name__} data."
+      )
     if self.kl_weight < 0 or self.mmd_weight < 0:
       raise ValueError(
         f"kl_weight and mmd_weight must be >= 0, got {self.kl_weight}, {self.mmd_weight}."
@@ -236,14 +272,7 @@ class Autoencoder:
 
   def log_likelihood(self, params: dict, x: jax.Array, out: jax.Array) -> jax.Array:
     """ln p(x | decoder output) (B,), summed over pixels and channels."""
-    if self.space.data_type == "discrete":
-      log_p = -optax.sigmoid_binary_cross_entropy(out, x.astype(jnp.float32))
-    elif self.space.data_type == "discretised":
-      std = jnp.maximum(jnp.exp(params["log_std"]), discretised.MIN_STD)
-      log_p = discretised.log_prob(x, out, std, self.space.num_bins)
-    else:
-      std = CONTINUOUS_STD
-      log_p = -0.5 * jnp.square((x - out) / std) - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi)
+    log_p = self.space.log_prob(x, out, params.get("log_std"))
     return jnp.sum(log_p, axis=(1, 2, 3))
 
   def _terms(
