@@ -84,7 +84,7 @@ def image_shape(cfg: configuration.ExperimentConfig) -> tuple[tuple[int, int, in
   if cfg.data.source == "generated" and cfg.data.name in GENERATED:
     channels = GENERATED[cfg.data.name][0](1, size)["image"].shape[-1]
     return (size, size, channels), "generated dataset"
-  channels = 1 if cfg.flow.data_type == "discrete" else 3
+  channels = 1 if cfg.flow.integer_data else 3
   return (size, size, channels), f"assumed from data type {cfg.flow.data_type!r}"
 
 
@@ -95,9 +95,9 @@ def synthetic_batch(flow: Flow, shape: tuple[int, ...], seed: int = 0) -> np.nda
   [-1, 1] (the conventions of the team brief). The batch passes `flow.validate_data`.
   """
   rng = np.random.default_rng(seed)
-  if flow.data_type == "discrete":
+  if flow.integer_data:
     x = rng.integers(0, flow.num_classes, shape).astype(np.int32)
-  elif flow.data_type == "discretised":
+  elif flow.finite_values:
     k = rng.integers(0, flow.num_bins, shape)
     x = ((2 * k + 1) / flow.num_bins - 1).astype(np.float32)
   else:
