@@ -376,6 +376,17 @@ def test_memory_loader_preprocesses_as_grain_does(npz_cfg, overrides):
   assert_batches_equal(*passes)
 
 
+def test_memory_loader_reads_a_split_once_for_every_preprocessing(npz_cfg):
+  from paramrel_jax.data import memory
+
+  arrays, _ = memory.load_split(npz_cfg, "train")
+  for other in (
+    dataclasses.replace(npz_cfg, loader="auto", binarize="none", num_bins=8, prefetch=0),
+    dataclasses.replace(npz_cfg, threshold=3, eval_split="train"),
+  ):
+    assert memory.load_split(other, "train")[0] is arrays
+
+
 def test_memory_train_batches_gather_preprocessed_rows(npz_cfg):
   """Each training batch holds the preprocessed source rows of its ids, with the same dtypes."""
   cfg = dataclasses.replace(npz_cfg, loader="memory", binarize="none", num_bins=8)

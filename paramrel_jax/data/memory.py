@@ -15,6 +15,7 @@ the seed, and process `shard_index` of `shard_count` takes every shard_count-th 
 Their example order is their own (a NumPy permutation per epoch), not grain's.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -55,7 +56,19 @@ def load_split(cfg: DataConfig, split: str) -> tuple[dict[str, np.ndarray], str]
     ValueError: as `sources.open_split`.
   """
   stamp = os.stat(cfg.path).st_mtime_ns if cfg.source == "npz" and os.path.isfile(cfg.path) else 0
-  return _load_split(cfg, split, stamp)
+  # The cache key keeps only what decides the arrays (and the reading workers): a resumed run's
+  # train iterator ('memory') and its evaluations ('auto', other binarisation) share one copy.
+  source_cfg = dataclasses.replace(
+    cfg,
+    loader=LOADER,
+    binarize="none",
+    threshold=0,
+    num_bins=0,
+    train_split="train",
+    eval_split="test",
+    prefetch=0,
+  )
+  return _load_split(source_cfg, split, stamp)
 
 
 @functools.lru_cache(maxsize=2)
