@@ -387,6 +387,22 @@ def test_memory_loader_reads_a_split_once_for_every_preprocessing(npz_cfg):
     assert memory.load_split(other, "train")[0] is arrays
 
 
+def test_a_state_moves_every_shard(npz_cfg):
+  """The trainer saves process 0's in-memory state; every process resumes from it (multi-host;
+  tests/test_multihost.py runs it end to end)."""
+  cfg = dataclasses.replace(npz_cfg, loader="memory")
+
+  def shard(i):
+    return data.create_train_iterator(cfg, batch_size=8, seed=0, shard_index=i, shard_count=2)
+
+  first, second = shard(0), shard(1)
+  take(first, 3)
+  expected = take(second, 6)[3:]
+  resumed = shard(1)
+  resumed.set_state(first.get_state())
+  assert_batches_equal(take(resumed, 3), expected)
+
+
 def test_memory_train_batches_gather_preprocessed_rows(npz_cfg):
   """Each training batch holds the preprocessed source rows of its ids, with the same dtypes."""
   cfg = dataclasses.replace(npz_cfg, loader="memory", binarize="none", num_bins=8)

@@ -114,12 +114,13 @@ class _MemoryIterator(Iterator[Batch]):
     self._batch_size, self._seed = local_batch_size, seed
     self._shard_index, self._shard_count = shard_index, shard_count
     self._position = 0  # batches returned so far
+    # What a saved state must match. Not the shard: all processes advance in lockstep, so the
+    # state one process saves (the trainer keeps process 0's) moves every process.
     self._identity = {
       "loader": LOADER,
       "source": description,
       "batch_size": local_batch_size,
       "seed": seed,
-      "shard": [shard_index, shard_count],
       "binarize": cfg.binarize,
     }
 
