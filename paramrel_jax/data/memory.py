@@ -15,6 +15,7 @@ the seed, and process `shard_index` of `shard_count` takes every shard_count-th 
 Their example order is their own (a NumPy permutation per epoch), not grain's.
 """
 
+import abc
 import dataclasses
 import functools
 import json
@@ -124,9 +125,9 @@ class _MemoryIterator(Iterator[Batch]):
       "binarize": cfg.binarize,
     }
 
+  @abc.abstractmethod
   def _rows(self, position: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(row indices (B,), mask (B,) or None) of batch `position`; StopIteration past the end."""
-    raise NotImplementedError
 
   def __next__(self) -> Batch:
     rows, mask = self._rows(self._position)

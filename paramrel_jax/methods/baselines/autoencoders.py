@@ -17,6 +17,7 @@ for discretised data, and a Normal with the fixed std `CONTINUOUS_STD` for conti
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import ClassVar
 
@@ -39,7 +40,7 @@ CONTINUOUS_STD = 0.1
 ACTIVE_THRESHOLD = 0.01
 
 
-class DataSpace:
+class DataSpace(abc.ABC):
   """Maps data to the float form the networks see, model outputs back to data, and scores data
   under the decoder's likelihood; one subclass per form of data (`data_space` picks it).
 
@@ -53,13 +54,13 @@ class DataSpace:
     """(B, H, W, C) data -> float32 in [-1, 1]."""
     return x.astype(jnp.float32)
 
+  @abc.abstractmethod
   def from_model(self, y: jax.Array) -> jax.Array:
     """Float (B, H, W, C) in model space (or the decoder's output) -> data of the same shape."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def log_prob(self, x: jax.Array, out: jax.Array, log_std: jax.Array | None) -> jax.Array:
     """ln p(x | decoder output) per element, x's shape."""
-    raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
