@@ -13,8 +13,10 @@ from paramrel_jax.metrics import (
   discretize_factors,
   disentanglement_score,
   entropy_reduction,
+  frechet_distance,
   latent_auroc,
   pca_features,
+  pca_frechet_distance,
   tad,
   tad_cv,
 )
@@ -405,3 +407,44 @@ def test_pca_features_accept_discrete_images_and_are_deterministic():
 def test_pca_features_validation(x_train, x_test, dim, match):
   with pytest.raises(ValueError, match=match):
     pca_features(x_train, x_test, dim)
+
+
+# ---------------------------------------------------------------- sample quality
+
+def test_frechet_distance_of_known_gaussian_fits():
+  a = _rng(11).normal(size=(500, 3)) @ np.diag([1.0, 2.0, 0.5])
+  assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+  shift = np.array([1.0, -2.0, 0.5])
+  # Same covariance: only the means differ.
+  assert frechet_distance(a, a + shift) == pytest.approx(np.sum(shift**2), rel=1e-6)
+  # b = 2 a + shift: S_b = 4 S_a, (S_a S_b)^(1/2) = 2 S_a, so the trace term is Tr(S_a).
+  b = 2.0 * a + shift
+  expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(np.cov(a, rowvar=False))
+  assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+  assert frechet_distance(b, a) == pytest.approx(expected, rel=1e-6)
+
+
+def test_pca_frechet_distance_ranks_samples_by_their_distribution():
+  rng = _rng(12)
+  basis = rng.normal(size=(4, 8 * 8))
+  draw = lambda n, scale: (rng.normal(size=(n, 4)) * scale @ basis).reshape(n, 8, 8, 1)  # noqa: E731
+  train, reference = draw(400, 1.0), draw(300, 1.0)
+  same = pca_frechet_distance(train, reference, draw(300, 1.0), dim=4)
+  wider = pca_frechet_distance(train, reference, draw(300, 2.0), dim=4)
+  assert 0.0 <= same < 0.1 * wider
+  with pytest.raises(ValueError, match="same per-example shape"):
+    pca_frechet_distance(train, reference, np.zeros((10, 8, 8, 2)), dim=4)
+
+
+@pytest.mark.parametrize(
+  ("a", "b", "match"),
+  [
+    (np.zeros((5, 2)), np.zeros((5, 3)), "same dimension d"),
+    (np.zeros((1, 2)), np.zeros((5, 2)), "N >= 2"),
+    (np.zeros(5), np.zeros((5, 1)), "must be 2-D"),
+    (np.full((5, 2), np.inf), np.zeros((5, 2)), "features_a contains 10 non-finite"),
+  ],
+)
+def test_frechet_distance_validation(a, b, match):
+  with pytest.raises(ValueError, match=match):
+    frechet_distance(a, b)
