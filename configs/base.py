@@ -105,6 +105,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampling.num_steps = 100
   config.sampling.num_samples = 64
   config.sampling.z_source = "prior"  # 'prior' | 'encoder' (q(z_t | theta_t, t); theta_t input)
+  # the prior's z: 'fitted', N(mean, cov) of the codes of the first prior_examples training
+  # images, fitted after training (a progressive encoder's: the paths of codes at prior_times
+  # times in [0, 1]) | 'standard', N(0, I) (README, "Prior samples")
+  config.sampling.z_prior = "fitted"
+  config.sampling.prior_examples = 2000
+  config.sampling.prior_times = 11
   config.sampling.num_variations = 7  # conditional generation: samples per input
   config.sampling.z_times = (0.1, 0.2, 0.3)  # time-varying reconstruction (progressive encoder)
   config.sampling.interpolation_points = 8

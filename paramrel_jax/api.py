@@ -34,7 +34,7 @@ from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
-from paramrel_jax.methods import interface
+from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
 from paramrel_jax.training import inference, workdir_utils
 from paramrel_jax.viz.images import to_uint8
@@ -76,6 +76,7 @@ class LoadedModel:
   def __init__(self, config: ExperimentConfig, trained: inference.TrainedModel):
     self.config = config
     self.trained = trained
+    self._prior: latents.FittedPrior | None = None
 
   @property
   def kind(self) -> str:
@@ -160,18 +161,48 @@ class LoadedModel:
 
     The model's `sample` with key `seed` (ParamReL: Eq. 4 in `steps` steps, default
     sampling.num_steps, z from sampling.z_source; a VAE or InfoDiffusion: its own sampler).
+    z is drawn from `latent_prior()`: by default the Gaussian fitted to training codes.
 
     Raises:
       ValueError: n < 1, or a model without a prior (AE, DiffAE), naming its kind.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
       raise ValueError(f"n must be an integer >= 1, got {n!r}.")
-    model = self._model(steps)
+    model, key, z = self._model(steps), jax.random.key(seed), None
+    prior = self.latent_prior()
+    if prior is not None:  # ParamReL's own z ~ N(0, I) is drawn with fold_in(key, 0) too
+      z = latents.draw_prior(prior, jax.random.fold_in(key, 0), n)
     try:
-      x, z = model.sample(self.trained.params, jax.random.key(seed), n)
+      x, z = model.sample(self.trained.params, key, n, z=z)
     except ValueError as e:
       raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
     return np.asarray(x), np.asarray(z)
+
+  def latent_prior(self) -> latents.FittedPrior | None:
+    """The p(z) that `generate` draws from: None for N(0, I), else the Gaussian fit
+    (`latents.fit_prior`) of the codes of the first sampling.prior_examples training images
+    (sampling.z_prior='fitted'; computed once). With a progressive encoder the fit is of code
+    paths, the codes at sampling.prior_times times linspace(0, 1, K), so that each generation
+    step gets a code of its time (`sampling.path_at`); otherwise of the codes at t = 1. None
+    also where z is not drawn from a prior: no codes, no prior (AE, DiffAE), or
+    sampling.z_source='encoder'.
+    """
+    cfg = self.config.sampling
+    if (cfg.z_prior == "standard" or self.latent_dim == 0 or not registry.has_prior(self.kind)
+        or (self.kind == "paramrel" and cfg.z_source != "prior")):
+      return None
+    if self._prior is None:
+      path = (self.kind == "paramrel" and self.config.network.encoder == "progressive"
+              and cfg.prior_times > 1)
+      times = [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)] if path else []
+      codes = latents.export_latents(
+        self.trained.model, self.trained.params, self.config.data,
+        split=self.config.data.train_split, batch_size=self.config.eval.batch_size,
+        num_examples=cfg.prior_examples, latent_times=times)
+      if path:  # (N, K, L)
+        codes["z"] = np.stack([codes[latents.latent_key(t)] for t in times], axis=1)
+      self._prior = latents.fit_prior(codes["z"])
+    return self._prior
 
   def codes(self, x: np.ndarray, *, seed: int = 0,
             steps: int | None = None) -> reverse_sampling.Codes:

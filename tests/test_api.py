@@ -1,5 +1,6 @@
 """The Python API `paramrel_jax.load`: uint8 images in and out, the CLI's numbers, clear errors."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -81,6 +82,36 @@ def test_sample_is_seeded(model):
   np.testing.assert_array_equal(x, model.sample(3, seed=1))
   assert not np.array_equal(x, model.sample(3, seed=2))
   assert model.sample(2, steps=2).shape == (2, 28, 28, 1)
+
+
+def test_generate_draws_z_from_the_prior_fitted_to_training_codes(model):
+  from paramrel_jax.evaluation import latents
+
+  assert model.config.sampling.z_prior == "fitted"
+  prior = model.latent_prior()
+  # The progressive encoder's prior is over code paths: its codes at K times in [0, 1].
+  times = np.linspace(0.0, 1.0, model.config.sampling.prior_times)
+  codes = latents.export_latents(model.trained.model, model.trained.params, model.config.data,
+                                 split=model.config.data.train_split, batch_size=8,
+                                 num_examples=model.config.sampling.prior_examples,
+                                 latent_times=list(times))
+  assert prior.mean.shape == (len(times), model.latent_dim)
+  np.testing.assert_allclose(prior.mean[0], codes["z_t0"].mean(0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(prior.mean[-1], codes["z"].mean(0), rtol=1e-5, atol=1e-6)
+  _, z = model.generate(3, seed=1)
+  path = latents.draw_prior(prior, jax.random.fold_in(jax.random.key(1), 0), 3)
+  np.testing.assert_allclose(z, path[:, -1], atol=1e-6)  # the code at t = 1
+  # sampling.z_prior='standard': ParamReL's own z ~ N(0, I), as before the fitted prior.
+  sampling = dataclasses.replace(model.config.sampling, z_prior="standard")
+  standard = api.LoadedModel(dataclasses.replace(model.config, sampling=sampling), model.trained)
+  assert standard.latent_prior() is None
+  x, z = standard.generate(3, seed=1)
+  direct = model.trained.model.sample(model.trained.params, jax.random.key(1), 3)
+  np.testing.assert_array_equal(z, direct[1])
+  np.testing.assert_array_equal(x, direct[0])
+  assert not np.allclose(z, model.generate(3, seed=1)[1])
+  with pytest.raises(ValueError, match=r"sampling\.z_prior must be one of \('fitted', "):
+    configuration.resolve(tiny_config(**{"sampling.z_prior": "vamp"}))
 
 
 def test_interpolate_ends_at_the_reconstructions(model):

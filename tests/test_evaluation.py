@@ -295,3 +295,32 @@ def test_binarize_factors_splits_each_range_in_half():
   )
   with pytest.raises(ValueError, match="factors must have shape"):
     evaluators.binarize_factors(factors, (3,))
+
+
+def test_fit_prior_recovers_a_gaussian_and_draws_from_it():
+  rng = np.random.default_rng(0)
+  mean, mix = np.array([1.0, -2.0, 0.5]), rng.normal(size=(3, 3))
+  codes = rng.normal(size=(20_000, 3)) @ mix.T + mean
+  prior = latents.fit_prior(codes)
+  np.testing.assert_allclose(prior.mean, mean, atol=0.05)
+  np.testing.assert_allclose(prior.scale @ prior.scale.T, mix @ mix.T, atol=0.1)
+  draws = np.asarray(latents.draw_prior(prior, jax.random.key(0), 20_000))
+  assert draws.shape == (20_000, 3) and draws.dtype == np.float32
+  np.testing.assert_allclose(np.cov(draws, rowvar=False), mix @ mix.T, atol=0.15)
+  # The standard normal as a fit: the draws are the plain N(0, I) draws of the key.
+  unit = latents.FittedPrior(np.zeros(3, np.float32), np.eye(3, dtype=np.float32))
+  np.testing.assert_allclose(latents.draw_prior(unit, jax.random.key(1), 4),
+                             jax.random.normal(jax.random.key(1), (4, 3)), atol=1e-6)
+  # Code paths (N, K, L): one Gaussian over the K L numbers, draws of the same shape.
+  paths = np.stack([codes[:500], 2.0 * codes[:500]], axis=1)
+  path_prior = latents.fit_prior(paths)
+  assert path_prior.mean.shape == (2, 3) and path_prior.scale.shape == (6, 6)
+  path_draws = np.asarray(latents.draw_prior(path_prior, jax.random.key(0), 5))
+  assert path_draws.shape == (5, 2, 3)
+  np.testing.assert_allclose(path_draws[:, 1] - path_prior.mean[1],
+                             2.0 * (path_draws[:, 0] - path_prior.mean[0]), atol=1e-3)
+  # Fewer codes than dimensions: a valid, rank-deficient fit.
+  low = latents.fit_prior(rng.normal(size=(2, 5)))
+  assert np.all(np.isfinite(low.scale)) and np.linalg.matrix_rank(low.scale) == 1
+  with pytest.raises(ValueError, match=r"shape \(N >= 2, L\) or .* got shape \(1, 5\)"):
+    latents.fit_prior(np.zeros((1, 5)))

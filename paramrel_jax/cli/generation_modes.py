@@ -81,7 +81,8 @@ def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:
 def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   """`sampling.num_samples` samples of the model's sampler (`api.LoadedModel.generate`:
   ParamReL: Eq. 4 in `sampling.num_steps` steps, z from the prior or the encoder,
-  `sampling.z_source`; VAEs: the decoder of prior z; InfoDiffusion: DDIM); writes
+  `sampling.z_source`, the prior by `sampling.z_prior`; VAEs: the decoder of prior z;
+  InfoDiffusion: DDIM); writes
   sample/samples.npz (keys `samples`, `z`) and samples.png."""
   model = _load(config, workdir, "sample")
   cfg = config.sampling
@@ -90,7 +91,7 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   _savez(os.path.join(out, "samples.npz"), samples=x, z=z)
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
   summary = {"step": model.step, "num_samples": cfg.num_samples, "num_steps": cfg.num_steps,
-             "z_source": cfg.z_source, "seed": config.seed}
+             "z_source": cfg.z_source, "z_prior": cfg.z_prior, "seed": config.seed}
   _summary(out, summary)
   return summary
 

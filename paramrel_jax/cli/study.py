@@ -14,10 +14,12 @@ through the same steps, so rows differ only in their configs:
      the training time without compilation and evaluations.
 
 `pca_row` scores the PCA of the pixels, the floor every learned code should beat.
+`sample_quality` judges a finished run's prior samples against the evaluation split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -28,7 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from paramrel_jax import metrics
+from paramrel_jax import api, metrics
 from paramrel_jax.cli import eval_modes
 from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
@@ -212,3 +214,39 @@ def pca_row(config: ml_collections.ConfigDict, scores: dict[str, dict[str, Any]]
   _, test["z"] = metrics.pca_features(split[resolved.data.train_split]["z"], test["z"],
                                       resolved.network.latent_dim, seed=resolved.seed)
   return {"model_kind": "pca", "scores": score_codes(built, test)}
+
+
+def sample_quality(config: ml_collections.ConfigDict, workdir: str, *, num_samples: int,
+                   z_prior: str = "fitted", dim: int = 32, seed: int = 0) -> dict:
+  """Prior samples of the run in `workdir` (z from `z_prior`, the `sampling.z_prior` choice)
+  against the evaluation split, by `metrics.pca_frechet_distance` on `dim` principal
+  components of the training pixels.
+
+  The PCA is fitted on the first `eval.num_examples` training images; the reference is the first
+  `eval.num_examples` evaluation images. 'held_out', the distance of the next `num_samples`
+  training images, is the floor that sampling noise alone gives at this sample size.
+
+  Returns:
+    {'samples', 'held_out' (distances), 'num_samples', 'z_prior', 'dim', 'step' (the sampled
+    checkpoint)}.
+  """
+  resolved = configuration.resolve(workdir_utils.with_run_settings(config, workdir))
+  fit = resolved.eval.num_examples
+
+  def pixels(split: str, num: int) -> np.ndarray:
+    return latents.export_pixels(resolved.data, split=split, batch_size=resolved.eval.batch_size,
+                                 num_examples=num)["z"]
+
+  train = pixels(resolved.data.train_split, fit + num_samples)
+  if len(train) < fit + num_samples:
+    raise ValueError(f"sample_quality needs {fit + num_samples} training images (eval.num_examples"
+                     f" + num_samples), the split has {len(train)}.")
+  reference = pixels(resolved.data.eval_split, fit)
+  loaded = api.load(workdir)
+  sampling = dataclasses.replace(loaded.config.sampling, z_prior=z_prior)
+  model = api.LoadedModel(dataclasses.replace(loaded.config, sampling=sampling), loaded.trained)
+  samples, _ = model.generate(num_samples, seed=seed)
+  score = lambda x: metrics.pca_frechet_distance(  # noqa: E731
+    train[:fit], reference, x.reshape(len(x), -1), dim, seed=resolved.seed)
+  return {"samples": score(samples), "held_out": score(train[fit:]), "num_samples": num_samples,
+          "z_prior": z_prior, "dim": dim, "step": model.step}

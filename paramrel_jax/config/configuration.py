@@ -20,6 +20,7 @@ from paramrel_jax.data.config import DataConfig
 
 LR_SCHEDULES = ("constant", "cosine")
 Z_SOURCES = ("prior", "encoder")
+Z_PRIORS = ("fitted", "standard")
 
 
 def _positive(name: str, value: float) -> None:
@@ -67,6 +68,9 @@ class SamplingConfig:
   num_steps: int = 100
   num_samples: int = 64
   z_source: str = "prior"
+  z_prior: str = "fitted"
+  prior_examples: int = 2000
+  prior_times: int = 11
   num_variations: int = 7
   z_times: tuple[float, ...] = (0.1, 0.2, 0.3)
   interpolation_points: int = 8
@@ -78,7 +82,7 @@ class SamplingConfig:
   def __post_init__(self):
     object.__setattr__(self, "z_times", tuple(float(t) for t in self.z_times))
     for name in ("num_steps", "num_samples", "num_variations", "traverse_steps",
-                 "traverse_range"):
+                 "traverse_range", "prior_examples", "prior_times"):
       _positive(f"sampling.{name}", getattr(self, name))
     if self.interpolation_points < 2:
       raise ValueError(
@@ -90,6 +94,8 @@ class SamplingConfig:
       raise ValueError(f"sampling.z_times must lie in [0, 1], got {self.z_times}.")
     if self.z_source not in Z_SOURCES:
       raise ValueError(f"sampling.z_source must be one of {Z_SOURCES}, got {self.z_source!r}.")
+    if self.z_prior not in Z_PRIORS:
+      raise ValueError(f"sampling.z_prior must be one of {Z_PRIORS}, got {self.z_prior!r}.")
 
 
 @dataclasses.dataclass(frozen=True)

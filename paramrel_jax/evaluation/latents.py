@@ -12,6 +12,9 @@ An exported file (`save_latents`) is an .npz with
   'z_t<time>'  float32 (N, L): codes at each of `latent_times` (e.g. 'z_t0.5'; `latent_key`);
   'label', 'attributes', 'factors'   int32 (N,) / (N, A) / (N, F): those the dataset has;
 with the examples in split order.
+
+`fit_prior` / `draw_prior`: a Gaussian p(z) fitted to codes after training, which the API's
+sampler uses by default (`sampling.z_prior`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +109,39 @@ def export_pixels(data_cfg: data.DataConfig, *, split: str, batch_size: int,
   flatten = lambda key, x: x.reshape(x.shape[0], -1).astype(jnp.float32)  # noqa: E731
   return _encode_split(data_cfg, {"z": flatten}, split=split, batch_size=batch_size,
                        num_examples=num_examples, seed=0)
+
+
+class FittedPrior(NamedTuple):
+  """A Gaussian p(z) = N(mean, scale scale^T) fitted to codes (L,) or code paths (K, L)."""
+
+  mean: np.ndarray  # (L,) or (K, L)
+  scale: np.ndarray  # (D, D), D = mean.size
+
+
+def fit_prior(codes) -> FittedPrior:
+  """The Gaussian fit (sample mean and covariance) of codes (N >= 2, L), or of code paths
+  (N >= 2, K, L) (one image's codes at K flow times) as one vector of K L numbers each.
+
+  Ex-post density estimation (Ghosh et al., 2020, "From variational to deterministic
+  autoencoders"): a prior for sampling fitted to the codes of training images after training,
+  where the aggregate posterior is not N(0, I). The scale is the covariance's symmetric
+  square root, so a rank-deficient fit (N <= L) is still valid.
+  """
+  codes = np.asarray(codes, np.float64)
+  if codes.ndim not in (2, 3) or codes.shape[0] < 2 or not np.all(np.isfinite(codes)):
+    raise ValueError(f"codes must be finite with shape (N >= 2, L) or (N >= 2, K, L), got "
+                     f"shape {codes.shape}.")
+  flat = codes.reshape(len(codes), -1)
+  eigval, eigvec = np.linalg.eigh(np.atleast_2d(np.cov(flat, rowvar=False)))
+  scale = (eigvec * np.sqrt(np.clip(eigval, 0.0, None))) @ eigvec.T
+  return FittedPrior(codes.mean(0).astype(np.float32), scale.astype(np.float32))
+
+
+def draw_prior(prior: FittedPrior, key: jax.Array, num: int) -> jax.Array:
+  """num draws (num, *mean.shape) float32 of the fitted prior: mean + scale eps, eps ~ N(0, I)."""
+  eps = jax.random.normal(key, (num, prior.mean.size), jnp.float32)
+  draws = jnp.asarray(prior.mean).reshape(-1) + eps @ jnp.asarray(prior.scale).T
+  return draws.reshape(num, *prior.mean.shape)
 
 
 def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,

@@ -52,8 +52,12 @@ class Model(Protocol):
   def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
     """x (B, H, W, C) encoded and decoded again: data of x's shape and dtype convention."""
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
+  def sample(self, params: dict, key: jax.Array, num: int,
+             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """(samples (num, H, W, C) data, the codes z (num, L) they were generated from).
+
+    `z` (num, L), when given, replaces the draws from the standard normal prior (e.g. draws of
+    a prior fitted to the codes, `evaluation.latents.fit_prior`).
 
     Raises:
       ValueError: the model has no prior over its codes (AE, DiffAE).

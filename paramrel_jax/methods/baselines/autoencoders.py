@@ -334,8 +334,9 @@ class Autoencoder:
     """decode(encode(x)): data of x's shape and dtype convention."""
     return self.decode(params, self.encode(params, key, x))
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
-    """Decodes `num` prior draws z ~ N(0, I): ((num, H, W, C) data, z (num, latent_dim)).
+  def sample(self, params: dict, key: jax.Array, num: int,
+             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Decodes `num` prior draws z ~ N(0, I), or the given z: ((num, H, W, C) data, z (num, L)).
 
     Raises:
       ValueError: for the deterministic AE, which has no prior over z.
@@ -344,5 +345,6 @@ class Autoencoder:
       raise ValueError(
         "the AE has no prior over its latents and cannot sample; use a VAE-type model."
       )
-    z = jax.random.normal(key, (num, self.net.config.latent_dim), jnp.float32)
+    if z is None:
+      z = jax.random.normal(key, (num, self.net.config.latent_dim), jnp.float32)
     return self.decode(params, z), z

@@ -326,8 +326,10 @@ class DiffusionAutoencoder:
     x_t = self.ddim_invert(params, self.space.to_model(x), z)
     return self.space.from_model(self.ddim_decode(params, x_t, z))
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
-    """DDIM samples (num, H, W, C) with z ~ N(0, I) and x_T ~ N(0, I) (InfoDiffusion), and z.
+  def sample(self, params: dict, key: jax.Array, num: int,
+             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """DDIM samples (num, H, W, C) with z ~ N(0, I) (or the given z) and x_T ~ N(0, I)
+    (InfoDiffusion), and z.
 
     Raises:
       ValueError: for DiffAE, whose latents have no prior (DiffAE samples them with a separately
@@ -339,6 +341,7 @@ class DiffusionAutoencoder:
         "encoded latents with ddim_decode, or use InfoDiffusion."
       )
     k_z, k_x = jax.random.split(key)
-    z = jax.random.normal(k_z, (num, self.net.config.latent_dim), jnp.float32)
+    if z is None:
+      z = jax.random.normal(k_z, (num, self.net.config.latent_dim), jnp.float32)
     x_t = jax.random.normal(k_x, (num, *self.image_shape), jnp.float32)
     return self.space.from_model(self.ddim_decode(params, x_t, z)), z

@@ -101,10 +101,12 @@ class ParamReL:
     codes = reverse_sampling.encode(key, self.flow, self.net, params, x, n_steps=self.sample_steps)
     return reverse_sampling.decode(self.flow, self.net, params, codes).x
 
-  def sample(self, params: dict, key: jax.Array, num: int) -> tuple[jax.Array, jax.Array]:
-    """`num` samples of the `sample_steps`-step generative process (Eq. 4) and their z."""
+  def sample(self, params: dict, key: jax.Array, num: int,
+             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """`num` samples of the `sample_steps`-step generative process (Eq. 4) and their z
+    (given, or drawn from N(0, I))."""
     if self.image_shape is None:
       raise ValueError("sampling needs the image shape: build the model with image_shape.")
     result = sampling.sample(key, self.flow, self.net, params, data_shape=(num, *self.image_shape),
-                             n_steps=self.sample_steps, z_source=self.z_source)
+                             n_steps=self.sample_steps, z_source=self.z_source, z=z)
     return result.x, result.z

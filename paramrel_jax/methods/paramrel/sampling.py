@@ -10,7 +10,10 @@ t = (i - 1) / n and accuracy alpha_i does
 
 and the sample is the data estimate of the output distribution at theta_n, t = 1. Eq. 4 draws
 z_t ~ p(z_t) at every step; here z ~ N(0, I) is drawn once per sample and held fixed over the
-trajectory (the latent is the sample's semantics, as in the paper's conditional generation), or,
+trajectory (the latent is the sample's semantics, as in the paper's conditional generation). A
+given z may instead be a path (B, K, L) of codes at the K times linspace(0, 1, K), read at each
+step's time by linear interpolation (`path_at`): a progressive encoder's code changes with t,
+and a path drawn from a prior fitted to such paths gives each step a code of its time. Or,
 with z_source='encoder', the trained self-encoder q(z_t | theta_t, t) replaces the prior, as the
 paper suggests after Eq. 4; that needs an encoder that reads theta_t (model.encoder_input =
 'theta_t'), since generation has no data to encode.
@@ -86,6 +89,17 @@ def latent_dim(flow: Flow, net: ParamReLNet, params, data_shape: tuple[int, ...]
   return mean.shape[-1]
 
 
+def path_at(path: jax.Array, t: jax.Array) -> jax.Array:
+  """Codes (B, L) at times t (B,) in [0, 1] of paths (B, K >= 2, L) given at linspace(0, 1, K),
+  linearly interpolated."""
+  k = path.shape[1]
+  position = jnp.clip(t, 0.0, 1.0) * (k - 1)
+  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 2)
+  frac = (position - low)[:, None].astype(path.dtype)
+  rows = jnp.arange(path.shape[0])
+  return path[rows, low] * (1.0 - frac) + path[rows, low + 1] * frac
+
+
 def _check_data_shape(data_shape: tuple[int, ...]) -> None:
   if len(data_shape) != 4 or any(int(d) < 1 for d in data_shape):
     raise ValueError(f"data_shape must be (B, H, W, C) of positive ints, got {data_shape}.")
@@ -120,7 +134,8 @@ def sample(
     z_source: 'prior': one z ~ N(0, I) per sample, fixed over the trajectory (or the given `z`);
       'encoder': z_i from the self-encoder q(z | theta_{i-1}, t_i) at every step (needs
       net.encoder_input == 'theta_t').
-    z: optional (B, L) latent to condition on (z_source='prior' only), e.g. encoded from images.
+    z: optional (B, L) latent to condition on (z_source='prior' only), e.g. encoded from images,
+      or a path (B, K >= 2, L) of latents at the times linspace(0, 1, K) (`path_at`).
     encoder_draw: with z_source='encoder', draw z_i ~ q(z | theta, t) instead of using its mean.
     x_cond: optional (B, H, W, C) inputs to condition on (z_source='prior', no z): at every step
       z_i is the mean of q(z | e, t_i), e the encoder input of x_cond (`objective.encoder_input`),
@@ -148,8 +163,11 @@ def sample(
     raise ValueError("x_cond can only be given with z_source='prior' and no z.")
   if x_cond is not None and x_cond.shape != tuple(data_shape):
     raise ValueError(f"x_cond must have shape {tuple(data_shape)}, got {x_cond.shape}.")
-  if z is not None and z.shape != (batch, dim):
-    raise ValueError(f"z must have shape {(batch, dim)}, got {z.shape}.")
+  if z is not None and not (z.shape == (batch, dim)
+                            or (z.ndim == 3 and z.shape[0] == batch and z.shape[1] >= 2
+                                and z.shape[2] == dim)):
+    raise ValueError(f"z must have shape {(batch, dim)} or be a path (B, K >= 2, L) = "
+                     f"({batch}, K, {dim}), got {z.shape}.")
   if z is None and x_cond is None and z_source == "prior":
     z = jax.random.normal(jax.random.fold_in(key, 0), (batch, dim), jnp.float32)
 
@@ -158,7 +176,7 @@ def sample(
       enc_in = objective.encoder_input(flow, net.encoder_input, k, x_cond, t)
       return posterior(net, params, enc_in, t)[0]
     if z_source == "prior":
-      return z
+      return path_at(z, t) if z.ndim == 3 else z
     enc_in = objective.encoder_input(flow, net.encoder_input, None, None, t, theta)
     mean, logvar = posterior(net, params, enc_in, t)
     if not encoder_draw:
