@@ -18,6 +18,9 @@ Every ParamReL row also reports the test loss and -ELBO (nats / image), the last
 z_shuffle_gap (the BFN loss increase when each image gets another image's z) and active
 dimensions; the default row logs its AUROC every `--curve_every` steps (the learning curve).
 
+`--sample_quality N` judges N prior samples of each finished run with a prior, with z from N(0, I)
+and from the fitted prior (`study.sample_quality`): `<out>/sample_quality.json` and `.md`.
+
 Runs live in `<workdir>/<dataset>/<row>/seed<k>` and resume; a finished row's result is cached in
 its workdir (`study_row.json`), so rerunning the script only computes what is missing. Writes
 `<out>/latent_study.json` and `.md` after every row.
@@ -36,6 +39,7 @@ import numpy as np
 from configs import base, bmnist
 from paramrel_jax.cli import generation_modes, study
 from paramrel_jax.config import configuration
+from paramrel_jax.methods import registry
 
 MNIST_PATH = "../shared/data/mnist10k.npz"
 
@@ -68,7 +72,7 @@ ROWS: dict[str, dict | None] = {
   "paramrel_theta_t": {"model.encoder_input": "theta_t", "model.adagn": "paper",
                        "model.latent_map": False, "model.posterior_logvar_init": 0.0,
                        "objective.latent_weighting": "elbo", "objective.mmd_scale": "none",
-                       "objective.mmd_weight": 0.1},
+                       "objective.mmd_weight": 0.1, "sampling.z_prior": "standard"},
   "paramrel_vanilla": {"model.encoder": "vanilla"},
   "bfn": {"model.latent_dim": 0},  # the plain BFN: likelihood and samples only
   "diffae": {"model.kind": "diffae"},
@@ -96,6 +100,9 @@ ABLATIONS: dict[str, dict] = {
   "ablation_logvar_init": {**_BEFORE, "model.posterior_logvar_init": -6.0},
   "ablation_latent_map": {**_BEFORE, "model.posterior_logvar_init": -6.0,
                           "model.latent_map": True},
+  # the MMD weight (per data dimension; default 1e-4) against prior-sample quality
+  "mmd_1e-1": {"objective.mmd_weight": 1e-1},
+  "mmd_1": {"objective.mmd_weight": 1.0},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on
@@ -106,6 +113,7 @@ MULTI_SEED_ROWS = {
   "scenes3d": ("paramrel", "paramrel_theta_t", "beta_vae"),
 }
 ROW_FILE = "study_row.json"
+Z_PRIORS = ("standard", "fitted")  # the p(z) of prior samples (sampling.z_prior)
 
 
 def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.ConfigDict:
@@ -154,7 +162,7 @@ def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) ->
   return result
 
 
-# Grids of the first seed's runs: (row, mode); the samples draw z from the prior.
+# Grids of the first seed's runs: (row, mode); the samples draw z from the fitted prior.
 PICTURES = (("paramrel", "sample"), ("paramrel", "conditional"), ("paramrel", "traverse"),
             ("bfn", "sample"))
 MODES = {"sample": generation_modes.run_sample, "conditional": generation_modes.run_conditional,
@@ -162,21 +170,75 @@ MODES = {"sample": generation_modes.run_sample, "conditional": generation_modes.
 
 
 def pictures(dataset: str, args) -> list[str]:
-  """Writes the PICTURES grids of trained runs to <out>/latent_study/<dataset>_<row>_<mode>.png."""
+  """Writes the PICTURES grids of trained runs to <out>/latent_study/<dataset>_<row>_<mode>.png;
+  a ParamReL row's samples also with z ~ N(0, I), as <dataset>_<row>_sample_standard.png."""
   written = []
-  for row, mode in PICTURES:
+  grids = [(row, mode, "fitted", "") for row, mode in PICTURES]
+  grids += [(row, mode, "standard", "_standard") for row, mode in PICTURES
+            if mode == "sample" and row != "bfn"]
+  for row, mode, z_prior, suffix in grids:
     workdir = os.path.join(args.workdir, dataset, row, f"seed{args.seeds[0]}")
     if not os.path.isfile(os.path.join(workdir, ROW_FILE)):
       continue  # not trained (yet)
     config = row_config(dataset, row, args.seeds[0], args)
     config.sampling.num_samples = 64
+    config.sampling.z_prior = z_prior
     MODES[mode](configuration.resolve(config), workdir)
     name = {"sample": "samples.png"}.get(mode, f"{mode}.png")
-    target = os.path.join(args.out, "latent_study", f"{dataset}_{row}_{mode}.png")
+    target = os.path.join(args.out, "latent_study", f"{dataset}_{row}_{mode}{suffix}.png")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     shutil.copyfile(os.path.join(workdir, mode, name), target)
     written.append(target)
   return written
+
+
+def sample_table(dataset: str, args) -> dict:
+  """Prior-sample quality of the finished runs of args.rows that have a prior
+  (`study.sample_quality`, `--sample_quality` samples per run and prior; cached in each
+  workdir): {row: {'seeds', 'runs', 'samples', 'held_out'}}, one row '<row> (<prior>)' per
+  p(z) for the rows with codes."""
+  rows = {}
+  for row, z_prior in [(row, prior) for row in args.rows for prior in Z_PRIORS]:
+    seeds = args.seeds if row in MULTI_SEED_ROWS[dataset] else args.seeds[:1]
+    runs, present = [], []
+    for seed in seeds:
+      config = row_config(dataset, row, seed, args)
+      workdir = os.path.join(args.workdir, dataset, row, f"seed{seed}")
+      if (ALL_ROWS[row] is None or cached_row(config, workdir, DATASETS[dataset][2]) is None
+          or not registry.has_prior(configuration.resolve(config).model_kind)
+          or (config.model.latent_dim == 0 and z_prior == "fitted")):
+        continue  # the PCA floor, not finished at this budget, no prior, or no codes to fit
+      path = os.path.join(workdir, f"sample_quality_{args.sample_quality}_{z_prior}.json")
+      if os.path.isfile(path):
+        with open(path) as f:
+          runs.append(json.load(f))
+      else:
+        runs.append(study.sample_quality(config, workdir, num_samples=args.sample_quality,
+                                         z_prior=z_prior))
+        with open(path, "w") as f:
+          json.dump(runs[-1], f, indent=1, sort_keys=True)
+      present.append(seed)
+      print(f"{dataset} {row} seed {seed}: {runs[-1]}", flush=True)
+    if runs:
+      name = row if config.model.latent_dim == 0 else f"{row} ({z_prior})"
+      rows[name] = {"seeds": present, "runs": runs,
+                    **{key: {"mean": float(np.mean([r[key] for r in runs])),
+                             "std": float(np.std([r[key] for r in runs]))}
+                       for key in ("samples", "held_out")}}
+  return rows
+
+
+def sample_markdown(result: dict, num_samples: int, steps: int) -> str:
+  """The tables of `sample_table`'s results, {dataset: rows}."""
+  lines = [f"# Prior samples: PCA-32 Frechet distance to the evaluation split "
+           f"({num_samples} samples per run, {steps} steps)", ""]
+  for dataset, rows in result.items():
+    lines += [f"## {dataset}", "", "| row (p(z)) | seeds | samples | held-out images (floor) |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| {row} | {r['seeds']} | {r['samples']['mean']:.2f} +- {r['samples']['std']:.2f}"
+              f" | {r['held_out']['mean']:.2f} |" for row, r in rows.items()]
+    lines.append("")
+  return "\n".join(lines)
 
 
 def headline(dataset: str, scores: dict) -> dict[str, float]:
@@ -278,10 +340,21 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", default="experiments/results")
   parser.add_argument("--cached_only", action="store_true",
                       help="tabulate the finished runs only; train nothing")
+  parser.add_argument("--sample_quality", type=int, default=0, metavar="N",
+                      help="only judge N prior samples of each finished run with a prior "
+                           "(PCA Frechet distance to the evaluation split)")
   parser.add_argument("--pictures", action="store_true",
                       help="only write the grids of PICTURES from the trained runs")
   args = parser.parse_args(argv)
 
+  if args.sample_quality:
+    result = {dataset: sample_table(dataset, args) for dataset in args.datasets}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "sample_quality.json"), "w") as f:
+      json.dump(result, f, indent=1, sort_keys=True)
+    with open(os.path.join(args.out, "sample_quality.md"), "w") as f:
+      f.write(sample_markdown(result, args.sample_quality, args.steps))
+    return
   if args.pictures:
     for dataset in args.datasets:
       for path in pictures(dataset, args):
