@@ -198,33 +198,37 @@ def sample_table(dataset: str, args) -> dict:
   workdir): {row: {'seeds', 'runs', 'samples', 'held_out'}}, one row '<row> (<prior>)' per
   p(z) for the rows with codes."""
   rows = {}
-  for row, z_prior in [(row, prior) for row in args.rows for prior in Z_PRIORS]:
-    seeds = args.seeds if row in MULTI_SEED_ROWS[dataset] else args.seeds[:1]
-    runs, present = [], []
-    for seed in seeds:
-      config = row_config(dataset, row, seed, args)
-      workdir = os.path.join(args.workdir, dataset, row, f"seed{seed}")
-      if (ALL_ROWS[row] is None or cached_row(config, workdir, DATASETS[dataset][2]) is None
-          or not registry.has_prior(configuration.resolve(config).model_kind)
-          or (config.model.latent_dim == 0 and z_prior == "fitted")):
-        continue  # the PCA floor, not finished at this budget, no prior, or no codes to fit
-      path = os.path.join(workdir, f"sample_quality_{args.sample_quality}_{z_prior}.json")
-      if os.path.isfile(path):
-        with open(path) as f:
-          runs.append(json.load(f))
-      else:
-        runs.append(study.sample_quality(config, workdir, num_samples=args.sample_quality,
-                                         z_prior=z_prior))
-        with open(path, "w") as f:
-          json.dump(runs[-1], f, indent=1, sort_keys=True)
-      present.append(seed)
-      print(f"{dataset} {row} seed {seed}: {runs[-1]}", flush=True)
-    if runs:
-      name = row if config.model.latent_dim == 0 else f"{row} ({z_prior})"
-      rows[name] = {"seeds": present, "runs": runs,
-                    **{key: {"mean": float(np.mean([r[key] for r in runs])),
-                             "std": float(np.std([r[key] for r in runs]))}
-                       for key in ("samples", "held_out")}}
+  for row in args.rows:
+    model = row_config(dataset, row, args.seeds[0], args).model
+    if ALL_ROWS[row] is None or not registry.has_prior(model.kind):
+      continue  # the PCA floor, or no prior (AE, DiffAE)
+    # Without codes both p(z) sample alike (the plain BFN): one row, named without a p(z).
+    latent_dim = model.latent_dim
+    for z_prior in Z_PRIORS if latent_dim else Z_PRIORS[:1]:
+      seeds = args.seeds if row in MULTI_SEED_ROWS[dataset] else args.seeds[:1]
+      runs, present = [], []
+      for seed in seeds:
+        config = row_config(dataset, row, seed, args)
+        workdir = os.path.join(args.workdir, dataset, row, f"seed{seed}")
+        if cached_row(config, workdir, DATASETS[dataset][2]) is None:
+          continue  # not finished at this budget
+        path = os.path.join(workdir, f"sample_quality_{args.sample_quality}_{z_prior}.json")
+        if os.path.isfile(path):
+          with open(path) as f:
+            runs.append(json.load(f))
+        else:
+          runs.append(study.sample_quality(workdir, num_samples=args.sample_quality,
+                                           z_prior=z_prior))
+          with open(path, "w") as f:
+            json.dump(runs[-1], f, indent=1, sort_keys=True)
+        present.append(seed)
+        print(f"{dataset} {row} seed {seed}: {runs[-1]}", flush=True)
+      if runs:
+        name = f"{row} ({z_prior})" if latent_dim else row
+        rows[name] = {"seeds": present, "runs": runs,
+                      **{key: {"mean": float(np.mean([r[key] for r in runs])),
+                               "std": float(np.std([r[key] for r in runs]))}
+                         for key in ("samples", "held_out")}}
   return rows
 
 

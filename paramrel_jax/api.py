@@ -70,6 +70,10 @@ def load(workdir: str, *, step: int | None = None) -> LoadedModel:
   return LoadedModel(config, inference.load(config, workdir, step=step))
 
 
+# The sampling settings that `LoadedModel.latent_prior` depends on.
+_PRIOR_KEYS = ("z_prior", "z_source", "prior_examples", "prior_times")
+
+
 class LoadedModel:
   """A trained ParamReL or baseline with uint8 images in and out (module docstring)."""
 
@@ -97,6 +101,26 @@ class LoadedModel:
   def latent_dim(self) -> int:
     """L, the size of a code."""
     return self.config.network.latent_dim
+
+  def with_sampling(self, **changes) -> LoadedModel:
+    """The same trained run with other `sampling` settings, e.g. `with_sampling(z_prior=
+    'standard')`; the model is rebuilt with them (num_steps, z_source), and the fitted prior is
+    kept when the settings it depends on are unchanged.
+
+    Raises:
+      ValueError: a key `sampling` does not have, or a bad value.
+    """
+    names = {field.name for field in dataclasses.fields(self.config.sampling)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+      raise ValueError(f"unknown sampling setting(s) {unknown}; known: {sorted(names)}.")
+    sampling = dataclasses.replace(self.config.sampling, **changes)
+    config = dataclasses.replace(self.config, sampling=sampling)
+    model = registry.build_model(config, self.image_shape[-1])
+    loaded = LoadedModel(config, dataclasses.replace(self.trained, model=model))
+    if all(getattr(sampling, name) == getattr(self.config.sampling, name) for name in _PRIOR_KEYS):
+      loaded._prior = self._prior
+    return loaded
 
   def _model(self, steps: int | None) -> interface.Model:
     """The run's model, rebuilt with `steps` sampling steps when given (ParamReL's n)."""
@@ -194,13 +218,13 @@ class LoadedModel:
     if self._prior is None:
       path = (self.kind == "paramrel" and self.config.network.encoder == "progressive"
               and cfg.prior_times > 1)
-      times = [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)] if path else []
-      codes = latents.export_latents(
+      first, *rest = [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)] if path else [1.0]
+      codes = latents.export_latents(  # 'z' at the first time, one encode per time
         self.trained.model, self.trained.params, self.config.data,
         split=self.config.data.train_split, batch_size=self.config.eval.batch_size,
-        num_examples=cfg.prior_examples, latent_times=times)
+        num_examples=cfg.prior_examples, latent_time=first, latent_times=rest)
       if path:  # (N, K, L)
-        codes["z"] = np.stack([codes[latents.latent_key(t)] for t in times], axis=1)
+        codes["z"] = np.stack([codes["z"], *(codes[latents.latent_key(t)] for t in rest)], axis=1)
       self._prior = latents.fit_prior(codes["z"])
     return self._prior
 

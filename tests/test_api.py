@@ -1,6 +1,5 @@
 """The Python API `paramrel_jax.load`: uint8 images in and out, the CLI's numbers, clear errors."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -102,8 +101,7 @@ def test_generate_draws_z_from_the_prior_fitted_to_training_codes(model):
   path = latents.draw_prior(prior, jax.random.fold_in(jax.random.key(1), 0), 3)
   np.testing.assert_allclose(z, path[:, -1], atol=1e-6)  # the code at t = 1
   # sampling.z_prior='standard': ParamReL's own z ~ N(0, I), as before the fitted prior.
-  sampling = dataclasses.replace(model.config.sampling, z_prior="standard")
-  standard = api.LoadedModel(dataclasses.replace(model.config, sampling=sampling), model.trained)
+  standard = model.with_sampling(z_prior="standard")
   assert standard.latent_prior() is None
   x, z = standard.generate(3, seed=1)
   direct = model.trained.model.sample(model.trained.params, jax.random.key(1), 3)
@@ -112,6 +110,22 @@ def test_generate_draws_z_from_the_prior_fitted_to_training_codes(model):
   assert not np.allclose(z, model.generate(3, seed=1)[1])
   with pytest.raises(ValueError, match=r"sampling\.z_prior must be one of \('fitted', "):
     configuration.resolve(tiny_config(**{"sampling.z_prior": "vamp"}))
+
+
+def test_with_sampling_rebuilds_the_model_and_keeps_the_prior_it_can(model):
+  fewer = model.with_sampling(num_steps=2)
+  assert fewer.trained.model.sample_steps == 2 and fewer.trained.params is model.trained.params
+  assert model.config.sampling.num_steps != 2  # the original is unchanged
+  np.testing.assert_array_equal(fewer.sample(2, seed=3), model.sample(2, seed=3, steps=2))
+  prior = model.latent_prior()
+  assert fewer.latent_prior() is prior  # computed once for both
+  coarse = model.with_sampling(prior_times=3).latent_prior()
+  assert coarse.mean.shape == (3, model.latent_dim)
+  np.testing.assert_allclose(coarse.mean[[0, -1]], prior.mean[[0, -1]], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match=r"unknown sampling setting\(s\) \['steps'\]"):
+    model.with_sampling(steps=2)
+  with pytest.raises(ValueError, match=r"sampling\.z_prior must be one of"):
+    model.with_sampling(z_prior="vamp")
 
 
 def test_interpolate_ends_at_the_reconstructions(model):

@@ -45,10 +45,10 @@ def test_paramrel_row_has_likelihood_diagnostics_and_scores(paramrel_row):
 def test_sample_quality_compares_samples_and_held_out_images_alike(paramrel_row, monkeypatch):
   workdir, _ = paramrel_row
   config = tiny_config(**OVERRIDES)
-  quality = study.sample_quality(config, workdir, num_samples=20, dim=4)
+  quality = study.sample_quality(workdir, num_samples=20, dim=4)
   assert quality["step"] == 4 and quality["num_samples"] == 20 and quality["dim"] == 4
   assert quality["samples"] >= 0.0 and quality["held_out"] >= 0.0
-  assert study.sample_quality(config, workdir, num_samples=20, dim=4) == quality  # seeded
+  assert study.sample_quality(workdir, num_samples=20, dim=4) == quality  # seeded
   # A sampler that returns the held-out training images scores exactly the floor: samples and
   # real images go through the same model-space pixels, PCA and reference.
   resolved = configuration.resolve(config)
@@ -57,10 +57,10 @@ def test_sample_quality_compares_samples_and_held_out_images_alike(paramrel_row,
   shape = (20, resolved.data.image_size, resolved.data.image_size, -1)
   monkeypatch.setattr(api.LoadedModel, "generate",
                       lambda self, n, seed=0: (held_out.reshape(shape), None))
-  copied = study.sample_quality(config, workdir, num_samples=20, dim=4)
+  copied = study.sample_quality(workdir, num_samples=20, dim=4)
   assert copied["samples"] == copied["held_out"] == quality["held_out"]
   with pytest.raises(ValueError, match="needs 10040 training images"):
-    study.sample_quality(config, workdir, num_samples=10_000, dim=4)
+    study.sample_quality(workdir, num_samples=10_000, dim=4)
 
 
 def test_baseline_row_is_scored_by_the_same_evaluators(tmp_path):

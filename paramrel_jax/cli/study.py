@@ -19,7 +19,6 @@ through the same steps, so rows differ only in their configs:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -216,11 +215,11 @@ def pca_row(config: ml_collections.ConfigDict, scores: dict[str, dict[str, Any]]
   return {"model_kind": "pca", "scores": score_codes(built, test)}
 
 
-def sample_quality(config: ml_collections.ConfigDict, workdir: str, *, num_samples: int,
-                   z_prior: str = "fitted", dim: int = 32, seed: int = 0) -> dict:
+def sample_quality(workdir: str, *, num_samples: int, z_prior: str = "fitted", dim: int = 32,
+                   seed: int = 0) -> dict:
   """Prior samples of the run in `workdir` (z from `z_prior`, the `sampling.z_prior` choice)
-  against the evaluation split, by `metrics.pca_frechet_distance` on `dim` principal
-  components of the training pixels.
+  against the evaluation split, by `metrics.frechet_distance` on `dim` principal components of
+  the training pixels (`metrics.pca_frechet_distance`, with the PCA fitted once).
 
   The PCA is fitted on the first `eval.num_examples` training images; the reference is the first
   `eval.num_examples` evaluation images. 'held_out', the distance of the next `num_samples`
@@ -230,23 +229,23 @@ def sample_quality(config: ml_collections.ConfigDict, workdir: str, *, num_sampl
     {'samples', 'held_out' (distances), 'num_samples', 'z_prior', 'dim', 'step' (the sampled
     checkpoint)}.
   """
-  resolved = configuration.resolve(workdir_utils.with_run_settings(config, workdir))
-  fit = resolved.eval.num_examples
+  model = api.load(workdir).with_sampling(z_prior=z_prior)
+  config = model.config
+  fit = config.eval.num_examples
 
   def pixels(split: str, num: int) -> np.ndarray:
-    return latents.export_pixels(resolved.data, split=split, batch_size=resolved.eval.batch_size,
+    return latents.export_pixels(config.data, split=split, batch_size=config.eval.batch_size,
                                  num_examples=num)["z"]
 
-  train = pixels(resolved.data.train_split, fit + num_samples)
+  train = pixels(config.data.train_split, fit + num_samples)
   if len(train) < fit + num_samples:
     raise ValueError(f"sample_quality needs {fit + num_samples} training images (eval.num_examples"
                      f" + num_samples), the split has {len(train)}.")
-  reference = pixels(resolved.data.eval_split, fit)
-  loaded = api.load(workdir)
-  sampling = dataclasses.replace(loaded.config.sampling, z_prior=z_prior)
-  model = api.LoadedModel(dataclasses.replace(loaded.config, sampling=sampling), loaded.trained)
+  reference = pixels(config.data.eval_split, fit)
   samples, _ = model.generate(num_samples, seed=seed)
-  score = lambda x: metrics.pca_frechet_distance(  # noqa: E731
-    train[:fit], reference, x.reshape(len(x), -1), dim, seed=resolved.seed)
-  return {"samples": score(samples), "held_out": score(train[fit:]), "num_samples": num_samples,
-          "z_prior": z_prior, "dim": dim, "step": model.step}
+  sets = (reference, samples.reshape(num_samples, -1), train[fit:])
+  _, features = metrics.pca_features(train[:fit], np.concatenate(sets), dim, seed=config.seed)
+  reference, samples, held_out = np.split(features, np.cumsum([len(s) for s in sets[:2]]))
+  return {"samples": metrics.frechet_distance(reference, samples),
+          "held_out": metrics.frechet_distance(reference, held_out),
+          "num_samples": num_samples, "z_prior": z_prior, "dim": dim, "step": model.step}
