@@ -138,12 +138,20 @@ def read_log(workdir: str) -> dict:
   return {"last": last, "curve": curve, "train_seconds": round(seconds, 1)}
 
 
-def train_run(config: ml_collections.ConfigDict, workdir: str, *, export: bool = True) -> dict:
+def settle(config: ml_collections.ConfigDict,
+           workdir: str) -> tuple[ml_collections.ConfigDict, ExperimentConfig]:
+  """(config, resolved): `config` with the run settings a run already saved in workdir keeps
+  (`workdir_utils.with_run_settings`), and its resolution."""
+  config = workdir_utils.with_run_settings(config, workdir)
+  return config, configuration.resolve(config)
+
+
+def train_run(config: ml_collections.ConfigDict, resolved: ExperimentConfig, workdir: str, *,
+              export: bool = True) -> dict:
   """Trains or resumes the run of `config` in `workdir`, evaluates it and exports its codes.
 
   Args:
-    config: the run's config; a run already saved in workdir keeps its run settings
-      (`workdir_utils.with_run_settings`).
+    config, resolved: the run's config and its resolution, as `settle` gives them.
     workdir: the run directory.
     export: also write latents/<split>.npz (needs latent_dim > 0).
 
@@ -151,8 +159,6 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, *, export: bool =
     {'workdir', 'model_kind', 'train_seconds' (this call's training, compiles included), 'step',
     'likelihood' (None without a Bayesian flow), 'versions', 'latents' ({split: path})}.
   """
-  config = workdir_utils.with_run_settings(config, workdir)
-  resolved = configuration.resolve(config)
   workdir_utils.prepare_workdir(workdir, config)
   start = time.perf_counter()
   train.train_and_evaluate(resolved, workdir)
@@ -174,7 +180,7 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
   """`train_run`, then the latent evaluators of `scores` on the evaluation split's codes.
 
   Args:
-    config: the run's config (as `train_run`).
+    config: the run's config; a run already saved in workdir keeps its run settings (`settle`).
     workdir: the run directory.
     scores: latent evaluators (name -> settings) applied to the evaluation split's codes.
     export: export and score the codes (False for a run without latents, e.g. a plain BFN).
@@ -183,11 +189,12 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
     {'workdir', 'model_kind', 'step', 'likelihood' (None for a baseline), 'log' (`read_log`),
     'scores' ({name: result})}.
   """
-  built = scorers(configuration.resolve(workdir_utils.with_run_settings(config, workdir)), scores)
-  run = train_run(config, workdir, export=export)
+  config, resolved = settle(config, workdir)
+  built = scorers(resolved, scores)  # bad settings fail before training
+  run = train_run(config, resolved, workdir, export=export)
   result_scores = {}
   if export:
-    split = configuration.resolve(config).data.eval_split
+    split = resolved.data.eval_split
     result_scores = score_codes(built, latents.load_latents(run["latents"][split]))
   return {
     "workdir": workdir,
