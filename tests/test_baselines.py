@@ -113,6 +113,8 @@ def test_kinds_set_the_loss_weights_and_the_loss_adds_the_terms():
   for kind, weights in expected.items():
     model = _model(kind, cfg, 1, beta=3.0)
     assert (model.variational, model.kl_weight, model.mmd_weight) == weights, kind
+    assert registry.has_prior(kind) == model.variational, kind  # only a VAE's z has a prior
+  assert registry.has_prior("paramrel") and not registry.has_prior("pca")
   model = _model("infovae", cfg, 1)
   x = {"image": _binary_images(BATCH)}
   key = jax.random.key(3)

@@ -25,13 +25,15 @@ from paramrel_jax.methods.interface import Model
 from paramrel_jax.methods.paramrel.objective import ObjectiveConfig
 from paramrel_jax.networks import NetworkConfig, ParamReLNet
 
-# The kinds with a prior over z, whose `sample` works.
-_WITH_PRIOR = ("paramrel", "vae", "beta_vae", "infovae", "infodiffusion")
+# Whether a baseline's z is drawn by reparameterisation against N(0, I), its prior (a VAE), or
+# is the encoder's mean with no prior (AE, DiffAE).
+_VARIATIONAL = {"ae": False, "vae": True, "beta_vae": True, "infovae": True, "diffae": False,
+                "infodiffusion": True}
 
 
 def has_prior(kind: str) -> bool:
   """Whether models of `kind` can sample (the AE and DiffAE have no prior over their codes)."""
-  return kind in _WITH_PRIOR
+  return kind == "paramrel" or _VARIATIONAL.get(kind, False)
 
 
 def make_model(
@@ -76,18 +78,18 @@ def make_model(
   settings = settings or BaselineConfig()
   space = data_space(flow)
   encoder_network = vanilla_encoder_config(network)
-  weights = {
-    "ae": (False, 0.0, 0.0),
-    "vae": (True, 1.0, 0.0),
-    "beta_vae": (True, settings.beta, 0.0),
-    "infovae": (True, objective.kl_weight, objective.mmd_weight),
-    "diffae": (False, 0.0, 0.0),
-    "infodiffusion": (True, objective.kl_weight, objective.mmd_weight),
+  weights = {  # (kl_weight, mmd_weight)
+    "ae": (0.0, 0.0),
+    "vae": (1.0, 0.0),
+    "beta_vae": (settings.beta, 0.0),
+    "infovae": (objective.kl_weight, objective.mmd_weight),
+    "diffae": (0.0, 0.0),
+    "infodiffusion": (objective.kl_weight, objective.mmd_weight),
   }
-  variational, kl_weight, mmd_weight = weights[kind]
+  kl_weight, mmd_weight = weights[kind]
   common = dict(
     space=space,
-    variational=variational,
+    variational=_VARIATIONAL[kind],
     kl_weight=kl_weight,
     mmd_weight=mmd_weight,
     mmd_kernel=objective.mmd_kernel,
