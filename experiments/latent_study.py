@@ -103,6 +103,12 @@ ABLATIONS: dict[str, dict] = {
   # the MMD weight (per data dimension; default 1e-4) against prior-sample quality
   "mmd_1e-1": {"objective.mmd_weight": 1e-1},
   "mmd_1": {"objective.mmd_weight": 1.0},
+  # the rate's weight (default 1e-3) against disentanglement, as beta in a beta-VAE
+  "kl_1e-2": {"objective.kl_weight": 1e-2},
+  "kl_1e-1": {"objective.kl_weight": 1e-1},
+  "kl_1": {"objective.kl_weight": 1.0},
+  # training times t = u ** p: early times, where z must carry the global content, more often
+  "time_power_2": {"objective.time_power": 2.0},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

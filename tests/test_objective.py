@@ -116,8 +116,30 @@ def test_mmd_weight_scales_with_the_data_dimensions():
   assert math.isclose(objective.mmd_weight(cfg, (2, 3, 5, 7)), 0.5 * 105)
 
 
+def test_time_power_draws_early_times_more_often():
+  key = jax.random.key(5)
+  u, _ = objective.sample_time(key, 20_000, 0)
+  t, i = objective.sample_time(key, 20_000, 0, power=2.0)
+  np.testing.assert_allclose(t, u ** 2, rtol=1e-6)  # the same u, squared
+  np.testing.assert_array_equal(i, 0)
+  assert abs(float(t.mean()) - 1 / 3) < 0.01 and abs(float((t < 0.25).mean()) - 0.5) < 0.01
+  # The loss draws its times so: the same key and x, the time of power 2 is the square.
+  flow = _flow("discrete")
+  encode, decode, params = _linear_nets(flow)
+  times = {}
+  for power in (1.0, 2.0):
+    cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_power=power)
+    terms, _ = objective.paramrel_loss(
+        jax.random.key(0), _data(flow), flow=flow, encode=lambda e, t: encode(params, e, t),
+        decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+    times[power] = terms.t
+  np.testing.assert_allclose(times[2.0], times[1.0] ** 2, rtol=1e-6)
+  with pytest.raises(ValueError, match="objective.time_power applies to the continuous-time"):
+    objective.ObjectiveConfig(time_power=2.0, loss_steps=10)
+
+
 @pytest.mark.parametrize("field, value", [("latent_weighting", "late"), ("posterior", "delta"),
-                                          ("mmd_scale", "pixels")])
+                                          ("mmd_scale", "pixels"), ("time_power", 0.0)])
 def test_bad_options_name_the_key(field, value):
   with pytest.raises(ValueError, match=f"objective.{field}"):
     objective.ObjectiveConfig(**{field: value})

@@ -147,14 +147,17 @@ def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | N
   return flow.net_input(flow.sample_flow(key, x, t))
 
 
-def sample_time(key: jax.Array, batch: int, loss_steps: int) -> tuple[jax.Array, jax.Array]:
-  """Flow times for a batch: t ~ U[0, 1) (continuous time) or t = (i - 1) / n, i ~ U{1..n}.
+def sample_time(key: jax.Array, batch: int, loss_steps: int,
+                power: float = 1.0) -> tuple[jax.Array, jax.Array]:
+  """Flow times for a batch: t = u ** power, u ~ U[0, 1) (continuous time; power 1 is the
+  BFN's uniform t), or t = (i - 1) / n, i ~ U{1..n}.
 
   Returns:
     (t, i): float32 (B,) times and int32 (B,) step indices (i = 0 in continuous time).
   """
   if loss_steps == 0:
-    return jax.random.uniform(key, (batch,), jnp.float32), jnp.zeros((batch,), jnp.int32)
+    u = jax.random.uniform(key, (batch,), jnp.float32)
+    return (u if power == 1.0 else u ** power), jnp.zeros((batch,), jnp.int32)
   i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
   return (i - 1).astype(jnp.float32) / loss_steps, i
 
@@ -195,7 +198,7 @@ def paramrel_loss(
   """
   batch = x.shape[0]
   k_t, k_flow, k_z, k_prior, k_loss, k_enc = jax.random.split(key, 6)
-  t, i = sample_time(k_t, batch, cfg.loss_steps)
+  t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power)
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
   mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
