@@ -140,7 +140,14 @@ def test_dci_aligned_code_is_disentangled_and_complete():
   np.testing.assert_array_equal(np.argmax(importance, axis=0), np.arange(4))
   assert result["disentanglement_per_code"].shape == (4,)
   assert result["completeness_per_factor"].shape == (4,)
+  assert result["informativeness_per_factor"].shape == (4,)
+  assert result["informativeness_per_factor"].mean() == pytest.approx(
+    result["informativeness_test"])
   assert result["sklearn_version"] == sklearn.__version__
+  # A factor the codes leave out is guessed at chance (5 values), the others still read off.
+  missing = dci(z[:800, :3], factors[:800], z[800:, :3], factors[800:], n_estimators=20)
+  accuracy = missing["informativeness_per_factor"]
+  assert accuracy[3] < 0.35 and np.all(accuracy[:3] > 0.9)
 
 
 @pytest.mark.parametrize("rotation", ["hadamard", "random"])
@@ -214,6 +221,8 @@ def test_dci_cv_reports_folds():
   assert result["disentanglement_mean"] > 0.9
   values = [fold["disentanglement"] for fold in result["per_fold"]]
   assert result["disentanglement_std"] == pytest.approx(np.std(values))
+  per_factor = [fold["informativeness_per_factor"] for fold in result["per_fold"]]
+  np.testing.assert_allclose(result["informativeness_per_factor_mean"], np.mean(per_factor, 0))
   assert (
     dci_cv(z, factors, n_folds=3, n_estimators=5)["per_fold"][0]["completeness"]
     == (result["per_fold"][0]["completeness"])

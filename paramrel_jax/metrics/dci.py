@@ -166,9 +166,10 @@ def dci(
 
   Returns:
     A dict with 'disentanglement', 'completeness', 'informativeness_train' and
-    'informativeness_test' (mean classification accuracy over factors), 'importance_matrix'
-    (float64, shape (L, K)), 'disentanglement_per_code' (L,), 'completeness_per_factor' (K,),
-    and 'sklearn_version'.
+    'informativeness_test' (mean classification accuracy over factors),
+    'informativeness_per_factor' (the test accuracies (K,): which factors the codes carry),
+    'importance_matrix' (float64, shape (L, K)), 'disentanglement_per_code' (L,),
+    'completeness_per_factor' (K,), and 'sklearn_version'.
 
   Raises:
     ValueError: on badly shaped or non-finite inputs, different L (or K) between train and test,
@@ -204,6 +205,7 @@ def dci(
     "completeness": completeness,
     "informativeness_train": float(np.mean(train_accuracy)),
     "informativeness_test": float(np.mean(test_accuracy)),
+    "informativeness_per_factor": np.asarray(test_accuracy),
     "importance_matrix": importance,
     "disentanglement_per_code": per_code,
     "completeness_per_factor": per_factor,
@@ -235,8 +237,9 @@ def dci_cv(
 
   Returns:
     A dict with '<score>_mean' and '<score>_std' (population std over folds) for score in
-    disentanglement, completeness, informativeness_train, informativeness_test; 'per_fold' (list
-    of the `dci` result dicts), 'n_folds' and 'sklearn_version'.
+    disentanglement, completeness, informativeness_train, informativeness_test;
+    'informativeness_per_factor_mean' (K,), the folds' mean; 'per_fold' (list of the `dci`
+    result dicts), 'n_folds' and 'sklearn_version'.
 
   Raises:
     ValueError: as `dci`, or on mismatched N or a bad `n_folds`.
@@ -262,5 +265,7 @@ def dci_cv(
     values = np.array([fold[score] for fold in per_fold])
     result[f"{score}_mean"] = float(values.mean())
     result[f"{score}_std"] = float(values.std())
-  result.update(per_fold=per_fold, n_folds=n_folds, sklearn_version=sklearn.__version__)
+  per_factor = np.mean([fold["informativeness_per_factor"] for fold in per_fold], axis=0)
+  result.update(informativeness_per_factor_mean=per_factor, per_fold=per_fold, n_folds=n_folds,
+                sklearn_version=sklearn.__version__)
   return result
