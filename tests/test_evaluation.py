@@ -102,6 +102,21 @@ def test_likelihood_on_smoke_checkpoint(run):
   assert 0.5 < per_dim["reconstruction"] < 1.0
 
 
+def test_eval_bounds_the_likelihood_against_the_fitted_prior_too(run):
+  workdir, _ = run
+  cfg = _config(**{"eval.num_examples": 8})
+  assert cfg.sampling.z_prior == "fitted"
+  nats = eval_modes.run_eval(cfg, workdir)["likelihood"]["nats_per_image"]
+  assert set(likelihood.FITTED_TERMS) <= set(nats) and nats["rate_fitted"] >= 0
+  np.testing.assert_allclose(nats["neg_elbo_fitted"], nats["test_loss"] + nats["rate_fitted"],
+                             rtol=1e-6)
+  assert nats["rate_fitted"] != nats["rate"]
+  standard = eval_modes.run_eval(_config(**{"eval.num_examples": 8,
+                                            "sampling.z_prior": "standard"}), workdir)
+  assert sorted(standard["likelihood"]["nats_per_image"]) == sorted(likelihood.TERMS)
+  assert standard["likelihood"]["nats_per_image"]["neg_elbo"] == nats["neg_elbo"]  # same draws
+
+
 def test_n_repeats_average_the_passes(run):
   _, model = run
   cfg = _config()
@@ -155,6 +170,16 @@ def test_likelihood_terms_against_closed_forms():
   np.testing.assert_allclose(ctime["reconstruction"][0], 4 * math.log(2), rtol=1e-5)
   # KL[N(1, e^-1) || N(0, 1)] = (1 + e^-1 - 1 + 1) / 2 per latent dim.
   np.testing.assert_allclose(ctime["rate"][0], 3 * (1 + math.exp(-1)) / 2, rtol=1e-5)
+  # Against a fitted prior: one N(0, I) code held over a path of 3 knots (every block of the
+  # path's covariance I) gives the rate again; N(1, I), the posterior's mean, leaves the variance
+  # terms only.
+  for shift, expected in ((0.0, 3 * (1 + math.exp(-1)) / 2), (1.0, 3 * math.exp(-1) / 2)):
+    prior = (jnp.full((3, 3), shift), jnp.kron(jnp.ones((3, 3)), jnp.eye(3)))
+    terms = likelihood.likelihood_terms(jax.random.key(0), x[:100], flow=flow, encode=encode,
+                                        decode=decode, loss_steps=0,
+                                        encoder_input_mode="theta_t", prior=prior).as_dict()
+    np.testing.assert_allclose(terms["rate_fitted"], expected, rtol=1e-4)
+    np.testing.assert_allclose(terms["neg_elbo_fitted"], terms["test_loss"] + expected, rtol=1e-5)
   many, few = mean_terms(1000, loss_samples=20), mean_terms(2)
   assert abs(many["bfn"][0] - ctime["bfn"][0]) < 4 * math.hypot(many["bfn"][1], ctime["bfn"][1])
   assert abs(few["bfn"][0] - ctime["bfn"][0]) > 4 * math.hypot(few["bfn"][1], ctime["bfn"][1])

@@ -116,6 +116,24 @@ def test_mmd_weight_scales_with_the_data_dimensions():
   assert math.isclose(objective.mmd_weight(cfg, (2, 3, 5, 7)), 0.5 * 105)
 
 
+def test_gaussian_kl_full_is_the_closed_form():
+  rng = np.random.default_rng(1)
+  batch, latent = 4, 3
+  mean, logvar, prior_mean = (rng.normal(size=(batch, latent)).astype(np.float32)
+                              for _ in range(3))
+  root = rng.normal(size=(batch, latent, latent))
+  cov = (root @ np.swapaxes(root, 1, 2) + np.eye(latent)).astype(np.float32)
+  got = objective.gaussian_kl_full(mean, logvar, prior_mean, cov)
+  for b in range(batch):
+    inverse, diff = np.linalg.inv(cov[b].astype(np.float64)), prior_mean[b] - mean[b]
+    expected = 0.5 * (np.trace(inverse @ np.diag(np.exp(logvar[b]))) + diff @ inverse @ diff
+                      - latent + np.linalg.slogdet(cov[b])[1] - logvar[b].sum())
+    np.testing.assert_allclose(got[b], expected, rtol=1e-4)
+  standard = np.broadcast_to(np.eye(latent, dtype=np.float32), cov.shape)
+  np.testing.assert_allclose(objective.gaussian_kl_full(mean, logvar, 0 * mean, standard),
+                             objective.gaussian_kl(mean, logvar), rtol=1e-5)
+
+
 def test_time_power_draws_early_times_more_often():
   key = jax.random.key(5)
   u, _ = objective.sample_time(key, 20_000, 0)

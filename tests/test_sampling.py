@@ -78,6 +78,27 @@ def test_path_at_interpolates_between_the_given_times():
                              jnp.stack([(path[0, 0] + path[0, 1]) / 2, path[1, 1]]))
 
 
+@pytest.mark.parametrize("k", [1, 4])
+def test_path_moments_are_the_law_of_path_at(k):
+  """path_at is linear in the path: at each t, z_t = A path with A read off the basis paths, so a
+  Gaussian path N(m, C) gives z_t ~ N(A m, A C A^T) exactly."""
+  latent, rng = 3, np.random.default_rng(0)
+  mean = rng.normal(size=(k, latent)).astype(np.float32)
+  root = rng.normal(size=(k * latent, k * latent))
+  cov = (root @ root.T).astype(np.float32)
+  t = jnp.array([0.0, 0.1, 1 / 3, 0.5, 0.9, 1.0])
+  m, c = sampling.path_moments(jnp.asarray(mean), jnp.asarray(cov), t)
+  assert m.shape == (len(t), latent) and c.shape == (len(t), latent, latent)
+  for j, time in enumerate(t):
+    if k == 1:
+      a = np.eye(latent)  # one code at every time
+    else:
+      basis = jnp.eye(k * latent).reshape(k * latent, k, latent)
+      a = np.asarray(sampling.path_at(basis, jnp.full((k * latent,), time))).T  # (L, K L)
+    np.testing.assert_allclose(m[j], a @ mean.reshape(-1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c[j], a @ cov @ a.T, rtol=1e-4, atol=1e-4)
+
+
 def test_a_latent_path_is_read_at_each_steps_time():
   flow = flow_of("binary")
   net, params = tiny_model(flow)

@@ -9,8 +9,9 @@
 All restore the EMA parameters of the latest checkpoint in `workdir` (`inference.load`).
 `run_eval` writes `workdir/eval/metrics.json`: for a model with a Bayesian flow the test
 likelihood of the evaluation split (`likelihood.evaluate_likelihood` with the `eval` section's
-settings), and for any model the full result of every latent evaluator configured in `evals`,
-with the checkpoint step, a summary of the config and the library versions.
+settings; with sampling.z_prior='fitted' also the bound against the fitted prior), and for any
+model the full result of every latent evaluator configured in `evals`, with the checkpoint step,
+a summary of the config and the library versions.
 `run_export_latents` writes `workdir/latents/<split>.npz` for the training and evaluation splits
 (`latents.export_latents`, any model's codes; layout in `paramrel_jax.evaluation.latents`).
 `run_plot_latents` exports them and writes their PCA and t-SNE pictures,
@@ -32,7 +33,7 @@ import numpy as np
 import optax
 import sklearn
 
-from paramrel_jax import data
+from paramrel_jax import api, data
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 from paramrel_jax.methods import interface
@@ -94,6 +95,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     "versions": versions(),
   }
   if interface.has(model.model, interface.FLOW):  # a baseline has no BFN likelihood
+    prior = api.LoadedModel(config, model).latent_prior()  # the fitted p(z) that sampling uses
     result["likelihood"] = likelihood.evaluate_likelihood(
       model.model.flow,
       model.model.net,
@@ -106,6 +108,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
       n_repeats=ecfg.n_repeats,
       sample_z=config.objective.posterior == "gaussian",
       seed=config.seed,
+      prior=None if prior is None else (prior.mean, prior.covariance()),
     )
   for evaluator in configured:
     if evaluator.kind != "likelihood":

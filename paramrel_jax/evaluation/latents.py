@@ -117,6 +117,10 @@ class FittedPrior(NamedTuple):
   mean: np.ndarray  # (L,) or (K, L)
   scale: np.ndarray  # (D, D), D = mean.size
 
+  def covariance(self) -> np.ndarray:
+    """scale scale^T, (D, D)."""
+    return self.scale @ self.scale.T
+
 
 def fit_prior(codes) -> FittedPrior:
   """The Gaussian fit (sample mean and covariance) of codes (N >= 2, L), or of code paths

@@ -14,6 +14,13 @@ For one example x, with z_t drawn from the self-encoder q(z_t | e, t), e its inp
                   gamma = 0, lambda = 1);
   neg_elbo        test_loss + rate: the ParamReL negative ELBO with the step-averaged rate.
 
+Given a prior fitted to the codes (`prior`: the Gaussian over code paths that sampling draws
+from, `sampling.z_prior='fitted'`), also
+  rate_fitted     KL[q(z_t | e, t) || p(z_t)] at the same x and t, p(z_t) the fitted prior's
+                  marginal at t (`sampling.path_moments`);
+  neg_elbo_fitted test_loss + rate_fitted: the same step-averaged bound for the model that samples
+                  with the fitted prior.
+
 z is a reparameterised draw of q (the ELBO's expectation; `sample_z=False` uses the posterior
 mean instead). With an encoder of the data ('data', 'final_params'), `bfn` and `test_loss` are
 losses given a z that encodes x, not likelihoods; `neg_elbo` is the bound to compare with the
@@ -38,12 +45,15 @@ from paramrel_jax import data
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.data import sources
 from paramrel_jax.methods import paramrel
-from paramrel_jax.methods.paramrel import objective
+from paramrel_jax.methods.paramrel import objective, sampling
 from paramrel_jax.networks import ParamReLNet
 
 # Monte-Carlo sender samples of the n-step loss: the official BFN's `discrete_time_loss` default.
 DEFAULT_LOSS_SAMPLES = 10
 TERMS = ("bfn", "reconstruction", "test_loss", "rate", "neg_elbo")
+FITTED_TERMS = ("rate_fitted", "neg_elbo_fitted")  # with a fitted prior
+# Added to the fitted prior's covariance, so that a rank-deficient fit has a finite KL.
+PRIOR_RIDGE = 1e-6
 
 
 @flax.struct.dataclass
@@ -53,17 +63,22 @@ class LikelihoodTerms:
   bfn: jax.Array
   reconstruction: jax.Array
   rate: jax.Array
+  rate_fitted: jax.Array | None = None
 
   def as_dict(self) -> dict[str, jax.Array]:
-    """All of `TERMS`, including the sums test_loss and neg_elbo."""
+    """All of `TERMS`, including the sums test_loss and neg_elbo, and `FITTED_TERMS` when
+    rate_fitted is given."""
     test_loss = self.bfn + self.reconstruction
-    return {
+    terms = {
       "bfn": self.bfn,
       "reconstruction": self.reconstruction,
       "test_loss": test_loss,
       "rate": self.rate,
       "neg_elbo": test_loss + self.rate,
     }
+    if self.rate_fitted is not None:
+      terms.update(rate_fitted=self.rate_fitted, neg_elbo_fitted=test_loss + self.rate_fitted)
+    return terms
 
 
 def likelihood_terms(
@@ -77,6 +92,7 @@ def likelihood_terms(
   encoder_input_mode: str,
   loss_samples: int = DEFAULT_LOSS_SAMPLES,
   sample_z: bool = True,
+  prior: tuple[jax.Array, jax.Array] | None = None,
 ) -> LikelihoodTerms:
   """One Monte-Carlo estimate of the likelihood terms of a batch (module docstring).
 
@@ -90,6 +106,8 @@ def likelihood_terms(
     encoder_input_mode: what the encoder reads (`objective.encoder_input`).
     loss_samples: sender samples of the n-step loss's Monte-Carlo KL.
     sample_z: z ~ q(z_t | theta_t, t) (True) or its mean (False).
+    prior: a fitted prior (mean (K, L), covariance (K L, K L)) of code paths at
+      linspace(0, 1, K) (K = 1: one code), for rate_fitted; None: N(0, I) only.
 
   Returns:
     LikelihoodTerms of shape (B,) each.
@@ -101,12 +119,17 @@ def likelihood_terms(
     mean, logvar = encode(objective.encoder_input(flow, encoder_input_mode, k_e, x, t, theta), t)
     mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
     z = objective.reparameterise(k, mean, logvar) if sample_z else mean
-    return z, objective.gaussian_kl(mean, logvar)
+    return z, mean, logvar
 
   t, i = objective.sample_time(k_time, batch, loss_steps)
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
-  z, rate = latent(k_z, k_enc, theta, t)
+  z, mean, logvar = latent(k_z, k_enc, theta, t)
+  rate, rate_fitted = objective.gaussian_kl(mean, logvar), None
+  if prior is not None:
+    prior_mean, prior_cov = sampling.path_moments(*prior, t)
+    prior_cov = prior_cov + PRIOR_RIDGE * jnp.eye(prior_cov.shape[-1], dtype=prior_cov.dtype)
+    rate_fitted = objective.gaussian_kl_full(mean, logvar, prior_mean, prior_cov)
   out = flow.output_dist(decode(net_in, z, t).astype(jnp.float32), theta, t)
   if loss_steps == 0:
     bfn = flow.ctime_loss(x, out, t)
@@ -116,9 +139,10 @@ def likelihood_terms(
   t1 = jnp.ones((batch,), jnp.float32)
   theta1 = flow.sample_flow(k_flow1, x, t1)
   net_in1 = flow.net_input(theta1)
-  z1, _ = latent(k_z1, k_enc1, theta1, t1)
+  z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
-  return LikelihoodTerms(bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate)
+  return LikelihoodTerms(bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate,
+                         rate_fitted=rate_fitted)
 
 
 @functools.partial(
@@ -134,8 +158,10 @@ def likelihood_batch(
   loss_steps: int,
   loss_samples: int = DEFAULT_LOSS_SAMPLES,
   sample_z: bool = True,
+  prior: tuple[jax.Array, jax.Array] | None = None,
 ) -> dict[str, jax.Array]:
-  """The jitted batch function: {term: (B,) nats per example} for every term of `TERMS`.
+  """The jitted batch function: {term: (B,) nats per example} for every term of `TERMS` (and
+  `FITTED_TERMS` with a prior).
 
   Args:
     params: the network's parameters.
@@ -145,7 +171,7 @@ def likelihood_batch(
     net: the network of the run (static).
     loss_steps: n > 0 (n-step loss) or 0 (continuous time).
     loss_samples: sender samples of the n-step loss.
-    sample_z: see `likelihood_terms`.
+    sample_z, prior: see `likelihood_terms`.
   """
   encode, decode = paramrel.net_fns(net, params)
   terms = likelihood_terms(
@@ -158,6 +184,7 @@ def likelihood_batch(
     encoder_input_mode=net.encoder_input,
     loss_samples=loss_samples,
     sample_z=sample_z,
+    prior=prior,
   )
   return terms.as_dict()
 
@@ -187,6 +214,7 @@ def evaluate_likelihood(
   seed: int = 0,
   loss_samples: int = DEFAULT_LOSS_SAMPLES,
   sample_z: bool = True,
+  prior: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
   """Test likelihood over the first `num_examples` examples of a split, each exactly once a pass.
 
@@ -207,11 +235,14 @@ def evaluate_likelihood(
     seed: seed of the noise.
     loss_samples: sender samples of the n-step loss.
     sample_z: see `likelihood_terms`.
+    prior: a fitted prior of code paths, (mean (K, L) or (L,), covariance (K L, K L)), for
+      `FITTED_TERMS` (`likelihood_terms`).
 
   Returns:
     A JSON-able dict: 'nats_per_image', 'nats_per_dim', 'bits_per_dim' and
-    'stderr_nats_per_image' (each {term: float} over `TERMS`), and 'split', 'num_examples',
-    'dims_per_example', 'loss_steps', 'n_repeats', 'loss_samples', 'z' ('sample' or 'mean').
+    'stderr_nats_per_image' (each {term: float} over `TERMS`, and `FITTED_TERMS` with a
+    prior), and 'split', 'num_examples', 'dims_per_example', 'loss_steps', 'n_repeats',
+    'loss_samples', 'z' ('sample' or 'mean').
 
   Raises:
     ValueError: loss_steps < 0, loss_samples, n_repeats or num_examples < 1, or a bad data
@@ -226,18 +257,24 @@ def evaluate_likelihood(
     if value < minimum:
       raise ValueError(f"{name} must be >= {minimum}, got {value}.")
   num_examples = min(num_examples, split_size(data_cfg, split))
+  terms = TERMS
+  if prior is not None:
+    mean, cov = np.asarray(prior[0], np.float32), np.asarray(prior[1], np.float32)
+    prior = (jnp.asarray(mean.reshape(-1, net.config.latent_dim)), jnp.asarray(cov))
+    terms = TERMS + FITTED_TERMS
   settings = {
     "flow": flow,
     "net": net,
     "loss_steps": loss_steps,
     "loss_samples": loss_samples,
     "sample_z": sample_z,
+    "prior": prior,
   }
   base_key = jax.random.fold_in(jax.random.key(seed), jax.process_index())
   per_repeat = []
   dims = 0
   for repeat in range(n_repeats):
-    totals = np.zeros(len(TERMS) + 1)  # the term sums, then the number of examples
+    totals = np.zeros(len(terms) + 1)  # the term sums, then the number of examples
     batches = data.create_eval_iterator(
       data_cfg, split=split, batch_size=batch_size, num_examples=num_examples
     )
@@ -246,19 +283,19 @@ def evaluate_likelihood(
       x = jnp.asarray(batch["image"])
       values = jax.device_get(likelihood_batch(params, key, x, **settings))
       mask = batch["mask"]
-      totals[:-1] += [float(values[term][mask].sum()) for term in TERMS]
+      totals[:-1] += [float(values[term][mask].sum()) for term in terms]
       totals[-1] += mask.sum()
       dims = math.prod(batch["image"].shape[1:])
     totals = _sum_over_processes(totals)
     per_repeat.append(totals[:-1] / totals[-1])
-  per_repeat = np.asarray(per_repeat)  # (n_repeats, len(TERMS)) nats per example
+  per_repeat = np.asarray(per_repeat)  # (n_repeats, len(terms)) nats per example
   mean = per_repeat.mean(axis=0)
   stderr = per_repeat.std(axis=0) / math.sqrt(n_repeats)
   return {
-    "nats_per_image": dict(zip(TERMS, mean.tolist(), strict=True)),
-    "nats_per_dim": dict(zip(TERMS, (mean / dims).tolist(), strict=True)),
-    "bits_per_dim": dict(zip(TERMS, (mean / (dims * math.log(2))).tolist(), strict=True)),
-    "stderr_nats_per_image": dict(zip(TERMS, stderr.tolist(), strict=True)),
+    "nats_per_image": dict(zip(terms, mean.tolist(), strict=True)),
+    "nats_per_dim": dict(zip(terms, (mean / dims).tolist(), strict=True)),
+    "bits_per_dim": dict(zip(terms, (mean / (dims * math.log(2))).tolist(), strict=True)),
+    "stderr_nats_per_image": dict(zip(terms, stderr.tolist(), strict=True)),
     "split": split,
     "num_examples": int(num_examples),
     "dims_per_example": int(dims),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import flax
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.config.network import ENCODER_INPUTS
@@ -59,6 +60,20 @@ class LossTerms:
 def gaussian_kl(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL[N(mean, exp(logvar)) || N(0, I)] summed over the last axis: (B, L) -> (B,)."""
   return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def gaussian_kl_full(mean: jax.Array, logvar: jax.Array, prior_mean: jax.Array,
+                     prior_cov: jax.Array) -> jax.Array:
+  """KL[N(mean, diag exp(logvar)) || N(prior_mean, prior_cov)] per example: mean, logvar and
+  prior_mean (B, L), prior_cov (B, L, L) positive definite -> (B,)."""
+  chol = jnp.linalg.cholesky(prior_cov)
+  eye = jnp.broadcast_to(jnp.eye(mean.shape[-1], dtype=mean.dtype), prior_cov.shape)
+  inv_chol = solve_triangular(chol, eye, lower=True)  # C^-1 = inv^T inv
+  diff = jnp.einsum("bij,bj->bi", inv_chol, prior_mean - mean)
+  trace = jnp.sum(jnp.square(inv_chol) * jnp.exp(logvar)[:, None, :], axis=(1, 2))
+  logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=-1)
+  return 0.5 * (trace + jnp.sum(jnp.square(diff), -1) - mean.shape[-1] + logdet
+                - jnp.sum(logvar, -1))
 
 
 def reparameterise(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:

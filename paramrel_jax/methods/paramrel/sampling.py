@@ -100,6 +100,31 @@ def path_at(path: jax.Array, t: jax.Array) -> jax.Array:
   return path[rows, low] * (1.0 - frac) + path[rows, low + 1] * frac
 
 
+def path_moments(mean: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The law of `path_at(path, t)` for a Gaussian path N(mean, cov): its mean (B, L) and
+  covariance (B, L, L) at times t (B,).
+
+  Args:
+    mean: (K >= 1, L), the path's mean at linspace(0, 1, K) (K = 1: one code for every t).
+    cov: (K L, K L), the covariance of the flattened path.
+    t: (B,) times in [0, 1].
+  """
+  k, latent = mean.shape
+  blocks = cov.reshape(k, latent, k, latent)
+  if k == 1:
+    return (jnp.broadcast_to(mean[0], (t.shape[0], latent)),
+            jnp.broadcast_to(blocks[0, :, 0], (t.shape[0], latent, latent)))
+  position = jnp.clip(t, 0.0, 1.0) * (k - 1)
+  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 2)
+  high = (position - low).astype(mean.dtype)[:, None]  # weight of the upper knot
+  m = mean[low] * (1.0 - high) + mean[low + 1] * high
+  a, b = (1.0 - high)[:, :, None], high[:, :, None]
+  cross = blocks[low, :, low + 1]  # (B, L, L): Cov(z_low, z_high)
+  c = (a * a * blocks[low, :, low] + b * b * blocks[low + 1, :, low + 1]
+       + a * b * (cross + jnp.swapaxes(cross, 1, 2)))
+  return m, c
+
+
 def _check_data_shape(data_shape: tuple[int, ...]) -> None:
   if len(data_shape) != 4 or any(int(d) < 1 for d in data_shape):
     raise ValueError(f"data_shape must be (B, H, W, C) of positive ints, got {data_shape}.")
