@@ -109,6 +109,7 @@ ABLATIONS: dict[str, dict] = {
   "kl_1": {"objective.kl_weight": 1.0},
   # training times t = u ** p: early times, where z must carry the global content, more often
   "time_power_2": {"objective.time_power": 2.0},
+  "time_power_3": {"objective.time_power": 3.0},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

@@ -152,8 +152,12 @@ def test_time_power_draws_early_times_more_often():
         decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
     times[power] = terms.t
   np.testing.assert_allclose(times[2.0], times[1.0] ** 2, rtol=1e-6)
-  with pytest.raises(ValueError, match="objective.time_power applies to the continuous-time"):
-    objective.ObjectiveConfig(time_power=2.0, loss_steps=10)
+  # The n-step loss: step i = floor(n u^2) + 1, each of 1..n possible, the early ones more often.
+  t, i = objective.sample_time(key, 20_000, 10, power=2.0)
+  np.testing.assert_array_equal(i, np.floor(10 * np.asarray(u) ** 2).astype(np.int32) + 1)
+  np.testing.assert_allclose(t, (np.asarray(i) - 1) / 10)
+  counts = np.bincount(np.asarray(i), minlength=11)[1:]
+  assert counts.min() > 0 and counts[0] > 5 * counts[-1]  # P(1) = 0.32, P(10) = 0.05
 
 
 @pytest.mark.parametrize("field, value", [("latent_weighting", "late"), ("posterior", "delta"),

@@ -36,10 +36,10 @@ class ObjectiveConfig:
     posterior: 'gaussian' (z_t ~ q(z_t | e, t)) or 'deterministic' (z_t = the mean, no rate term:
       the authors' released MMD-only variant). The likelihood evaluation then also uses the mean;
       its rate is that of the unused variance head, so its -ELBO is not a bound.
-    time_power: training flow times t = u ** time_power, u ~ U[0, 1) (continuous time only): 1
-      is the BFN's uniform t; p > 1 draws early times, where z must carry the global content,
-      more often (density t^(1/p - 1) / p). Not the ELBO unless 1; the likelihood evaluation
-      keeps the uniform t.
+    time_power: training flow times t = u ** time_power, u ~ U[0, 1) (the n-step loss: step
+      floor(n u ** time_power) + 1): 1 is the BFN's uniform t; p > 1 draws early times, where z
+      must carry the global content, more often (density t^(1/p - 1) / p). Not the ELBO unless
+      1; the likelihood evaluation keeps the uniform t.
     loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
     loss_samples: Monte-Carlo sender samples of the n-step loss.
   """
@@ -73,9 +73,6 @@ class ObjectiveConfig:
           f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
     if not self.time_power > 0:
       raise ValueError(f"objective.time_power must be > 0, got {self.time_power}.")
-    if self.time_power != 1.0 and self.loss_steps:
-      raise ValueError("objective.time_power applies to the continuous-time loss only "
-                       f"(flow.loss_steps = 0), got loss_steps = {self.loss_steps}.")
     if self.loss_steps < 0:
       raise ValueError(
           f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")

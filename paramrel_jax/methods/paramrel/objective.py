@@ -165,7 +165,7 @@ def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | N
 def sample_time(key: jax.Array, batch: int, loss_steps: int,
                 power: float = 1.0) -> tuple[jax.Array, jax.Array]:
   """Flow times for a batch: t = u ** power, u ~ U[0, 1) (continuous time; power 1 is the
-  BFN's uniform t), or t = (i - 1) / n, i ~ U{1..n}.
+  BFN's uniform t), or t = (i - 1) / n with i ~ U{1..n} (power 1) or i = floor(n u ** power) + 1.
 
   Returns:
     (t, i): float32 (B,) times and int32 (B,) step indices (i = 0 in continuous time).
@@ -173,7 +173,11 @@ def sample_time(key: jax.Array, batch: int, loss_steps: int,
   if loss_steps == 0:
     u = jax.random.uniform(key, (batch,), jnp.float32)
     return (u if power == 1.0 else u ** power), jnp.zeros((batch,), jnp.int32)
-  i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
+  if power == 1.0:
+    i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
+  else:
+    u = jax.random.uniform(key, (batch,), jnp.float32) ** power
+    i = jnp.minimum(jnp.floor(u * loss_steps).astype(jnp.int32), loss_steps - 1) + 1
   return (i - 1).astype(jnp.float32) / loss_steps, i
 
 
