@@ -21,6 +21,7 @@ RUN_SETTINGS = {
   "objective.latent_weighting": "elbo",
   "objective.posterior": "gaussian",
   "objective.mmd_scale": "none",
+  "objective.time_power": 1.0,
   "flow.beta1": None,
 }
 
