@@ -108,11 +108,8 @@ def _check_stored(directory: str, step: int, expected: Any) -> None:
   asynchronous reads.
   """
   path = os.path.join(directory, str(step))
-  try:
-    with _without_orbax_logs():
-      stored = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / _STATE).tree
-  except Exception as e:  # Orbax raises many types for missing or damaged files.
-    raise CheckpointError(_unreadable(directory, step, e)) from e
+  with _reporting_read_errors(directory, step):  # the metadata of OCDBT arrays is read, too
+    stored = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / _STATE).tree
   got = {_keystr(k): leaf for k, leaf in jax.tree_util.tree_leaves_with_path(stored)}
   want = {_keystr(k): jax.eval_shape(_stored_form, leaf)
           for k, leaf in jax.tree_util.tree_leaves_with_path(expected)}
@@ -164,7 +161,11 @@ def _reporting_read_errors(directory: str, step: int):
   Orbax reads arrays concurrently; when one fails, the others end after the restore has raised,
   and asyncio logs each ('Task exception was never retrieved', with a traceback) whenever the
   task is collected. From the first failed read on, those reports of Orbax's reads are dropped.
+  Reads still in flight also call back into the loop Orbax has already closed, from native I/O
+  threads, which report the 'Event loop is closed' they meet as unraisable; that can happen
+  before the failure reaches this handler, so those reports are dropped from the read's start.
   """
+  _drop_closed_loop_reports()
   try:
     with _without_orbax_logs():
       yield
@@ -215,7 +216,15 @@ def _silence_orphaned_reads() -> None:
 
   sys.unraisablehook = hook
   threading.excepthook = _dropping_orbax_errors(threading.excepthook)
-  sys.excepthook = _dropping_closed_loop_errors(sys.excepthook)
+
+
+def _drop_closed_loop_reports() -> None:
+  """Installs, once per process, the sys.excepthook and sys.unraisablehook that drop 'Event loop
+  is closed' raised inside asyncio alone."""
+  if not getattr(sys.excepthook, "drops_closed_loop_errors", False):
+    sys.excepthook = _dropping_closed_loop_errors(sys.excepthook)
+  if not getattr(sys.unraisablehook, "drops_closed_loop_errors", False):
+    sys.unraisablehook = _dropping_closed_loop_unraisables(sys.unraisablehook)
 
 
 def _dropping_orbax_errors(previous):
@@ -239,6 +248,20 @@ def _dropping_closed_loop_errors(previous):
     if not _closed_loop_error(exc_value, traceback):
       previous(exc_type, exc_value, traceback)
 
+  hook.drops_closed_loop_errors = True
+  return hook
+
+
+def _dropping_closed_loop_unraisables(previous):
+  """A sys.unraisablehook that drops 'Event loop is closed' raised inside asyncio alone: what a
+  native I/O thread reports (with no object) when a read's completion callback meets the loop
+  that the failed restore closed."""
+
+  def hook(unraisable):
+    if not _closed_loop_error(unraisable.exc_value, unraisable.exc_traceback):
+      previous(unraisable)
+
+  hook.drops_closed_loop_errors = True
   return hook
 
 
