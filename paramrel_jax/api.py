@@ -70,10 +70,6 @@ def load(workdir: str, *, step: int | None = None) -> LoadedModel:
   return LoadedModel(config, inference.load(config, workdir, step=step))
 
 
-# The sampling settings that `LoadedModel.latent_prior` depends on.
-_PRIOR_KEYS = ("z_prior", "z_source", "prior_examples", "prior_times")
-
-
 class LoadedModel:
   """A trained ParamReL or baseline with uint8 images in and out (module docstring)."""
 
@@ -118,7 +114,8 @@ class LoadedModel:
     config = dataclasses.replace(self.config, sampling=sampling)
     model = registry.build_model(config, self.image_shape[-1])
     loaded = LoadedModel(config, dataclasses.replace(self.trained, model=model))
-    if all(getattr(sampling, name) == getattr(self.config.sampling, name) for name in _PRIOR_KEYS):
+    if all(getattr(sampling, name) == getattr(self.config.sampling, name)
+           for name in latents.PRIOR_KEYS):
       loaded._prior = self._prior
     return loaded
 
@@ -203,29 +200,15 @@ class LoadedModel:
     return np.asarray(x), np.asarray(z)
 
   def latent_prior(self) -> latents.FittedPrior | None:
-    """The p(z) that `generate` draws from: None for N(0, I), else the Gaussian fit
-    (`latents.fit_prior`) of the codes of the first sampling.prior_examples training images
-    (sampling.z_prior='fitted'; computed once). With a progressive encoder the fit is of code
-    paths, the codes at sampling.prior_times times linspace(0, 1, K), so that each generation
-    step gets a code of its time (`sampling.path_at`); otherwise of the codes at t = 1. None
-    also where z is not drawn from a prior: no codes, no prior (AE, DiffAE), or
-    sampling.z_source='encoder'.
+    """The p(z) that `generate` draws from (`latents.latent_prior`): None for N(0, I), else the
+    Gaussian fitted to the codes (or, with a progressive encoder, the code paths) of the first
+    sampling.prior_examples training images; computed once, and kept in the run directory.
     """
-    cfg = self.config.sampling
-    if (cfg.z_prior == "standard" or self.latent_dim == 0 or not registry.has_prior(self.kind)
-        or (self.kind == "paramrel" and cfg.z_source != "prior")):
-      return None
     if self._prior is None:
-      path = (self.kind == "paramrel" and self.config.network.encoder == "progressive"
-              and cfg.prior_times > 1)
-      first, *rest = [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)] if path else [1.0]
-      codes = latents.export_latents(  # 'z' at the first time, one encode per time
-        self.trained.model, self.trained.params, self.config.data,
-        split=self.config.data.train_split, batch_size=self.config.eval.batch_size,
-        num_examples=cfg.prior_examples, latent_time=first, latent_times=rest)
-      if path:  # (N, K, L)
-        codes["z"] = np.stack([codes["z"], *(codes[latents.latent_key(t)] for t in rest)], axis=1)
-      self._prior = latents.fit_prior(codes["z"])
+      trained = self.trained
+      path = (None if trained.workdir is None
+              else latents.prior_path(trained.workdir, trained.step, self.config))
+      self._prior = latents.latent_prior(trained.model, trained.params, self.config, path=path)
     return self._prior
 
   def codes(self, x: np.ndarray, *, seed: int = 0,

@@ -112,6 +112,34 @@ def test_generate_draws_z_from_the_prior_fitted_to_training_codes(model):
     configuration.resolve(tiny_config(**{"sampling.z_prior": "vamp"}))
 
 
+def test_the_fitted_prior_is_kept_per_checkpoint_in_the_run(workdir, model, monkeypatch):
+  from paramrel_jax.evaluation import latents
+
+  prior = model.latent_prior()
+  path = latents.prior_path(workdir, model.step, model.config)
+  assert os.path.basename(path) == (f"prior_{model.step}_n{model.config.sampling.prior_examples}"
+                                    f"_k{model.config.sampling.prior_times}.npz")
+  kept = np.load(path)
+  np.testing.assert_array_equal(kept["mean"], prior.mean)
+  np.testing.assert_array_equal(kept["scale"], prior.scale)
+
+  def no_encoding(*args, **kwargs):
+    raise AssertionError("the kept fit was not read")
+
+  monkeypatch.setattr(latents, "export_latents", no_encoding)
+  again = paramrel_jax.load(workdir).latent_prior()  # a fresh load reads the file
+  np.testing.assert_array_equal(again.mean, prior.mean)
+  np.testing.assert_array_equal(again.scale, prior.scale)
+  with pytest.raises(AssertionError, match="not read"):  # other settings, another file
+    paramrel_jax.load(workdir).with_sampling(prior_examples=8).latent_prior()
+  monkeypatch.undo()
+  with open(path, "wb") as f:  # a damaged file is fitted again and replaced
+    f.write(b"damaged")
+  refit = paramrel_jax.load(workdir).latent_prior()
+  np.testing.assert_allclose(refit.mean, prior.mean, rtol=1e-6)
+  np.testing.assert_array_equal(np.load(path)["mean"], refit.mean)
+
+
 def test_with_sampling_rebuilds_the_model_and_keeps_the_prior_it_can(model):
   fewer = model.with_sampling(num_steps=2)
   assert fewer.trained.model.sample_steps == 2 and fewer.trained.params is model.trained.params

@@ -33,7 +33,7 @@ import numpy as np
 import optax
 import sklearn
 
-from paramrel_jax import api, data
+from paramrel_jax import data
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 from paramrel_jax.methods import interface
@@ -95,7 +95,8 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     "versions": versions(),
   }
   if interface.has(model.model, interface.FLOW):  # a baseline has no BFN likelihood
-    prior = api.LoadedModel(config, model).latent_prior()  # the fitted p(z) that sampling uses
+    prior = latents.latent_prior(model.model, model.params, config,  # what sampling draws from
+                                 path=latents.prior_path(workdir, model.step, config))
     result["likelihood"] = likelihood.evaluate_likelihood(
       model.model.flow,
       model.model.net,

@@ -13,8 +13,9 @@ An exported file (`save_latents`) is an .npz with
   'label', 'attributes', 'factors'   int32 (N,) / (N, A) / (N, F): those the dataset has;
 with the examples in split order.
 
-`fit_prior` / `draw_prior`: a Gaussian p(z) fitted to codes after training, which the API's
-sampler uses by default (`sampling.z_prior`).
+`fit_prior` / `draw_prior`: a Gaussian p(z) fitted to codes after training; `latent_prior`: the
+one that sampling and the -ELBO against the fitted prior use (`sampling.z_prior`), kept per
+checkpoint in `<workdir>/latents/prior_<step>_n<examples>_k<times>.npz` ('mean', 'scale').
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from paramrel_jax import data
+from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation.likelihood import split_size
+from paramrel_jax.methods import registry
 from paramrel_jax.methods.interface import Model
 
 LABEL_KEYS = ("label", "attributes", "factors")
@@ -146,6 +149,61 @@ def draw_prior(prior: FittedPrior, key: jax.Array, num: int) -> jax.Array:
   eps = jax.random.normal(key, (num, prior.mean.size), jnp.float32)
   draws = jnp.asarray(prior.mean).reshape(-1) + eps @ jnp.asarray(prior.scale).T
   return draws.reshape(num, *prior.mean.shape)
+
+
+# The sampling settings that `latent_prior` depends on.
+PRIOR_KEYS = ("z_prior", "z_source", "prior_examples", "prior_times")
+PRIOR_DIR = "latents"
+
+
+def prior_times(config: ExperimentConfig) -> list[float]:
+  """The flow times of the codes `latent_prior` fits: sampling.prior_times times linspace(0, 1)
+  for ParamReL's progressive encoder (a code per generation step, `sampling.path_at`), else [1]."""
+  cfg = config.sampling
+  if (config.model_kind == "paramrel" and config.network.encoder == "progressive"
+      and cfg.prior_times > 1):
+    return [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)]
+  return [1.0]
+
+
+def prior_path(workdir: str, step: int, config: ExperimentConfig) -> str:
+  """Where `latent_prior` keeps the fit of the checkpoint of `step` of the run in workdir."""
+  name = f"prior_{step}_n{config.sampling.prior_examples}_k{len(prior_times(config))}.npz"
+  return os.path.join(workdir, PRIOR_DIR, name)
+
+
+def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
+                 path: str | None = None) -> FittedPrior | None:
+  """The p(z) that sampling draws from: None for N(0, I), else `fit_prior` of the codes of the
+  first sampling.prior_examples training images at `prior_times(config)` (one vector of K L
+  numbers per image where K > 1).
+
+  None also where z is not drawn from a prior: no codes, no prior (AE, DiffAE), or ParamReL with
+  sampling.z_source='encoder'. With `path` (`prior_path`), a fit saved there is read instead of
+  refitted, and a new fit is saved (by the first process); an unreadable file is refitted.
+  """
+  cfg = config.sampling
+  if (cfg.z_prior == "standard" or model.latent_dim == 0
+      or not registry.has_prior(config.model_kind)
+      or (config.model_kind == "paramrel" and cfg.z_source != "prior")):
+    return None
+  if path is not None and os.path.isfile(path):
+    try:
+      with np.load(path, allow_pickle=False) as f:
+        return FittedPrior(f["mean"], f["scale"])
+    except (OSError, ValueError, KeyError):
+      pass  # damaged: fitted again below
+  first, *rest = prior_times(config)
+  codes = export_latents(  # 'z' at the first time, one encode per time
+    model, params, config.data, split=config.data.train_split,
+    batch_size=config.eval.batch_size, num_examples=cfg.prior_examples, latent_time=first,
+    latent_times=rest)
+  if rest:  # (N, K, L)
+    codes["z"] = np.stack([codes["z"], *(codes[latent_key(t)] for t in rest)], axis=1)
+  prior = fit_prior(codes["z"])
+  if path is not None and jax.process_index() == 0:
+    save_latents(path, prior._asdict())
+  return prior
 
 
 def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,

@@ -20,6 +20,7 @@ class TrainedModel:
   params: dict  # the EMA parameters
   step: int
   info: data.DatasetInfo
+  workdir: str | None = None  # the run directory it was loaded from
 
 
 def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> TrainedModel:
@@ -33,4 +34,5 @@ def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> 
   init = jax.jit(lambda key: train.init_state(key, exp, (1, *info.image_shape)))
   abstract = jax.eval_shape(init, jax.random.key(0))
   state = checkpointing.restore_params(workdir, abstract, step=step)
-  return TrainedModel(model=exp.model, params=state.ema_params, step=int(state.step), info=info)
+  return TrainedModel(model=exp.model, params=state.ema_params, step=int(state.step), info=info,
+                      workdir=workdir)
