@@ -89,15 +89,20 @@ def latent_dim(flow: Flow, net: ParamReLNet, params, data_shape: tuple[int, ...]
   return mean.shape[-1]
 
 
+def _knots(t: jax.Array, k: int, dtype) -> tuple[jax.Array, jax.Array]:
+  """For times t (B,) in [0, 1] on knots linspace(0, 1, k >= 2): the index (B,) int32 of the knot
+  below each t and the weight (B, 1) of the knot above it."""
+  position = jnp.clip(t, 0.0, 1.0) * (k - 1)
+  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 2)
+  return low, (position - low).astype(dtype)[:, None]
+
+
 def path_at(path: jax.Array, t: jax.Array) -> jax.Array:
   """Codes (B, L) at times t (B,) in [0, 1] of paths (B, K >= 2, L) given at linspace(0, 1, K),
   linearly interpolated."""
-  k = path.shape[1]
-  position = jnp.clip(t, 0.0, 1.0) * (k - 1)
-  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 2)
-  frac = (position - low)[:, None].astype(path.dtype)
+  low, high = _knots(t, path.shape[1], path.dtype)
   rows = jnp.arange(path.shape[0])
-  return path[rows, low] * (1.0 - frac) + path[rows, low + 1] * frac
+  return path[rows, low] * (1.0 - high) + path[rows, low + 1] * high
 
 
 def path_moments(mean: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -114,9 +119,7 @@ def path_moments(mean: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.Arr
   if k == 1:
     return (jnp.broadcast_to(mean[0], (t.shape[0], latent)),
             jnp.broadcast_to(blocks[0, :, 0], (t.shape[0], latent, latent)))
-  position = jnp.clip(t, 0.0, 1.0) * (k - 1)
-  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 2)
-  high = (position - low).astype(mean.dtype)[:, None]  # weight of the upper knot
+  low, high = _knots(t, k, mean.dtype)
   m = mean[low] * (1.0 - high) + mean[low + 1] * high
   a, b = (1.0 - high)[:, :, None], high[:, :, None]
   cross = blocks[low, :, low + 1]  # (B, L, L): Cov(z_low, z_high)
