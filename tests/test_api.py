@@ -5,6 +5,7 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_config
@@ -138,6 +139,41 @@ def test_the_fitted_prior_is_kept_per_checkpoint_in_the_run(workdir, model, monk
   refit = paramrel_jax.load(workdir).latent_prior()
   np.testing.assert_allclose(refit.mean, prior.mean, rtol=1e-6)
   np.testing.assert_array_equal(np.load(path)["mean"], refit.mean)
+
+
+def test_likelihood_gives_the_bound_per_image(model):
+  from paramrel_jax.evaluation import likelihood
+
+  images = _eval_images(model, 3)
+  terms = model.likelihood(images, seed=0)
+  assert sorted(terms) == sorted(likelihood.TERMS + likelihood.FITTED_TERMS)
+  for name, value in terms.items():
+    assert value.shape == (3,) and np.all(np.isfinite(value)), name
+  np.testing.assert_allclose(terms["test_loss"], terms["bfn"] + terms["reconstruction"],
+                             rtol=1e-5)
+  np.testing.assert_allclose(terms["neg_elbo"], terms["test_loss"] + terms["rate"], rtol=1e-5)
+  np.testing.assert_allclose(terms["neg_elbo_fitted"], terms["test_loss"] + terms["rate_fitted"],
+                             rtol=1e-5)
+  assert np.all(terms["rate"] >= 0) and np.all(terms["rate_fitted"] >= 0)
+  # One draw of the jitted batch function, with the first batch's key and the fitted prior.
+  prior = model.latent_prior()
+  net = model.trained.model.net
+  direct = likelihood.likelihood_batch(
+    model.trained.params, jax.random.fold_in(jax.random.key(0), 0),
+    jnp.asarray(model.to_model(images, seed=0)), flow=model.trained.model.flow, net=net,
+    loss_steps=model.config.eval.loss_steps,
+    prior=likelihood.prior_arrays(prior.mean, prior.covariance(), model.latent_dim))
+  for name, value in terms.items():
+    np.testing.assert_allclose(value, direct[name], rtol=1e-5, err_msg=name)
+  np.testing.assert_array_equal(model.likelihood(images, seed=0)["neg_elbo"], terms["neg_elbo"])
+  assert not np.allclose(model.likelihood(images, seed=1)["neg_elbo"], terms["neg_elbo"])
+  assert model.config.eval.loss_steps == 0  # continuous time; the n-step loss on request
+  n_step = model.likelihood(images, seed=0, loss_steps=5)
+  assert not np.allclose(n_step["bfn"], terms["bfn"])
+  standard = model.with_sampling(z_prior="standard").likelihood(images, seed=0)
+  assert sorted(standard) == sorted(likelihood.TERMS)
+  with pytest.raises(ValueError, match="loss_steps must be an integer >= 0, got -1"):
+    model.likelihood(images, loss_steps=-1)
 
 
 def test_with_sampling_rebuilds_the_model_and_keeps_the_prior_it_can(model):
@@ -298,6 +334,8 @@ def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():
     ae.encode(x, t=0.5)
   with pytest.raises(ValueError, match=r"steps \(the n of an n-step flow\) needs a ParamReL run"):
     ae.reconstruct(x, steps=3)
+  with pytest.raises(ValueError, match="likelihood needs a ParamReL run; .* kind 'ae'"):
+    ae.likelihood(x)
   vae = _baseline("vae")
   sample = vae.sample(2, seed=0)
   assert sample.shape == (2, 16, 16, 1) and sample.dtype == np.uint8

@@ -189,6 +189,13 @@ def likelihood_batch(
   return terms.as_dict()
 
 
+def prior_arrays(mean, cov, latent_dim: int) -> tuple[jax.Array, jax.Array]:
+  """A fitted prior as `likelihood_terms` takes it: float32 mean (K, L) (from (L,) or (K, L)) and
+  covariance (K L, K L)."""
+  mean, cov = np.asarray(mean, np.float32), np.asarray(cov, np.float32)
+  return jnp.asarray(mean.reshape(-1, latent_dim)), jnp.asarray(cov)
+
+
 def split_size(data_cfg: data.DataConfig, split: str) -> int:
   """Number of examples of `split` of the configured dataset."""
   return len(sources.open_split(data_cfg, split))
@@ -259,8 +266,7 @@ def evaluate_likelihood(
   num_examples = min(num_examples, split_size(data_cfg, split))
   terms = TERMS
   if prior is not None:
-    mean, cov = np.asarray(prior[0], np.float32), np.asarray(prior[1], np.float32)
-    prior = (jnp.asarray(mean.reshape(-1, net.config.latent_dim)), jnp.asarray(cov))
+    prior = prior_arrays(*prior, net.config.latent_dim)
     terms = TERMS + FITTED_TERMS
   settings = {
     "flow": flow,
