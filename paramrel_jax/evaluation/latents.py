@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zipfile
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -191,8 +192,8 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
     try:
       with np.load(path, allow_pickle=False) as f:
         return FittedPrior(f["mean"], f["scale"])
-    except (OSError, ValueError, KeyError):
-      pass  # damaged: fitted again below
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+      pass  # damaged or cut short: fitted again below
   first, *rest = prior_times(config)
   codes = export_latents(  # 'z' at the first time, one encode per time
     model, params, config.data, split=config.data.train_split,
