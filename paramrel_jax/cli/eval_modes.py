@@ -40,7 +40,6 @@ from paramrel_jax.methods import interface
 from paramrel_jax.training import checkpointing, inference, workdir_utils
 
 EVAL_DIR = "eval"
-LATENTS_DIR = "latents"
 PLOTS_DIR = "plot_latents"
 METRICS_FILE = "metrics.json"
 # Characters of TFDS split strings ('train[:90%]') mapped to ones safe in file names.
@@ -76,7 +75,7 @@ def config_summary(config: ExperimentConfig, workdir: str) -> dict:
 
 def latents_path(workdir: str, split: str) -> str:
   """workdir/latents/<split>.npz, the split string made safe for a file name."""
-  return os.path.join(workdir, LATENTS_DIR, f"{split.translate(_SPLIT_CHARS)}.npz")
+  return os.path.join(workdir, latents.LATENTS_DIR, f"{split.translate(_SPLIT_CHARS)}.npz")
 
 
 def run_eval(config: ExperimentConfig, workdir: str) -> dict:

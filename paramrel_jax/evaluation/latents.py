@@ -154,7 +154,7 @@ def draw_prior(prior: FittedPrior, key: jax.Array, num: int) -> jax.Array:
 
 # The sampling settings that `latent_prior` depends on.
 PRIOR_KEYS = ("z_prior", "z_source", "prior_examples", "prior_times")
-PRIOR_DIR = "latents"
+LATENTS_DIR = "latents"  # in a run directory: exported codes and the kept prior fits
 
 
 def prior_times(config: ExperimentConfig) -> list[float]:
@@ -170,7 +170,7 @@ def prior_times(config: ExperimentConfig) -> list[float]:
 def prior_path(workdir: str, step: int, config: ExperimentConfig) -> str:
   """Where `latent_prior` keeps the fit of the checkpoint of `step` of the run in workdir."""
   name = f"prior_{step}_n{config.sampling.prior_examples}_k{len(prior_times(config))}.npz"
-  return os.path.join(workdir, PRIOR_DIR, name)
+  return os.path.join(workdir, LATENTS_DIR, name)
 
 
 def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
@@ -188,12 +188,9 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
       or not registry.has_prior(config.model_kind)
       or (config.model_kind == "paramrel" and cfg.z_source != "prior")):
     return None
-  if path is not None and os.path.isfile(path):
-    try:
-      with np.load(path, allow_pickle=False) as f:
-        return FittedPrior(f["mean"], f["scale"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-      pass  # damaged or cut short: fitted again below
+  kept = None if path is None else _read_prior(path)
+  if kept is not None:
+    return kept
   first, *rest = prior_times(config)
   codes = export_latents(  # 'z' at the first time, one encode per time
     model, params, config.data, split=config.data.train_split,
@@ -205,6 +202,17 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
   if path is not None and jax.process_index() == 0:
     save_latents(path, prior._asdict())
   return prior
+
+
+def _read_prior(path: str) -> FittedPrior | None:
+  """The fit kept at `path`; None where there is none or it cannot be read (garbled, cut short)."""
+  if not os.path.isfile(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return FittedPrior(f["mean"], f["scale"])
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    return None
 
 
 def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,
