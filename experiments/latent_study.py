@@ -21,8 +21,9 @@ dimensions; the default row logs its AUROC every `--curve_every` steps (the lear
 `--sample_quality N` judges N prior samples of each finished run with a prior, with z from N(0, I)
 and from the fitted prior (`study.sample_quality`): `<out>/sample_quality.json` and `.md`.
 
-`--merge A.json B.json ...` tabulates the `--rows` of saved results of one budget, each row from
-the last file that holds it (a table of runs made in several sittings or directories).
+`--merge A.json B.json ...` tabulates the `--rows` of saved results of one budget (runs made in
+several sittings or processes): a row is the last file's, or the union of the files' seeds where
+those are disjoint and the overrides equal.
 
 Runs live in `<workdir>/<dataset>/<row>/seed<k>` and resume; a finished row's result is cached in
 its workdir (`study_row.json`), so rerunning the script only computes what is missing. Writes
@@ -351,7 +352,9 @@ def markdown(result: dict) -> str:
 
 def merged(results: list[dict], datasets: list[str], rows: list[str]) -> dict:
   """One study result from saved ones of one budget: per dataset, the named `rows` in their
-  order, each from the last result that holds it. Raises ValueError on differing budgets."""
+  order. A row found in several results is the last one's, or, where their seeds are disjoint
+  and their overrides equal (seeds run in separate processes), all their seeds together.
+  Raises ValueError on differing budgets."""
   budgets = [result["budget"] for result in results]
   if any(budget != budgets[0] for budget in budgets):
     raise ValueError(f"the results are of different budgets: {budgets}")
@@ -362,8 +365,20 @@ def merged(results: list[dict], datasets: list[str], rows: list[str]) -> dict:
     table = {}
     for row in rows:
       for result in results:
-        if row in result["datasets"].get(dataset, {}):
-          table[row] = result["datasets"][dataset][row]
+        found = result["datasets"].get(dataset, {}).get(row)
+        if found is None:
+          continue
+        held = table.get(row)
+        if (held is None or held["overrides"] != found["overrides"]
+            or set(held["seeds"]) & set(found["seeds"])):
+          runs = list(zip(found["seeds"], found["runs"], strict=True))
+        else:
+          runs = sorted(zip(held["seeds"] + found["seeds"], held["runs"] + found["runs"],
+                            strict=True), key=lambda pair: pair[0])
+        # summarised again: a saved summary's columns come back sorted by name
+        table[row] = {**found, "seeds": [seed for seed, _ in runs],
+                      "runs": [run for _, run in runs],
+                      "summary": summarise([run for _, run in runs], dataset)}
     if table:
       out["datasets"][dataset] = table
   return out
@@ -402,7 +417,8 @@ def main(argv: list[str] | None = None) -> None:
                       help="only write the grids of PICTURES from the trained runs")
   parser.add_argument("--merge", nargs="+", metavar="JSON",
                       help="only tabulate the --rows of saved latent_study.json files of one "
-                           "budget (a later file's row replaces an earlier one's)")
+                           "budget (a later file's row replaces an earlier one's, or adds its "
+                           "seeds where they are new)")
   args = parser.parse_args(argv)
 
   if args.merge:

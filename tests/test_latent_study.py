@@ -33,13 +33,35 @@ def test_merge_takes_each_named_row_from_the_last_result_that_holds_it():
                             ["paramrel", "paramrel_vanilla", "ae"])
   rows = out["datasets"]["mnist10k"]
   assert list(rows) == ["paramrel", "paramrel_vanilla", "ae"]  # the named rows, in that order
-  assert rows["paramrel"] is new["datasets"]["mnist10k"]["paramrel"]
-  assert rows["ae"] is old["datasets"]["mnist10k"]["ae"]
+  assert rows["paramrel"]["runs"] == new["datasets"]["mnist10k"]["paramrel"]["runs"]
+  assert rows["ae"]["runs"] == old["datasets"]["mnist10k"]["ae"]["runs"]
   assert "shapes2d" not in out["datasets"]
   assert out["hardware"] == "machine A; machine B" and out["budget"] == BUDGET
   table = latent_study.markdown(out)
   assert "| paramrel | [0, 1, 2] | 0.987 +- 0.000 |" in table
   assert "0.975" not in table and "kl_1" not in table
+
+
+def test_merge_joins_the_seeds_of_one_row_run_apart():
+  first = _result("A", {"paramrel": _row(0.98, (0,))})
+  second = _result("A", {"paramrel": _row(0.99, (2, 1))})
+  row = latent_study.merged([second, first], ["mnist10k"], ["paramrel"])["datasets"]["mnist10k"][
+    "paramrel"]
+  assert row["seeds"] == [0, 1, 2]
+  assert [run["scores"]["auroc"]["auroc_mean"] for run in row["runs"]] == [0.98, 0.99, 0.99]
+  assert row["summary"]["AUROC"]["n"] == 3
+  assert abs(row["summary"]["AUROC"]["mean"] - (0.98 + 0.99 + 0.99) / 3) < 1e-12
+  # other overrides (another row under the same name): replaced, not joined
+  other = _result("A", {"paramrel": {**_row(0.5, (1,)), "overrides": {"x": 1}}})
+  row = latent_study.merged([first, other], ["mnist10k"], ["paramrel"])["datasets"]["mnist10k"][
+    "paramrel"]
+  assert row["seeds"] == [1] and row["overrides"] == {"x": 1}
+
+
+def test_merged_tables_keep_the_column_order_of_a_saved_result():
+  saved = json.loads(json.dumps(_result("A", {"ae": _row(0.993)}), sort_keys=True))
+  table = latent_study.markdown(latent_study.merged([saved], ["mnist10k"], ["ae"]))
+  assert "| row | seeds | AUROC | z_shuffle_gap | active dims | test loss | -ELBO |" in table
 
 
 def test_merge_refuses_results_of_different_budgets():
