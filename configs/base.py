@@ -88,6 +88,8 @@ def get_config() -> ml_collections.ConfigDict:
   # training times t = u ** time_power, u ~ U[0, 1): 1 is the BFN's uniform t; 2 draws the early
   # times, where z must carry the global content, more often (experiments/README.md)
   config.objective.time_power = 2.0
+  # 'iid' | 'stratified': a batch's u one per stratum of [0, 1) (VDM's low-discrepancy times)
+  config.objective.time_sampling = "iid"
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 64  # global batch, split over all devices

@@ -126,6 +126,12 @@ ABLATIONS: dict[str, dict] = {
   "time_power_1": _UNIFORM_TIMES,
   "time_power_2": {"objective.time_power": 2.0},  # the discrete-data default, on scenes3d
   "time_power_3": {"objective.time_power": 3.0},
+  # VDM's low-discrepancy training times (one u per stratum of the batch)
+  "stratified": {"objective.time_sampling": "stratified"},
+  # the flat weighting of both networks where a config keeps the ELBO's (scenes3d)
+  "flat_both": {"objective.latent_weighting": "flat_both"},
+  "flat_both_time_power_2": {"objective.latent_weighting": "flat_both",
+                             "objective.time_power": 2.0},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

@@ -14,6 +14,8 @@ LATENT_WEIGHTINGS = ("elbo", "flat", "flat_both")
 POSTERIORS = ("gaussian", "deterministic")
 # What multiplies mmd_weight: the number of data dimensions D = H * W * C, or nothing (legacy).
 MMD_SCALES = ("data_dims", "none")
+# How a batch's training times are drawn: independently, or one per stratum of [0, 1).
+TIME_SAMPLINGS = ("iid", "stratified")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,9 @@ class ObjectiveConfig:
       floor(n u ** time_power) + 1): 1 is the BFN's uniform t; p > 1 draws early times, where z
       must carry the global content, more often (density t^(1/p - 1) / p). Not the ELBO unless
       1; the likelihood evaluation keeps the uniform t.
+    time_sampling: 'iid' (each example's u independent) or 'stratified' (the batch's u one per
+      stratum [b / B, (b + 1) / B) with a shared random offset, as VDM's low-discrepancy
+      sampler: each u is still uniform, the batch covers [0, 1) evenly, the loss varies less).
     loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
     loss_samples: Monte-Carlo sender samples of the n-step loss.
   """
@@ -51,6 +56,7 @@ class ObjectiveConfig:
   latent_weighting: str = "elbo"
   posterior: str = "gaussian"
   time_power: float = 1.0
+  time_sampling: str = "iid"
   loss_steps: int = 0
   loss_samples: int = 1
 
@@ -73,6 +79,9 @@ class ObjectiveConfig:
           f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
     if not self.time_power > 0:
       raise ValueError(f"objective.time_power must be > 0, got {self.time_power}.")
+    if self.time_sampling not in TIME_SAMPLINGS:
+      raise ValueError(f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got "
+                       f"{self.time_sampling!r}.")
     if self.loss_steps < 0:
       raise ValueError(
           f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")

@@ -162,21 +162,32 @@ def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | N
   return flow.net_input(flow.sample_flow(key, x, t))
 
 
-def sample_time(key: jax.Array, batch: int, loss_steps: int,
-                power: float = 1.0) -> tuple[jax.Array, jax.Array]:
+def _uniforms(key: jax.Array, batch: int, stratified: bool) -> jax.Array:
+  """(B,) float32 u in [0, 1): iid, or stratified (one per stratum [b / B, (b + 1) / B) in batch
+  order, a shared uniform offset: the low-discrepancy times of VDM, Kingma et al. 2021, App. I)."""
+  if not stratified:
+    return jax.random.uniform(key, (batch,), jnp.float32)
+  offset = jax.random.uniform(key, (), jnp.float32)
+  u = (offset + jnp.arange(batch, dtype=jnp.float32)) / batch
+  return jnp.minimum(u, jnp.nextafter(jnp.float32(1), jnp.float32(0)))
+
+
+def sample_time(key: jax.Array, batch: int, loss_steps: int, power: float = 1.0,
+                stratified: bool = False) -> tuple[jax.Array, jax.Array]:
   """Flow times for a batch: t = u ** power, u ~ U[0, 1) (continuous time; power 1 is the
   BFN's uniform t), or t = (i - 1) / n with i ~ U{1..n} (power 1) or i = floor(n u ** power) + 1.
+  `stratified` draws the u of a batch one per stratum (`_uniforms`): each u is still U[0, 1).
 
   Returns:
     (t, i): float32 (B,) times and int32 (B,) step indices (i = 0 in continuous time).
   """
   if loss_steps == 0:
-    u = jax.random.uniform(key, (batch,), jnp.float32)
+    u = _uniforms(key, batch, stratified)
     return (u if power == 1.0 else u ** power), jnp.zeros((batch,), jnp.int32)
-  if power == 1.0:
+  if power == 1.0 and not stratified:
     i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
   else:
-    u = jax.random.uniform(key, (batch,), jnp.float32) ** power
+    u = _uniforms(key, batch, stratified) ** power
     i = jnp.minimum(jnp.floor(u * loss_steps).astype(jnp.int32), loss_steps - 1) + 1
   return (i - 1).astype(jnp.float32) / loss_steps, i
 
@@ -217,7 +228,8 @@ def paramrel_loss(
   """
   batch = x.shape[0]
   k_t, k_flow, k_z, k_prior, k_loss, k_enc = jax.random.split(key, 6)
-  t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power)
+  t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power,
+                     cfg.time_sampling == "stratified")
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
   mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
