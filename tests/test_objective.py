@@ -163,20 +163,20 @@ def test_time_power_draws_early_times_more_often():
 def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
   batch = 16
   keys = jax.random.split(jax.random.key(3), 2_000)
-  u = np.stack([np.asarray(objective.sample_time(k, batch, 0, stratified=True)[0])
-                for k in keys[:200]])
+  draw = lambda stratified: jax.vmap(  # noqa: E731  (B,) times per key
+      lambda k: objective.sample_time(k, batch, 0, stratified=stratified)[0])
+  draws = np.asarray(draw(True)(keys))
+  u = draws[:200]
   # One u per stratum [b / B, (b + 1) / B), in batch order, with one shared offset.
   np.testing.assert_array_equal(np.floor(u * batch), np.broadcast_to(np.arange(batch), u.shape))
   np.testing.assert_allclose(u - np.arange(batch) / batch, np.broadcast_to(u[:, :1], u.shape),
                              atol=1e-6)
   # Over keys each u is U[0, 1) (mean 1/2, variance 1/12), and t = u ** p as for iid times.
-  draws = np.stack([np.asarray(objective.sample_time(k, batch, 0, stratified=True)[0])
-                    for k in keys]).ravel()
   assert abs(draws.mean() - 0.5) < 0.01 and abs(draws.var() - 1 / 12) < 0.005
   t, _ = objective.sample_time(keys[0], batch, 0, power=2.0, stratified=True)
   np.testing.assert_allclose(t, u[0] ** 2, rtol=1e-6)
   # The batch mean of t varies far less than with iid times: the point of the sampler.
-  iid = np.stack([np.asarray(objective.sample_time(k, batch, 0)[0]) for k in keys[:200]])
+  iid = np.asarray(draw(False)(keys[:200]))
   assert u.mean(1).std() < 0.5 * iid.mean(1).std()  # 1 / sqrt(B) of it in expectation
   # The n-step loss: steps floor(n u) + 1, every step of 1..n once when B = n.
   _, i = objective.sample_time(keys[1], 10, 10, stratified=True)
