@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.source = "generated"  # 'generated' | 'tfds' | 'npz'
   config.data.path = ""  # .npz file for source='npz'
   config.data.data_dir = ""  # TFDS data_dir for source='tfds' ('' = TFDS default)
+  config.data.download = True  # source='tfds': prepare a missing dataset on first use
   config.data.image_size = 28  # H = W of the images fed to the model
   config.data.binarize = "threshold"  # 'threshold' | 'bernoulli' | 'none' (for discrete data)
   config.data.threshold = 127  # 'threshold' binarisation: pixel > threshold -> 1

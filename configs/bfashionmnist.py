@@ -4,7 +4,7 @@
 
 50 epochs of 60,000 images at batch 128 (23,450 steps) on one H100 in the paper (a few hours).
 Expected: latent AUROC on the 10 classes about 0.95 (paper Table 2, ParamReLd).
-Needs TFDS `fashion_mnist` prepared under --config.data.data_dir (see README).
+TFDS `fashion_mnist` is prepared under --config.data.data_dir on first use (README, "Data").
 """
 
 from configs import bmnist

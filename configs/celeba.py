@@ -4,7 +4,8 @@
 
 50 epochs of 162,770 images at batch 64 (127,164 steps) on one H100 in the paper (about a day).
 Expected: TAD about 0.3 and ATTRS about 4 on the 40 attributes (paper Table 3, ParamReL).
-Needs TFDS `celeb_a` prepared under --config.data.data_dir (manual download; see README).
+TFDS `celeb_a` is prepared under --config.data.data_dir on first use, from files placed by
+hand (README, "Data").
 """
 
 from configs import base, smoke

@@ -4,7 +4,7 @@
 
 50 epochs of 50,000 images at batch 128 (19,531 steps) on one H100 in the paper (a few hours).
 Expected: a BFN test loss of a few bits/dim (the BFN paper reports 16-bin CIFAR-10 likelihoods).
-Needs TFDS `cifar10` prepared under --config.data.data_dir (see README).
+TFDS `cifar10` is prepared under --config.data.data_dir on first use (README, "Data").
 """
 
 from configs import base, smoke

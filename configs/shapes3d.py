@@ -5,7 +5,7 @@
 TFDS `shapes3d` has one split of 480,000 images; 90 % train / 10 % held out by example index.
 50 epochs at batch 64 (337,500 steps) on one H100 in the paper (days).
 Expected: DCI disentanglement about 0.5 on the six factors (paper Table 3, ParamReL).
-Needs TFDS `shapes3d` prepared under --config.data.data_dir (see README).
+TFDS `shapes3d` is prepared under --config.data.data_dir on first use (README, "Data").
 """
 
 from configs import base, smoke

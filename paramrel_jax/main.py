@@ -52,6 +52,8 @@ def _run(config, workdir: str, mode: str) -> None:
   # 0 alone writes the run's files and prints.
   primary = jax.process_index() == 0
   workdir_utils.prepare_workdir(workdir, config, save_config=primary)
+  if resolved.distributed.initialize and resolved.data.source == "tfds":
+    _prepare_first(resolved.data, primary)
   if mode == "train":
     from paramrel_jax.methods import registry
     from paramrel_jax.training import train
@@ -78,6 +80,21 @@ def _run(config, workdir: str, mode: str) -> None:
     _end_together()
   if primary and result is not None:
     print(result)
+
+
+def _prepare_first(data_config, primary: bool) -> None:
+  """Process 0 prepares missing TFDS data before the others look (paramrel_jax.data.prepare).
+
+  On a data_dir that every host shares the others then find it prepared; on per-host disks each
+  prepares its own copy when it opens the data.
+  """
+  from jax.experimental import multihost_utils
+
+  from paramrel_jax.data import prepare
+
+  if primary:
+    prepare.ensure(data_config.name, data_config.data_dir, data_config.download)
+  multihost_utils.sync_global_devices("paramrel_jax.main: data prepared")
 
 
 def _end_together() -> None:

@@ -148,13 +148,13 @@ def test_unknown_tfds_name_lists_known():
     data.dataset_info(cfg)
 
 
-def test_missing_tfds_data_names_prepare_command(tmp_path):
-  cfg = data.DataConfig(name="mnist", source="tfds", data_dir=str(tmp_path))
+def test_missing_tfds_data_without_download_names_the_ways_out(tmp_path):
+  cfg = data.DataConfig(name="mnist", source="tfds", data_dir=str(tmp_path), download=False)
   with pytest.raises(ValueError) as error:
     data.create_train_iterator(cfg, batch_size=4, seed=0)
   message = str(error.value)
-  assert f"tfds build mnist --data_dir={tmp_path} --file_format=array_record" in message
-  assert "'train'" in message
+  assert f"python -m paramrel_jax.data.prepare mnist --data_dir={tmp_path}" in message
+  assert "data.download=false" in message and "data.source=npz" in message
 
 
 def write_npz(path, num_examples=20, **overrides):

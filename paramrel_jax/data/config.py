@@ -21,6 +21,8 @@ class DataConfig:
     source: 'generated' | 'tfds' | 'npz'.
     path: the .npz file for source 'npz' (relative paths resolve from the working directory).
     data_dir: TFDS data directory holding prepared array_record data ('' = TFDS default).
+    download: source 'tfds': prepare a dataset missing under `data_dir` on first use (download
+      and write array_record, `paramrel_jax.data.prepare`); false: a missing one is an error.
     image_size: H = W of the images fed to the model; other sizes are resized.
     binarize: 'threshold' (pixel > `threshold` -> 1), 'bernoulli' (pixel ~ Bernoulli(v / 255),
       resampled every epoch) or 'none' (float32 in [-1, 1]).
@@ -44,6 +46,7 @@ class DataConfig:
   source: str = "generated"
   path: str = ""
   data_dir: str = ""
+  download: bool = True
   image_size: int = 28
   binarize: str = "threshold"
   threshold: int = 127

@@ -8,23 +8,24 @@ that grain stores in the iterator state) whose examples share one layout:
   'attributes'  int32 (A,) in {0, 1}                  (celeb_a: the 40 CelebA attributes);
   'factors'     int32 (F,) ground-truth factor indices (shapes3d, generated sets, npz 'factors').
 
-TFDS data are read with `tfds.data_source` (array_record, no TensorFlow at run time) and never
-downloaded here: prepare them once on a machine with network access, e.g.
-
-  tfds build cifar10 --data_dir=<data_dir> --file_format=array_record
-
-and point `DataConfig.data_dir` at that directory. Local and generated data are split into
+TFDS data are read with `tfds.data_source` (array_record, no TensorFlow). A dataset missing under
+`DataConfig.data_dir` is prepared there on first use when `DataConfig.download` is true
+(`paramrel_jax.data.prepare`); otherwise, or offline, opening it fails with one line that says
+how to prepare it elsewhere. Local and generated data are split into
 'train' and 'test' by a fixed permutation (seed `SPLIT_SEED`) and `DataConfig.test_fraction`.
 """
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import os
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from paramrel_jax.data import prepare
 from paramrel_jax.data.config import DataConfig
 from paramrel_jax.data.generated import GENERATED
 
@@ -145,14 +146,14 @@ class ArraySource:
 class TfdsSource:
   """grain source over a prepared TFDS split, with examples in the common layout."""
 
-  def __init__(self, name: str, split: str, data_dir: str):
+  def __init__(self, name: str, split: str, data_dir: str, download: bool = False):
     if name not in TFDS_DATASETS:
       raise ValueError(
         f"DataConfig.name {name!r} is not a known TFDS dataset; known: {sorted(TFDS_DATASETS)}."
       )
     self.meta = TFDS_DATASETS[name]
     self._name, self._split, self._data_dir = name, split, data_dir
-    self._source = _open_tfds(name, split, data_dir)
+    self._source = _open_tfds(name, split, data_dir, download)
 
   def __len__(self) -> int:
     return len(self._source)
@@ -164,29 +165,53 @@ class TfdsSource:
     return f"TfdsSource(name={self._name!r}, split={self._split!r}, data_dir={self._data_dir!r})"
 
 
-def prepare_command(name: str, data_dir: str) -> str:
-  """The shell command that prepares a TFDS dataset as array_record (needs network access)."""
-  target = data_dir or "~/tensorflow_datasets"
-  return f"tfds build {name} --data_dir={target} --file_format=array_record"
-
-
-def _open_tfds(name: str, split: str, data_dir: str) -> Any:
+def _open_tfds(name: str, split: str, data_dir: str, download: bool) -> Any:
+  """The TFDS data source of one split, prepared first where it is missing and `download`."""
   try:
-    return tfds.data_source(
-      name,
-      split=split,
-      data_dir=data_dir or None,
-      download=False,
-      builder_kwargs={"file_format": "array_record"},
-    )
+    return _tfds_source(name, split, data_dir)
+  except ValueError:
+    if prepare.is_prepared(name, data_dir):
+      raise
+    if not download:
+      raise prepare.not_prepared_error(name, data_dir, "data.download=false") from None
+  prepare.prepare(name, data_dir)
+  return _tfds_source(name, split, data_dir)
+
+
+class _NoMissingVariantWarning(logging.Filter):
+  """Drops TFDS's warning that a dataset's version folder is empty: the error says it better."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_missing_variant():
+  absl_logger, log_filter = logging.getLogger("absl"), _NoMissingVariantWarning()
+  absl_logger.addFilter(log_filter)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(log_filter)
+
+
+def _tfds_source(name: str, split: str, data_dir: str) -> Any:
+  try:
+    with _quiet_missing_variant():
+      return tfds.data_source(
+        name,
+        split=split,
+        data_dir=data_dir or None,
+        download=False,
+        builder_kwargs={"file_format": "array_record"},
+      )
   # TFDS signals absent or unprepared data with these (e.g. KeyError "splits is empty").
   except (KeyError, ValueError, NotImplementedError, FileNotFoundError, AssertionError) as error:
     raise ValueError(
-      f"TFDS dataset {name!r} split {split!r} is not available as array_record under "
-      f"data_dir={data_dir or '(TFDS default)'!r} ({type(error).__name__}: {error}). Nothing is "
-      "downloaded implicitly; prepare it once on a machine with network access with\n"
-      f"  {prepare_command(name, data_dir)}\n"
-      "or check the split name (shapes3d only has 'train': use e.g. 'train[90%:]')."
+      f"TFDS dataset {name!r} split {split!r} cannot be read as array_record under "
+      f"{prepare.resolve_data_dir(data_dir)} ({type(error).__name__}: {error}); check the split "
+      "name (shapes3d only has 'train': use e.g. 'train[90%:]'), or remove the dataset's "
+      "directory to prepare it again as array_record."
     ) from error
 
 
@@ -314,7 +339,7 @@ def open_split(cfg: DataConfig, split: str) -> ArraySource | TfdsSource:
     ValueError: unknown dataset or split, missing TFDS data, a bad .npz file.
   """
   if cfg.source == "tfds":
-    return TfdsSource(cfg.name, split, cfg.data_dir)
+    return TfdsSource(cfg.name, split, cfg.data_dir, cfg.download)
   if split not in LOCAL_SPLITS:
     raise ValueError(
       f"split {split!r} does not exist for source {cfg.source!r}; use one of {LOCAL_SPLITS}."
