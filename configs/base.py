@@ -63,6 +63,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.encoder_input = "data"
   # how z enters the output network's AdaGN: 'paper' (Eq. 12) | 'diffae' (scale after the norm)
   config.model.adagn = "paper"
+  # how z enters the output network: 'adagn' (every unit scales every channel, Eq. 11-12, plus
+  # latent_map) | 'cross_attention' (one token per latent_group_size units, read by
+  # cross-attention after every res block, and nowhere else)
+  config.model.conditioning = "adagn"
+  config.model.latent_group_size = 1
+  # how the self-encoder pools its last feature map: 'mean' | 'flatten' | 'attention'
+  config.model.encoder_pool = "mean"
+  config.model.encoder_coords = False  # coordinate channels on the encoder's input
   # initial log-variance of q(z_t | e, t): -6 starts z nearly deterministic, so it carries the
   # data from the first step (0, the prior's variance, leaves z empty until training shrinks it)
   config.model.posterior_logvar_init = -6.0

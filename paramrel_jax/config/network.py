@@ -39,6 +39,17 @@ ENCODER_KINDS = ("vanilla", "progressive")
 ENCODER_INPUTS = ("data", "final_params", "theta_t")
 # How z enters the output network's AdaGN (`layers.AdaGroupNorm`): paper Eq. 12 or DiffAE's form.
 ADAGN_FORMS = ("paper", "diffae")
+# How z enters the output network: 'adagn', every unit of z scales and shifts every channel of
+# every res block (Eq. 11-12, plus `latent_map`); 'cross_attention', z is split into tokens
+# (`layers.LatentTokens`) that the features read by cross-attention after every res block, and
+# z enters nowhere else (EncDiff's factorised form).
+CONDITIONINGS = ("adagn", "cross_attention")
+# How the self-encoder reduces its last feature map to the posterior: 'mean' over positions (blind
+# to where things are); 'flatten' (the map flattened, a dense layer of ENCODER_FLATTEN_UNITS, the
+# head, as the VAE encoders of the disentanglement literature); 'attention' (one learned query per
+# latent unit attends over the positions, with a learned position embedding on the keys).
+ENCODER_POOLS = ("mean", "flatten", "attention")
+ENCODER_FLATTEN_UNITS = 256
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -67,9 +78,15 @@ class NetworkConfig:
       at the prior's variance, so z carries nothing until training shrinks it; a negative value
       starts nearly deterministic.
     latent_map: also add a learned linear map of z to the output network's bottleneck features
-      (`layers.latent_map`), a spatial path for z besides AdaGN.
+      (`layers.latent_map`), a spatial path for z besides AdaGN (conditioning 'adagn' only).
     adagn: how z conditions the output network, one of ADAGN_FORMS: 'paper' (Eq. 12, z modulates
       inside a second GroupNorm) or 'diffae' ((1 + s(z)) times the time-modulated features).
+    conditioning: how z enters the output network, one of CONDITIONINGS ('adagn': by AdaGN, in
+      the `adagn` form, and `latent_map`; 'cross_attention': by tokens alone).
+    latent_group_size: with 'cross_attention', units of z per token (must divide latent_dim).
+    encoder_pool: how the self-encoder pools its feature map, one of ENCODER_POOLS.
+    encoder_coords: concatenate two coordinate channels (x and y in [-1, 1]) to the encoder's
+      input, so its features can say where they are.
     fourier_features: concatenate sin / cos Fourier features of the input (continuous data).
     dtype: compute dtype, 'float32' or 'bfloat16'; parameters, the output heads and the outputs
       stay float32.
@@ -88,6 +105,10 @@ class NetworkConfig:
   encoder_input: str = "data"
   encoder_channel_mult: tuple[int, ...] | None = None
   adagn: str = "paper"
+  conditioning: str = "adagn"
+  latent_group_size: int = 1
+  encoder_pool: str = "mean"
+  encoder_coords: bool = False
   posterior_logvar_init: float = 0.0
   latent_map: bool = False
   fourier_features: bool = False
@@ -147,6 +168,23 @@ class NetworkConfig:
       )
     if self.adagn not in ADAGN_FORMS:
       raise ValueError(f"model.adagn must be one of {ADAGN_FORMS}, got {self.adagn!r}.")
+    if self.conditioning not in CONDITIONINGS:
+      raise ValueError(
+        f"model.conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}."
+      )
+    if not isinstance(self.latent_group_size, int) or self.latent_group_size < 1:
+      raise ValueError(
+        f"model.latent_group_size must be a positive integer, got {self.latent_group_size!r}."
+      )
+    if self.conditioning == "cross_attention" and self.latent_dim % self.latent_group_size:
+      raise ValueError(
+        f"model.latent_group_size={self.latent_group_size} must divide "
+        f"model.latent_dim={self.latent_dim} (one token per group of units)."
+      )
+    if self.encoder_pool not in ENCODER_POOLS:
+      raise ValueError(
+        f"model.encoder_pool must be one of {ENCODER_POOLS}, got {self.encoder_pool!r}."
+      )
     if self.dtype not in DTYPES:
       raise ValueError(f"NetworkConfig.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}.")
 

@@ -4,7 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax.config.network import NetworkConfig
+from paramrel_jax.config.network import ENCODER_FLATTEN_UNITS, NetworkConfig
 from paramrel_jax.networks import layers
 from paramrel_jax.networks.unet import res_block_cls, stem
 
@@ -15,6 +15,9 @@ class SelfEncoder(nn.Module):
   `config.encoder` picks the variant of paper Fig. 8: 'progressive' conditions every res block on
   the time embedding by AdaGN (Eq. 11), giving q(z_t | theta_t, t); 'vanilla' builds no time
   embedding and uses plain GroupNorm, giving q(z_t | theta_t), exactly independent of t.
+  `config.encoder_pool` picks how the last feature map reaches the posterior head (a mean over
+  positions, the flattened map, or attention pooling; `network.ENCODER_POOLS`), and
+  `config.encoder_coords` adds coordinate channels to the input.
 
   Attributes:
     config: network sizes (uses `encoder_mult` for the channel multipliers; latent_dim > 0).
@@ -48,6 +51,8 @@ class SelfEncoder(nn.Module):
       )
 
     mults = cfg.encoder_mult
+    if cfg.encoder_coords:
+      net_in = jnp.concatenate([net_in, coordinate_channels(net_in)], axis=-1)
     h = stem(cfg, net_in, cfg.num_channels * mults[0])
     for level, mult in enumerate(mults):
       for i in range(cfg.num_res_blocks):
@@ -71,14 +76,64 @@ class SelfEncoder(nn.Module):
 
     # The head runs in float32, like the output network's.
     h = nn.silu(nn.GroupNorm(cfg.num_groups, name="out_norm", dtype=jnp.float32)(h))
-    h = nn.Dense(2 * cfg.latent_dim, dtype=jnp.float32, bias_init=self._posterior_bias,
-                 name="posterior")(jnp.mean(h, axis=(1, 2)))
+    if cfg.encoder_pool == "attention":
+      return self._attention_head(h)
+    if cfg.encoder_pool == "flatten":
+      pooled = nn.silu(
+        nn.Dense(ENCODER_FLATTEN_UNITS, dtype=jnp.float32, name="flatten_dense")(
+          h.reshape(h.shape[0], -1)
+        )
+      )
+    else:
+      pooled = jnp.mean(h, axis=(1, 2))
+    h = nn.Dense(
+      2 * cfg.latent_dim, dtype=jnp.float32, bias_init=self._posterior_bias, name="posterior"
+    )(pooled)
     mean, logvar = jnp.split(h, 2, axis=-1)
     return mean, logvar
+
+  def _attention_head(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One learned query per latent unit attends over the positions of h (B, H', W', C).
+
+    A learned position embedding is added to the keys (attention alone is blind to position);
+    unit l's mean and log-variance are a linear map of its query's output.
+    """
+    batch, height, width, channels = h.shape
+    latent_dim = self.config.latent_dim
+    positions = self.param(
+      "position_embedding", nn.initializers.normal(0.02), (height * width, channels)
+    )
+    queries = self.param("queries", nn.initializers.normal(1.0), (latent_dim, channels))
+    keys = h.reshape(batch, height * width, channels) + positions
+    read = nn.MultiHeadDotProductAttention(
+      self.config.num_heads, dtype=jnp.float32, force_fp32_for_softmax=True, name="pool"
+    )(jnp.broadcast_to(queries, (batch, latent_dim, channels)), keys)
+    kernel = self.param(
+      "posterior_kernel",
+      nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=1, out_axis=2),
+      (latent_dim, channels, 2),
+    )
+    bias = self._posterior_bias(None, (2 * latent_dim,)).reshape(2, latent_dim).T
+    out = jnp.einsum("blc,lco->blo", read, kernel) + self.param(
+      "posterior_bias", lambda key, shape: bias, bias.shape
+    )
+    return out[..., 0], out[..., 1]
 
   def _posterior_bias(self, key, shape, dtype=jnp.float32):
     """Posterior head bias: 0 for the means, `posterior_logvar_init` for the log-variances."""
     del key
     latent_dim = shape[0] // 2
-    return jnp.concatenate([jnp.zeros((latent_dim,), dtype),
-                            jnp.full((latent_dim,), self.config.posterior_logvar_init, dtype)])
+    return jnp.concatenate(
+      [
+        jnp.zeros((latent_dim,), dtype),
+        jnp.full((latent_dim,), self.config.posterior_logvar_init, dtype),
+      ]
+    )
+
+
+def coordinate_channels(x: jax.Array) -> jax.Array:
+  """(B, H, W, 2) channels holding each pixel's x and y in [-1, 1] (CoordConv), dtype of x."""
+  batch, height, width = x.shape[:3]
+  ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, height), jnp.linspace(-1, 1, width), indexing="ij")
+  coords = jnp.stack([xs, ys], axis=-1).astype(x.dtype)
+  return jnp.broadcast_to(coords, (batch, height, width, 2))

@@ -74,8 +74,9 @@ class EmbeddingMLP(nn.Module):
     )
 
 
-def latent_map(z: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32,
-               param_dtype: Dtype = jnp.float32) -> jax.Array:
+def latent_map(
+  z: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32
+) -> jax.Array:
   """A learned linear map of z (B, L) to a feature map (B, *shape), e.g. (B, h, w, C).
 
   AdaGN gives z per-channel scales and shifts only, which cannot place content in space: where
@@ -154,8 +155,14 @@ class AdaGroupNorm(nn.Module):
     if t_emb is not None:
       h = self._modulate(h, t_emb, "t")
     elif self.form == "diffae":
-      h = nn.GroupNorm(self.num_groups, use_scale=False, use_bias=False, dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="z_norm")(h)
+      h = nn.GroupNorm(
+        self.num_groups,
+        use_scale=False,
+        use_bias=False,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name="z_norm",
+      )(h)
     if z_emb is not None and self.form == "diffae":
       h = self._scale(h, z_emb, "z")
     return h
@@ -240,6 +247,90 @@ class AttentionBlock(nn.Module):
       force_fp32_for_softmax=True,
       name="attention",
     )(h)
+    return x + h.reshape(batch, height, width, channels)
+
+
+class LatentTokens(nn.Module):
+  """z as tokens: each group of `group_size` consecutive units gets its own two-layer MLP.
+
+  Token k depends on units k * group_size ... (k + 1) * group_size - 1 of z and on no other, so
+  a change of one unit reaches the output network through one token only (EncDiff's per-latent
+  tokens).
+
+  Attributes:
+    group_size: units of z per token (must divide L).
+    features: token width.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  group_size: int
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """Maps z (B, L) to tokens (B, L / group_size, features)."""
+    batch, latent_dim = z.shape
+    if latent_dim % self.group_size:
+      raise ValueError(
+        f"model.latent_group_size={self.group_size} must divide latent_dim={latent_dim}."
+      )
+    num_tokens = latent_dim // self.group_size
+    groups = z.reshape(batch, num_tokens, self.group_size).astype(self.dtype)
+
+    def per_token_dense(x: jax.Array, name: str) -> jax.Array:
+      fan_in = x.shape[-1]
+      kernel = self.param(
+        f"{name}_kernel",
+        nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=1, out_axis=2),
+        (num_tokens, fan_in, self.features),
+        self.param_dtype,
+      )
+      bias = self.param(
+        f"{name}_bias", nn.initializers.zeros, (num_tokens, self.features), self.param_dtype
+      )
+      return jnp.einsum("btf,tfd->btd", x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
+
+    return per_token_dense(nn.silu(per_token_dense(groups, "dense_0")), "dense_1")
+
+
+class CrossAttentionBlock(nn.Module):
+  """Residual multi-head cross-attention of the H * W positions of a feature map to tokens.
+
+  The queries are the normalised features, the keys and values the tokens; the output projection
+  is zero-initialised, so the block starts as the identity.
+
+  Attributes:
+    num_heads: attention heads (must divide the channels).
+    num_groups: groups of the input GroupNorm.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  num_heads: int
+  num_groups: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, tokens: jax.Array) -> jax.Array:
+    """Maps x (B, H, W, C) and tokens (B, T, D) to (B, H, W, C)."""
+    batch, height, width, channels = x.shape
+    h = nn.GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
+      x
+    )
+    h = nn.MultiHeadDotProductAttention(
+      self.num_heads,
+      qkv_features=channels,
+      out_features=channels,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      out_kernel_init=nn.initializers.zeros,
+      force_fp32_for_softmax=True,
+      name="attention",
+    )(h.reshape(batch, height * width, channels), tokens)
     return x + h.reshape(batch, height, width, channels)
 
 

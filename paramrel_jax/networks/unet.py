@@ -30,8 +30,10 @@ class OutputUNet(nn.Module):
   `attention_resolutions`) and a downsampling; a bottleneck res block - attention - res block; an
   up path of `num_res_blocks + 1` res blocks per level on the concatenated skips; and a
   GroupNorm-SiLU-conv head, zero-initialised and computed in float32. Every res block is
-  conditioned by AdaGN on the time embedding (Eq. 11) or, with latent_dim > 0, on the latent and
-  time embeddings (Eq. 12).
+  conditioned by AdaGN on the time embedding (Eq. 11). With latent_dim > 0, z enters as
+  `config.conditioning` says: 'adagn', by the latent embedding in every AdaGN (Eq. 12) and, with
+  `latent_map`, a map into the bottleneck; 'cross_attention', by tokens of z
+  (`layers.LatentTokens`) that a cross-attention block after every res block reads.
 
   Attributes:
     config: network sizes.
@@ -66,14 +68,24 @@ class OutputUNet(nn.Module):
     t_emb = layers.EmbeddingMLP(emb_dim, name="time_embedding", **mods)(
       layers.timestep_embedding(t, cfg.num_channels)
     )
-    z_emb = None
-    if z is not None:
+    z_emb = tokens = None
+    if z is not None and cfg.conditioning == "adagn":
       z_emb = layers.EmbeddingMLP(emb_dim, name="latent_embedding", **mods)(z.astype(dtype))
+    elif z is not None:
+      tokens = layers.LatentTokens(cfg.latent_group_size, emb_dim, name="latent_tokens", **mods)(z)
+
+    def read_tokens(h: jax.Array, name: str) -> jax.Array:
+      if tokens is None:
+        return h
+      return layers.CrossAttentionBlock(
+        cfg.num_heads, cfg.num_groups, name=f"{name}_cross_attn", **mods
+      )(h, tokens)
 
     def block(h: jax.Array, channels: int, name: str) -> jax.Array:
       h = res_block(channels, cfg.num_groups, cfg.dropout, cfg.adagn, name=f"{name}_res", **mods)(
         h, t_emb, z_emb, train
       )
+      h = read_tokens(h, name)
       if h.shape[1] in cfg.attention_resolutions:
         h = layers.AttentionBlock(cfg.num_heads, cfg.num_groups, name=f"{name}_attn", **mods)(h)
       return h
@@ -90,15 +102,17 @@ class OutputUNet(nn.Module):
         skips.append(h)
 
     mid_channels = h.shape[-1]
-    if z is not None and cfg.latent_map:
+    if z_emb is not None and cfg.latent_map:
       h = h + layers.latent_map(z.astype(dtype), h.shape[1:], **mods)
     h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_0", **mods)(
       h, t_emb, z_emb, train
     )
+    h = read_tokens(h, "mid_0")
     h = layers.AttentionBlock(cfg.num_heads, cfg.num_groups, name="mid_attn", **mods)(h)
     h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_1", **mods)(
       h, t_emb, z_emb, train
     )
+    h = read_tokens(h, "mid_1")
 
     for level in reversed(range(levels)):
       for i in range(cfg.num_res_blocks + 1):

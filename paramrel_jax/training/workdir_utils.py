@@ -11,13 +11,18 @@ import ml_collections
 from absl import logging
 
 CONFIG_FILE = "config.json"
-# ParamReL settings whose defaults have changed, each with the value of a run whose config.json
+# ParamReL settings that shape the trained model and whose defaults have changed or may change
+# (the conditioning and encoder-head study), each with the value of a run whose config.json
 # predates the key (None: the key always existed). A run directory keeps the values it was
 # trained with, so old runs load (and resume) as they were trained.
 RUN_SETTINGS = {
   "model.encoder_input": "theta_t",
   "model.adagn": "paper",
   "model.latent_map": False,
+  "model.conditioning": "adagn",
+  "model.latent_group_size": 1,
+  "model.encoder_pool": "mean",
+  "model.encoder_coords": False,
   "objective.latent_weighting": "elbo",
   "objective.posterior": "gaussian",
   "objective.mmd_scale": "none",
