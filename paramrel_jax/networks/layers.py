@@ -215,9 +215,12 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-  """Residual multi-head self-attention over the H * W positions of a feature map.
+  """Residual multi-head attention of the H * W positions of a feature map: to each other, or
+  (cross-attention) to a set of tokens.
 
-  The output projection is zero-initialised, so the block starts as the identity.
+  The queries are the normalised features; the keys and values are the same features, or the
+  tokens when `context` is given. The output projection is zero-initialised, so the block starts
+  as the identity.
 
   Attributes:
     num_heads: attention heads (must divide the channels).
@@ -232,8 +235,8 @@ class AttentionBlock(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Maps x (B, H, W, C) to (B, H, W, C)."""
+  def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
+    """Maps x (B, H, W, C), and optionally tokens `context` (B, T, D), to (B, H, W, C)."""
     batch, height, width, channels = x.shape
     h = nn.GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
       x
@@ -241,12 +244,14 @@ class AttentionBlock(nn.Module):
     h = h.reshape(batch, height * width, channels)
     h = nn.MultiHeadDotProductAttention(
       self.num_heads,
+      qkv_features=channels,
+      out_features=channels,
       dtype=self.dtype,
       param_dtype=self.param_dtype,
       out_kernel_init=nn.initializers.zeros,
       force_fp32_for_softmax=True,
       name="attention",
-    )(h)
+    )(h, context)
     return x + h.reshape(batch, height, width, channels)
 
 
@@ -294,44 +299,6 @@ class LatentTokens(nn.Module):
       return jnp.einsum("btf,tfd->btd", x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
 
     return per_token_dense(nn.silu(per_token_dense(groups, "dense_0")), "dense_1")
-
-
-class CrossAttentionBlock(nn.Module):
-  """Residual multi-head cross-attention of the H * W positions of a feature map to tokens.
-
-  The queries are the normalised features, the keys and values the tokens; the output projection
-  is zero-initialised, so the block starts as the identity.
-
-  Attributes:
-    num_heads: attention heads (must divide the channels).
-    num_groups: groups of the input GroupNorm.
-    dtype: compute dtype.
-    param_dtype: parameter dtype.
-  """
-
-  num_heads: int
-  num_groups: int
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, tokens: jax.Array) -> jax.Array:
-    """Maps x (B, H, W, C) and tokens (B, T, D) to (B, H, W, C)."""
-    batch, height, width, channels = x.shape
-    h = nn.GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
-      x
-    )
-    h = nn.MultiHeadDotProductAttention(
-      self.num_heads,
-      qkv_features=channels,
-      out_features=channels,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      out_kernel_init=nn.initializers.zeros,
-      force_fp32_for_softmax=True,
-      name="attention",
-    )(h.reshape(batch, height * width, channels), tokens)
-    return x + h.reshape(batch, height, width, channels)
 
 
 class Downsample(nn.Module):

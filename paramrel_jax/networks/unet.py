@@ -77,7 +77,7 @@ class OutputUNet(nn.Module):
     def read_tokens(h: jax.Array, name: str) -> jax.Array:
       if tokens is None:
         return h
-      return layers.CrossAttentionBlock(
+      return layers.AttentionBlock(
         cfg.num_heads, cfg.num_groups, name=f"{name}_cross_attn", **mods
       )(h, tokens)
 
