@@ -61,7 +61,8 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
   """AUROC, DCI and TAD of a beta-VAE through config.evals, logged by the trainer and written by
   --mode=eval like ParamReL's; the BFN likelihood is refused by name."""
   latent = {"every": 2, "num_examples": 500, "n_folds": 2}
-  evals = {"evals.auroc": latent, "evals.dci": {**latent, "n_estimators": 5},
+  evals = {"evals.auroc": latent,
+           "evals.dci": {**latent, "protocol": "quick", "n_estimators": 5},
            "evals.tad": latent}
   cfg = configuration.resolve(tiny_config("discrete", **_RUN, **evals,
                                           **{"model.kind": "beta_vae",
@@ -349,3 +350,38 @@ def test_fit_prior_recovers_a_gaussian_and_draws_from_it():
   assert np.all(np.isfinite(low.scale)) and np.linalg.matrix_rank(low.scale) == 1
   with pytest.raises(ValueError, match=r"shape \(N >= 2, L\) or .* got shape \(1, 5\)"):
     latents.fit_prior(np.zeros((1, 5)))
+
+
+def test_dci_standard_protocol_fits_on_the_first_codes_and_scores_the_next():
+  """disentanglement_lib's protocol: one split, num_train codes to fit, the next num_test to
+  score; the quick estimator stays available by name. Codes are constructed with known answers."""
+  cfg = _config(**{"data.num_examples": 600})  # shapes2d: 5 factors, 540 training examples
+  settings = {"every": 2, "protocol": "standard", "num_train": 300, "num_test": 200,
+              "n_estimators": 20}
+  (evaluator,) = evaluators.build_evaluators(_with_evals(cfg, {"dci": settings}))
+  assert evaluator.settings["num_examples"] == 500  # the codes it exports
+  rng = np.random.default_rng(0)
+  factors = rng.integers(0, 4, size=(520, 5))
+  permuted_identity = factors[:, [3, 0, 4, 1, 2]] + 0.05 * rng.normal(size=factors.shape)
+  result = evaluator.score({"z": permuted_identity, "factors": factors})
+  headline = evaluators.DciEvaluator.headline(result)
+  assert result["protocol"] == "standard" and result["num_examples"] == 520
+  assert headline["disentanglement"] > 0.9 and headline["informativeness"] > 0.9
+  # The codes after the first 500 are not used: scrambling them changes nothing.
+  scrambled = permuted_identity.copy()
+  scrambled[500:] = rng.normal(size=(20, 5))
+  again = evaluator.score({"z": scrambled, "factors": factors})
+  assert again["disentanglement"] == result["disentanglement"]
+  # A random rotation of the same codes mixes every factor into every unit.
+  rotation, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+  rotated = evaluator.score({"z": (factors - 1.5) @ rotation, "factors": factors})
+  assert rotated["disentanglement"] < headline["disentanglement"] - 0.3
+  # A code without factor 2 shows it in that factor's informativeness alone.
+  missing = evaluator.score({"z": np.delete(permuted_identity, 4, axis=1), "factors": factors})
+  per_factor = evaluators.DciEvaluator.headline(missing)["informativeness_per_factor"]
+  assert per_factor[2] < 0.4 and np.all(np.delete(per_factor, 2) > 0.9)
+  # Too few codes in the split for the protocol: refused at construction, with the way out.
+  with pytest.raises(ValueError, match="needs num_train \\+ num_test = 15000.*protocol='quick'"):
+    evaluators.build_evaluators(_with_evals(cfg, {"dci": {"every": 2}}))
+  with pytest.raises(ValueError, match="evals.dci.protocol must be one of"):
+    evaluators.build_evaluators(_with_evals(cfg, {"dci": {"every": 2, "protocol": "fast"}}))
