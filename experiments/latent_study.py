@@ -93,6 +93,7 @@ ROWS: dict[str, dict | None] = {
 EXTRA_ROWS: dict[str, dict] = {
   "vae": {"model.kind": "vae"},
   "infovae": {"model.kind": "infovae"},
+  "beta_tcvae": {"model.kind": "beta_tcvae"},  # total-correlation weight model.beta (4)
 }
 # The path from the pre-study defaults (with the data as the encoder input) to today's, one
 # change at a time (experiments/README.md); not run unless named in --rows.

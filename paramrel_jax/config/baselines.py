@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-BASELINE_KINDS = ("ae", "vae", "beta_vae", "infovae", "diffae", "infodiffusion")
+BASELINE_KINDS = ("ae", "vae", "beta_vae", "beta_tcvae", "infovae", "diffae", "infodiffusion")
 MODEL_KINDS = ("paramrel", *BASELINE_KINDS)
 
 
@@ -13,7 +13,7 @@ class BaselineConfig:
   """Settings only the baselines use (config keys `model.beta`, `model.diffusion_steps`).
 
   Attributes:
-    beta: KL weight of the beta-VAE (> 0).
+    beta: KL weight of the beta-VAE, total-correlation weight of the beta-TCVAE (> 0).
     diffusion_steps: T of the DDPM of DiffAE and InfoDiffusion (>= 1).
   """
 

@@ -27,8 +27,8 @@ from paramrel_jax.networks import NetworkConfig, ParamReLNet
 
 # Whether a baseline's z is drawn by reparameterisation against N(0, I), its prior (a VAE), or
 # is the encoder's mean with no prior (AE, DiffAE).
-_VARIATIONAL = {"ae": False, "vae": True, "beta_vae": True, "infovae": True, "diffae": False,
-                "infodiffusion": True}
+_VARIATIONAL = {"ae": False, "vae": True, "beta_vae": True, "beta_tcvae": True, "infovae": True,
+                "diffae": False, "infodiffusion": True}
 
 
 def has_prior(kind: str) -> bool:
@@ -82,6 +82,7 @@ def make_model(
     "ae": (0.0, 0.0),
     "vae": (1.0, 0.0),
     "beta_vae": (settings.beta, 0.0),
+    "beta_tcvae": (1.0, 0.0),
     "infovae": (objective.kl_weight, objective.mmd_weight),
     "diffae": (0.0, 0.0),
     "infodiffusion": (objective.kl_weight, objective.mmd_weight),
@@ -105,7 +106,11 @@ def make_model(
       **common,
     )
   net = AutoencoderNet(encoder_network, tuple(image_shape), learn_std=space.learn_std)
-  return Autoencoder(net=net, kind=kind, **common)
+  # beta-TCVAE: the VAE's loss plus (beta - 1) TC, so the TC inside the KL weighs beta.
+  tc_weight = settings.beta - 1.0 if kind == "beta_tcvae" else 0.0
+  if tc_weight < 0:
+    raise ValueError(f"model.beta must be >= 1 for a beta-TCVAE, got {settings.beta}.")
+  return Autoencoder(net=net, kind=kind, tc_weight=tc_weight, **common)
 
 
 def build_model(config: ExperimentConfig, channels: int) -> Model:

@@ -4,6 +4,7 @@
   'ae'            deterministic autoencoder                                 autoencoders
   'vae'           VAE (KL weight 1)                                         autoencoders
   'beta_vae'      beta-VAE (KL weight `BaselineConfig.beta`)                autoencoders
+  'beta_tcvae'    beta-TCVAE (total-correlation weight `BaselineConfig.beta`) autoencoders
   'infovae'       InfoVAE (objective.kl_weight, objective.mmd_weight)       autoencoders
   'diffae'        DiffAE-style diffusion autoencoder (deterministic z)      diffusion
   'infodiffusion' InfoDiffusion (stochastic z, KL + MMD as InfoVAE)         diffusion

@@ -1,6 +1,7 @@
-"""Sample-space autoencoder baselines of paper Tables 2 and 3: AE, VAE, beta-VAE and InfoVAE.
+"""Sample-space autoencoder baselines of paper Tables 2 and 3: AE, VAE, beta-VAE and InfoVAE, and
+beta-TCVAE for the disentanglement study.
 
-All four share one network (`AutoencoderNet`): the ParamReL self-encoder in its 'vanilla' form
+All five share one network (`AutoencoderNet`): the ParamReL self-encoder in its 'vanilla' form
 (`models.SelfEncoder`, q(z | x), no time input) applied to the image in the form the flow's network
 sees it (binary x -> 2 x - 1, images as they are), and the convolutional decoder of
 `baselines.decoder`. Per example x the loss is
@@ -10,7 +11,10 @@ sees it (binary x -> 2 x - 1, images as they are), and the convolutional decoder
 with z = the posterior mean (AE, both weights 0) or a reparameterised draw (VAE: kl_weight 1;
 beta-VAE: kl_weight beta (Higgins et al., 2017); InfoVAE: the ParamReL objective's kl_weight and
 mmd_weight, i.e. (1 - alpha) and (alpha + lambda - 1) of Zhao et al. (2019), the MMD of Eq. 7
-on the batch of z). The likelihood p(x | z) is Bernoulli (one logit per pixel) for binary data,
+on the batch of z). beta-TCVAE (Chen et al., 2018) adds tc_weight * TC[q(z)] with tc_weight =
+beta - 1 to the VAE's loss, so that the total correlation inside the KL weighs beta and its mutual
+information and dimension-wise parts weigh 1 (`total_correlation`). The likelihood p(x | z) is
+Bernoulli (one logit per pixel) for binary data,
 the discretised Normal of the BFN (`bfn.discretised.log_prob`) with a learned log-std per channel
 for discretised data, and a Normal with the fixed std `CONTINUOUS_STD` for continuous data.
 """
@@ -178,6 +182,7 @@ class AutoencoderTerms:
   recon: jax.Array  # -ln p(x | z) in nats; for the diffusion models the noise squared error
   rate: jax.Array  # KL[q(z | x) || N(0, I)] (0 for the deterministic AE)
   mmd: jax.Array  # MMD(batch of z || N(0, I))
+  tc: jax.Array  # the batch's total correlation, up to a constant (beta-TCVAE; 0 otherwise)
 
   def means(self) -> dict[str, jax.Array]:
     """Scalar batch means of every term, for logging."""
@@ -186,6 +191,7 @@ class AutoencoderTerms:
       "recon": self.recon.mean(),
       "rate": self.rate.mean(),
       "mmd": self.mmd.mean(),
+      "tc": self.tc.mean(),
     }
 
 
@@ -199,6 +205,33 @@ def batch_mmd(key: jax.Array, z: jax.Array, kernel: str) -> jax.Array:
     return jnp.zeros((batch,), jnp.float32)
   value = objective.mmd(z, jax.random.normal(key, z.shape, z.dtype), kernel)
   return jnp.broadcast_to(value, (batch,))
+
+
+def total_correlation(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+  """Minibatch-weighted-sampling estimate of TC[q(z)] (Chen et al., 2018, Eq. 5 and App. C.1).
+
+  With q(z_i | x_j) the Gaussian posterior of example j evaluated at example i's draw z_i,
+
+    TC ~ mean_i [ logsumexp_j ln q(z_i | x_j) - sum_d logsumexp_j ln q(z_id | x_j) ]
+         + (L - 1) ln(N M),
+
+  for a batch of M from N examples. The constant (L - 1) ln(N M) carries no gradient and is left
+  out, so the value is the estimate less that constant (it can be negative).
+
+  Args:
+    z: (M, L) draws, one per example.
+    mean: (M, L) posterior means.
+    logvar: (M, L) posterior log-variances.
+
+  Returns:
+    () the estimate, up to the constant.
+  """
+  # log q(z_i,d | x_j): (M_i, M_j, L)
+  diff = z[:, None, :] - mean[None, :, :]
+  log_q = -0.5 * (jnp.log(2 * jnp.pi) + logvar[None] + diff**2 * jnp.exp(-logvar[None]))
+  joint = jax.nn.logsumexp(log_q.sum(axis=-1), axis=1)
+  marginals = jax.nn.logsumexp(log_q, axis=1).sum(axis=-1)
+  return jnp.mean(joint - marginals)
 
 
 def check_no_flow_time(kind: str, t) -> None:
@@ -217,12 +250,13 @@ class Autoencoder:
   """AE / VAE / beta-VAE / InfoVAE as an `interface.Model` (module docstring).
 
   Attributes:
-    kind: the model.kind it stands for ('ae', 'vae', 'beta_vae' or 'infovae').
+    kind: the model.kind it stands for ('ae', 'vae', 'beta_vae', 'beta_tcvae' or 'infovae').
     net: the encoder and decoder.
     space: the data type (likelihood and the data <-> model-space maps).
     variational: sample z by reparameterisation (VAEs) instead of taking the mean (AE).
     kl_weight: weight of KL[q(z | x) || N(0, I)].
     mmd_weight: weight of MMD(q(z) || N(0, I)).
+    tc_weight: weight of the batch's total correlation (`total_correlation`; beta-TCVAE).
     mmd_kernel: 'rbf' or 'imq'.
   """
 
@@ -234,6 +268,7 @@ class Autoencoder:
   kl_weight: float = 0.0
   mmd_weight: float = 0.0
   mmd_kernel: str = "imq"
+  tc_weight: float = 0.0
   kind: str = "ae"
 
   @property
@@ -246,12 +281,15 @@ class Autoencoder:
         f"AutoencoderNet.learn_std must be {self.space.learn_std} for "
         f"{type(self.space).__name__} data."
       )
-    if self.kl_weight < 0 or self.mmd_weight < 0:
+    if self.kl_weight < 0 or self.mmd_weight < 0 or self.tc_weight < 0:
       raise ValueError(
-        f"kl_weight and mmd_weight must be >= 0, got {self.kl_weight}, {self.mmd_weight}."
+        "kl_weight, mmd_weight and tc_weight must be >= 0, got "
+        f"{self.kl_weight}, {self.mmd_weight}, {self.tc_weight}."
       )
-    if not self.variational and (self.kl_weight or self.mmd_weight):
-      raise ValueError("a deterministic autoencoder (variational=False) takes no KL / MMD terms.")
+    if not self.variational and (self.kl_weight or self.mmd_weight or self.tc_weight):
+      raise ValueError(
+        "a deterministic autoencoder (variational=False) takes no KL / MMD / TC terms."
+      )
 
   def _check_shape(self, shape: tuple[int, ...], name: str) -> None:
     if tuple(shape[1:]) != tuple(self.net.image_shape):
@@ -289,8 +327,12 @@ class Autoencoder:
     else:
       rate = jnp.zeros_like(nll)
     mmd = batch_mmd(k_prior, z, self.mmd_kernel)
-    loss = nll + self.kl_weight * rate + self.mmd_weight * mmd
-    return AutoencoderTerms(loss=loss, recon=nll, rate=rate, mmd=mmd), {"mean": mean, "z": z}
+    tc = jnp.zeros_like(nll)
+    if self.tc_weight:
+      tc = jnp.broadcast_to(total_correlation(z, mean, logvar), nll.shape)
+    loss = nll + self.kl_weight * rate + self.mmd_weight * mmd + self.tc_weight * tc
+    terms = AutoencoderTerms(loss=loss, recon=nll, rate=rate, mmd=mmd, tc=tc)
+    return terms, {"mean": mean, "z": z}
 
   def loss(
     self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
@@ -334,8 +376,9 @@ class Autoencoder:
     """decode(encode(x)): data of x's shape and dtype convention."""
     return self.decode(params, self.encode(params, key, x))
 
-  def sample(self, params: dict, key: jax.Array, num: int,
-             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def sample(
+    self, params: dict, key: jax.Array, num: int, z: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """Decodes `num` prior draws z ~ N(0, I), or the given z: ((num, H, W, C) data, z (num, L)).
 
     Raises:

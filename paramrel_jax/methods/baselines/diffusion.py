@@ -273,7 +273,8 @@ class DiffusionAutoencoder:
     mmd = batch_mmd(k_prior, z, self.mmd_kernel)
     loss = recon + self.kl_weight * rate + self.mmd_weight * mmd
     aux = {"mean": mean, "z": z, "x0": x0, "s": s, "eps": eps}
-    return AutoencoderTerms(loss=loss, recon=recon, rate=rate, mmd=mmd), aux
+    terms = AutoencoderTerms(loss=loss, recon=recon, rate=rate, mmd=mmd, tc=jnp.zeros_like(loss))
+    return terms, aux
 
   def loss(
     self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
