@@ -75,6 +75,8 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
     assert math.isfinite(logged[f"eval/{key}"]), key
   written = eval_modes.run_eval(cfg, workdir)
   assert "likelihood" not in written and written["dci"]["factor_names"]
+  # The importance matrix as a heat map beside metrics.json (units x factors).
+  assert os.path.getsize(os.path.join(workdir, "eval", "dci_importance.png")) > 0
   assert written["auroc"]["auroc_mean"] == pytest.approx(logged["eval/auroc/auroc"])
   model = inference.load(cfg, workdir).model
   with pytest.raises(ValueError, match="evals.likelihood .*needs a ParamReL run.*'beta_vae'"):

@@ -24,6 +24,7 @@ and scripts, never by the trainer.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 
@@ -38,6 +39,7 @@ from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 from paramrel_jax.methods import interface
 from paramrel_jax.training import checkpointing, inference, workdir_utils
+from paramrel_jax.viz import plots
 
 EVAL_DIR = "eval"
 PLOTS_DIR = "plot_latents"
@@ -121,7 +123,53 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     directory = os.path.join(workdir, EVAL_DIR)
     os.makedirs(directory, exist_ok=True)
     checkpointing.dump_json(os.path.join(directory, METRICS_FILE), result)
+    for evaluator in configured:
+      if evaluator.kind == "dci":
+        _save_importance(os.path.join(directory, f"{evaluator.name}_importance.png"),
+                         result[evaluator.name])
   return result
+
+
+def _importance(dci: dict) -> np.ndarray:
+  """(L, K) importance matrix of a DCI result (the folds' mean for the quick protocol)."""
+  if "importance_matrix" in dci:
+    return np.asarray(dci["importance_matrix"])
+  return np.mean([fold["importance_matrix"] for fold in dci["per_fold"]], axis=0)
+
+
+def factor_of_units(workdir: str, latent_dim: int) -> list[str] | None:
+  """The factor each latent unit matters most for, by the DCI result of the last --mode=eval.
+
+  Returns:
+    L labels 'factor (share of the unit's importance)', or None without a DCI result for
+    `latent_dim` units in workdir/eval/metrics.json.
+  """
+  path = os.path.join(workdir, EVAL_DIR, METRICS_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    result = json.load(f)
+  for value in result.values():
+    if isinstance(value, dict) and "factor_names" in value and (
+      "importance_matrix" in value or "per_fold" in value
+    ):
+      matrix = _importance(value)
+      if matrix.shape[0] != latent_dim:
+        return None
+      share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1e-12)
+      names = value["factor_names"]
+      return [f"{names[k]} ({share[d, k]:.0%})" for d, k in enumerate(share.argmax(axis=1))]
+  return None
+
+
+def _save_importance(path: str, dci: dict) -> None:
+  """The DCI importance matrix as a heat map: a row per latent unit, a column per factor."""
+  matrix = _importance(dci)
+  headline = evaluators.DciEvaluator.headline(dci)
+  title = (f"DCI importance ({dci.get('protocol', 'quick')}): D {headline['disentanglement']:.3f}"
+           f" C {headline['completeness']:.3f} I {headline['informativeness']:.3f}")
+  plots.save_heatmap(path, matrix, [f"z[{d}]" for d in range(len(matrix))],
+                     list(dci["factor_names"]), title)
 
 
 def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]:

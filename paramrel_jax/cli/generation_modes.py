@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from paramrel_jax import api, data
+from paramrel_jax.cli import eval_modes
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import reverse_sampling
@@ -193,7 +194,8 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   """Sec. 5.2.4 (`api.LoadedModel.traverse_arrays`): each latent dimension of the first eval
   input varied over [-traverse_range, traverse_range] in `sampling.traverse_steps` steps, the
   others fixed, decoded with the input's own subcodes; one grid row per dimension, after the
-  input itself, labelled with the dimension (rows) and its value (columns)."""
+  input itself, labelled with the dimension (rows; with the factor it matters most for, where
+  --mode=eval has scored DCI) and its value (columns)."""
   model = _load(config, workdir, "traverse")
   cfg = config.sampling
   x0 = _inputs(config, 1)
@@ -203,11 +205,13 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   _savez(os.path.join(out, "traverse.npz"), input=x0, z=zs, traversal=x)
   rows = np.concatenate([np.broadcast_to(x0, (latent_dim, 1, *x0.shape[1:])), x], axis=1)
   values = np.linspace(-cfg.traverse_range, cfg.traverse_range, steps)
+  factors = eval_modes.factor_of_units(workdir, latent_dim)
+  labels = [f"z[{d}]" + (f" {factors[d]}" if factors else "") for d in range(latent_dim)]
   _grid(os.path.join(out, "traverse.png"), rows.reshape(-1, *x0.shape[1:]), config,
-        nrow=steps + 1, row_labels=[f"z[{d}]" for d in range(latent_dim)],
+        nrow=steps + 1, row_labels=labels,
         col_labels=["input", *(f"{v:+.1f}" for v in values)])
   summary = {"step": model.step, "latent_dim": latent_dim, "steps": steps,
-             "range": cfg.traverse_range}
+             "range": cfg.traverse_range, "row_labels": labels}
   _summary(out, summary)
   return summary
 

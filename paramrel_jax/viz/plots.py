@@ -1,4 +1,5 @@
-"""PNG plots drawn with PIL (the project pins no plotting library): scatter plots and curves.
+"""PNG plots drawn with PIL (the project pins no plotting library): scatter plots, curves and
+heat maps.
 
 A figure is a grid of `COLUMNS` panels per row, each `PANEL_SIZE` pixels, on white. A scatter
 panel shows 2-D points coloured by one integer annotation (a class label, an attribute, a
@@ -196,3 +197,61 @@ def save_curves(path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.
       raise ValueError(f"curve {name!r} has non-finite steps or values.")
     panels.append(_curve_panel(steps, values, name))
   return _save(path, panels)
+
+
+HEATMAP_CELL = 28  # pixels per cell of a heat map
+
+
+def save_heatmap(path: str | os.PathLike, matrix, row_labels: list[str], col_labels: list[str],
+                 title: str) -> np.ndarray:
+  """Writes a labelled heat map of a non-negative matrix (white 0 to dark blue at its maximum).
+
+  Each cell shows its value to two decimals; rows and columns are labelled, e.g. the DCI
+  importance matrix with one row per latent unit and one column per factor.
+
+  Args:
+    path: the PNG file; parent folders are created.
+    matrix: (R, K) finite, non-negative.
+    row_labels: R labels.
+    col_labels: K labels.
+    title: drawn above the map.
+
+  Returns:
+    The uint8 RGB image that was written.
+
+  Raises:
+    ValueError: a matrix that is not 2-D, finite and non-negative, or labels that do not fit it.
+  """
+  matrix = np.asarray(matrix, np.float64)
+  if matrix.ndim != 2 or not np.isfinite(matrix).all() or (matrix < 0).any():
+    raise ValueError(f"matrix must be 2-D, finite and non-negative, got shape {matrix.shape}.")
+  rows, cols = matrix.shape
+  if len(row_labels) != rows or len(col_labels) != cols:
+    raise ValueError(f"{len(row_labels)} row and {len(col_labels)} column labels for a "
+                     f"{rows} x {cols} matrix.")
+  font = ImageFont.load_default()
+  left = 8 + 6 * max(len(label) for label in row_labels)
+  top = 24 + 6 * max(len(label) for label in col_labels)
+  cell = HEATMAP_CELL
+  image = Image.new("RGB", (left + cols * cell + 8, top + rows * cell + 8), (255, 255, 255))
+  draw = ImageDraw.Draw(image)
+  draw.text((4, 4), title, fill=_INK, font=font)
+  scale = matrix.max() if matrix.max() > 0 else 1.0
+  dark = np.array((8, 48, 107), np.float64)
+  for j, label in enumerate(col_labels):  # column labels, one character per line
+    for k, char in enumerate(label):
+      draw.text((left + j * cell + cell // 2 - 3, 22 + 6 * k), char, fill=_INK, font=font)
+  for i, label in enumerate(row_labels):
+    draw.text((4, top + i * cell + cell // 2 - 5), label, fill=_INK, font=font)
+    for j in range(cols):
+      share = matrix[i, j] / scale
+      colour = tuple(int(round(c)) for c in 255 + share * (dark - 255))
+      box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
+      draw.rectangle(box, fill=colour, outline=_FRAME)
+      ink = (255, 255, 255) if share > 0.5 else _INK
+      text = f"{matrix[i, j]:.2f}"
+      draw.text((box[0] + 3, box[1] + cell // 2 - 5), text[1:] if text[0] == "0" else text,
+                fill=ink, font=font)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  image.save(path, format="PNG")
+  return np.asarray(image)
