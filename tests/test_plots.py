@@ -51,13 +51,16 @@ def test_tsne_keeps_clusters_apart_and_is_seeded():
   assert np.linalg.norm(a.mean(0) - b.mean(0)) > spread
 
 
-@pytest.mark.parametrize("z, match", [
-  (np.zeros(10, np.float32), r"shape \(N, L\).*got \(10,\)"),
-  (np.zeros((2, 4), np.float32), r"N >= 3.*got \(2, 4\)"),
-  (np.zeros((10, 1), np.float32), r"L >= 2.*got \(10, 1\)"),
-  (np.zeros((10, 4), np.int32), "finite floats"),
-  (np.full((10, 4), np.nan, np.float32), "finite floats"),
-])
+@pytest.mark.parametrize(
+  "z, match",
+  [
+    (np.zeros(10, np.float32), r"shape \(N, L\).*got \(10,\)"),
+    (np.zeros((2, 4), np.float32), r"N >= 3.*got \(2, 4\)"),
+    (np.zeros((10, 1), np.float32), r"L >= 2.*got \(10, 1\)"),
+    (np.zeros((10, 4), np.int32), "finite floats"),
+    (np.full((10, 4), np.nan, np.float32), "finite floats"),
+  ],
+)
 def test_bad_codes_are_named(z, match):
   for project in (latent_plots.pca_2d, latent_plots.tsne_2d):
     with pytest.raises(ValueError, match=match):
@@ -75,16 +78,22 @@ def test_save_projections_needs_codes_and_matching_annotations(tmp_path):
 
 def test_save_projections_writes_a_panel_per_factor(tmp_path):
   rng = np.random.default_rng(4)
-  arrays = {"z": rng.normal(size=(60, 4)).astype(np.float32),
-            "factors": rng.integers(0, 16, size=(60, 3)).astype(np.int32)}
-  paths = latent_plots.save_projections(str(tmp_path), "test", arrays, factor_names=("a", "b"),
-                                        max_points=25)
+  arrays = {
+    "z": rng.normal(size=(60, 4)).astype(np.float32),
+    "factors": rng.integers(0, 16, size=(60, 3)).astype(np.int32),
+  }
+  paths = latent_plots.save_projections(
+    str(tmp_path), "test", arrays, factor_names=("a", "b"), max_points=25
+  )
   assert paths == {m: str(tmp_path / f"test_{m}.png") for m in latent_plots.METHODS}
   width, height = plots.figure_size(3)  # unnamed columns still get a panel each
   for path in paths.values():
     assert _png(path).shape == (height, width, 3)
   assert list(latent_plots.colourings(arrays, factor_names=("a", "b"))) == [
-    "factor 0", "factor 1", "factor 2"]
+    "factor 0",
+    "factor 1",
+    "factor 2",
+  ]
   assert list(latent_plots.colourings(arrays, factor_names=("a", "b", "c"))) == ["a", "b", "c"]
 
 
@@ -105,8 +114,8 @@ def test_scatter_colours_the_classes_differently(tmp_path):
     pixels = {tuple(p) for p in region.reshape(-1, 3)}
     return pixels & set(colours.values())
 
-  assert drawn(figure[top + 1:bottom, left + 1:middle]) == {colours[0]}
-  assert drawn(figure[top + 1:bottom, middle:right]) == {colours[1]}
+  assert drawn(figure[top + 1 : bottom, left + 1 : middle]) == {colours[0]}
+  assert drawn(figure[top + 1 : bottom, middle:right]) == {colours[1]}
   assert colours[0] != colours[1]
 
 
@@ -116,13 +125,20 @@ def test_many_values_get_a_colour_range():
   assert colours[0] == (68, 1, 84) and colours[15] == (253, 231, 37)  # viridis ends
 
 
-@pytest.mark.parametrize("points, colourings, match", [
-  (np.zeros((0, 2)), {}, r"\(N, 2\) with N >= 1, got \(0, 2\)"),
-  (np.zeros((4, 3)), {}, r"\(N, 2\) with N >= 1, got \(4, 3\)"),
-  (np.full((4, 2), np.inf), {}, "finite"),
-  (np.zeros((4, 2)), {"label": np.zeros(3, np.int32)}, r"'label' must be integers of shape \(4,\)"),
-  (np.zeros((4, 2)), {"label": np.zeros(4)}, "integers"),
-])
+@pytest.mark.parametrize(
+  "points, colourings, match",
+  [
+    (np.zeros((0, 2)), {}, r"\(N, 2\) with N >= 1, got \(0, 2\)"),
+    (np.zeros((4, 3)), {}, r"\(N, 2\) with N >= 1, got \(4, 3\)"),
+    (np.full((4, 2), np.inf), {}, "finite"),
+    (
+      np.zeros((4, 2)),
+      {"label": np.zeros(3, np.int32)},
+      r"'label' must be integers of shape \(4,\)",
+    ),
+    (np.zeros((4, 2)), {"label": np.zeros(4)}, "integers"),
+  ],
+)
 def test_bad_scatter_input_is_named(tmp_path, points, colourings, match):
   with pytest.raises(ValueError, match=match):
     plots.save_scatter(tmp_path / "s.png", points, colourings)
@@ -144,15 +160,19 @@ def test_curves_png_has_a_panel_per_curve(tmp_path):
 
 def test_figure_size_tiles_columns_then_rows():
   assert plots.figure_size(1) == plots.PANEL_SIZE
-  assert plots.figure_size(plots.COLUMNS + 1) == (plots.COLUMNS * plots.PANEL_SIZE[0],
-                                                  2 * plots.PANEL_SIZE[1])
+  assert plots.figure_size(plots.COLUMNS + 1) == (
+    plots.COLUMNS * plots.PANEL_SIZE[0],
+    2 * plots.PANEL_SIZE[1],
+  )
 
 
 def test_curves_of_a_resumed_log_keep_the_last_value_per_step(tmp_path):
-  rows = [{"step": 2, "loss": 9.0, "kl": float("nan")},
-          {"step": 4, "loss": 8.0, "kl": float("nan")},
-          {"step": 4, "loss": 7.0, "kl": 1.0},  # re-logged after a resume from step 2
-          {"step": 6, "loss": 6.0, "kl": 0.5}]
+  rows = [
+    {"step": 2, "loss": 9.0, "kl": float("nan")},
+    {"step": 4, "loss": 8.0, "kl": float("nan")},
+    {"step": 4, "loss": 7.0, "kl": 1.0},  # re-logged after a resume from step 2
+    {"step": 6, "loss": 6.0, "kl": 0.5},
+  ]
   (tmp_path / logging_utils.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
   curves = logging_utils.read_curves(str(tmp_path))
   np.testing.assert_array_equal(curves["loss"][0], [2, 4, 6])
@@ -163,3 +183,57 @@ def test_curves_of_a_resumed_log_keep_the_last_value_per_step(tmp_path):
   assert _png(path).shape == (*plots.figure_size(2)[::-1], 3)
   with pytest.raises(ValueError, match="no metrics.jsonl"):
     logging_utils.read_curves(str(tmp_path / "empty"))
+
+
+def _logged(tmp_path, **curves) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Writes the curves as metrics.jsonl rows, one per step, and reads them back."""
+  steps = np.arange(1, len(next(iter(curves.values()))) + 1) * 50
+  rows = [
+    {"step": int(s), **{k: float(v[i]) for k, v in curves.items()}} for i, s in enumerate(steps)
+  ]
+  (tmp_path / logging_utils.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+  return logging_utils.read_curves(str(tmp_path))
+
+
+def test_a_curve_spanning_decades_gets_a_log_axis_and_a_narrow_one_stays_linear(tmp_path):
+  rng = np.random.default_rng(6)
+  t = np.arange(1, 201)
+  curves = _logged(
+    tmp_path,
+    loss=3000.0 / t**1.3 + 1.0,  # from 3001 to ~2: three decades
+    grad_norm=50.0 * t**-0.6,  # 50 to ~2.1: more than a decade
+    kl=4.0 + 0.5 * rng.normal(size=t.size),  # positive, within a factor of two
+    delta=rng.normal(size=t.size),  # crosses zero: never log
+    spread=np.linspace(1.0, 9.0, t.size),  # positive, less than a decade
+  )
+  panels = {p.name: p for p in plots.curve_panels(curves)}
+  assert {n: p.scale for n, p in panels.items()} == {
+    "loss": "log",
+    "grad_norm": "log",
+    "kl": "linear",
+    "delta": "linear",
+    "spread": "linear",
+  }
+  assert panels["loss"].title.endswith("(log y)") and "log" not in panels["kl"].title
+  assert plots.curve_scale([0.0, 100.0]) == "linear"  # a zero has no place on a log axis
+  assert plots.curve_scale([1.0, 10.0]) == "linear"  # exactly a decade: not more
+  assert plots.curve_scale([1.0, 10.01]) == "log"
+  # The figure written for the run: loss first, one panel per scalar, not blank.
+  figure = _png(logging_utils.save_curves(str(tmp_path)))
+  assert figure.shape == (*plots.figure_size(5)[::-1], 3)
+
+
+def test_curves_draw_the_raw_values_under_a_labelled_ema(tmp_path):
+  values = np.array([10.0, 0.0, 0.0, 0.0, 10.0])
+  np.testing.assert_allclose(plots.ema(values, 0.9), [10.0, 9.0, 8.1, 7.29, 7.561])
+  (panel,) = plots.curve_panels({"loss": (np.arange(5), values)})
+  np.testing.assert_array_equal(panel.values, values)  # the raw values are drawn too
+  np.testing.assert_allclose(panel.smoothed, plots.ema(values, plots.EMA_WEIGHT))
+  assert panel.legend == ("raw", f"EMA {plots.EMA_WEIGHT:g} smoothed")
+  assert "EMA 0.9" in panel.legend[1]
+  (single,) = plots.curve_panels({"one": ([7], [1.0])})
+  assert single.legend == () and single.scale == "linear"  # one point: nothing to smooth
+  # Both lines are in the picture: the light raw colour and the smoothed one.
+  figure = plots.save_curves(tmp_path / "c.png", {"loss": (np.arange(50), np.sin(np.arange(50)))})
+  colours = {tuple(p) for p in figure.reshape(-1, 3)}
+  assert plots._RAW in colours and plots._LINE in colours

@@ -4,12 +4,15 @@ heat maps.
 A figure is a grid of `COLUMNS` panels per row, each `PANEL_SIZE` pixels, on white. A scatter
 panel shows 2-D points coloured by one integer annotation (a class label, an attribute, a
 factor), with a legend of up to `MAX_LEGEND` values or the colour range of more; a curve panel
-shows one logged scalar against the training step, on a log scale when it spans more than two
-decades. Text uses PIL's default bitmap font.
+shows one logged scalar against the training step (`curve_panels`): the raw values in a light
+line under their exponential moving average (weight `EMA_WEIGHT`), both named in a legend, on a
+log y-axis when the values are positive and span more than a decade (`curve_scale`). Text uses
+PIL's default bitmap font.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -24,12 +27,28 @@ _BOX = (56, 22, 10, 34)
 _POINT_RADIUS = 2
 # Tableau's ten categorical colours, for up to MAX_LEGEND values.
 _CATEGORICAL = np.array(
-  [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-   (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)], np.float64)
+  [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+  ],
+  np.float64,
+)
 # Viridis at five stops, interpolated linearly, for more values (ordered factors).
 _SEQUENTIAL = np.array(
-  [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], np.float64)
+  [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], np.float64
+)
 _INK, _FRAME, _LINE = (0, 0, 0), (160, 160, 160), (31, 119, 180)
+_RAW, _GRID = (174, 199, 232), (225, 225, 225)  # the raw curve under its EMA; log-axis decades
+EMA_WEIGHT = 0.9  # s_k = w s_(k-1) + (1 - w) v_k over the logged points, s_0 = v_0
+LOG_SPAN = 10.0  # a positive curve whose max / min exceeds this gets a log y-axis
 
 
 def figure_size(num_panels: int) -> tuple[int, int]:
@@ -47,8 +66,9 @@ def value_colours(values: np.ndarray) -> dict[int, tuple[int, int, int]]:
     stops = np.linspace(0.0, 1.0, len(_SEQUENTIAL))
     where = np.linspace(0.0, 1.0, len(distinct))
     rgb = np.stack([np.interp(where, stops, _SEQUENTIAL[:, c]) for c in range(3)], axis=1)
-  return {int(v): tuple(int(round(c)) for c in colour) for v, colour in zip(distinct, rgb,
-                                                                              strict=True)}
+  return {
+    int(v): tuple(int(round(c)) for c in colour) for v, colour in zip(distinct, rgb, strict=True)
+  }
 
 
 def _box() -> tuple[int, int, int, int]:
@@ -81,8 +101,9 @@ def _ranges(draw: ImageDraw.ImageDraw, x: tuple[float, float], y: tuple[float, f
   draw.text((right - 6 * len(text), bottom + 2), text, fill=_INK)
 
 
-def _scatter_panel(points: np.ndarray, values: np.ndarray, title: str,
-                   order: np.ndarray) -> Image.Image:
+def _scatter_panel(
+  points: np.ndarray, values: np.ndarray, title: str, order: np.ndarray
+) -> Image.Image:
   image, draw = _panel(title)
   left, top, right, bottom = _box()
   x, y = points[:, 0], points[:, 1]
@@ -107,24 +128,99 @@ def _scatter_panel(points: np.ndarray, values: np.ndarray, title: str,
     start = left + 8 + 6 * len(str(low))
     for k, colour in enumerate(colours.values()):
       x0 = start + k * 100 // len(colours)
-      draw.rectangle((x0, legend_y + 2, start + (k + 1) * 100 // len(colours), legend_y + 9),
-                     fill=colour)
+      draw.rectangle(
+        (x0, legend_y + 2, start + (k + 1) * 100 // len(colours), legend_y + 9), fill=colour
+      )
     draw.text((start + 104, legend_y), str(high), fill=_INK)
   return image
 
 
-def _curve_panel(steps: np.ndarray, values: np.ndarray, name: str) -> Image.Image:
-  log = values.min() > 0 and values.max() > 100 * values.min()
-  image, draw = _panel(f"{name}: {values[-1]:.4g}{' (log)' if log else ''}")
+@dataclasses.dataclass(frozen=True)
+class CurvePanel:
+  """What one curve panel draws: the raw values, their EMA, the y-axis scale and the labels."""
+
+  name: str
+  steps: np.ndarray  # (T,)
+  values: np.ndarray  # (T,) raw
+  smoothed: np.ndarray  # (T,) `ema(values)`
+  scale: str  # 'log' or 'linear'
+  title: str
+  legend: tuple[str, ...]  # the raw line's label, then the EMA's; none for one point
+
+
+def curve_scale(values) -> str:
+  """'log' for values that are all positive and span more than a decade (max / min >
+  `LOG_SPAN`), else 'linear' (zero or negative values have no place on a log axis)."""
+  values = np.asarray(values, np.float64)
+  return "log" if values.min() > 0 and values.max() > LOG_SPAN * values.min() else "linear"
+
+
+def ema(values, weight: float = EMA_WEIGHT) -> np.ndarray:
+  """Exponential moving average over the points, started at the first value: (T,) -> (T,)."""
+  values = np.asarray(values, np.float64)
+  out, acc = np.empty_like(values), values[0]
+  for k, value in enumerate(values):
+    acc = weight * acc + (1.0 - weight) * value
+    out[k] = acc
+  return out
+
+
+def curve_panels(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[CurvePanel]:
+  """One `CurvePanel` per curve, as `save_curves` draws them (arguments and errors there)."""
+  if not curves:
+    raise ValueError("there are no curves to plot.")
+  panels = []
+  for name, (steps, values) in curves.items():
+    steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+    if steps.ndim != 1 or steps.shape != values.shape or steps.size == 0:
+      raise ValueError(
+        f"curve {name!r} needs steps and values of one equal length >= 1, got "
+        f"{steps.shape} and {values.shape}."
+      )
+    if not (np.isfinite(steps).all() and np.isfinite(values).all()):
+      raise ValueError(f"curve {name!r} has non-finite steps or values.")
+    scale = curve_scale(values)
+    panels.append(
+      CurvePanel(
+        name=name,
+        steps=steps,
+        values=values,
+        smoothed=ema(values),
+        scale=scale,
+        title=f"{name}: {values[-1]:.4g}{' (log y)' if scale == 'log' else ''}",
+        legend=("raw", f"EMA {EMA_WEIGHT:g} smoothed") if steps.size > 1 else (),
+      )
+    )
+  return panels
+
+
+def _curve_panel(curve: CurvePanel) -> Image.Image:
+  """Draws a `CurvePanel`: the raw line, its EMA over it, a labelled line at each power of ten
+  on a log axis, and the legend under the box (where no curve runs)."""
+  image, draw = _panel(curve.title)
   left, top, right, bottom = _box()
-  shown = np.log10(values) if log else values
-  px = _scaled(steps, steps.min(), steps.max(), left + 1, right - 1)
-  py = _scaled(shown, shown.min(), shown.max(), bottom - 1, top + 1)
-  if len(steps) == 1:
-    draw.ellipse((px[0] - 2, py[0] - 2, px[0] + 2, py[0] + 2), fill=_LINE)
-  else:
-    draw.line(list(zip(px.tolist(), py.tolist(), strict=True)), fill=_LINE, width=2)
-  _ranges(draw, (steps.min(), steps.max()), (values.min(), values.max()))
+  log = curve.scale == "log"
+  shown = [np.log10(v) if log else v for v in (curve.values, curve.smoothed)]
+  low, high = min(v.min() for v in shown), max(v.max() for v in shown)
+  if log:
+    for decade in range(math.ceil(low), math.floor(high) + 1):
+      y = float(_scaled(np.array([decade]), low, high, bottom - 1, top + 1)[0])
+      draw.line([(left + 1, y), (right - 1, y)], fill=_GRID)
+      if top + 12 < y < bottom - 12:  # clear of the range labels at the ends
+        draw.text((2, y - 5), f"1e{decade}", fill=_INK)
+  px = _scaled(curve.steps, curve.steps.min(), curve.steps.max(), left + 1, right - 1)
+  for values, colour, width in zip(shown, (_RAW, _LINE), (1, 2), strict=True):
+    py = _scaled(values, low, high, bottom - 1, top + 1)
+    if len(px) == 1:
+      draw.ellipse((px[0] - 2, py[0] - 2, px[0] + 2, py[0] + 2), fill=colour)
+    else:
+      draw.line(list(zip(px.tolist(), py.tolist(), strict=True)), fill=colour, width=width)
+  _ranges(draw, (curve.steps.min(), curve.steps.max()), (curve.values.min(), curve.values.max()))
+  cursor, legend_y = left, bottom + 16
+  for label, colour in zip(curve.legend, (_RAW, _LINE), strict=False):  # none for one point
+    draw.line([(cursor, legend_y + 5), (cursor + 12, legend_y + 5)], fill=colour, width=2)
+    draw.text((cursor + 16, legend_y), label, fill=_INK)
+    cursor += 28 + 6 * len(label)
   return image
 
 
@@ -137,8 +233,9 @@ def _save(path: str | os.PathLike, panels: list[Image.Image]) -> np.ndarray:
   return np.asarray(figure)
 
 
-def save_scatter(path: str | os.PathLike, points, colourings: dict[str, np.ndarray], *,
-                 seed: int = 0) -> np.ndarray:
+def save_scatter(
+  path: str | os.PathLike, points, colourings: dict[str, np.ndarray], *, seed: int = 0
+) -> np.ndarray:
   """Writes one scatter panel of `points` per colouring.
 
   Args:
@@ -163,15 +260,22 @@ def save_scatter(path: str | os.PathLike, points, colourings: dict[str, np.ndarr
   for name, values in colourings.items():
     values = np.asarray(values)
     if values.shape != (len(points),) or not np.issubdtype(values.dtype, np.integer):
-      raise ValueError(f"colouring {name!r} must be integers of shape ({len(points)},), got "
-                       f"{values.dtype} {values.shape}.")
+      raise ValueError(
+        f"colouring {name!r} must be integers of shape ({len(points)},), got "
+        f"{values.dtype} {values.shape}."
+      )
   order = np.random.default_rng(seed).permutation(len(points))
-  return _save(path, [_scatter_panel(points, np.asarray(values), name, order)
-                      for name, values in colourings.items()])
+  return _save(
+    path,
+    [
+      _scatter_panel(points, np.asarray(values), name, order) for name, values in colourings.items()
+    ],
+  )
 
 
-def save_curves(path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.ndarray]]
-                ) -> np.ndarray:
+def save_curves(
+  path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
   """Writes one panel per curve, its values against its steps.
 
   Args:
@@ -185,25 +289,15 @@ def save_curves(path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.
     ValueError: no curves, or a curve whose steps and values are not equal-length, non-empty
       and finite.
   """
-  if not curves:
-    raise ValueError("there are no curves to plot.")
-  panels = []
-  for name, (steps, values) in curves.items():
-    steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
-    if steps.ndim != 1 or steps.shape != values.shape or steps.size == 0:
-      raise ValueError(f"curve {name!r} needs steps and values of one equal length >= 1, got "
-                       f"{steps.shape} and {values.shape}.")
-    if not (np.isfinite(steps).all() and np.isfinite(values).all()):
-      raise ValueError(f"curve {name!r} has non-finite steps or values.")
-    panels.append(_curve_panel(steps, values, name))
-  return _save(path, panels)
+  return _save(path, [_curve_panel(curve) for curve in curve_panels(curves)])
 
 
 HEATMAP_CELL = 28  # pixels per cell of a heat map
 
 
-def save_heatmap(path: str | os.PathLike, matrix, row_labels: list[str], col_labels: list[str],
-                 title: str) -> np.ndarray:
+def save_heatmap(
+  path: str | os.PathLike, matrix, row_labels: list[str], col_labels: list[str], title: str
+) -> np.ndarray:
   """Writes a labelled heat map of a non-negative matrix (white 0 to dark blue at its maximum).
 
   Each cell shows its value to two decimals; rows and columns are labelled, e.g. the DCI
@@ -227,8 +321,9 @@ def save_heatmap(path: str | os.PathLike, matrix, row_labels: list[str], col_lab
     raise ValueError(f"matrix must be 2-D, finite and non-negative, got shape {matrix.shape}.")
   rows, cols = matrix.shape
   if len(row_labels) != rows or len(col_labels) != cols:
-    raise ValueError(f"{len(row_labels)} row and {len(col_labels)} column labels for a "
-                     f"{rows} x {cols} matrix.")
+    raise ValueError(
+      f"{len(row_labels)} row and {len(col_labels)} column labels for a {rows} x {cols} matrix."
+    )
   font = ImageFont.load_default()
   left = 8 + 6 * max(len(label) for label in row_labels)
   top = 24 + 6 * max(len(label) for label in col_labels)
@@ -250,8 +345,12 @@ def save_heatmap(path: str | os.PathLike, matrix, row_labels: list[str], col_lab
       draw.rectangle(box, fill=colour, outline=_FRAME)
       ink = (255, 255, 255) if share > 0.5 else _INK
       text = f"{matrix[i, j]:.2f}"
-      draw.text((box[0] + 3, box[1] + cell // 2 - 5), text[1:] if text[0] == "0" else text,
-                fill=ink, font=font)
+      draw.text(
+        (box[0] + 3, box[1] + cell // 2 - 5),
+        text[1:] if text[0] == "0" else text,
+        fill=ink,
+        font=font,
+      )
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   image.save(path, format="PNG")
   return np.asarray(image)
