@@ -5,8 +5,9 @@
 50 epochs of 60,000 images at batch 128 (23,450 steps); the paper trained on one H100 (a few
 hours). Expected: latent AUROC on digit labels about 0.98-0.99 (paper Table 2, ParamReLd).
 TFDS `mnist` is prepared under --config.data.data_dir on first use (README, "Data"); for
-10,000 real digits in a local .npz file use
-  --config.data.source=npz --config.data.path=../shared/data/mnist10k.npz
+real digits in a local .npz file (as mnist10k, the 10,000 MNIST digits of experiments/README.md)
+use
+  --config.data.source=npz --config.data.path=MNIST10K.npz
 The flow has beta(1) = 9 (base config), the official BFN's binarised-MNIST setting
 (`max_sqrt_beta: 3` in its mnist_discrete.yaml, squared); `--config.flow.beta1=3` runs the value
 this project used before.

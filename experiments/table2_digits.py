@@ -14,7 +14,7 @@ Three models are trained with `paramrel_jax.training.train.train_and_evaluate` o
                         baseline: a PCA of the binarised pixels with the same dimensionality
                         (fitted on the training split)
 
-Each run then writes `eval/metrics.json` (test likelihood, `evaluation.eval_modes.run_eval`) and
+Each run then writes `eval/metrics.json` (test likelihood, `cli.eval_modes.run_eval`) and
 `latents/{train,test}.npz` (`run_export_latents`, the encoder mean at flow time 1). The AUROC
 follows the paper (Sec. 5.1.1): a logistic probe on the codes of the labelled test split,
 5-fold cross-validated (80 % / 20 %), one-vs-rest macro AUROC over the 10 digits, mean +- std

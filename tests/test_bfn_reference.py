@@ -1,9 +1,9 @@
-"""The fixed math API (shared/API.md) against golden values of the official BFN code.
+"""The fixed math API (README, "Notes on the implementation") against the official BFN code.
 
 tests/data/bfn_reference.npz holds inputs and outputs of every API function, produced by running
-the official NNAISENSE code in float64 (see shared/reference/README.md). Keys are
-`<module>.<function>.<case>.<arg>`; every case in the file is checked, in float32 at the
-README's tolerances and in float64 (x64 enabled only inside the test) at rtol 1e-11, atol 1e-12.
+the official NNAISENSE code in float64. Keys are `<module>.<function>.<case>.<arg>`; every case
+in the file is checked, in float32 at the tolerances of `API` and in float64 (x64 enabled only
+inside the test) at rtol 1e-11, atol 1e-12.
 
 Under x64 the dtype contract of `bfn` is checked too: float64 results for int32 step / class
 indices, and float32 results for float32 data (float64 only where every argument is an integer).

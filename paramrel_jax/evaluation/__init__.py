@@ -4,8 +4,9 @@ likelihood   BFN test loss and ParamReL negative ELBO (nats / bits per dimension
 latents      encoder means at chosen flow times, exported with the dataset's labels
 evaluators   the `evals` registry (likelihood, auroc, dci, tad), `build_evaluators`, `run_due`
 latent_plots PCA and t-SNE pictures of exported codes, coloured by label, attribute or factor
-modes        `run_eval` / `run_export_latents` / `run_plot_latents` for the command line (import
-             it explicitly: it loads checkpoints through the trainer, which imports this package)
+
+The command line's modes over these (`run_eval`, `run_export_latents`, `run_plot_latents`) are in
+`paramrel_jax.cli.eval_modes`, a layer above: they load checkpoints through the trainer.
 """
 
 from paramrel_jax.evaluation.evaluators import (

@@ -19,7 +19,7 @@ scalar `(name, value)` pairs logged as `eval/<evaluator name>/<name>`; `model` i
 
 Latent evaluators encode the first `num_examples` examples of the training split (default) with
 the model's `encode` at `latent_time` (`latents.export_latents`; 1 for a baseline) and `score`
-the codes; `score` also takes exported codes (`modes.run_export_latents`, the PCA floor):
+the codes; `score` also takes exported codes (`cli.eval_modes.run_export_latents`, the PCA floor):
   auroc  5-fold logistic-probe AUROC on 'label' (MNIST-like data), 'attributes' (CelebA) or each
          factor separately (generated / 3DShapes data), `metrics.latent_auroc`;
   dci    DCI on the factors: protocol 'standard' (disentanglement_lib's: gradient-boosted trees

@@ -75,13 +75,13 @@ class ParamReLNet(nn.Module):
     """The output network psi(theta_t, z_t, t).
 
     Args:
-      net_in: (B, H, W, Cin) flow input theta_t (`flow.net_input`).
+      net_in: (B, H, W, Cin) flow input theta_t (`Flow.net_input`).
       z: (B, latent_dim) latent z_t; ignored when latent_dim == 0 (pass a (B, 0) array).
       t: (B,) flow time.
       train: enables dropout ('dropout' rng).
 
     Returns:
-      (B, H, W, out_channels) float32 network output, for `flow.output_dist`.
+      (B, H, W, out_channels) float32 network output, for `Flow.output_dist`.
     """
     self._check_inputs(net_in, t)
     expected = (net_in.shape[0], self.config.latent_dim)

@@ -50,7 +50,7 @@ class OutputUNet(nn.Module):
     """Computes the output network.
 
     Args:
-      net_in: (B, H, W, Cin) flow input theta_t (`flow.net_input`); H, W divisible by
+      net_in: (B, H, W, Cin) flow input theta_t (`Flow.net_input`); H, W divisible by
         2 ** (len(channel_mult) - 1).
       z: (B, latent_dim) latent z_t, or None when latent_dim == 0.
       t: (B,) flow time.

@@ -64,7 +64,7 @@ def _op_scope(op_name: str) -> str:
 
 
 def parse_hlo(text: str) -> dict[str, HloOp]:
-  """Instruction name -> HloOp of an optimised HLO module's text (`compiled.as_text()`).
+  """Instruction name -> HloOp of an optimised HLO module's text (`Compiled.as_text()` of JAX).
 
   The scope comes from the instruction's `op_name` metadata (the JAX name stack), else from its
   fused computation's, else from the nearest operands that have one, preferring a backward scope

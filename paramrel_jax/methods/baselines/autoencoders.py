@@ -2,8 +2,8 @@
 beta-TCVAE for the disentanglement study.
 
 All five share one network (`AutoencoderNet`): the ParamReL self-encoder in its 'vanilla' form
-(`models.SelfEncoder`, q(z | x), no time input) applied to the image in the form the flow's network
-sees it (binary x -> 2 x - 1, images as they are), and the convolutional decoder of
+(`networks.encoder.SelfEncoder`, q(z | x), no time input) applied to the image in the form the
+flow's network sees it (binary x -> 2 x - 1, images as they are), and the convolutional decoder of
 `baselines.decoder`. Per example x the loss is
 
   L(x) = -ln p(x | z) + kl_weight * KL[q(z | x) || N(0, I)] + mmd_weight * MMD(q(z) || N(0, I))

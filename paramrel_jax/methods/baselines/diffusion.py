@@ -2,8 +2,8 @@
 
 A static encoder q(z | x0) (the ParamReL self-encoder in its 'vanilla' form, on x0 in [-1, 1];
 binary data as {-1, 1}) and a DDPM noise predictor eps(x_s, z, s) that is the ParamReL output
-U-Net (`models.OutputUNet`, conditioned on z and the step by AdaGN, paper Eq. 12), with the
-diffusion step s in {0, ..., T - 1} given to it as the time t = s / T (its sinusoidal embedding
+U-Net (`networks.unet.OutputUNet`, conditioned on z and the step by AdaGN, paper Eq. 12), with
+the diffusion step s in {0, ..., T - 1} given to it as the time t = s / T (its sinusoidal embedding
 scales t by 1000, so T = 1000 gives the DDPM step embedding). Per example x0 the loss is
 
   L(x0) = || eps - eps(sqrt(abar_s) x0 + sqrt(1 - abar_s) eps, z, s) ||^2       (summed over pixels)
