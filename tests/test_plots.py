@@ -226,11 +226,18 @@ def test_a_curve_spanning_decades_gets_a_log_axis_and_a_narrow_one_stays_linear(
 def test_curves_draw_the_raw_values_under_a_labelled_ema(tmp_path):
   values = np.array([10.0, 0.0, 0.0, 0.0, 10.0])
   np.testing.assert_allclose(plots.ema(values, 0.9), [10.0, 9.0, 8.1, 7.29, 7.561])
-  (panel,) = plots.curve_panels({"loss": (np.arange(5), values)})
-  np.testing.assert_array_equal(panel.values, values)  # the raw values are drawn too
-  np.testing.assert_allclose(panel.smoothed, plots.ema(values, plots.EMA_WEIGHT))
+  long = np.tile(values, 40)  # 200 points: the full weight
+  (panel,) = plots.curve_panels({"loss": (np.arange(200), long)})
+  np.testing.assert_array_equal(panel.values, long)  # the raw values are drawn too
+  np.testing.assert_allclose(panel.smoothed, plots.ema(long, plots.EMA_WEIGHT))
   assert panel.legend == ("raw", f"EMA {plots.EMA_WEIGHT:g} smoothed")
   assert "EMA 0.9" in panel.legend[1]
+  # A short curve is smoothed less, so that the average does not lag behind it: the quickstart's
+  # 12 logged points of a loss falling from 2,000 to 100 end within 10 % of the last value.
+  assert plots.ema_weight(12) == pytest.approx(1 - 10 / 12) and plots.ema_weight(5) == 0.0
+  falling = np.geomspace(2000, 100, 12)
+  (short,) = plots.curve_panels({"loss": (np.arange(12), falling)})
+  assert abs(short.smoothed[-1] - 100) < 10 and short.legend[1] == "EMA 0.17 smoothed"
   (single,) = plots.curve_panels({"one": ([7], [1.0])})
   assert single.legend == () and single.scale == "linear"  # one point: nothing to smooth
   # Both lines are in the picture: the light raw colour and the smoothed one.

@@ -5,7 +5,8 @@ A figure is a grid of `COLUMNS` panels per row, each `PANEL_SIZE` pixels, on whi
 panel shows 2-D points coloured by one integer annotation (a class label, an attribute, a
 factor), with a legend of up to `MAX_LEGEND` values or the colour range of more; a curve panel
 shows one logged scalar against the training step (`curve_panels`): the raw values in a light
-line under their exponential moving average (weight `EMA_WEIGHT`), both named in a legend, on a
+line under their exponential moving average (`ema_weight`: at most `EMA_WEIGHT`, less for short
+curves, so the average never lags far behind), both named in a legend, on a
 log y-axis when the values are positive and span more than a decade (`curve_scale`). Text uses
 PIL's default bitmap font.
 """
@@ -155,6 +156,12 @@ def curve_scale(values) -> str:
   return "log" if values.min() > 0 and values.max() > LOG_SPAN * values.min() else "linear"
 
 
+def ema_weight(num_points: int) -> float:
+  """The EMA weight of a curve of `num_points`: EMA_WEIGHT, or less so that the average's memory
+  1 / (1 - w) spans at most a tenth of the points (0, no smoothing, below 12 points)."""
+  return float(np.clip(1.0 - 10.0 / max(num_points, 1), 0.0, EMA_WEIGHT))
+
+
 def ema(values, weight: float = EMA_WEIGHT) -> np.ndarray:
   """Exponential moving average over the points, started at the first value: (T,) -> (T,)."""
   values = np.asarray(values, np.float64)
@@ -179,16 +186,16 @@ def curve_panels(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Curve
       )
     if not (np.isfinite(steps).all() and np.isfinite(values).all()):
       raise ValueError(f"curve {name!r} has non-finite steps or values.")
-    scale = curve_scale(values)
+    scale, weight = curve_scale(values), ema_weight(values.size)
     panels.append(
       CurvePanel(
         name=name,
         steps=steps,
         values=values,
-        smoothed=ema(values),
+        smoothed=ema(values, weight),
         scale=scale,
         title=f"{name}: {values[-1]:.4g}{' (log y)' if scale == 'log' else ''}",
-        legend=("raw", f"EMA {EMA_WEIGHT:g} smoothed") if steps.size > 1 else (),
+        legend=("raw", f"EMA {weight:.2g} smoothed") if steps.size > 1 else (),
       )
     )
   return panels
