@@ -37,7 +37,7 @@ from paramrel_jax.evaluation import latent_plots, latents
 from paramrel_jax.evaluation import likelihood as elbo
 from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
-from paramrel_jax.training import inference, workdir_utils
+from paramrel_jax.training import inference, logging_utils, workdir_utils
 from paramrel_jax.viz.images import to_uint8
 
 
@@ -135,10 +135,18 @@ class LoadedModel:
     if self.latent_dim == 0:
       raise ValueError(f"{what} needs a self-encoder, but the run has model.latent_dim = 0.")
 
-  def _batches(self, x: np.ndarray):
-    """(offset, batch) of `eval.batch_size` inputs each (one compile per batch shape)."""
-    for start in range(0, len(x), self.config.eval.batch_size):
-      yield start, jnp.asarray(x[start:start + self.config.eval.batch_size])
+  def _batches(self, x: np.ndarray, progress: str | None = None):
+    """(offset, batch) of `eval.batch_size` inputs each (one compile per batch shape).
+
+    With `progress`, a bar of that name over the images (process 0, more than one batch); the
+    caller finishes each batch before asking for the next, so the bar counts finished images.
+    """
+    size = self.config.eval.batch_size
+    enabled = progress is not None and len(x) > size and jax.process_index() == 0
+    with logging_utils.image_bar(len(x), progress, enabled=enabled) as bar:
+      for start in range(0, len(x), size):
+        yield start, jnp.asarray(x[start:start + size])
+        bar.update(min(size, len(x) - start))
 
   # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
   # on the bins otherwise), which the CLI modes write to their .npz files. The uint8 methods
@@ -221,9 +229,10 @@ class LoadedModel:
     """
     self._needs_latents("codes", codes=True)
     model, key = self._model(steps), jax.random.key(seed)
-    parts = [reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
-                                     self.trained.params, batch, n_steps=model.sample_steps)
-             for start, batch in self._batches(x)]
+    parts = [jax.block_until_ready(reverse_sampling.encode(
+               jax.random.fold_in(key, start), model.flow, model.net, self.trained.params, batch,
+               n_steps=model.sample_steps))
+             for start, batch in self._batches(x, "reverse sampling")]
     return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *parts)
 
   def decode(self, codes: reverse_sampling.Codes) -> reverse_sampling.Reconstruction:
@@ -245,14 +254,15 @@ class LoadedModel:
     if not interface.has(model, interface.FLOW):
       return {"reconstruction": np.concatenate([
         np.asarray(_reconstruct(model, self.trained.params, jax.random.fold_in(key, start),
-                                batch)) for start, batch in self._batches(x)])}
+                                batch)) for start, batch in self._batches(x, "reconstructing")])}
     parts = []
-    for start, batch in self._batches(x):
+    for start, batch in self._batches(x, "reconstructing"):
       codes = reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
                                       self.trained.params, batch, n_steps=model.sample_steps)
       rec = reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
-      parts.append({"reconstruction": rec.x, "reconstruction_flow": rec.x_flow,
-                    **reverse_sampling.reconstruction_stats(model.flow, batch, rec)})
+      parts.append(jax.device_get({
+        "reconstruction": rec.x, "reconstruction_flow": rec.x_flow,
+        **reverse_sampling.reconstruction_stats(model.flow, batch, rec)}))
     return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
 
   def likelihood_arrays(self, x: np.ndarray, *, seed: int = 0,

@@ -1,7 +1,9 @@
 """The Python API `paramrel_jax.load`: uint8 images in and out, the CLI's numbers, clear errors."""
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 
 import jax
@@ -73,6 +75,22 @@ def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
     np.testing.assert_array_equal(images.to_uint8(cli["reconstruction"], "discrete"), rec)
   # After 4 training steps the network's estimate is not yet the input everywhere.
   assert (rec == x).mean() > 0.9
+
+
+def test_batch_loops_show_a_bar_over_images(model, capsys):
+  config = model.config
+  small = api.LoadedModel(
+    dataclasses.replace(config, eval=dataclasses.replace(config.eval, batch_size=2)),
+    model.trained)
+  x = small.to_model(_eval_images(small, 5))  # three batches
+  capsys.readouterr()
+  small.reconstruct_arrays(x)
+  small.codes(x)
+  err = capsys.readouterr().err.replace("\r", "\n")
+  for name in ("reconstructing", "reverse sampling"):
+    assert re.search(rf"{name}: 100%\|.*\| 5/5 \[.*(image/s|s/image)\]", err), err
+  small.reconstruct_arrays(x[:2])  # a single batch: no bar
+  assert capsys.readouterr().err == ""
 
 
 def test_sample_is_seeded(model):

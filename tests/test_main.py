@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,9 +29,17 @@ def trained(tmp_path_factory) -> str:
   workdir = str(tmp_path_factory.mktemp("trained") / "run")
   result = _cli(*_TINY, f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr
-  # What a user sees: the progress bar on stderr, one line per written artefact on stdout.
-  noise = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
-  assert noise == [], noise
+  # What a user sees: on stderr the progress bar and a line before and after each wait without
+  # progress (the compile, once; after training the prior's fit and the sampling); on stdout one
+  # line per artefact.
+  lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
+  waits = ["compiling the train step (first call; cached afterwards)",
+           "fitting the latent prior to the codes of up to 2000 training images (compile included)",
+           "sampling 4 images in 4 steps (compile included)"]
+  assert len(lines) == 2 * len(waits), lines
+  for name, started, done in zip(waits, lines[0::2], lines[1::2], strict=True):
+    assert started == f"{name} ...", lines
+    assert re.fullmatch(rf"{re.escape(name)}: done in \d+\.\d s", done), lines
   assert result.stdout.splitlines() == [f"wrote 4 samples to {workdir}/sample/samples.png"]
   return workdir
 
@@ -182,6 +191,7 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
   for mode, files in expected.items():
     result = _cli(*_TINY, f"--workdir={workdir}", f"--mode={mode}", *overrides)
     assert result.returncode == 0, (mode, result.stderr)
+    assert re.search(r"\(compile included\): done in \d+\.\d s", result.stderr), result.stderr
     for name in [*files, "summary.json"]:
       assert os.path.getsize(os.path.join(workdir, mode, name)) > 0, (mode, name)
   import numpy as np

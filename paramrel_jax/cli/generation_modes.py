@@ -21,16 +21,31 @@ import numpy as np
 from paramrel_jax import api, data
 from paramrel_jax.cli import eval_modes
 from paramrel_jax.config.configuration import ExperimentConfig
+from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import reverse_sampling
 from paramrel_jax.training import inference
 from paramrel_jax.training.checkpointing import dump_json
+from paramrel_jax.training.logging_utils import stage
 from paramrel_jax.viz import images
 
 
 def _writes() -> bool:
   """Every process computes the same outputs (same seed); process 0 alone writes them."""
   return jax.process_index() == 0
+
+
+def _stage(description: str):
+  """Process 0 names a generation that reports no progress of its own (jitted calls), with its
+  time, compile included (`logging_utils.stage`)."""
+  return stage(f"{description} (compile included)", enabled=_writes())
+
+
+def _in_steps(model: api.LoadedModel) -> str:
+  """' in n steps' for a Bayesian flow's n-step generation; baselines have their own samplers."""
+  if not interface.has(model.trained.model, interface.FLOW):
+    return ""
+  return f" in {model.trained.model.sample_steps} steps"
 
 
 def _outdir(workdir: str, mode: str) -> str:
@@ -87,7 +102,14 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   sample/samples.npz (keys `samples`, `z`) and samples.png."""
   model = _load(config, workdir, "sample")
   cfg = config.sampling
-  x, z = model.generate(cfg.num_samples, seed=config.seed)
+  trained = model.trained
+  if latents.uses_prior(trained.model, config) and not os.path.isfile(
+      latents.prior_path(workdir, trained.step, config)):  # kept in the run once fitted
+    with _stage(f"fitting the latent prior to the codes of up to {cfg.prior_examples} "
+                "training images"):
+      model.latent_prior()
+  with _stage(f"sampling {cfg.num_samples} images{_in_steps(model)}"):
+    x, z = model.generate(cfg.num_samples, seed=config.seed)
   out = _outdir(workdir, "sample")
   _savez(os.path.join(out, "samples.npz"), samples=x, z=z)
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
@@ -108,7 +130,8 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   """
   model = _load(config, workdir, "reconstruct")
   x0 = _inputs(config, config.eval.num_examples)
-  result = model.reconstruct_arrays(x0, seed=config.seed)
+  with _stage(f"reconstructing {len(x0)} images{_in_steps(model)}"):
+    result = model.reconstruct_arrays(x0, seed=config.seed)
   rec = result.pop("reconstruction")
   out = _outdir(workdir, "reconstruct")
   _savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
@@ -128,7 +151,8 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   if config.network.encoder == "progressive" and config.sampling.z_times:
     num = min(8, len(x0))
     times = np.asarray(config.sampling.z_times, np.float32)
-    tv = model.time_varying_arrays(x0[:num], times, seed=config.seed)
+    with _stage(f"reconstructing {num} images from their codes at {len(times)} times"):
+      tv = model.time_varying_arrays(x0[:num], times, seed=config.seed)
     _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=times,
            reconstruction=tv)
     rows = np.concatenate([x0[None, :num], tv]).reshape(-1, *x0.shape[1:])
@@ -158,7 +182,8 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   model = _load(config, workdir, "conditional")
   x0 = _inputs(config, min(8, config.eval.num_examples))
   variations = config.sampling.num_variations
-  samples = model.conditional_arrays(x0, variations, seed=config.seed)
+  with _stage(f"sampling {variations} variations of each of {len(x0)} inputs{_in_steps(model)}"):
+    samples = model.conditional_arrays(x0, variations, seed=config.seed)
   out = _outdir(workdir, "conditional")
   _savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
@@ -178,7 +203,8 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
   cfg = config.sampling
   num_pairs = max(1, min(4, config.eval.num_examples // 2))
   x0 = _inputs(config, 2 * num_pairs)
-  x = model.interpolate_arrays(x0[0::2], x0[1::2], cfg.interpolation_points, seed=config.seed)
+  with _stage(f"interpolating {num_pairs} pairs, {cfg.interpolation_points} points each"):
+    x = model.interpolate_arrays(x0[0::2], x0[1::2], cfg.interpolation_points, seed=config.seed)
   out = _outdir(workdir, "interpolate")
   _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
          interpolation=x)
@@ -199,7 +225,8 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   model = _load(config, workdir, "traverse")
   cfg = config.sampling
   x0 = _inputs(config, 1)
-  zs, x = model.traverse_arrays(x0, seed=config.seed)
+  with _stage(f"traversing {model.latent_dim} latent units, {cfg.traverse_steps} values each"):
+    zs, x = model.traverse_arrays(x0, seed=config.seed)
   latent_dim, steps = zs.shape[:2]
   out = _outdir(workdir, "traverse")
   _savez(os.path.join(out, "traverse.npz"), input=x0, z=zs, traversal=x)

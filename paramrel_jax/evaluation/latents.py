@@ -173,6 +173,14 @@ def prior_path(workdir: str, step: int, config: ExperimentConfig) -> str:
   return os.path.join(workdir, LATENTS_DIR, name)
 
 
+def uses_prior(model: Model, config: ExperimentConfig) -> bool:
+  """Whether sampling draws z from a fitted prior, i.e. `latent_prior` returns one."""
+  cfg = config.sampling
+  return not (cfg.z_prior == "standard" or model.latent_dim == 0
+              or not registry.has_prior(config.model_kind)
+              or (config.model_kind == "paramrel" and cfg.z_source != "prior"))
+
+
 def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
                  path: str | None = None) -> FittedPrior | None:
   """The p(z) that sampling draws from: None for N(0, I), else `fit_prior` of the codes of the
@@ -183,10 +191,7 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
   sampling.z_source='encoder'. With `path` (`prior_path`), a fit saved there is read instead of
   refitted, and a new fit is saved (by the first process); an unreadable file is refitted.
   """
-  cfg = config.sampling
-  if (cfg.z_prior == "standard" or model.latent_dim == 0
-      or not registry.has_prior(config.model_kind)
-      or (config.model_kind == "paramrel" and cfg.z_source != "prior")):
+  if not uses_prior(model, config):
     return None
   kept = None if path is None else _read_prior(path)
   if kept is not None:
@@ -194,7 +199,8 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
   first, *rest = prior_times(config)
   codes = export_latents(  # 'z' at the first time, one encode per time
     model, params, config.data, split=config.data.train_split,
-    batch_size=config.eval.batch_size, num_examples=cfg.prior_examples, latent_time=first,
+    batch_size=config.eval.batch_size, num_examples=config.sampling.prior_examples,
+    latent_time=first,
     latent_times=rest)
   if rest:  # (N, K, L)
     codes["z"] = np.stack([codes["z"], *(codes[latent_key(t)] for t in rest)], axis=1)

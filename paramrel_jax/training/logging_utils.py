@@ -1,11 +1,16 @@
-"""Scalar logging: JSON lines (`workdir/metrics.jsonl`), TensorBoard events, a progress bar, and
-the logged curves as a PNG (`workdir/curves.png`)."""
+"""Scalar logging: JSON lines (`workdir/metrics.jsonl`), TensorBoard events, the logged curves as
+a PNG (`workdir/curves.png`), and what the user sees on stderr while it runs: the training bar,
+bars over batches of images, and a start and an end line around work without progress."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
+import time
+from collections.abc import Iterator
 
 import numpy as np
 import tqdm
@@ -47,21 +52,46 @@ class MetricWriter:
 
 
 class ProgressBar:
-  """A tqdm bar over training steps showing steps/s and the loss."""
+  """A tqdm bar over training steps: advanced every step (its rate and ETA are live), with the
+  loss and the logged steps/s of the last logging window."""
 
   def __init__(self, start: int, total: int, *, enabled: bool = True):
     self._bar = tqdm.tqdm(initial=start, total=total, disable=not enabled, unit="step",
                           dynamic_ncols=True, mininterval=1.0)
     self._last = start
 
-  def update(self, step: int, scalars: dict[str, float]) -> None:
+  def advance(self, step: int) -> None:
+    """Marks the steps up to `step` done."""
     self._bar.update(step - self._last)
     self._last = step
+
+  def update(self, step: int, scalars: dict[str, float]) -> None:
+    self.advance(step)
     self._bar.set_postfix(loss=f"{scalars['loss']:.4g}",
                           steps_per_sec=f"{scalars.get('steps_per_sec', 0.0):.2f}")
 
   def close(self) -> None:
     self._bar.close()
+
+
+@contextlib.contextmanager
+def stage(description: str, *, enabled: bool = True) -> Iterator[None]:
+  """Names work that reports no progress of its own (an XLA compile, one jitted sampling call):
+  a line `description ...` on stderr before it and `description: done in S s` after (above any
+  progress bar); no second line if it raises."""
+  if not enabled:
+    yield
+    return
+  tqdm.tqdm.write(f"{description} ...", file=sys.stderr)
+  start = time.perf_counter()
+  yield
+  tqdm.tqdm.write(f"{description}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
+def image_bar(total: int, description: str, *, enabled: bool = True) -> tqdm.tqdm:
+  """A tqdm bar over `total` images processed batch by batch, with its rate and ETA."""
+  return tqdm.tqdm(total=total, desc=description, disable=not enabled, unit="image",
+                   dynamic_ncols=True)
 
 
 def read_curves(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

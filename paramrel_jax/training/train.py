@@ -27,7 +27,7 @@ from paramrel_jax.config.configuration import ExperimentConfig, TrainingConfig
 from paramrel_jax.methods import registry
 from paramrel_jax.methods.interface import Model
 from paramrel_jax.training import checkpointing
-from paramrel_jax.training.logging_utils import MetricWriter, ProgressBar, save_curves
+from paramrel_jax.training.logging_utils import MetricWriter, ProgressBar, save_curves, stage
 
 DATA_AXIS = "data"
 
@@ -187,15 +187,23 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
     manager.close()
     return state
 
-  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  progress = ProgressBar(start, tcfg.num_steps, enabled=jax.process_index() == 0)
+  primary = jax.process_index() == 0
+  batch = next(batches)
+  # Compiled ahead of the first step, so that the wait has a name (and the persistent cache, when
+  # on, makes it short for later runs of the same shapes).
+  with stage("compiling the train step (first call; cached afterwards)", enabled=primary):
+    train_step = steps.train.lower(state, batch).compile()
+  writer = MetricWriter(workdir, enabled=primary)
+  progress = ProgressBar(start, tcfg.num_steps, enabled=primary)
   pending: tuple[int, dict] | None = None  # the previous step's metrics, read one step late
   window: list[dict[str, float]] = []
   last_log = time.perf_counter()
   try:
     for step in range(start, tcfg.num_steps):
-      batch = next(batches)
-      state, metrics = steps.train(state, batch)
+      if step > start:
+        batch = next(batches)
+      state, metrics = train_step(state, batch)
+      progress.advance(step + 1)
       if pending is not None:  # by now the previous step has finished: reading it costs nothing
         window.append(_checked(*pending))
       pending = (step + 1, metrics)
