@@ -13,35 +13,12 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from sampling_testlib import DATA_SHAPE, LATENT_DIM, data_batch, flow_of, tiny_model
+from test_models import B, _inputs
+from test_models import _params as _random_params
 
 from paramrel_jax.methods.paramrel import reverse_sampling as rs
 from paramrel_jax.networks import ParamReLNet, get_variant, layers
 from paramrel_jax.networks.encoder import coordinate_channels
-
-B = 2
-
-
-def _inputs(shape=(8, 8, 2), latent_dim=4, seed=0):
-  rng = np.random.default_rng(seed)
-  net_in = jnp.asarray(rng.uniform(-1.0, 1.0, (B, *shape)), jnp.float32)
-  t = jnp.asarray(rng.uniform(0.0, 1.0, (B,)), jnp.float32)
-  z = jnp.asarray(rng.normal(size=(B, latent_dim)), jnp.float32)
-  return net_in, t, z
-
-
-def _random_params(net, net_in, t, z, seed=1):
-  """Parameters with every leaf random and non-zero (init zeroes the residual output kernels)."""
-  shapes = jax.eval_shape(lambda *a: net.init(jax.random.key(0), *a, train=False), net_in, t, z)
-  rng = np.random.default_rng(seed)
-
-  def draw(path, leaf):
-    noise = rng.normal(size=leaf.shape)
-    if len(leaf.shape) > 1:
-      return jnp.asarray(noise / np.sqrt(np.prod(leaf.shape[:-1])), leaf.dtype)
-    offset = 1.0 if str(path[-1].key) == "scale" else 0.0
-    return jnp.asarray(offset + 0.1 * noise, leaf.dtype)
-
-  return jax.tree.map_with_path(draw, shapes["params"])
 
 
 def _names(tree) -> set[str]:
