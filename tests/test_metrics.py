@@ -211,6 +211,11 @@ def test_dci_continuous_factors_and_determinism():
   assert result["informativeness_test"] > 0.8
   again = dci(*args, num_bins=5, n_estimators=10, seed=3)
   np.testing.assert_array_equal(result["importance_matrix"], again["importance_matrix"])
+  # Factors fitted in two processes give the same classifiers, so the same scores.
+  parallel = dci(*args, num_bins=5, n_estimators=10, seed=3, n_jobs=2)
+  np.testing.assert_array_equal(result["importance_matrix"], parallel["importance_matrix"])
+  np.testing.assert_array_equal(result["informativeness_per_factor"],
+                                parallel["informativeness_per_factor"])
 
 
 def test_dci_cv_reports_folds():
@@ -246,6 +251,8 @@ _F = np.arange(40).reshape(20, 2) % 3
     ((np.zeros((20, 2)), np.c_[_F[:, 0], 0 * _F[:, 1]], np.zeros((20, 2)), _F), {}, "is constant"),
     ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"n_estimators": 0}, "n_estimators must"),
     ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"num_bins": 1}, "num_bins must"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"n_jobs": 0}, "n_jobs must be a nonzero"),
+    ((np.zeros((20, 2)), _F, np.zeros((20, 2)), _F), {"n_jobs": 1.5}, "n_jobs must be a nonzero"),
   ],
 )
 def test_dci_validation(args, kwargs, match):

@@ -310,7 +310,7 @@ class DciEvaluator(LatentEvaluator):
   Protocol 'standard' (disentanglement_lib, the one to report): `num_train` codes to fit one
   gradient-boosted-tree classifier per factor (scikit-learn's defaults, `n_estimators` 100), the
   next `num_test` codes to score them (`metrics.dci`); the split must hold both. Protocol 'quick':
-  k-fold `metrics.dci_cv` on `num_examples` codes.
+  k-fold `metrics.dci_cv` on `num_examples` codes. `n_jobs` factors are fitted in parallel.
   """
 
   kind = "dci"
@@ -321,6 +321,7 @@ class DciEvaluator(LatentEvaluator):
     "num_test": 5_000,
     "n_estimators": 100,
     "num_bins": 20,
+    "n_jobs": 1,
   }
   min_latent_dim = 2
 
@@ -356,7 +357,8 @@ class DciEvaluator(LatentEvaluator):
     }
     if s["protocol"] == "quick":
       result = metrics.dci_cv(z, factors, n_folds=s["n_folds"], seed=s["seed"],
-                              num_bins=s["num_bins"], n_estimators=s["n_estimators"])
+                              num_bins=s["num_bins"], n_estimators=s["n_estimators"],
+                              n_jobs=s["n_jobs"])
       return {**base, **result}
     if len(z) < s["num_train"] + s["num_test"]:
       raise ValueError(
@@ -365,7 +367,7 @@ class DciEvaluator(LatentEvaluator):
       )
     train, test = slice(0, s["num_train"]), slice(s["num_train"], s["num_train"] + s["num_test"])
     result = metrics.dci(z[train], factors[train], z[test], factors[test], num_bins=s["num_bins"],
-                         n_estimators=s["n_estimators"], seed=s["seed"])
+                         n_estimators=s["n_estimators"], seed=s["seed"], n_jobs=s["n_jobs"])
     return {**base, **result}
 
   @staticmethod
