@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax import api
+from paramrel_jax import api, metrics
 from paramrel_jax.cli import study
 from paramrel_jax.config import configuration
 from paramrel_jax.evaluation import latents
@@ -69,6 +69,29 @@ def test_baseline_row_is_scored_by_the_same_evaluators(tmp_path):
   assert set(row["scores"]) == set(SCORES)
   codes = np.load(os.path.join(tmp_path, "latents", "test.npz"))["z"]
   assert codes.shape == (40, 4)
+
+
+# The standard DCI protocol (scaled down): fitted on the first training codes, scored on the next.
+STANDARD = {"dci": {"protocol": "standard", "split": "train", "num_train": 60, "num_test": 30,
+                    "n_estimators": 5}, "tad": {"n_folds": 2}}
+
+
+def _standard_dci(arrays: dict) -> dict:
+  z, factors = arrays["z"], arrays["factors"]
+  return metrics.dci(z[:60], factors[:60], z[60:90], factors[60:90], n_estimators=5)
+
+
+def test_standard_dci_scores_training_codes_beyond_eval_num_examples(tmp_path):
+  row = study.run_row(tiny_config(**OVERRIDES, **{"model.kind": "ae"}), str(tmp_path), STANDARD)
+  train = latents.load_latents(os.path.join(tmp_path, "latents", "train.npz"))
+  assert len(train["z"]) == 90  # more than eval.num_examples (40), as the protocol needs
+  assert len(np.load(os.path.join(tmp_path, "latents", "test.npz"))["z"]) == 40
+  dci = row["scores"]["dci"]
+  assert dci["split"] == "train" and dci["num_examples"] == 90
+  assert dci["disentanglement"] == pytest.approx(_standard_dci(train)["disentanglement"])
+  assert row["scores"]["tad"]["split"] == "test"  # the other evaluators keep the test codes
+  pca = study.pca_row(tiny_config(**OVERRIDES), STANDARD)["scores"]["dci"]
+  assert pca["num_examples"] == 90 and pca["split"] == "train"
 
 
 def test_pca_row_scores_the_pixels():

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 import sklearn
 
+import paramrel_jax
 from paramrel_jax import data
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
@@ -48,10 +49,18 @@ METRICS_FILE = "metrics.json"
 _SPLIT_CHARS = str.maketrans({"[": "_", "]": "", ":": "-", "%": "pc", "/": "_", " ": ""})
 
 
+def _package_version() -> str:
+  """The installed distribution's version; the source tree's, marked so, when run uninstalled."""
+  try:
+    return importlib.metadata.version("paramrel-jax")
+  except importlib.metadata.PackageNotFoundError:
+    return f"{paramrel_jax.__version__} (source tree, not installed)"
+
+
 def versions() -> dict[str, str]:
   """Versions of Python and the libraries that determine the numbers."""
   return {
-    "paramrel_jax": importlib.metadata.version("paramrel-jax"),
+    "paramrel_jax": _package_version(),
     "python": platform.python_version(),
     "jax": jax.__version__,
     "flax": flax.__version__,
@@ -172,11 +181,13 @@ def _save_importance(path: str, dci: dict) -> None:
                      list(dci["factor_names"]), title)
 
 
-def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]:
+def run_export_latents(config: ExperimentConfig, workdir: str, *,
+                       num_examples: dict[str, int] | None = None) -> dict[str, str]:
   """Writes workdir/latents/<split>.npz for the training and evaluation splits.
 
   Each file holds the first `eval.num_examples` examples of its split (all when the split is
-  smaller), codes at `eval.latent_time` and `eval.latent_times`, and the dataset's labels.
+  smaller), or `num_examples[split]` where that is more, codes at `eval.latent_time` and
+  `eval.latent_times`, and the dataset's labels.
 
   Returns:
     {split: path of its file}.
@@ -195,7 +206,7 @@ def run_export_latents(config: ExperimentConfig, workdir: str) -> dict[str, str]
       config.data,
       split=split,
       batch_size=ecfg.batch_size,
-      num_examples=ecfg.num_examples,
+      num_examples=max(ecfg.num_examples, (num_examples or {}).get(split, 0)),
       latent_time=ecfg.latent_time,
       latent_times=ecfg.latent_times,
       seed=config.seed,

@@ -109,15 +109,36 @@ def scorers(config: ExperimentConfig, scores: dict[str, dict[str, Any]]
       raise ValueError(f"study score {name!r}: {kind!r} is not a latent evaluator "
                        f"{LATENT_KINDS}.")
     # Built as in-training evaluators (whose cadence must be a multiple of log_every), scoring
-    # the evaluation split's codes.
-    settings = {**settings, "every": config.training.log_every, "split": config.data.eval_split}
+    # the evaluation split's codes unless the settings name a split (the standard DCI protocol
+    # needs 15,000 training codes).
+    settings = {"split": config.data.eval_split, **settings, "every": config.training.log_every}
     built.append(evaluators.EVALUATORS[kind](config, settings, name))
   return built
 
 
-def score_codes(built: list[evaluators.LatentEvaluator], arrays: dict[str, np.ndarray]) -> dict:
-  """{name: JSON-able result} of every evaluator on the codes `arrays['z']` and annotations."""
-  return {e.name: evaluators.jsonable(e.score(arrays)) for e in built}
+def codes_needed(built: list[evaluators.LatentEvaluator]) -> dict[str, int]:
+  """{split: the most codes any evaluator of `built` scores on it}."""
+  needed: dict[str, int] = {}
+  for e in built:
+    split = e.settings["split"]
+    needed[split] = max(needed.get(split, 0), e.settings["num_examples"])
+  return needed
+
+
+def score_codes(built: list[evaluators.LatentEvaluator],
+                codes: dict[str, dict[str, np.ndarray]]) -> dict:
+  """{name: JSON-able result} of every evaluator on the first `num_examples` codes of its split.
+
+  Args:
+    built: the evaluators (`scorers`).
+    codes: {split: {'z': (N, L) codes, and the split's annotations (N, ...)}}.
+  """
+  results = {}
+  for e in built:
+    arrays = codes[e.settings["split"]]
+    n = e.settings["num_examples"]
+    results[e.name] = evaluators.jsonable(e.score({k: v[:n] for k, v in arrays.items()}))
+  return results
 
 
 def read_log(workdir: str) -> dict:
@@ -147,13 +168,14 @@ def settle(config: ml_collections.ConfigDict,
 
 
 def train_run(config: ml_collections.ConfigDict, resolved: ExperimentConfig, workdir: str, *,
-              export: bool = True) -> dict:
+              export: bool = True, num_examples: dict[str, int] | None = None) -> dict:
   """Trains or resumes the run of `config` in `workdir`, evaluates it and exports its codes.
 
   Args:
     config, resolved: the run's config and its resolution, as `settle` gives them.
     workdir: the run directory.
     export: also write latents/<split>.npz (needs latent_dim > 0).
+    num_examples: {split: codes to export} where more than eval.num_examples are needed.
 
   Returns:
     {'workdir', 'model_kind', 'train_seconds' (this call's training, compiles included), 'step',
@@ -171,7 +193,8 @@ def train_run(config: ml_collections.ConfigDict, resolved: ExperimentConfig, wor
     "step": evaluated["step"],
     "likelihood": evaluated.get("likelihood"),
     "versions": evaluated["versions"],
-    "latents": eval_modes.run_export_latents(resolved, workdir) if export else {},
+    "latents": (eval_modes.run_export_latents(resolved, workdir, num_examples=num_examples)
+                if export else {}),
   }
 
 
@@ -191,11 +214,12 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
   """
   config, resolved = settle(config, workdir)
   built = scorers(resolved, scores)  # bad settings fail before training
-  run = train_run(config, resolved, workdir, export=export)
+  needed = codes_needed(built)
+  run = train_run(config, resolved, workdir, export=export, num_examples=needed)
   result_scores = {}
   if export:
-    split = resolved.data.eval_split
-    result_scores = score_codes(built, latents.load_latents(run["latents"][split]))
+    codes = {split: latents.load_latents(path) for split, path in run["latents"].items()}
+    result_scores = score_codes(built, codes)
   return {
     "workdir": workdir,
     "model_kind": run["model_kind"],
@@ -208,18 +232,23 @@ def run_row(config: ml_collections.ConfigDict, workdir: str,
 
 def pca_row(config: ml_collections.ConfigDict, scores: dict[str, dict[str, Any]]) -> dict:
   """The floor: PCA with `model.latent_dim` components of the pixels, fitted on the first
-  `eval.num_examples` training images, scored on the evaluation split like `run_row`'s codes."""
+  `eval.num_examples` training images, scored on each evaluator's split like `run_row`'s codes."""
   resolved = configuration.resolve(config)
   built = scorers(resolved, scores)
-  split = {}
-  for name in (resolved.data.train_split, resolved.data.eval_split):
-    split[name] = latents.export_pixels(resolved.data, split=name,
-                                        batch_size=resolved.eval.batch_size,
-                                        num_examples=resolved.eval.num_examples)
-  test = split[resolved.data.eval_split]
-  _, test["z"] = metrics.pca_features(split[resolved.data.train_split]["z"], test["z"],
-                                      resolved.network.latent_dim, seed=resolved.seed)
-  return {"model_kind": "pca", "scores": score_codes(built, test)}
+  train_split, fit = resolved.data.train_split, resolved.eval.num_examples
+  needed = codes_needed(built)
+  needed[train_split] = max(needed.get(train_split, 0), fit)
+  codes = {split: latents.export_pixels(resolved.data, split=split,
+                                        batch_size=resolved.eval.batch_size, num_examples=n)
+           for split, n in needed.items()}
+  splits = list(codes)
+  _, features = metrics.pca_features(codes[train_split]["z"][:fit],
+                                     np.concatenate([codes[s]["z"] for s in splits]),
+                                     resolved.network.latent_dim, seed=resolved.seed)
+  sizes = [len(codes[split]["z"]) for split in splits]
+  for split, z in zip(splits, np.split(features, np.cumsum(sizes)[:-1]), strict=True):
+    codes[split]["z"] = z
+  return {"model_kind": "pca", "scores": score_codes(built, codes)}
 
 
 def sample_quality(workdir: str, *, num_samples: int, z_prior: str = "fitted", dim: int = 32,
