@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist10k")
   parser.add_argument("--data_dir", default="", help="TFDS data_dir for bmnist / bfashionmnist.")
+  parser.add_argument("--data_path", default="",
+                      help="the mnist10k npz (default: the data.path of DATASETS['mnist10k'])")
   parser.add_argument("--steps", type=int, default=500)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
@@ -129,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
   args = parser.parse_args(argv)
 
-  os.chdir(ROOT)  # the npz path of the project's digits is relative to the repository root
   module, data_overrides = DATASETS[args.dataset]
+  if args.data_path:
+    data_overrides = {**data_overrides, "data.path": args.data_path}
   budget = {
     "steps": args.steps,
     "batch_size": args.batch_size,
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
       config = apply_overrides(module.get_config(), {**common, **MODELS[name], "seed": seed})
       workdir = os.path.join(args.workdir, args.dataset, name, f"seed{seed}")
-      run = study.train_run(config, workdir, export=name != "bfn")
+      config, resolved_run = study.settle(config, workdir)
+      run = study.train_run(config, resolved_run, workdir, export=name != "bfn")
       if name == "bfn":
         z, labels, features = pca_test, y_test, f"PCA-{args.latent_dim} of the test pixels"
       else:
