@@ -4,6 +4,14 @@ import os
 import sys
 
 import pytest
+from hypothesis import settings
+
+# Property tests (test_flow_hypothesis.py): the same bounded, derandomised examples on every
+# machine; HYPOTHESIS_PROFILE=explore draws fresh ones, more of them.
+settings.register_profile("repeatable", max_examples=25, deadline=None, derandomize=True,
+                          database=None)
+settings.register_profile("explore", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `configs` is imported as a package from the repository root
