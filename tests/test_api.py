@@ -73,8 +73,10 @@ def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
   with np.load(os.path.join(copy, "reconstruct", "reconstruct.npz")) as cli:
     np.testing.assert_array_equal(images.to_uint8(cli["input"], "discrete"), x)
     np.testing.assert_array_equal(images.to_uint8(cli["reconstruction"], "discrete"), rec)
-  # After 4 training steps the network's estimate is not yet the input everywhere.
-  assert (rec == x).mean() > 0.9
+  # After 4 training steps the estimate is not yet the input everywhere, but it is the input on
+  # most ink (8 % of the pixels) and most background: an all-black or all-white output fails.
+  assert set(np.unique(x)) == {0, 255}
+  assert (rec[x == 255] == 255).mean() > 0.7 and (rec[x == 0] == 0).mean() > 0.95
 
 
 def test_batch_loops_show_a_bar_over_images(model, capsys):
@@ -224,6 +226,15 @@ def test_traverse_gives_one_image_per_value(model):
   image = _eval_images(model, 1)[0]
   x = model.traverse(image, 2)
   assert x.shape == (model.config.sampling.traverse_steps, 28, 28, 1) and x.dtype == np.uint8
+  # Each traversed unit takes the evenly spaced values; every other unit keeps the image's code.
+  cfg = model.config.sampling
+  zs, _ = model.traverse_arrays(model.to_model(image[None]), dims=[1, 3])
+  code = model.codes(model.to_model(image[None])).z[0]
+  values = np.linspace(-cfg.traverse_range, cfg.traverse_range, cfg.traverse_steps)
+  for row, dim in enumerate([1, 3]):
+    np.testing.assert_allclose(zs[row, :, dim], values, rtol=1e-6)
+    others = np.delete(zs[row], dim, axis=1)
+    np.testing.assert_array_equal(others, np.broadcast_to(np.delete(code, dim), others.shape))
   with pytest.raises(ValueError, match=r"dims must be .* in \[0, 4\)"):
     model.traverse(image, 4)
 

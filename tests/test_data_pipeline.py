@@ -236,6 +236,22 @@ def test_eval_bernoulli_is_fixed(npz_cfg):
   assert_batches_equal(a, b)
 
 
+def test_bernoulli_pixels_are_on_with_their_intensity(npz_cfg):
+  """Each pixel v is 1 with probability v / 255: dark pixels turn on and bright ones off at those
+  rates (a threshold would give 0 and 1), and over all pixels the mean matches (4 sigma)."""
+  cfg = dataclasses.replace(npz_cfg, binarize="bernoulli")
+  with np.load(npz_cfg.path) as f:
+    raw = f["image"]
+  batches = list(data.create_eval_iterator(cfg, split="train", batch_size=4))
+  bits = np.concatenate([b["image"][b["mask"]] for b in batches]).ravel()
+  intensity = np.concatenate([raw[b["label"][b["mask"]]] for b in batches]).ravel() / 255.0
+  assert set(np.unique(bits)) == {0, 1} and bits.size > 1000
+  assert abs(bits.mean() - intensity.mean()) < 4 * np.sqrt(0.25 / bits.size)
+  for part in (intensity < 0.4, intensity > 0.6):
+    rate, expected = bits[part].mean(), intensity[part].mean()
+    assert abs(rate - expected) < 4 * np.sqrt(0.25 / part.sum()), (rate, expected)
+
+
 # Errors.
 
 
