@@ -29,6 +29,10 @@ class CheckpointError(ValueError):
   """A checkpoint exists but cannot be restored into this experiment."""
 
 
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (a full disk, say); the complete ones are kept."""
+
+
 def make_manager(workdir: str, cfg: Any) -> ocp.CheckpointManager:
   """CheckpointManager keeping the last `cfg.keep_checkpoints` step directories."""
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
@@ -39,10 +43,78 @@ def make_manager(workdir: str, cfg: Any) -> ocp.CheckpointManager:
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Any) -> None:
-  """Starts an (async) save of the state and the JSON-able data-iterator state at `step`."""
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(_jsonable(data_state))), force=True)
+  """Starts an (async) save of the state and the JSON-able data-iterator state at `step`.
+
+  Raises:
+    CheckpointWriteError: this or the previous (background) write failed.
+  """
+  with _reporting_write_errors(manager):
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(_jsonable(data_state))), force=True)
+
+
+@contextlib.contextmanager
+def writing(manager: ocp.CheckpointManager):
+  """The scope of a run's checkpoint writes; on exit waits for the last one and closes `manager`.
+
+  A background write that fails is raised once, by `save` or on exit, as CheckpointWriteError
+  naming the directory and the last complete checkpoint; Orbax's own error logs of it (tracebacks
+  from its threads) are dropped within the scope. Leaving the scope on another error still waits
+  and closes, and that error is the one raised.
+
+  Raises:
+    CheckpointWriteError: the last write failed.
+  """
+  absl_logger, errors = pylogging.getLogger("absl"), _OrbaxErrorFilter()
+  absl_logger.addFilter(errors)
+  try:
+    yield
+  except BaseException:
+    with contextlib.suppress(Exception):
+      manager.wait_until_finished()
+    with contextlib.suppress(Exception):
+      manager.close()
+    raise
+  else:
+    try:
+      with _reporting_write_errors(manager):
+        manager.wait_until_finished()
+    finally:
+      with contextlib.suppress(Exception):
+        manager.close()
+  finally:
+    absl_logger.removeFilter(errors)
+
+
+@contextlib.contextmanager
+def _reporting_write_errors(manager: ocp.CheckpointManager):
+  try:
+    yield
+  except Exception as e:
+    _join_orbax_threads()
+    directory = str(manager.directory)
+    steps = _steps(directory)
+    kept = (f"the last complete checkpoint, step {max(steps)}, is kept: rerun the same command to "
+            "resume from it once the cause is fixed" if steps else "no checkpoint was complete")
+    first = str(e).splitlines()[0][:300] if str(e) else ""
+    raise CheckpointWriteError(f"could not write a checkpoint in {directory} "
+                               f"({type(e).__name__}: {first}); {kept}.") from e
+
+
+def _join_orbax_threads(timeout: float = 60.0) -> None:
+  """Waits for Orbax's background threads of a failed write, so that none is left to fail (and
+  log) while the interpreter shuts down, after the error has been reported."""
+  for thread in threading.enumerate():
+    if thread is not threading.current_thread() and type(thread).__module__.startswith("orbax"):
+      thread.join(timeout)
+
+
+class _OrbaxErrorFilter(pylogging.Filter):
+  """Drops Orbax's error logs: a failed write is raised as CheckpointWriteError instead."""
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return record.levelno < pylogging.ERROR or f"{os.sep}orbax{os.sep}" not in record.pathname
 
 
 def restore_latest(manager: ocp.CheckpointManager, state: Any, sharding: Any) -> tuple[Any, Any]:

@@ -199,34 +199,33 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
   window: list[dict[str, float]] = []
   last_log = time.perf_counter()
   try:
-    for step in range(start, tcfg.num_steps):
-      if step > start:
-        batch = next(batches)
-      state, metrics = train_step(state, batch)
-      progress.advance(step + 1)
-      if pending is not None:  # by now the previous step has finished: reading it costs nothing
-        window.append(_checked(*pending))
-      pending = (step + 1, metrics)
-      log_now = (step + 1) % tcfg.log_every == 0 or step + 1 == tcfg.num_steps
-      save_now = (step + 1) % tcfg.checkpoint_every == 0 or step + 1 == tcfg.num_steps
-      if log_now or save_now:  # never save or log a state whose step was non-finite
-        window.append(_checked(*pending))
-        pending = None
-      if log_now:
-        scalars = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-        scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
-        scalars.update({k: float(v) for k, v in
-                        jax.device_get(steps.diagnostics(state, batch)).items()})
-        scalars.update(evaluation.run_due(evaluators, step + 1, exp.model, state.ema_params))
-        writer.write(step + 1, scalars)
-        progress.update(step + 1, scalars)
-        window = []
-        last_log = time.perf_counter()  # diagnostics and evaluators do not count as steps
-      if save_now:
-        checkpointing.save(manager, step + 1, state, batches.get_state())
+    with checkpointing.writing(manager):
+      for step in range(start, tcfg.num_steps):
+        if step > start:
+          batch = next(batches)
+        state, metrics = train_step(state, batch)
+        progress.advance(step + 1)
+        if pending is not None:  # by now the previous step has finished: reading it costs nothing
+          window.append(_checked(*pending))
+        pending = (step + 1, metrics)
+        log_now = (step + 1) % tcfg.log_every == 0 or step + 1 == tcfg.num_steps
+        save_now = (step + 1) % tcfg.checkpoint_every == 0 or step + 1 == tcfg.num_steps
+        if log_now or save_now:  # never save or log a state whose step was non-finite
+          window.append(_checked(*pending))
+          pending = None
+        if log_now:
+          scalars = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+          scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
+          scalars.update({k: float(v) for k, v in
+                          jax.device_get(steps.diagnostics(state, batch)).items()})
+          scalars.update(evaluation.run_due(evaluators, step + 1, exp.model, state.ema_params))
+          writer.write(step + 1, scalars)
+          progress.update(step + 1, scalars)
+          window = []
+          last_log = time.perf_counter()  # diagnostics and evaluators do not count as steps
+        if save_now:
+          checkpointing.save(manager, step + 1, state, batches.get_state())
   finally:
-    manager.wait_until_finished()
-    manager.close()
     writer.close()
     progress.close()
   if jax.process_index() == 0:
