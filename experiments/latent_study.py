@@ -362,7 +362,15 @@ def markdown(result: dict) -> str:
   ]
   for dataset, rows in result["datasets"].items():
     columns = list(dict.fromkeys(c for row in rows.values() for c in row["summary"]))
-    lines += ["", f"## {dataset}", "", "| row | seeds | " + " | ".join(columns) + " |",
+    lines += ["", f"## {dataset}"]
+    protocols = {run["scores"]["dci"].get("protocol", "quick") for row in rows.values()
+                 for run in row["runs"] if "dci" in run["scores"]}
+    if protocols == {"standard"}:
+      lines += ["", "DCI by disentanglement_lib's protocol: gradient-boosted trees fitted on "
+                "10,000 training-split codes, scored on the next 5,000."]
+    elif protocols:
+      lines += ["", "DCI by the quick protocol: 5-fold on the evaluation-split codes, 20 trees."]
+    lines += ["", "| row | seeds | " + " | ".join(columns) + " |",
               "| --- | --- |" + " --- |" * len(columns)]
     for name, row in rows.items():
       cells = []
