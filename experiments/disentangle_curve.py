@@ -29,14 +29,20 @@ ROW_FILE = "curve_row.json"  # the row a run trains, for --report
 def curve_config(args) -> object:
   """The row's scenes3d config at the flags' resolution, bins and budget, with a DCI evaluator."""
   budget = argparse.Namespace(
-    steps=args.steps, batch_size=args.batch_size, size=args.size, latent_dim=args.latent_dim,
-    learning_rate=args.learning_rate, ema_decay=args.ema_decay, num_examples=args.dci_examples,
-    curve_every=args.every, dci_protocol="quick")
+    steps=args.steps,
+    batch_size=args.batch_size,
+    size=args.size,
+    latent_dim=args.latent_dim,
+    learning_rate=args.learning_rate,
+    ema_decay=args.ema_decay,
+    num_examples=args.dci_examples,
+    curve_every=args.every,
+    dci_protocol="quick",
+  )
   config = latent_study.row_config("scenes3d", args.row, args.seed, budget)
   config.data.image_size = args.image_size
   config.flow.num_bins = args.num_bins
-  config.evals.dci = dict(every=args.every, protocol="quick", n_estimators=20,
-                          n_jobs=args.dci_jobs)
+  config.evals.dci = dict(every=args.every, protocol="quick", n_estimators=20, n_jobs=args.dci_jobs)
   return config
 
 
@@ -47,26 +53,42 @@ def read_curve(workdir: str) -> list[dict]:
     for line in f:
       record = json.loads(line)
       if f"eval/dci/{COLUMNS[0]}" in record:
-        rows.append({"step": record["step"], "loss": record.get("loss"),
-                     **{c: record[f"eval/dci/{c}"] for c in COLUMNS}})
+        rows.append(
+          {
+            "step": record["step"],
+            "loss": record.get("loss"),
+            **{c: record[f"eval/dci/{c}"] for c in COLUMNS},
+          }
+        )
   return rows
 
 
 def markdown(rows: list[dict], config: dict) -> str:
-  lines = [f"# DCI against steps: scenes3d {config['image_size']}x{config['image_size']}, "
-           f"{config['num_bins']} bins, row {config['row']}",
-           "", "Quick protocol (5-fold, 20 trees) on the evaluation split's codes, EMA weights.",
-           "", "| step | D | C | I | training loss |", "| --- | --- | --- | --- | --- |"]
+  lines = [
+    f"# DCI against steps: scenes3d {config['image_size']}x{config['image_size']}, "
+    f"{config['num_bins']} bins, row {config['row']}",
+    "",
+    "Quick protocol (5-fold, 20 trees) on the evaluation split's codes, EMA weights.",
+    "",
+    "| step | D | C | I | training loss |",
+    "| --- | --- | --- | --- | --- |",
+  ]
   for r in rows:
-    lines.append(f"| {r['step']} | {r['disentanglement']:.3f} | {r['completeness']:.3f} | "
-                 f"{r['informativeness_test']:.3f} | {r['loss']:.1f} |")
+    lines.append(
+      f"| {r['step']} | {r['disentanglement']:.3f} | {r['completeness']:.3f} | "
+      f"{r['informativeness_test']:.3f} | {r['loss']:.1f} |"
+    )
   return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--row", default="pool_flatten", choices=list(latent_study.ALL_ROWS),
-                      help="the latent-study row to train (--report reads it from the run)")
+  parser.add_argument(
+    "--row",
+    default="pool_flatten",
+    choices=list(latent_study.ALL_ROWS),
+    help="the latent-study row to train (--report reads it from the run)",
+  )
   parser.add_argument("--image_size", type=int, default=64)
   parser.add_argument("--num_bins", type=int, default=256)
   parser.add_argument("--steps", type=int, default=100_000)
@@ -81,16 +103,20 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--dci_jobs", type=int, default=1)
   parser.add_argument("--workdir", default="runs/disentangle_curve")
   parser.add_argument("--out", default="experiments/results")
-  parser.add_argument("--report", action="store_true",
-                      help="only tabulate the logged curve of --workdir")
+  parser.add_argument(
+    "--report", action="store_true", help="only tabulate the logged curve of --workdir"
+  )
   args = parser.parse_args(argv)
   if args.report:
     with open(os.path.join(args.workdir, "config.json")) as f:
       saved = json.load(f)
     with open(os.path.join(args.workdir, ROW_FILE)) as f:
       row = json.load(f)["row"]
-    config = {"row": row, "image_size": saved["data"]["image_size"],
-              "num_bins": saved["flow"]["num_bins"]}
+    config = {
+      "row": row,
+      "image_size": saved["data"]["image_size"],
+      "num_bins": saved["flow"]["num_bins"],
+    }
     rows = read_curve(args.workdir)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "disentangle_curve.json"), "w") as f:

@@ -7,8 +7,24 @@ from experiments import disentangle_curve
 
 def test_curve_logs_dci_in_training_and_tabulates_it(tmp_path):
   workdir, out = str(tmp_path / "run"), str(tmp_path / "out")
-  disentangle_curve.main(["--image_size", "16", "--num_bins", "4", "--steps", "4", "--every", "2",
-                          "--dci_examples", "100", "--latent_dim", "4", "--workdir", workdir])
+  disentangle_curve.main(
+    [
+      "--image_size",
+      "16",
+      "--num_bins",
+      "4",
+      "--steps",
+      "4",
+      "--every",
+      "2",
+      "--dci_examples",
+      "100",
+      "--latent_dim",
+      "4",
+      "--workdir",
+      workdir,
+    ]
+  )
   with open(f"{workdir}/config.json") as f:
     config = json.load(f)
   assert config["data"]["image_size"] == 16 and config["flow"]["num_bins"] == 4

@@ -16,10 +16,27 @@ def test_table2_digits_trains_probes_and_tabulates(tmp_path):
   images = np.maximum(images, rng.integers(0, 60, images.shape, dtype=np.uint8))
   path = tmp_path / "digits.npz"
   np.savez(path, image=images, label=labels.astype(np.int32))
-  table2_digits.main(["--data_path", str(path), "--steps", "2", "--batch_size", "8",
-                      "--latent_dim", "4", "--num_examples", "100", "--models",
-                      "paramrel_vanilla", "bfn", "--workdir", str(tmp_path / "runs"),
-                      "--out", str(tmp_path / "out")])
+  table2_digits.main(
+    [
+      "--data_path",
+      str(path),
+      "--steps",
+      "2",
+      "--batch_size",
+      "8",
+      "--latent_dim",
+      "4",
+      "--num_examples",
+      "100",
+      "--models",
+      "paramrel_vanilla",
+      "bfn",
+      "--workdir",
+      str(tmp_path / "runs"),
+      "--out",
+      str(tmp_path / "out"),
+    ]
+  )
   with open(tmp_path / "out" / "table2_digits.json") as f:
     result = json.load(f)
   assert set(result["models"]) == {"paramrel_vanilla", "bfn"}
@@ -32,10 +49,28 @@ def test_table2_digits_trains_probes_and_tabulates(tmp_path):
 
 
 def test_table3_factors_trains_and_scores_the_factors(tmp_path):
-  table3_factors.main(["--steps", "2", "--batch_size", "8", "--latent_dim", "4",
-                       "--dataset_size", "2000", "--num_examples", "400", "--n_estimators", "2",
-                       "--models", "paramreld", "--workdir", str(tmp_path / "runs"),
-                       "--out", str(tmp_path / "out")])
+  table3_factors.main(
+    [
+      "--steps",
+      "2",
+      "--batch_size",
+      "8",
+      "--latent_dim",
+      "4",
+      "--dataset_size",
+      "2000",
+      "--num_examples",
+      "400",
+      "--n_estimators",
+      "2",
+      "--models",
+      "paramreld",
+      "--workdir",
+      str(tmp_path / "runs"),
+      "--out",
+      str(tmp_path / "out"),
+    ]
+  )
   with open(tmp_path / "out" / "table3_factors.json") as f:
     result = json.load(f)
   row = result["models"]["paramreld"][0]

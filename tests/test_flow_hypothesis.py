@@ -31,8 +31,7 @@ def _normal(seed: int, shape, dtype, scale: float = 1.0) -> np.ndarray:
   return (scale * np.random.default_rng(seed).normal(size=shape)).astype(dtype)
 
 
-@given(dtype=DTYPES, shape=SHAPES, n=st.integers(1, 6), seed=st.integers(0, 2**16),
-       sigma1=SIGMA1)
+@given(dtype=DTYPES, shape=SHAPES, n=st.integers(1, 6), seed=st.integers(0, 2**16), sigma1=SIGMA1)
 def test_sequential_gaussian_updates_equal_the_conjugate_posterior(dtype, shape, n, seed, sigma1):
   """Updating the prior N(0, 1) with y_1..y_n of accuracies alpha_i gives precision 1 + sum alpha
   and mean sum(alpha_i y_i) / precision, whatever the order of the updates."""
@@ -48,8 +47,9 @@ def test_sequential_gaussian_updates_equal_the_conjugate_posterior(dtype, shape,
       mu, rho = np.asarray(mu), np.asarray(rho)
       assert mu.dtype == dtype
       np.testing.assert_allclose(rho, np.full(shape, precision), **TOLERANCE[dtype])
-      np.testing.assert_allclose(mu, mean, rtol=TOLERANCE[dtype]["rtol"] * 10,
-                                 atol=TOLERANCE[dtype]["atol"] * 10)
+      np.testing.assert_allclose(
+        mu, mean, rtol=TOLERANCE[dtype]["rtol"] * 10, atol=TOLERANCE[dtype]["atol"] * 10
+      )
 
 
 @given(n=st.integers(1, 500), k=st.data(), sigma1=SIGMA1, beta1=BETA1)
@@ -66,8 +66,7 @@ def test_accuracies_add_up_to_the_flow_at_every_step(n, k, sigma1, beta1):
     np.testing.assert_allclose(categorical, float(discrete.beta(k / n, beta1)), rtol=1e-10)
 
 
-@given(dtype=DTYPES, K=st.integers(2, 12), seed=st.integers(0, 2**16),
-       scale=st.floats(0.1, 30.0))
+@given(dtype=DTYPES, K=st.integers(2, 12), seed=st.integers(0, 2**16), scale=st.floats(0.1, 30.0))
 def test_discrete_updates_commute_compose_and_stay_on_the_simplex(dtype, K, seed, scale):
   rng = np.random.default_rng(seed)
   theta = rng.dirichlet(np.ones(K), size=3).astype(dtype)
@@ -81,8 +80,9 @@ def test_discrete_updates_commute_compose_and_stay_on_the_simplex(dtype, K, seed
   np.testing.assert_allclose(one_then_two, at_once, **tolerance)
   for probs in (one_then_two, at_once):
     assert probs.dtype == dtype and np.all(probs >= 0)
-    np.testing.assert_allclose(np.sum(probs, axis=-1), 1.0, rtol=1e-5 if dtype == np.float32
-                               else 1e-12)
+    np.testing.assert_allclose(
+      np.sum(probs, axis=-1), 1.0, rtol=1e-5 if dtype == np.float32 else 1e-12
+    )
   # The brute-force posterior: theta_k exp(y_k), normalised, in float64.
   logits = np.log(theta.astype(np.float64)) + (y1 + y2).astype(np.float64)
   expected = np.exp(logits - logits.max(-1, keepdims=True))
@@ -101,8 +101,11 @@ def test_bin_probs_equal_the_integrated_normal_density(dtype, K, mean, std):
   for lo, hi in itertools.pairwise(edges):  # beyond 40 std the mass is below 1e-300
     lo, hi = max(lo, mean - 40 * std), min(hi, mean + 40 * std)
     inside = [mean] if lo < mean < hi else None
-    expected.append(integrate.quad(density, lo, hi, points=inside, epsabs=1e-13, epsrel=1e-11,
-                                   limit=200)[0] if lo < hi else 0.0)
+    expected.append(
+      integrate.quad(density, lo, hi, points=inside, epsabs=1e-13, epsrel=1e-11, limit=200)[0]
+      if lo < hi
+      else 0.0
+    )
   with jax.enable_x64(dtype == np.float64):
     probs = np.asarray(discretised.bin_probs(np.asarray(mean, dtype), np.asarray(std, dtype), K))
   assert probs.shape == (K,) and probs.dtype == dtype
@@ -126,9 +129,14 @@ def _brute_force_mmd(z: np.ndarray, prior: np.ndarray, kernel: str) -> float:
   return within(z) + within(prior) - 2 * across
 
 
-@given(n=st.sampled_from([2, 5]), m=st.sampled_from([3, 6]), L=st.sampled_from([1, 4]),
-       kernel=st.sampled_from(["imq", "rbf"]), seed=st.integers(0, 2**16),
-       shift=st.floats(0.0, 3.0))
+@given(
+  n=st.sampled_from([2, 5]),
+  m=st.sampled_from([3, 6]),
+  L=st.sampled_from([1, 4]),
+  kernel=st.sampled_from(["imq", "rbf"]),
+  seed=st.integers(0, 2**16),
+  shift=st.floats(0.0, 3.0),
+)
 def test_mmd_equals_the_direct_pairwise_sum(n, m, L, kernel, seed, shift):
   rng = np.random.default_rng(seed)
   z = rng.normal(size=(n, L)) + shift
