@@ -3,7 +3,8 @@
 `install(mode, step, marker)` patches the JSON writer of Orbax's checkpoint items, which writes the
 data-iterator state of every checkpoint after the training state's arrays: from checkpoint `step`
 on it either fails with ENOSPC (a full disk) or writes `marker` and hangs, so that the test can
-kill the process in the middle of the write. Installed by a sitecustomize on the child's path.
+kill the process in the middle of the write. Installed in the child by
+`child_patches.sitecustomize_env`.
 """
 
 import asyncio
@@ -33,13 +34,3 @@ def install(mode: str, step: int, marker: str) -> None:
     return await original(self, x, directory)
 
   handlers.JsonCheckpointHandler._save_fn = faulty
-
-
-def write_sitecustomize(site_dir: pathlib.Path, mode: str, step: int, marker: str) -> dict:
-  """The environment of a child process that runs `install(mode, step, marker)` at start."""
-  site_dir.mkdir(parents=True, exist_ok=True)
-  tests_dir = str(pathlib.Path(__file__).resolve().parent)
-  (site_dir / "sitecustomize.py").write_text(
-    f"import sys\nsys.path.insert(0, {tests_dir!r})\nimport checkpoint_faults\n"
-    f"checkpoint_faults.install({mode!r}, {step}, {marker!r})\n")
-  return {"PYTHONPATH": str(site_dir)}

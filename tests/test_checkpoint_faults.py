@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 
-import checkpoint_faults
+import child_patches
 import pytest
 from conftest import ROOT
 
-ARGS = ["--config=configs/default.py:smoke", "--config.training.num_steps=6",
-        "--config.training.checkpoint_every=2", "--config.training.log_every=1"]
+ARGS = [
+  "--config=configs/default.py:smoke",
+  "--config.training.num_steps=6",
+  "--config.training.checkpoint_every=2",
+  "--config.training.log_every=1",
+]
 
 
 def _command(workdir: str) -> list[str]:
@@ -26,8 +30,16 @@ def _env(fault: dict | None = None) -> dict:
 
 
 def _run(workdir: str, fault: dict | None = None) -> subprocess.CompletedProcess:
-  return subprocess.run(_command(workdir), cwd=ROOT, env=_env(fault), capture_output=True,
-                        text=True, timeout=600)
+  return subprocess.run(
+    _command(workdir), cwd=ROOT, env=_env(fault), capture_output=True, text=True, timeout=600
+  )
+
+
+def _fault(tmp_path, mode: str, marker: str) -> dict:
+  """The environment of a child whose writes fail (`mode`) from checkpoint 4 on."""
+  return child_patches.sitecustomize_env(
+    tmp_path / "site", "checkpoint_faults", f"install({mode!r}, 4, {marker!r})"
+  )
 
 
 def _losses(workdir: str) -> dict[int, float]:
@@ -54,7 +66,7 @@ def _assert_resumes_exactly(workdir: str, reference: dict[int, float]) -> None:
 
 def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tmp_path, reference):
   workdir, marker = str(tmp_path / "run"), str(tmp_path / "marker")
-  fault = checkpoint_faults.write_sitecustomize(tmp_path / "site", "enospc", 4, marker)
+  fault = _fault(tmp_path, "enospc", marker)
   result = _run(workdir, fault)
   assert result.returncode != 0 and os.path.exists(marker)
   assert "Traceback" not in result.stderr, result.stderr
@@ -67,9 +79,14 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tmp_path, referen
 
 def test_a_kill_in_the_middle_of_a_write_resumes_from_the_last_complete_one(tmp_path, reference):
   workdir, marker = str(tmp_path / "run"), str(tmp_path / "marker")
-  fault = checkpoint_faults.write_sitecustomize(tmp_path / "site", "hang", 4, marker)
-  proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=_env(fault),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  fault = _fault(tmp_path, "hang", marker)
+  proc = subprocess.Popen(
+    _command(workdir),
+    cwd=ROOT,
+    env=_env(fault),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.monotonic() + 600
   while not os.path.exists(marker) and proc.poll() is None and time.monotonic() < deadline:
     time.sleep(0.05)

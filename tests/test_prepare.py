@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import child_patches
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -86,8 +87,8 @@ CONFIGS = {"cifar10": "cifar10", "bmnist": "mnist", "bfashionmnist": "fashion_mn
 def test_the_run_prepares_its_tfds_data_on_first_use_and_trains(config, tmp_path):
   name = CONFIGS[config]
   images, labels = _archives(name, tmp_path / "archives")
-  env = tfds_archives.write_sitecustomize(
-    tmp_path / "site", f"install({str(tmp_path / 'archives')!r}, {name!r})"
+  env = child_patches.sitecustomize_env(
+    tmp_path / "site", "tfds_archives", f"install({str(tmp_path / 'archives')!r}, {name!r})"
   )
   data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
   result = _cli(*_train_args(config, workdir, data_dir), env=env)
@@ -122,7 +123,7 @@ def _assert_one_line(result, *needles):
 
 
 def test_offline_the_run_stops_within_a_minute_with_one_line(tmp_path):
-  env = tfds_archives.write_sitecustomize(tmp_path / "site", "install_offline()")
+  env = child_patches.sitecustomize_env(tmp_path / "site", "tfds_archives", "install_offline()")
   data_dir = tmp_path / "tfds"
   start = time.monotonic()
   result = _cli(*_train_args("cifar10", tmp_path / "run", data_dir), env=env)

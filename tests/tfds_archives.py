@@ -3,7 +3,8 @@
 `install(archive_dir, name)` replaces only TFDS's network call (`_Downloader._sync_download`) and
 the reachability probe: the archive is written where the download would land and reported with
 the registered checksum, so TFDS's own builder extracts, parses and writes it exactly as it would
-a real download. `write_sitecustomize` runs it in a child process (the real command line).
+a real download. `child_patches.sitecustomize_env` runs it in a child process (the real command
+line).
 """
 
 import gzip
@@ -110,14 +111,3 @@ def _no_network(*args, **kwargs):
 def install_offline() -> None:
   """In this process, every outgoing TCP connection fails as on a machine without a network."""
   mock.patch.object(socket, "create_connection", _no_network).start()
-
-
-def write_sitecustomize(site_dir: pathlib.Path, call: str) -> dict[str, str]:
-  """A sitecustomize.py in `site_dir` that runs `tfds_archives.<call>` at the start of every
-  Python process; returns the environment that puts it first on the path."""
-  site_dir.mkdir(parents=True, exist_ok=True)
-  tests_dir = str(pathlib.Path(__file__).resolve().parent)
-  (site_dir / "sitecustomize.py").write_text(
-    f"import sys\nsys.path.insert(0, {tests_dir!r})\nimport tfds_archives\ntfds_archives.{call}\n"
-  )
-  return {"PYTHONPATH": str(site_dir)}
