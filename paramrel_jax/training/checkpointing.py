@@ -66,25 +66,21 @@ def writing(manager: ocp.CheckpointManager):
   Raises:
     CheckpointWriteError: the last write failed.
   """
-  absl_logger, errors = pylogging.getLogger("absl"), _OrbaxErrorFilter()
-  absl_logger.addFilter(errors)
-  try:
-    yield
-  except BaseException:
-    with contextlib.suppress(Exception):
-      manager.wait_until_finished()
-    with contextlib.suppress(Exception):
-      manager.close()
-    raise
-  else:
+  with _without_orbax_logs(pylogging.ERROR):
+    try:
+      yield
+    except BaseException:
+      with contextlib.suppress(Exception):
+        manager.wait_until_finished()
+      with contextlib.suppress(Exception):
+        manager.close()
+      raise
     try:
       with _reporting_write_errors(manager):
         manager.wait_until_finished()
     finally:
       with contextlib.suppress(Exception):
         manager.close()
-  finally:
-    absl_logger.removeFilter(errors)
 
 
 @contextlib.contextmanager
@@ -108,13 +104,6 @@ def _join_orbax_threads(timeout: float = 60.0) -> None:
   for thread in threading.enumerate():
     if thread is not threading.current_thread() and type(thread).__module__.startswith("orbax"):
       thread.join(timeout)
-
-
-class _OrbaxErrorFilter(pylogging.Filter):
-  """Drops Orbax's error logs: a failed write is raised as CheckpointWriteError instead."""
-
-  def filter(self, record: pylogging.LogRecord) -> bool:
-    return record.levelno < pylogging.ERROR or f"{os.sep}orbax{os.sep}" not in record.pathname
 
 
 def restore_latest(manager: ocp.CheckpointManager, state: Any, sharding: Any) -> tuple[Any, Any]:
@@ -250,15 +239,20 @@ def _reporting_read_errors(directory: str, step: int):
 
 
 class _OrbaxFilter(pylogging.Filter):
-  """Drops Orbax's own log lines: the failures they describe are raised as CheckpointError."""
+  """Drops Orbax's own log lines from `level` up: the failures they describe are raised as
+  CheckpointError or CheckpointWriteError."""
+
+  def __init__(self, level: int = pylogging.NOTSET):
+    super().__init__()
+    self.level = level
 
   def filter(self, record: pylogging.LogRecord) -> bool:
-    return f"{os.sep}orbax{os.sep}" not in record.pathname
+    return record.levelno < self.level or f"{os.sep}orbax{os.sep}" not in record.pathname
 
 
 @contextlib.contextmanager
-def _without_orbax_logs():
-  absl_logger, orbax_filter = pylogging.getLogger("absl"), _OrbaxFilter()
+def _without_orbax_logs(level: int = pylogging.NOTSET):
+  absl_logger, orbax_filter = pylogging.getLogger("absl"), _OrbaxFilter(level)
   absl_logger.addFilter(orbax_filter)
   try:
     yield
