@@ -447,12 +447,14 @@ def test_iterator_state_in_an_orbax_checkpoint(npz_cfg, tmp_path):
   np.testing.assert_array_equal(np.asarray(next(restored)["label"]), expected)
 
 
-def test_auto_workers_leave_one_core_and_are_capped():
+def test_auto_workers_leave_one_core_and_are_capped(monkeypatch):
   from paramrel_jax.data.config import MAX_AUTO_WORKERS, auto_workers
 
-  assert [auto_workers(n) for n in (1, 2, 4)] == [0, 1, 3]
+  assert [auto_workers(n) for n in (1, 2, 4, 17, 18)] == [0, 1, 3, 16, 16]
   assert auto_workers(1000) == MAX_AUTO_WORKERS == 16
-  assert data.DataConfig(num_workers=-1).worker_count() == auto_workers()
+  for cores, workers in ((1, 0), (2, 1), (8, 7), (64, 16)):  # this host's cores, as os reports
+    monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+    assert data.DataConfig(num_workers=-1).worker_count() == workers
   assert data.DataConfig(num_workers=3).worker_count() == 3
 
 

@@ -189,10 +189,23 @@ def test_validate_data_rejects_bad_data(flow, x, match):
     flow.validate_data(x)
 
 
-def test_validate_data_accepts_good_data():
-  for flow in FLOWS:
-    flow.validate_data(np.asarray(_data(flow)))
-  flows.ContinuousFlow(0.02).validate_data(np.array([[-1.0, 0.123, 1.0]], np.float32))
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_validate_data_accepts_exactly_the_valid_values(flow):
+  """Every valid value passes; the nearest invalid one, just past the edge, is refused."""
+  if flow.data_type == "discrete":
+    valid = np.arange(flow.num_classes, dtype=np.int32)
+    invalid = np.array([flow.num_classes], np.int32)
+  elif flow.data_type == "discretised":
+    k = flow.num_bins
+    valid = ((2 * np.arange(k) + 1) / k - 1).astype(np.float32)  # the K bin centres
+    invalid = valid[:1] + np.float32(2e-3 / k)
+  else:
+    valid = np.array([-1.0, -0.3, 0.123, 1.0], np.float32)
+    invalid = np.nextafter(np.float32([1.0]), np.float32(2.0))
+  assert flow.validate_data(valid[None]) is None
+  assert flow.validate_data(np.asarray(_data(flow))) is None
+  with pytest.raises(ValueError, match="x must"):
+    flow.validate_data(invalid[None])
 
 
 def test_output_dist_rejects_a_wrong_channel_count():

@@ -160,15 +160,30 @@ def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
   assert os.path.exists(os.path.join(workdir, "config.1.json"))  # the first config is kept
 
 
-@pytest.mark.parametrize("name", ["bmnist", "bfashionmnist", "cifar10", "celeba", "shapes3d",
-                                  "default"])
-def test_every_config_resolves(name):
+# Each config's data and flow (README, "Configs"): TFDS name, image size, data type, K, binarize.
+CONFIGS = {
+  "bmnist": ("mnist", 28, "discrete", 2, "threshold"),
+  "bfashionmnist": ("fashion_mnist", 28, "discrete", 2, "threshold"),
+  "cifar10": ("cifar10", 32, "discretised", 16, "none"),
+  "celeba": ("celeb_a", 64, "discretised", 256, "none"),
+  "shapes3d": ("shapes3d", 64, "discretised", 256, "none"),
+  "default": ("shapes2d", 28, "discrete", 2, "threshold"),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_resolves_to_its_data_and_flow(name):
+  """The full run and its `:smoke` variant model the same data; smoke only shrinks the budget."""
   from paramrel_jax.config import configuration
 
   module = importlib.import_module(f"configs.{name}")
-  for variant in ("", "smoke"):
-    cfg = configuration.resolve(module.get_config(variant))
-    assert cfg.training.batch_size > 0
+  full, smoke = (configuration.resolve(module.get_config(v)) for v in ("", "smoke"))
+  for cfg in (full, smoke):
+    k = cfg.flow.num_classes if cfg.flow.data_type == "discrete" else cfg.flow.num_bins
+    setting = (cfg.data.name, cfg.data.image_size, cfg.flow.data_type, k, cfg.data.binarize)
+    assert setting == CONFIGS[name]
+  assert smoke.training.num_steps <= 10 < full.training.num_steps
+  assert smoke.training.batch_size <= full.training.batch_size
 
 
 def test_ci_runs_the_readme_test_command():

@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import tiny_config
 
 from paramrel_jax.config import configuration
@@ -52,5 +53,23 @@ def test_step_costs_times_the_step_and_its_parts():
   assert set(costs) >= {"step_ms", "forward_ms", "flow_ms", "flow_share", "overhead_ms"}
   for name in ("forward_ms", "flow_ms"):
     assert math.isfinite(costs[name]) and costs[name] > 0
-  assert math.isclose(costs["overhead_ms"],
-                      costs["step_ms"] - costs["forward_ms"] - costs["flow_ms"], rel_tol=1e-9)
+
+
+def test_step_costs_is_the_slope_between_the_two_samplers(monkeypatch):
+  """With a scripted clock: the samplers of 2 and 6 steps take 10 and 30 ms, so one step costs
+  (30 - 10) / (6 - 2) = 5 ms, of which the forward pass (1.5 ms) and the flow math (0.5 ms)."""
+  flow, net, params = _model()
+  scripted = iter([0.010, 0.030, 0.0015, 0.0005])  # sampler(2), sampler(6), forward, flow math
+  outputs = []
+
+  def timed(fn, repeats):
+    outputs.append(jax.tree.map(jnp.shape, fn()))  # each timed function really runs
+    return next(scripted)
+
+  monkeypatch.setattr(sampler_cost, "_median_seconds", timed)
+  costs = sampler_cost.step_costs(flow, net, params, SHAPE, n_steps=(2, 6), repeats=1)
+  assert costs["step_ms"] == pytest.approx(5.0)
+  assert (costs["forward_ms"], costs["flow_ms"]) == pytest.approx((1.5, 0.5))
+  assert costs["flow_share"] == pytest.approx(0.1)
+  assert costs["overhead_ms"] == pytest.approx(3.0)
+  assert outputs[0] == outputs[1] == SHAPE  # the two samplers give images

@@ -94,10 +94,24 @@ def test_standard_dci_scores_training_codes_beyond_eval_num_examples(tmp_path):
   assert pca["num_examples"] == 90 and pca["split"] == "train"
 
 
-def test_pca_row_scores_the_pixels():
-  row = study.pca_row(tiny_config(**OVERRIDES), SCORES)
+def test_pca_row_is_the_dci_of_an_independent_pixel_pca():
+  """By value: numpy's SVD of the first eval.num_examples training images, then `metrics.dci`."""
+  config = tiny_config(**OVERRIDES)
+  row = study.pca_row(config, STANDARD)
   assert row["model_kind"] == "pca"
-  assert 0.0 <= row["scores"]["dci"]["informativeness_test_mean"] <= 1.0
+  resolved = configuration.resolve(config)
+  train = latents.export_pixels(resolved.data, split=resolved.data.train_split, batch_size=20,
+                                num_examples=90)
+  pixels = train["z"].reshape(90, -1).astype(np.float64)
+  mean = pixels[:40].mean(0)
+  _, _, vt = np.linalg.svd(pixels[:40] - mean, full_matrices=False)
+  top = vt[:4] * np.sign(vt[:4][np.arange(4), np.abs(vt[:4]).argmax(1)])[:, None]  # sklearn's signs
+  codes = ((pixels - mean) @ top.T).astype(np.float32)
+  expected = metrics.dci(codes[:60], train["factors"][:60], codes[60:90], train["factors"][60:90],
+                         n_estimators=5)
+  dci = row["scores"]["dci"]
+  for key in ("disentanglement", "completeness", "informativeness_test"):
+    assert dci[key] == pytest.approx(expected[key], abs=1e-9), key
 
 
 def test_read_log_sums_the_logged_step_times(tmp_path):
