@@ -412,6 +412,56 @@ def test_float64_inputs_stay_float64():
       assert out.dtype == jnp.float64
 
 
+@pytest.mark.parametrize("dtypes", [("float32", "float32"), ("float64", "float32"),
+                                    ("float32", "float64")])
+def test_samplers_draw_in_the_promoted_dtype_of_their_arguments(dtypes):
+  """Under x64: float32 with float32 stays float32 (not the default float64); any float64 wins."""
+  with jax.enable_x64(True):
+    x = jnp.full((4,), 0.25, dtypes[0])
+    other = jnp.full((4,), 0.5, dtypes[1])  # t, alpha or std
+    expected = jnp.promote_types(*dtypes)
+    draws = {
+      "continuous.sample_flow": continuous.sample_flow(KEY, x, other, SIGMA1)[0],  # mu; rho: t's
+      "continuous.sender_sample": continuous.sender_sample(KEY, x, other),
+      "discretised.sample": discretised.sample(KEY, x, other, 16),
+      "discretised.receiver_sample": discretised.receiver_sample(KEY, x, other, other, 16),
+    }
+    for name, draw in draws.items():
+      assert draw.dtype == expected, (name, draw.dtype)
+
+
+def test_the_continuous_sender_adds_noise_of_variance_one_over_alpha():
+  """y ~ N(x, 1/alpha) (BFN Eq. 86), checked by its sample mean and variance."""
+  x = jnp.full((20_000,), 0.3)
+  for alpha in (0.25, 4.0):
+    y = np.asarray(continuous.sender_sample(KEY, x, alpha), np.float64)
+    assert abs(y.mean() - 0.3) < 5 / np.sqrt(alpha * 20_000)
+    assert y.var() == pytest.approx(1 / alpha, rel=0.05)
+
+
+def test_predict_x_clips_to_the_data_range_by_default():
+  """x_hat = mu / gamma - sqrt((1 - gamma) / gamma) eps_hat, clipped to [-1, 1] unless clip=False.
+  """
+  mu = jnp.array([-3.0, -0.2, 0.2, 3.0])
+  t = jnp.full((4,), 0.9)
+  gamma = continuous.gamma(t, SIGMA1)
+  raw = mu / gamma  # eps_hat = 0
+  np.testing.assert_allclose(continuous.predict_x(mu, 0 * mu, t, SIGMA1, clip=False), raw,
+                             rtol=1e-6)
+  np.testing.assert_allclose(continuous.predict_x(mu, 0 * mu, t, SIGMA1),
+                             [-1.0, raw[1], raw[2], 1.0], rtol=1e-6)
+
+
+def test_predict_x_is_zero_only_strictly_before_t_min():
+  """t < t_min gives the prior mean 0; at t = t_min itself the formula applies."""
+  mu, eps = jnp.array([0.3, 0.3]), jnp.array([0.5, 0.5])
+  t = jnp.array([0.4999, 0.5])
+  gamma = 1 - SIGMA1 ** (2 * 0.5)
+  expected = 0.3 / gamma - np.sqrt((1 - gamma) / gamma) * 0.5
+  x_hat = continuous.predict_x(mu, eps, t, SIGMA1, t_min=0.5, clip=False)
+  np.testing.assert_allclose(x_hat, [0.0, expected], rtol=1e-5)
+
+
 def _integer_calls() -> dict:
   """Calls of the bfn functions whose array arguments are all int32 (indices, integral values)."""
   i, x, a, rho = (jnp.array(v, jnp.int32) for v in ([1, 2], [-1, 1], [2, 3], [6, 9]))

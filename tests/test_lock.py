@@ -1,8 +1,8 @@
 """The committed locks pin every dependency of pyproject.toml, with hashes.
 
 requirements.lock is the CPU install; requirements-cuda12.lock and requirements-tpu.lock are the
-same pins plus the accelerator's jax plugin. That they resolve on PyPI is checked by .ci/run
-(`pip install --dry-run`, no wheel downloaded).
+same pins plus the accelerator's jax plugin; requirements-mutation.lock adds mutmut. That they
+resolve on PyPI is checked by .ci/run (`pip install --dry-run`, no wheel downloaded).
 """
 
 import os
@@ -75,3 +75,15 @@ def test_accelerator_locks_add_the_plugin_of_the_locked_jax_and_change_nothing_e
       assert accelerated[plugin] == cpu["jaxlib"] == cpu["jax"]
     for name, (_, lines) in lock.items():
       assert any("--hash=sha256:" in line for line in lines), f"{filename}: {name} has no hash"
+
+
+def test_the_mutation_lock_adds_mutmut_and_changes_nothing_else():
+  cpu = {name: version for name, (version, _) in _lock().items()}
+  lock = _lock("requirements-mutation.lock")
+  pinned = {name: version for name, (version, _) in lock.items()}
+  changed = {n: (cpu[n], pinned.get(n)) for n in cpu if pinned.get(n) != cpu[n]}
+  assert changed == {}, f"requirements-mutation.lock moves packages of requirements.lock: {changed}"
+  for requirement in _declared(("test", "mutation")):
+    assert requirement.specifier.contains(pinned[canonicalize_name(requirement.name)]), requirement
+  for name, (_, lines) in lock.items():
+    assert any("--hash=sha256:" in line for line in lines), f"mutation lock: {name} has no hash"

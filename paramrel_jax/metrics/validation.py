@@ -24,7 +24,7 @@ def check_finite_real(array, name: str) -> np.ndarray:
   return array
 
 
-def check_latents(z, name: str = "z", *, min_dims: int = 1) -> np.ndarray:
+def check_latents(z, name: str, *, min_dims: int = 1) -> np.ndarray:
   """Checks a batch of codes.
 
   Args:
@@ -54,7 +54,7 @@ def check_same_length(**arrays: np.ndarray) -> int:
   return next(iter(lengths.values()))
 
 
-def check_integer_labels(labels, name: str = "labels") -> np.ndarray:
+def check_integer_labels(labels, name: str) -> np.ndarray:
   """Checks integer (or boolean) labels and returns them as int64; floats are rejected."""
   labels = np.asarray(labels)
   if labels.dtype != np.bool_ and not np.issubdtype(labels.dtype, np.integer):
@@ -65,7 +65,7 @@ def check_integer_labels(labels, name: str = "labels") -> np.ndarray:
   return labels.astype(np.int64)
 
 
-def check_binary_attributes(attributes, name: str = "attributes") -> np.ndarray:
+def check_binary_attributes(attributes, name: str) -> np.ndarray:
   """Checks binary attributes.
 
   Args:
