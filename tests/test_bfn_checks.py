@@ -171,35 +171,57 @@ SCALAR_CASES = {
   "discrete accuracy beta1": (lambda: discrete.accuracy(1, 2, -1.0), r"^beta1 must be > 0"),
   "discrete accuracy n": (lambda: discrete.accuracy(1, 0, 3.0), r"^n must be >= 1"),
   "discrete K": (lambda: discrete.sample_flow(KEY, X2, T2, 3.0, 1), r"^K must be >= 2"),
-  "discrete static K": (lambda: discrete.sample_flow(KEY, X2, T2, 3.0, 3.0),
-                        r"^K must be a static Python int"),
+  "discrete static K": (
+    lambda: discrete.sample_flow(KEY, X2, T2, 3.0, 3.0),
+    r"^K must be a static Python int",
+  ),
   "flow_probs eps": (lambda: discrete.flow_probs(X2, T2, 3.0, 3, P4), r"^eps must have a last"),
   "flow_probs beta1": (lambda: discrete.flow_probs(X2, T2, 0.0, 3, P3), r"^beta1 must be > 0"),
   "sender_log_prob y": (lambda: discrete.sender_log_prob(P4, X2, 1.0, 3), r"^y must have a last"),
   "receiver_log_prob y": (lambda: discrete.receiver_log_prob(P4, P3, 1.0, 3), r"^y must have"),
-  "receiver_log_prob probs": (lambda: discrete.receiver_log_prob(P3, P4, 1.0, 3),
-                              r"^probs must have a last axis"),
-  "receiver_sample log_probs": (lambda: discrete.receiver_sample(KEY, P4, 1.0, 3),
-                                r"^log_probs must have a last axis"),
+  "receiver_log_prob probs": (
+    lambda: discrete.receiver_log_prob(P3, P4, 1.0, 3),
+    r"^probs must have a last axis",
+  ),
+  "receiver_sample log_probs": (
+    lambda: discrete.receiver_sample(KEY, P4, 1.0, 3),
+    r"^log_probs must have a last axis",
+  ),
   "output_log_probs logits": (lambda: discrete.output_log_probs(P4, 3), r"^logits must have"),
-  "discrete ctime_loss probs": (lambda: discrete.ctime_loss(X2, P4, T2, 3.0, 3),
-                                r"^probs must have a last axis"),
-  "discrete ctime_loss beta1": (lambda: discrete.ctime_loss(X2, P3, T2, 0.0, 3),
-                                r"^beta1 must be > 0"),
-  "discrete dtime_loss samples": (lambda: discrete.dtime_loss(KEY, X2, P3, 1, 2, 3.0, 3, 0),
-                                  r"^num_samples must be >= 1"),
-  "discrete dtime_loss log_probs": (lambda: discrete.dtime_loss(KEY, X2, P4, 1, 2, 3.0, 3),
-                                    r"^log_probs must have a last axis"),
+  "discrete ctime_loss probs": (
+    lambda: discrete.ctime_loss(X2, P4, T2, 3.0, 3),
+    r"^probs must have a last axis",
+  ),
+  "discrete ctime_loss beta1": (
+    lambda: discrete.ctime_loss(X2, P3, T2, 0.0, 3),
+    r"^beta1 must be > 0",
+  ),
+  "discrete dtime_loss samples": (
+    lambda: discrete.dtime_loss(KEY, X2, P3, 1, 2, 3.0, 3, 0),
+    r"^num_samples must be >= 1",
+  ),
+  "discrete dtime_loss log_probs": (
+    lambda: discrete.dtime_loss(KEY, X2, P4, 1, 2, 3.0, 3),
+    r"^log_probs must have a last axis",
+  ),
   "discretised K": (lambda: discretised.bin_centres(1), r"^K must be >= 2"),
   "discretised static K": (lambda: discretised.quantize(F2, 16.0), r"^K must be a static"),
-  "discretised receiver probs": (lambda: discretised.receiver_log_prob(F2, P4, 1.0, 3),
-                                 r"^probs must have a last axis"),
+  "discretised receiver probs": (
+    lambda: discretised.receiver_log_prob(F2, P4, 1.0, 3),
+    r"^probs must have a last axis",
+  ),
   "discretised dtime_loss samples": (
-    lambda: discretised.dtime_loss(KEY, F2, P3, 1, 2, 0.02, 3, 0), r"^num_samples must be >= 1"),
-  "discretised dtime_loss probs": (lambda: discretised.dtime_loss(KEY, F2, P4, 1, 2, 0.02, 3),
-                                   r"^probs must have a last axis"),
+    lambda: discretised.dtime_loss(KEY, F2, P3, 1, 2, 0.02, 3, 0),
+    r"^num_samples must be >= 1",
+  ),
+  "discretised dtime_loss probs": (
+    lambda: discretised.dtime_loss(KEY, F2, P4, 1, 2, 0.02, 3),
+    r"^probs must have a last axis",
+  ),
   "delta_reconstruction sigma1": (
-    lambda: discretised.delta_reconstruction_loss(F2, F2, 1.5, 16), r"^sigma1 must lie in"),
+    lambda: discretised.delta_reconstruction_loss(F2, F2, 1.5, 16),
+    r"^sigma1 must lie in",
+  ),
 }
 
 

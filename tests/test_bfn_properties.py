@@ -412,8 +412,9 @@ def test_float64_inputs_stay_float64():
       assert out.dtype == jnp.float64
 
 
-@pytest.mark.parametrize("dtypes", [("float32", "float32"), ("float64", "float32"),
-                                    ("float32", "float64")])
+@pytest.mark.parametrize(
+  "dtypes", [("float32", "float32"), ("float64", "float32"), ("float32", "float64")]
+)
 def test_samplers_draw_in_the_promoted_dtype_of_their_arguments(dtypes):
   """Under x64: float32 with float32 stays float32 (not the default float64); any float64 wins."""
   with jax.enable_x64(True):
@@ -440,16 +441,17 @@ def test_the_continuous_sender_adds_noise_of_variance_one_over_alpha():
 
 
 def test_predict_x_clips_to_the_data_range_by_default():
-  """x_hat = mu / gamma - sqrt((1 - gamma) / gamma) eps_hat, clipped to [-1, 1] unless clip=False.
-  """
+  """x_hat = mu / gamma - sqrt((1 - gamma) / gamma) eps_hat, clipped to [-1, 1] by default."""
   mu = jnp.array([-3.0, -0.2, 0.2, 3.0])
   t = jnp.full((4,), 0.9)
   gamma = continuous.gamma(t, SIGMA1)
   raw = mu / gamma  # eps_hat = 0
-  np.testing.assert_allclose(continuous.predict_x(mu, 0 * mu, t, SIGMA1, clip=False), raw,
-                             rtol=1e-6)
-  np.testing.assert_allclose(continuous.predict_x(mu, 0 * mu, t, SIGMA1),
-                             [-1.0, raw[1], raw[2], 1.0], rtol=1e-6)
+  np.testing.assert_allclose(
+    continuous.predict_x(mu, 0 * mu, t, SIGMA1, clip=False), raw, rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    continuous.predict_x(mu, 0 * mu, t, SIGMA1), [-1.0, raw[1], raw[2], 1.0], rtol=1e-6
+  )
 
 
 def test_predict_x_is_zero_only_strictly_before_t_min():

@@ -75,8 +75,10 @@ def main(argv: list[str]) -> int:
   for module, codes in modules.items():
     result = score(codes, equivalent)
     c = result["counts"]
-    print(f"| {module} | {len(codes)} | {c['killed']} | {c['survived']} | {c['no tests']} | "
-          f"{c['equivalent']} | {c['not run']} | {c['score']:.1f} % |")
+    print(
+      f"| {module} | {len(codes)} | {c['killed']} | {c['survived']} | {c['no tests']} | "
+      f"{c['equivalent']} | {c['not run']} | {c['score']:.1f} % |"
+    )
     if args.min is not None and not (c["score"] >= args.min and c["not run"] == 0):
       failing.append(module)
     if args.survivors:
