@@ -6,6 +6,8 @@ import numpy as np
 
 from experiments import table2_digits, table3_factors
 
+TINY_BUDGET = ["--steps", "2", "--batch_size", "8", "--latent_dim", "4"]  # both scripts' flags
+
 
 def test_table2_digits_trains_probes_and_tabulates(tmp_path):
   rng = np.random.default_rng(0)
@@ -20,12 +22,7 @@ def test_table2_digits_trains_probes_and_tabulates(tmp_path):
     [
       "--data_path",
       str(path),
-      "--steps",
-      "2",
-      "--batch_size",
-      "8",
-      "--latent_dim",
-      "4",
+      *TINY_BUDGET,
       "--num_examples",
       "100",
       "--models",
@@ -51,12 +48,7 @@ def test_table2_digits_trains_probes_and_tabulates(tmp_path):
 def test_table3_factors_trains_and_scores_the_factors(tmp_path):
   table3_factors.main(
     [
-      "--steps",
-      "2",
-      "--batch_size",
-      "8",
-      "--latent_dim",
-      "4",
+      *TINY_BUDGET,
       "--dataset_size",
       "2000",
       "--num_examples",
