@@ -8,12 +8,11 @@ data position. A checkpoint that cannot be read is reported, never deleted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import gc
 import json
 import logging as pylogging
 import os
-import sys
 import threading
 from typing import Any
 
@@ -217,25 +216,55 @@ def _unreadable(directory: str, step: int, error: Exception) -> str:
 
 @contextlib.contextmanager
 def _reporting_read_errors(directory: str, step: int):
-  """Turns a failed read into a CheckpointError and silences the reads it left in flight.
-
-  Orbax reads arrays concurrently; when one fails, the others end after the restore has raised,
-  and asyncio logs each ('Task exception was never retrieved', with a traceback) whenever the
-  task is collected. From the first failed read on, those reports of Orbax's reads are dropped.
-  Reads still in flight also call back into the loop Orbax has already closed, from native I/O
-  threads, which report the 'Event loop is closed' they meet as unraisable; that can happen
-  before the failure reaches this handler, so those reports are dropped from the read's start.
-  """
-  _drop_closed_loop_reports()
+  """Turns a failed read into a CheckpointError, raised once none of its reads is in flight."""
   try:
-    with _without_orbax_logs():
+    with _without_orbax_logs(), _draining_event_loops():
       yield
   except CheckpointError:
     raise
   except Exception as e:
-    _silence_orphaned_reads()
-    gc.collect()  # collect the orphaned reads now rather than at exit
     raise CheckpointError(_unreadable(directory, step, e)) from e
+
+
+@contextlib.contextmanager
+def _draining_event_loops():
+  """Within the scope, an event loop being closed first cancels and awaits its pending tasks.
+
+  Orbax reads the arrays concurrently (an `asyncio.gather` of TensorStore reads) in an event loop
+  that `asyncio_utils.run_sync` makes with `asyncio.new_event_loop()` and closes as soon as the
+  gather raises, without awaiting or cancelling the other reads; those later fail against the
+  closed loop ('Event loop is closed' from TensorStore's threads, 'Task exception was never
+  retrieved'). Orbax takes no loop from its caller, so within the scope its loops come from this
+  asyncio event-loop policy, and the previous policy is back on exit: no process state changes
+  for good. (Called inside a running loop, Orbax makes a uvloop loop instead, out of its reach.)
+  """
+  previous = asyncio.get_event_loop_policy()
+  asyncio.set_event_loop_policy(_DrainingPolicy())
+  try:
+    yield
+  finally:
+    asyncio.set_event_loop_policy(previous)
+
+
+class _DrainingPolicy(asyncio.DefaultEventLoopPolicy):
+  def new_event_loop(self) -> asyncio.AbstractEventLoop:
+    return _DrainingEventLoop()
+
+
+class _DrainingEventLoop(asyncio.SelectorEventLoop):
+  """An event loop that, on close, ends its tasks and executor threads as `asyncio.run` does: the
+  pending tasks are cancelled and awaited, their errors retrieved, the threads joined."""
+
+  def close(self) -> None:
+    try:
+      if not self.is_closed() and not self.is_running():
+        while tasks := asyncio.all_tasks(self):
+          for task in tasks:
+            task.cancel()
+          self.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.run_until_complete(self.shutdown_default_executor())
+    finally:
+      super().close()
 
 
 class _OrbaxFilter(pylogging.Filter):
@@ -258,97 +287,6 @@ def _without_orbax_logs(level: int = pylogging.NOTSET):
     yield
   finally:
     absl_logger.removeFilter(orbax_filter)
-
-
-class _OrphanedReadFilter(pylogging.Filter):
-  """Drops asyncio's reports of Orbax tasks that failed after their restore had raised."""
-
-  def filter(self, record: pylogging.LogRecord) -> bool:
-    text = record.getMessage()
-    return not ("never retrieved" in text and "orbax" in text)
-
-
-def _silence_orphaned_reads() -> None:
-  asyncio_logger = pylogging.getLogger("asyncio")
-  if any(isinstance(f, _OrphanedReadFilter) for f in asyncio_logger.filters):
-    return
-  asyncio_logger.addFilter(_OrphanedReadFilter())
-  previous = sys.unraisablehook
-
-  def hook(unraisable):  # an Orbax coroutine closed with its read still failing
-    code = getattr(unraisable.object, "cr_code", None)
-    if code is None or "orbax" not in code.co_filename:
-      previous(unraisable)
-
-  sys.unraisablehook = hook
-  threading.excepthook = _dropping_orbax_errors(threading.excepthook)
-
-
-def _drop_closed_loop_reports() -> None:
-  """Installs, once per process, the sys.excepthook and sys.unraisablehook that drop 'Event loop
-  is closed' raised inside asyncio alone."""
-  if not getattr(sys.excepthook, "drops_closed_loop_errors", False):
-    sys.excepthook = _dropping_closed_loop_errors(sys.excepthook)
-  if not getattr(sys.unraisablehook, "drops_closed_loop_errors", False):
-    sys.unraisablehook = _dropping_closed_loop_unraisables(sys.unraisablehook)
-
-
-def _dropping_orbax_errors(previous):
-  """A threading.excepthook that drops what an Orbax read thread raised after its event loop
-  closed ('Event loop is closed') and passes everything else to `previous`."""
-
-  def hook(args):
-    if not (_raised_in_orbax(args.exc_traceback)
-            or _closed_loop_error(args.exc_value, args.exc_traceback)):
-      previous(args)
-
-  return hook
-
-
-def _dropping_closed_loop_errors(previous):
-  """A sys.excepthook that drops 'Event loop is closed' raised inside asyncio alone: the
-  completion callback of a read still in flight (called from a native I/O thread, which reports
-  through sys.excepthook) after the failed restore closed its loop."""
-
-  def hook(exc_type, exc_value, traceback):
-    if not _closed_loop_error(exc_value, traceback):
-      previous(exc_type, exc_value, traceback)
-
-  hook.drops_closed_loop_errors = True
-  return hook
-
-
-def _dropping_closed_loop_unraisables(previous):
-  """A sys.unraisablehook that drops 'Event loop is closed' raised inside asyncio alone: what a
-  native I/O thread reports (with no object) when a read's completion callback meets the loop
-  that the failed restore closed."""
-
-  def hook(unraisable):
-    if not _closed_loop_error(unraisable.exc_value, unraisable.exc_traceback):
-      previous(unraisable)
-
-  hook.drops_closed_loop_errors = True
-  return hook
-
-
-def _raised_in_orbax(traceback) -> bool:
-  while traceback is not None:
-    if f"{os.sep}orbax{os.sep}" in traceback.tb_frame.f_code.co_filename:
-      return True
-    traceback = traceback.tb_next
-  return False
-
-
-def _closed_loop_error(exc_value, traceback) -> bool:
-  """RuntimeError('Event loop is closed') whose every frame lies in the asyncio package."""
-  if not (isinstance(exc_value, RuntimeError) and str(exc_value) == "Event loop is closed"
-          and traceback is not None):
-    return False
-  while traceback is not None:
-    if f"{os.sep}asyncio{os.sep}" not in traceback.tb_frame.f_code.co_filename:
-      return False
-    traceback = traceback.tb_next
-  return True
 
 
 def _jsonable(data_state: Any) -> Any:
