@@ -90,6 +90,41 @@ CASES = {
     {"x": _classes, "alpha": _full(2.0)},
     {"key": KEY, "K": K},
   ),
+  "discrete.flow_probs": (
+    discrete.flow_probs,
+    {"x": _classes, "t": _full(0.5), "eps": _y},
+    {"beta1": 3.0, "K": K},
+  ),
+  "discrete.flow_log_probs": (
+    discrete.flow_log_probs,
+    {"x": _classes, "t": _full(0.5), "eps": _y},
+    {"beta1": 3.0, "K": K},
+  ),
+  "discrete.sender_log_prob": (
+    discrete.sender_log_prob,
+    {"y": _y, "x": _classes, "alpha": _full(2.0)},
+    {"K": K},
+  ),
+  "discrete.receiver_log_prob": (
+    discrete.receiver_log_prob,
+    {"y": _y, "probs": _probs, "alpha": _full(2.0)},
+    {"K": K},
+  ),
+  "discrete.ctime_loss": (
+    discrete.ctime_loss,
+    {"x": _classes, "probs": _probs, "t": _full(0.5)},
+    {"beta1": 3.0, "K": K},
+  ),
+  "discrete.dtime_loss": (
+    discrete.dtime_loss,
+    {"x": _classes, "log_probs": lambda n: np.log(_probs(n)), "i": lambda n: np.ones(n, np.int32)},
+    {"key": KEY, "n": 4, "beta1": 3.0, "K": K},
+  ),
+  "discrete.reconstruction_loss": (
+    discrete.reconstruction_loss,
+    {"x": _classes, "log_probs": lambda n: np.log(_probs(n))},
+    {},
+  ),
   "discrete.bayesian_update": (discrete.bayesian_update, {"theta": _probs, "y": _y}, {}),
   "discrete.inverse_bayesian_update": (
     discrete.inverse_bayesian_update,
@@ -130,6 +165,20 @@ CASES = {
     discretised.sample,
     {"mean": _full(0.1), "std": _full(0.5)},
     {"key": KEY, "K": 16},
+  ),
+  "discretised.receiver_log_prob": (
+    discretised.receiver_log_prob,
+    {"y": _full(0.1), "probs": lambda n: np.full((n, 16), 1 / 16, np.float32), "alpha": _full(2.0)},
+    {"K": 16},
+  ),
+  "discretised.dtime_loss": (
+    discretised.dtime_loss,
+    {
+      "x": _full(1 / 16),
+      "probs": lambda n: np.full((n, 16), 1 / 16, np.float32),
+      "i": lambda n: np.ones(n, np.int32),
+    },
+    {"key": KEY, "n": 4, "sigma1": 0.02, "K": 16},
   ),
   "discretised.receiver_sample": (
     discretised.receiver_sample,

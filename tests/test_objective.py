@@ -198,3 +198,120 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
 def test_bad_options_name_the_key(field, value):
   with pytest.raises(ValueError, match=f"objective.{field}"):
     objective.ObjectiveConfig(**{field: value})
+
+
+def _batch(flow, batch=6):
+  rng = np.random.default_rng(2)
+  shape = (batch,) + SHAPE[1:]
+  if flow.data_type == "discrete":
+    return jnp.asarray(rng.integers(0, 2, shape), jnp.int32)
+  return jnp.asarray(rng.uniform(-1.0, 1.0, shape), jnp.float32)
+
+
+@pytest.mark.parametrize("loss_steps", [0, 10])
+def test_paramrel_loss_is_the_bfn_term_plus_the_weighted_rate_and_mmd(loss_steps):
+  """Eq. 6: loss = L_bfn(x | z) + kl_weight KL[q || N(0, I)] + mmd_weight MMD, term by term."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  cfg = objective.ObjectiveConfig(
+      kl_weight=0.3, mmd_weight=0.2, mmd_scale="none", loss_steps=loss_steps, loss_samples=2)
+  terms, aux = objective.paramrel_loss(
+      jax.random.key(3), x, flow=flow, encode=lambda e, t: encode(params, e, t),
+      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+  mean = np.asarray(aux["mean"], np.float64)  # logvar is -2 everywhere
+  np.testing.assert_allclose(terms.rate, 0.5 * np.sum(mean**2 + np.exp(-2.0) - 1 + 2, -1),
+                             rtol=1e-5)
+  out = flow.output_dist(decode(params, aux["net_in"], aux["z"], aux["t"]), aux["theta"], aux["t"])
+  if loss_steps:
+    np.testing.assert_allclose(aux["t"], (aux["i"] - 1) / loss_steps)
+    bfn = flow.dtime_loss(aux["key"], x, out, aux["i"], loss_steps, 2)
+  else:
+    np.testing.assert_array_equal(aux["i"], 0)
+    bfn = flow.ctime_loss(x, out, aux["t"])
+  np.testing.assert_allclose(terms.bfn, bfn, rtol=1e-5)
+  assert np.all(terms.mmd == terms.mmd[0]) and terms.mmd[0] != 0
+  np.testing.assert_allclose(terms.loss, terms.bfn + 0.3 * terms.rate + 0.2 * terms.mmd,
+                             rtol=1e-6)
+  np.testing.assert_allclose(terms.t, aux["t"])
+  means = terms.means()
+  for name in ("loss", "bfn", "rate", "mmd"):
+    np.testing.assert_allclose(means[name], np.mean(getattr(terms, name)), rtol=1e-6)
+  assert not np.allclose(aux["z"], aux["mean"])  # z is drawn, not the mean
+
+
+def test_the_mmd_is_left_out_without_latents_or_with_one_example():
+  flow = _flow("continuous")
+  cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=1.0, mmd_scale="none")
+  for batch, latent in ((1, 2), (6, 0)):
+    x = _batch(flow, batch)
+    zeros = jnp.zeros((batch, latent))
+    terms, _ = objective.paramrel_loss(
+        jax.random.key(0), x, flow=flow, encode=lambda e, t, z=zeros: (z, z),
+        decode=lambda n, z, t: n[..., :1], cfg=cfg, encoder_input_mode="data")
+    np.testing.assert_array_equal(terms.mmd, 0.0)
+    np.testing.assert_allclose(terms.loss, terms.bfn)
+
+
+def test_gaussian_kl_and_reparameterise_follow_the_closed_forms():
+  mean = jnp.array([[0.5, -1.0], [0.0, 2.0]])
+  logvar = jnp.log(jnp.array([[0.25, 1.0], [4.0, 0.5]]))
+  var = np.exp(np.asarray(logvar, np.float64))
+  np.testing.assert_allclose(objective.gaussian_kl(mean, logvar),
+                             0.5 * np.sum(np.square(mean) + var - 1 - np.log(var), -1), rtol=1e-6)
+  z = objective.reparameterise(jax.random.key(0), jnp.broadcast_to(mean[0], (20_000, 2)),
+                               jnp.broadcast_to(logvar[0], (20_000, 2)))
+  np.testing.assert_allclose(np.mean(z, 0), mean[0], atol=5 * 1.0 / np.sqrt(20_000))
+  np.testing.assert_allclose(np.std(z, 0), np.sqrt(var[0]), rtol=0.03)
+
+
+@pytest.mark.parametrize("kind", ["rbf", "imq"])
+def test_kernels_are_the_wae_kernels_at_scale_two_l(kind):
+  rng = np.random.default_rng(4)
+  a, b = rng.normal(size=(3, 5)), rng.normal(size=(4, 5))
+  sq = ((a[:, None] - b[None]) ** 2).sum(-1)
+  want = np.exp(-sq / 10) if kind == "rbf" else 10 / (10 + sq)
+  np.testing.assert_allclose(objective._kernel(jnp.asarray(a), jnp.asarray(b), kind), want,
+                             rtol=1e-5)
+
+
+def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
+  x = jnp.arange(6.0).reshape(2, 3)
+  scale = jnp.array([2.0, -0.5])
+  np.testing.assert_array_equal(objective.scale_gradient(x, scale), x)
+  weights = jnp.arange(6.0).reshape(2, 3) + 1
+  grad = jax.grad(lambda v: jnp.sum(objective.scale_gradient(v, scale) * weights))(x)
+  np.testing.assert_allclose(grad, weights * np.array([[2.0], [-0.5]]))
+
+
+def test_latent_diagnostics_measure_the_shuffle_gap_and_the_active_dimensions():
+  """A decoder blind to z has gap 0; one that reads z a positive gap; dims counted by variance."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0)
+  terms, aux = objective.paramrel_loss(
+      jax.random.key(5), x, flow=flow, encode=lambda e, t: encode(params, e, t),
+      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+  blind = {"w": params["w"], "v": 0 * params["v"]}
+  terms_blind, aux_blind = objective.paramrel_loss(
+      jax.random.key(5), x, flow=flow, encode=lambda e, t: encode(blind, e, t),
+      decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg, encoder_input_mode="data")
+  diag_blind = objective.latent_diagnostics(
+      x, terms_blind, aux_blind, flow=flow, decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg)
+  assert float(diag_blind["z_shuffle_gap"]) == 0.0
+  diag = objective.latent_diagnostics(
+      x, terms, aux, flow=flow, decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg)
+  z_rolled = jnp.roll(aux["z"], 1, axis=0)
+  out = flow.output_dist(decode(params, aux["net_in"], z_rolled, aux["t"]), aux["theta"], aux["t"])
+  gap = np.mean(flow.ctime_loss(x, out, aux["t"]) - terms.bfn)
+  np.testing.assert_allclose(diag["z_shuffle_gap"], gap, rtol=1e-5)
+  assert abs(gap) > 1e-3  # this decoder reads z (untrained, so the sign is arbitrary)
+  # per-dimension variances over the batch of 6: 0, 0.0025, 0.0225, 1
+  signs = jnp.array([1.0, -1.0] * 3)[:, None]
+  spread = {"mean": signs * jnp.array([0.0, 0.05, 0.15, 1.0])}
+  for threshold, active in ((0.01, 2), (0.001, 3), (0.05, 1)):
+    got = objective.latent_diagnostics(
+        x, terms, {**aux, **spread}, flow=flow, decode=lambda n, z, t: decode(params, n, z, t),
+        cfg=cfg, active_threshold=threshold)
+    assert int(got["active_dims"]) == active, threshold
