@@ -50,7 +50,6 @@ Memory: the subcodes hold n floats per data element (n K for discrete data, whos
 are K-vectors, K = 2 included), stored batch-first (B, n, H, W, C[, K]).
 """
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -113,6 +112,10 @@ class Reconstruction(NamedTuple):
   path: Any
 
 
+# The public functions below are `jax.jit(_f)` of plain functions rather than decorated ones, so
+# that mutation testing (tests/mutation/), which skips decorated functions, mutates their bodies.
+
+
 def _check_images(flow: Flow, x0: jax.Array) -> None:
   if x0.ndim != 4:
     raise ValueError(f"x0 must have shape (B, H, W, C), got {x0.shape}.")
@@ -122,8 +125,7 @@ def _check_images(flow: Flow, x0: jax.Array) -> None:
     raise ValueError(f"x0 for {flow.data_type} data must hold {kind}, got dtype {x0.dtype}.")
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net"))
-def encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array, t) -> jax.Array:
+def _encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array, t) -> jax.Array:
   """Semantic latent: the mean of q(z | e, t), e = `objective.encoder_input` of x0.
 
   Args:
@@ -140,8 +142,10 @@ def encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array
   return posterior(net, params, enc_in, t)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "n_steps"))
-def data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> FlowPath:
+encode_z = jax.jit(_encode_z, static_argnames=("flow", "net"))
+
+
+def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> FlowPath:
   """The n-step Bayesian flow of x0 (no network): y_i ~ p_S(. | x0; alpha_i), theta_i = h(...).
 
   Step i draws with fold_in(key, i), as `encode` does, so `encode(key, ...)` follows this path.
@@ -171,8 +175,10 @@ def data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Flo
   return FlowPath(theta=path, y=ys)
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
-def encode(
+data_flow = jax.jit(_data_flow, static_argnames=("flow", "n_steps"))
+
+
+def _encode(
   key: jax.Array,
   flow: Flow,
   net: ParamReLNet,
@@ -213,8 +219,10 @@ def encode(
   return Codes(z=z, subcodes=jnp.moveaxis(u, 0, 1))
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "return_path"))
-def decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: bool = False):
+encode = jax.jit(_encode, static_argnames=("flow", "net", "n_steps"))
+
+
+def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: bool = False):
   """Replays codes through the generative process: y_i = m_i + s_i u_i, theta_i = h(...).
 
   With the codes of `encode` the theta path is x0's data-conditioned path; with another z (time-
@@ -259,8 +267,10 @@ def decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: b
   )
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "num_variations", "n_steps"))
-def conditional_sample(
+decode = jax.jit(_decode, static_argnames=("flow", "net", "return_path"))
+
+
+def _conditional_sample(
   key: jax.Array,
   flow: Flow,
   net: ParamReLNet,
@@ -295,8 +305,12 @@ def conditional_sample(
   return sample(key, flow, net, params, data_shape=x_cond.shape, n_steps=n_steps, x_cond=x_cond)
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
-def time_varying_reconstruction(
+conditional_sample = jax.jit(
+  _conditional_sample, static_argnames=("flow", "net", "num_variations", "n_steps")
+)
+
+
+def _time_varying_reconstruction(
   key: jax.Array,
   flow: Flow,
   net: ParamReLNet,
@@ -332,6 +346,11 @@ def time_varying_reconstruction(
     return decode(flow, net, params, codes._replace(z=z_t)).x
 
   return jax.lax.map(reconstruct_at, jnp.asarray(times, jnp.float32))
+
+
+time_varying_reconstruction = jax.jit(
+  _time_varying_reconstruction, static_argnames=("flow", "net", "n_steps")
+)
 
 
 def reconstruction_stats(flow: Flow, x0: jax.Array, rec: Reconstruction) -> dict[str, jax.Array]:
