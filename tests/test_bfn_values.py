@@ -307,3 +307,37 @@ def test_delta_reconstruction_loss_scores_x_under_the_official_normal(K, scale):
   mass = stats.norm.cdf((c + 1 / K - x_hat) / s) - stats.norm.cdf((c - 1 / K - x_hat) / s)
   got = discretised.delta_reconstruction_loss(np.full(3, c), x_hat, sigma1, K)
   np.testing.assert_allclose(got, -np.log(mass), rtol=1e-4)
+
+
+# --- low-precision arguments ----------------------------------------------------------------------
+
+LOW_PRECISION_CALLS = {
+  "discrete.sender_sample": (lambda a: discrete.sender_sample(KEY, X, a, 4), ALPHA),
+  "discrete.sender_log_prob": (lambda a: discrete.sender_log_prob(Y, X, a, 4), ALPHA),
+  "discrete.receiver_log_prob alpha": (lambda a: discrete.receiver_log_prob(Y, PROBS, a, 4), ALPHA),
+  "discrete.receiver_log_prob y": (lambda y: discrete.receiver_log_prob(y, PROBS, ALPHA, 4), Y),
+  "discrete.ctime_loss": (lambda t: discrete.ctime_loss(X, PROBS, t, BETA1, 4), ALPHA / 2),
+  "discrete.flow_probs": (lambda t: discrete.flow_probs(X, t, BETA1, 4, Y), ALPHA / 2),
+  "discretised.normal_bin_mean mean": (lambda m: discretised.normal_bin_mean(m, STD, 16), MEAN),
+  "discretised.normal_bin_mean std": (lambda s: discretised.normal_bin_mean(MEAN, s, 16), STD),
+  "discretised.receiver_log_prob alpha": (
+    lambda a: discretised.receiver_log_prob(MEAN, PROBS, a, 4),
+    ALPHA,
+  ),
+  "discretised.receiver_log_prob y": (
+    lambda y: discretised.receiver_log_prob(y, PROBS, ALPHA, 4),
+    MEAN,
+  ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOW_PRECISION_CALLS))
+def test_bfloat16_arguments_compute_in_float32(name):
+  """The dtype contract: floats are promoted to at least float32 before any arithmetic, so a
+  bfloat16 argument gives what its (exact) float32 value gives."""
+  call, value = LOW_PRECISION_CALLS[name]
+  low = jnp.asarray(value, jnp.bfloat16)
+  want = call(low.astype(jnp.float32))
+  got = call(low)
+  assert got.dtype == want.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -612,7 +612,7 @@ class DiscreteFlow:
     return discrete.sample(key, out.log_probs)
 
 
-class Flow(Protocol):
+class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   """What every flow offers; code outside `bfn` uses these members, never `data_type` strings.
 
   Implemented by `ContinuousFlow`, `DiscretisedFlow` and `DiscreteFlow` (static pytrees: pass
