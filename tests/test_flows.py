@@ -380,3 +380,159 @@ def test_normal_bin_mean_equals_the_mean_of_the_bin_masses(K):
   std = np.exp(rng.uniform(-6, 1, (64,))).astype(np.float32)
   expected = discretised.distribution_mean(discretised.bin_probs(mean, std, K))
   np.testing.assert_allclose(discretised.normal_bin_mean(mean, std, K), expected, atol=2e-6)
+
+
+def _per_type_calls(flow, key, x, net_out, t, i, alpha):
+  """What each Flow method must equal: the per-type function of `bfn` at per-example (B, 1, 1, 1)
+  times, steps and accuracies, with per-example sums where the method returns (B,)."""
+  t4, i4, a4 = (v.reshape(B, 1, 1, 1) for v in (t, i, alpha))
+  theta = flow.sample_flow(key, x, t)
+  out = flow.output_dist(net_out, theta, t)
+  total = lambda v: jnp.sum(v, axis=(1, 2, 3))  # noqa: E731
+  if flow.data_type == "discrete":
+    K, beta1 = flow.num_classes, flow.beta1
+    logits = net_out if K == 2 else net_out.reshape(SHAPE + (K,))
+    probs = jnp.exp(out.log_probs)
+    y = discrete.sender_sample(key, x, a4, K)
+    return (
+      theta,
+      out,
+      {
+        "theta": discrete.sample_flow(key, x, t4, beta1, K),
+        "out": discrete.output_log_probs(logits, K),
+        "ctime_loss": total(discrete.ctime_loss(x, probs, t4, beta1, K)),
+        "dtime_loss": total(discrete.dtime_loss(key, x, out.log_probs, i4, 10, beta1, K, 2)),
+        "reconstruction_loss": total(discrete.reconstruction_loss(x, out.log_probs)),
+        "accuracy": discrete.accuracy(i, 10, beta1),
+        "sender_sample": y,
+        "receiver_sample": discrete.receiver_sample(key, out.log_probs, a4, K),
+        "updated": discrete.update_log_probs(theta.log_probs, y),
+        "ctime_weight": K * beta1 * t,
+        "moments": (a4[..., None] * (K * probs - 1), jnp.sqrt(a4[..., None] * K)),
+        "flow_estimate": jnp.argmax(theta.log_probs, -1),
+        "data_estimate": jnp.argmax(out.log_probs, -1),
+        "sample_output": discrete.sample(key, out.log_probs),
+      },
+    )
+  sigma1 = flow.sigma1
+  mu, rho = continuous.sample_flow(key, x, t4, sigma1)
+  y = continuous.sender_sample(key, x, a4)
+  common = {
+    "theta": (mu, rho),
+    "accuracy": continuous.accuracy(i, 10, sigma1),
+    "sender_sample": y,
+    "updated": continuous.bayesian_update(mu, rho, y, a4),
+    "ctime_weight": -math.log(sigma1) * sigma1 ** (-2 * t),
+    "flow_estimate": mu if flow.data_type == "continuous" else discretised.quantize(mu, 16),
+  }
+  if flow.data_type == "continuous":
+    x_hat = continuous.predict_x(mu, net_out, t4, sigma1)
+    return (
+      theta,
+      out,
+      {
+        **common,
+        "out": (x_hat,),
+        "ctime_loss": total(continuous.ctime_loss(x, x_hat, t4, sigma1)),
+        "dtime_loss": total(continuous.dtime_loss(x, x_hat, i4, 10, sigma1)),
+        "reconstruction_loss": total(
+          discretised.delta_reconstruction_loss(x, x_hat, sigma1, flow.num_bins)
+        ),
+        "receiver_sample": continuous.sender_sample(key, x_hat, a4),
+        "moments": (x_hat, 1 / jnp.sqrt(a4)),
+        "data_estimate": x_hat,
+        "sample_output": x_hat,
+      },
+    )
+  params = net_out.reshape(SHAPE + (flow.params_per_dim,))
+  log_std = params[..., 1] if flow.predict_std else 0 * params[..., 0]
+  mean, std = discretised.predict_mean_std(mu, params[..., 0], log_std, t4, sigma1)
+  probs = discretised.bin_probs(mean, std, 16)
+  bin_mean = discretised.normal_bin_mean(mean, std, 16)
+  return (
+    theta,
+    out,
+    {
+      **common,
+      "out": (mean, std),
+      "ctime_loss": total(continuous.ctime_loss(x, bin_mean, t4, sigma1)),
+      "dtime_loss": total(discretised.dtime_loss(key, x, probs, i4, 10, sigma1, 16, 2)),
+      "reconstruction_loss": total(discretised.reconstruction_loss(x, mean, std, 16)),
+      "receiver_sample": discretised.receiver_sample(key, mean, std, a4, 16),
+      "moments": (discretised.distribution_mean(probs), 1 / jnp.sqrt(a4)),
+      "data_estimate": discretised.quantize(bin_mean, 16),
+      "sample_output": discretised.sample(key, mean, std, 16),
+    },
+  )
+
+
+VALUE_FLOWS = [
+  flows.ContinuousFlow(0.02, 16),
+  flows.DiscretisedFlow(0.02, 16),
+  flows.DiscretisedFlow(0.05, 16, predict_std=True),
+  flows.DiscreteFlow(3.0, 2),
+  flows.DiscreteFlow(1.5, 4),
+]
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_every_method_is_the_per_type_math_per_example(flow):
+  """Each Flow method against the `bfn` function it wraps, at distinct per-example t, i, alpha."""
+  x = _data(flow)
+  net_out = 0.7 * jax.random.normal(jax.random.key(1), SHAPE[:-1] + (C * flow.params_per_dim,))
+  t, i = jnp.array([0.35, 0.8]), jnp.array([3, 7])
+  alpha = flow.accuracy(i, 10)
+  theta, out, want = _per_type_calls(flow, KEY, x, net_out, t, i, alpha)
+  y = flow.sender_sample(KEY, x, alpha)
+  updated = flow.bayesian_update(theta, y, alpha)
+  got = {
+    "theta": theta,
+    "out": out,
+    "ctime_loss": flow.ctime_loss(x, out, t),
+    "dtime_loss": flow.dtime_loss(KEY, x, out, i, 10, 2),
+    "reconstruction_loss": flow.reconstruction_loss(x, out),
+    "accuracy": alpha,
+    "sender_sample": y,
+    "receiver_sample": flow.receiver_sample(KEY, out, alpha),
+    "updated": updated,
+    "ctime_weight": flow.ctime_weight(t),
+    "moments": flow.receiver_moments(out, alpha),
+    "flow_estimate": flow.flow_estimate(theta),
+    "data_estimate": flow.data_estimate(out),
+    "sample_output": flow.sample_output(KEY, out),
+  }
+  assert got["ctime_loss"].shape == got["dtime_loss"].shape == (B,)
+  for name, value in want.items():
+    for g, w in zip(jax.tree.leaves(got[name]), jax.tree.leaves(value), strict=True):
+      np.testing.assert_allclose(
+        np.broadcast_to(g, np.shape(w)), w, rtol=2e-5, atol=1e-6, err_msg=name
+      )
+  inverse = flow.inverse_bayesian_update(updated, y, alpha)
+  for a, b in zip(jax.tree.leaves(inverse), jax.tree.leaves(theta), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_the_mean_ctime_weight_is_the_integral_of_the_weight(flow):
+  grid = np.linspace(0.0, 1.0, 20_001)
+  weight = np.asarray(flow.ctime_weight(jnp.asarray(grid)), np.float64)
+  assert flow.mean_ctime_weight() == pytest.approx(np.trapezoid(weight, grid), rel=1e-6)
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_the_prior_and_accuracy_dtypes(flow):
+  """prior: theta_0 in dtype (default: the default float); accuracy: in dtype when given."""
+  prior = flow.prior(SHAPE)
+  if flow.data_type == "discrete":
+    np.testing.assert_allclose(prior.log_probs, -math.log(flow.num_classes))
+    assert prior.log_probs.shape == SHAPE + (flow.num_classes,)
+  else:
+    np.testing.assert_array_equal(prior.mu, np.zeros(SHAPE))
+    np.testing.assert_array_equal(prior.rho, np.ones((B, 1, 1, 1)))
+  assert {leaf.dtype for leaf in jax.tree.leaves(prior)} == {jnp.dtype(jnp.float32)}
+  half = flow.prior(SHAPE, jnp.bfloat16)
+  assert {leaf.dtype for leaf in jax.tree.leaves(half)} == {jnp.dtype(jnp.bfloat16)}
+  i = jnp.array([1, 4])
+  assert flow.accuracy(i, 10).dtype == jnp.float32
+  assert flow.accuracy(i, 10, jnp.bfloat16).dtype == jnp.bfloat16
+  np.testing.assert_allclose(flow.accuracy(i, 10, jnp.bfloat16), flow.accuracy(i, 10), rtol=1e-2)
