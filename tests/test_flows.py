@@ -536,3 +536,15 @@ def test_the_prior_and_accuracy_dtypes(flow):
   assert flow.accuracy(i, 10).dtype == jnp.float32
   assert flow.accuracy(i, 10, jnp.bfloat16).dtype == jnp.bfloat16
   np.testing.assert_allclose(flow.accuracy(i, 10, jnp.bfloat16), flow.accuracy(i, 10), rtol=1e-2)
+
+
+def test_validate_data_takes_a_batch_of_scalars_and_the_tolerance_edge():
+  """x (B,) is a batch; 0-d is not. Discretised data may be off a centre by 1e-3 / K inclusive,
+  and the error names the largest distance."""
+  for flow in FLOWS:
+    assert flow.validate_data(np.asarray(_data(flow, (3,)))) is None
+  flow = flows.DiscretisedFlow(0.02, 15)  # 0 is the centre of bin 7: distances below are exact
+  assert flow.validate_data(np.array([1e-3 / 15])) is None
+  centre = 17 / 15 - 1
+  with pytest.raises(ValueError, match=r"max distance 0\.0(099|100)"):
+    flow.validate_data(np.array([centre + 0.01]))

@@ -213,3 +213,11 @@ def test_bad_inputs_raise():
     rs.conditional_sample(
       jax.random.key(0), flow, net, params, data_batch(flow), num_variations=0, n_steps=2
     )
+
+
+def test_reconstruction_error_bound_at_a_large_sigma1_and_its_open_interval():
+  """sigma1^2 + c sigma1 sqrt(1 - sigma1^2): at sigma1 = 0.6 the square root is 0.8."""
+  assert rs.reconstruction_error_bound(0.6, num_std=2.0) == pytest.approx(0.36 + 2.0 * 0.6 * 0.8)
+  for sigma1 in (0.0, 1.0):
+    with pytest.raises(ValueError, match="sigma1"):
+      rs.reconstruction_error_bound(sigma1)
