@@ -24,6 +24,17 @@ os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 if "jax" in sys.modules:  # imported before this file (by a plugin): the variable came too late
   sys.modules["jax"].config.update("jax_enable_compilation_cache", False)
 
+# Mutation testing (tests/mutation/run.sh) runs the same tests once per mutant, thousands of times:
+# it shares one cache directory between them. A cache entry is keyed by the compiled program
+# itself, so a mutant that changes a computation is compiled afresh and cannot hide behind it.
+if os.environ.get("PARAMREL_MUTATION_COMPILE_CACHE"):
+  import jax
+
+  jax.config.update("jax_enable_compilation_cache", True)
+  jax.config.update("jax_compilation_cache_dir", os.environ["PARAMREL_MUTATION_COMPILE_CACHE"])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 
 def tiny_config(data_type: str = "discrete", **overrides):
   """A base config on a generated 16x16 dataset with a tiny network; seconds per step on CPU."""

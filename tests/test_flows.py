@@ -548,3 +548,34 @@ def test_validate_data_takes_a_batch_of_scalars_and_the_tolerance_edge():
   centre = 17 / 15 - 1
   with pytest.raises(ValueError, match=r"max distance 0\.0(099|100)"):
     flow.validate_data(np.array([centre + 0.01]))
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_n_step_loss_checks_num_samples_and_takes_one_by_default(flow):
+  x = _data(flow)
+  out = flow.output_dist(jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,)), flow.prior(SHAPE), 0.5)
+  i = jnp.array([2, 6])
+  with pytest.raises(ValueError, match="^num_samples must be >= 1"):
+    flow.dtime_loss(KEY, x, out, i, 10, 0)
+  np.testing.assert_array_equal(
+    flow.dtime_loss(KEY, x, out, i, 10), flow.dtime_loss(KEY, x, out, i, 10, num_samples=1)
+  )
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_updates_and_losses_keep_the_parameters_dtype_under_x64(flow):
+  """float32 theta and data with float64 y and alpha: the updates stay float32, as the losses."""
+  with jax.enable_x64(True):
+    x = _data(flow)
+    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    alpha = jnp.array([0.5, 2.0], jnp.float64)
+    y = flow.sender_sample(KEY, x, alpha).astype(jnp.float64)
+    for updated in (
+      flow.bayesian_update(theta, y, alpha),
+      flow.inverse_bayesian_update(theta, y, alpha),
+    ):
+      assert {leaf.dtype for leaf in jax.tree.leaves(updated)} == {jnp.dtype(jnp.float32)}
+    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
+    out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
+    assert flow.dtime_loss(KEY, x, out, jnp.array([2, 6]), 10).dtype == jnp.float32

@@ -221,3 +221,20 @@ def test_reconstruction_error_bound_at_a_large_sigma1_and_its_open_interval():
   for sigma1 in (0.0, 1.0):
     with pytest.raises(ValueError, match="sigma1"):
       rs.reconstruction_error_bound(sigma1)
+
+
+def test_reconstruction_stats_are_per_example():
+  """(B,) statistics: an error in one example leaves the other's at zero."""
+  x0 = jnp.zeros((2, 2, 2, 1))
+  x = x0.at[1, 0, 1, 0].set(0.25)
+  for name, flow in (("continuous", flow_of("continuous")), ("binary", flow_of("binary"))):
+    data = x0.astype(jnp.int32) if flow.integer_data else x0
+    rec = rs.Reconstruction(x=(x > 0).astype(jnp.int32) if flow.integer_data else x, x_flow=data,
+                            out=None, theta=None, path=None)
+    stats = rs.reconstruction_stats(flow, data, rec)
+    if flow.integer_data:
+      np.testing.assert_allclose(stats["accuracy"], [1.0, 0.75], err_msg=name)
+      np.testing.assert_allclose(stats["accuracy_flow"], [1.0, 1.0], err_msg=name)
+    else:
+      np.testing.assert_allclose(stats["max_abs_error"], [0.0, 0.25], err_msg=name)
+      np.testing.assert_allclose(stats["max_abs_error_flow"], [0.0, 0.0], err_msg=name)
