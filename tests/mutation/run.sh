@@ -13,6 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/pip install -q --require-hashes -r requirements-mutation.lock
+# One JAX compilation cache for every mutant's tests (tests/conftest.py): unchanged programs are
+# compiled once, a mutated one afresh.
+export PARAMREL_MUTATION_COMPILE_CACHE="${PARAMREL_MUTATION_COMPILE_CACHE:-$PWD/mutants-jax-cache}"
 .venv/bin/mutmut run --max-children "${JOBS:-$(nproc)}" "$@" > mutants-run.log 2>&1 || {
   tail -c 2000 mutants-run.log; exit 1; }
 .venv/bin/python tests/mutation/report.py --survivors
