@@ -579,3 +579,30 @@ def test_updates_and_losses_keep_the_parameters_dtype_under_x64(flow):
     net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
     out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
     assert flow.dtime_loss(KEY, x, out, jnp.array([2, 6]), 10).dtype == jnp.float32
+
+
+def test_hyperparameters_are_stored_as_python_scalars():
+  """numpy scalars from a config become float / int / bool, so equal flows hash equally."""
+  flow = flows.DiscretisedFlow(np.float32(0.5), np.int64(16), np.int64(1))
+  assert type(flow.sigma1) is float and type(flow.num_bins) is int and flow.predict_std is True
+  flow = flows.ContinuousFlow(np.float32(0.5), np.int64(16))
+  assert type(flow.sigma1) is float and type(flow.num_bins) is int
+  flow = flows.DiscreteFlow(np.float32(2.0), np.int64(3))
+  assert type(flow.beta1) is float and type(flow.num_classes) is int
+  assert flows.DiscretisedFlow(0.02, 2).num_bins == 2  # the fewest bins
+  with pytest.raises(ValueError, match="^num_bins must be >= 2"):
+    flows.DiscretisedFlow(0.02, 1)
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_data_input_and_ctime_loss_keep_float32_under_x64(flow):
+  """Under x64: float32 data give a float32 network input, and float64 times a float32 loss."""
+  with jax.enable_x64(True):
+    x = _data(flow)
+    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    if flow.data_type != "discrete":
+      assert flow.data_input(x).dtype == jnp.float32
+    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
+    out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
+    assert flow.ctime_loss(x, out, jnp.array([0.3, 0.7], jnp.float64)).dtype == jnp.float32
