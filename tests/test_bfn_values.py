@@ -301,6 +301,46 @@ def test_discretised_dtime_loss_dtype_sample_count_and_shape():
   assert not np.allclose(default, discretised.dtime_loss(KEY, x, PROBS, 3, 10, 0.02, 4, 2))
 
 
+@pytest.mark.parametrize("K", [4, 16])
+def test_discretised_log_prob_is_the_log_mass_of_the_bin(K):
+  """ln of the bin's mass under Normal(mean, std), tails folded into the edge bins (Eq. 108)."""
+  x = _centres(K)[np.array([[0, 1, K // 2], [K - 1, K // 2, 2]])]
+  std = np.array([[0.6], [0.9]])
+  with jax.enable_x64(True):
+    for _, (xx, mean, s) in _one_float32(x, MEAN, std):
+      masses = _numpy_bin_masses(_as_given(mean), _as_given(s), K)
+      index = np.rint((_as_given(xx) + 1) * K / 2 - 0.5).astype(int)
+      want = np.log(np.take_along_axis(masses, index[..., None], -1)[..., 0])
+      assert np.all(np.exp(want) > discretised.MIN_PROB)  # the mass branch throughout
+      got = discretised.log_prob(xx, mean, s, K)
+      assert got.dtype == jnp.float64
+      np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10)
+
+
+def test_discretised_log_prob_takes_the_density_below_the_official_mass_floor():
+  """A mass below 1e-5 gives ln N(centre; mean, std) + ln(2 / K) (the official density branch)."""
+  x, mean, std = np.array([-0.9375, 0.9375]), np.array([0.9, -0.8]), np.array([0.1, 0.2])
+  with jax.enable_x64(True):
+    for _, (xx, m, s) in _one_float32(x, mean, std):
+      want = stats.norm.logpdf(_as_given(xx), _as_given(m), _as_given(s)) + np.log(2 / 16)
+      assert np.all(np.exp(want) < discretised.MIN_PROB)
+      _assert_float64_close(discretised.log_prob(xx, m, s, 16), want)
+
+
+def test_discretised_dtime_loss_draws_independently_and_by_the_promoted_dtype():
+  """Rows broadcast from probs get their own sender noise; a float32 x among float64 probs draws
+  what the float64 values draw."""
+  x = discretised.quantize(np.array([-0.5, 0.1, 0.7]), 4)
+  probs = np.broadcast_to(PROBS[0, :1], (2, 1, 4))  # two identical rows
+  loss = np.asarray(discretised.dtime_loss(KEY, x, probs, 3, 10, 0.02, 4))
+  assert loss.shape == (2, 3) and not np.allclose(loss[0], loss[1])
+  with jax.enable_x64(True):
+    p64 = jnp.asarray(PROBS, jnp.float64)
+    x32 = jnp.asarray(discretised.quantize(MEAN, 4), jnp.float32)
+    want = discretised.dtime_loss(KEY, x32.astype(jnp.float64), p64, 3, 10, 0.02, 4)
+    np.testing.assert_array_equal(discretised.dtime_loss(KEY, x32, p64, 3, 10, 0.02, 4), want)
+
+
 @pytest.mark.parametrize("K, scale", [(16, 0.7), (8, 1.0), (17, 1.0)])
 def test_delta_reconstruction_loss_scores_x_under_the_official_normal(K, scale):
   """Normal(x_hat, 0.7 sigma1) for 16 bins, Normal(x_hat, sigma1) otherwise, on x's bin."""

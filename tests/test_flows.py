@@ -589,9 +589,10 @@ def test_hyperparameters_are_stored_as_python_scalars():
   assert type(flow.sigma1) is float and type(flow.num_bins) is int
   flow = flows.DiscreteFlow(np.float32(2.0), np.int64(3))
   assert type(flow.beta1) is float and type(flow.num_classes) is int
-  assert flows.DiscretisedFlow(0.02, 2).num_bins == 2  # the fewest bins
-  with pytest.raises(ValueError, match="^num_bins must be >= 2"):
-    flows.DiscretisedFlow(0.02, 1)
+  for make in (flows.DiscretisedFlow, flows.ContinuousFlow):
+    assert make(0.02, 2).num_bins == 2  # the fewest bins
+    with pytest.raises(ValueError, match="^num_bins must be >= 2"):
+      make(0.02, 1)
 
 
 @pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
@@ -606,3 +607,22 @@ def test_data_input_and_ctime_loss_keep_float32_under_x64(flow):
     net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
     out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
     assert flow.ctime_loss(x, out, jnp.array([0.3, 0.7], jnp.float64)).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_output_dist_promotes_the_network_output_and_the_parameters_under_x64(flow):
+  """The output distribution is in promote(net_out, theta) whatever dtype t comes in."""
+  with jax.enable_x64(True):
+    x = _data(flow)
+    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    theta32 = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    theta64 = jax.tree.map(lambda a: a.astype(jnp.float64), theta32)
+    net = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,))
+    t64 = jnp.array([0.3, 0.7], jnp.float64)
+    for theta, net_dtype, want in (
+      (theta32, jnp.float32, jnp.float32),
+      (theta32, jnp.float64, jnp.float64),
+      (theta64, jnp.float32, jnp.float64),
+    ):
+      out = flow.output_dist(net.astype(net_dtype), theta, t64)
+      assert {leaf.dtype for leaf in jax.tree.leaves(out)} == {jnp.dtype(want)}
