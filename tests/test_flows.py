@@ -626,3 +626,25 @@ def test_output_dist_promotes_the_network_output_and_the_parameters_under_x64(fl
     ):
       out = flow.output_dist(net.astype(net_dtype), theta, t64)
       assert {leaf.dtype for leaf in jax.tree.leaves(out)} == {jnp.dtype(want)}
+
+
+@pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
+def test_draws_and_moments_are_in_the_datas_dtype_under_x64(flow):
+  """float32 data with float64 t and alpha: the flow, the sender and receiver draws and the
+  receiver's moments stay float32."""
+  with jax.enable_x64(True):
+    x = _data(flow)
+    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    t64, alpha64 = jnp.array([0.3, 0.7], jnp.float64), jnp.array([0.5, 2.0], jnp.float64)
+    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
+    out = flow.output_dist(net_out, theta, t64)
+    draws = {
+      "receiver_sample": flow.receiver_sample(KEY, out, alpha64),
+      "receiver_moments": flow.receiver_moments(out, alpha64),
+    }
+    if flow.data_type != "discrete":  # discrete data are ints: t and alpha set the float dtype
+      draws["sample_flow"] = flow.sample_flow(KEY, x, t64)
+      draws["sender_sample"] = flow.sender_sample(KEY, x, alpha64)
+    for name, value in draws.items():
+      assert {leaf.dtype for leaf in jax.tree.leaves(value)} == {jnp.dtype(jnp.float32)}, name
