@@ -191,11 +191,15 @@ def test_discrete_sample_draws_int32_classes_with_their_probabilities():
 
 
 def _numpy_bin_masses(mean, std, K):
-  """(..., K) masses of Normal(mean, std) on the K bins, tails folded into the edge bins."""
+  """(..., K) masses of Normal(mean, std) on the K bins, tails folded into the edge bins; bins
+  above the mean from scipy's survival function, so that tail masses keep their precision."""
   edges = -1 + 2 * np.arange(K + 1) / K
-  cdf = stats.norm.cdf((edges - mean[..., None]) / std[..., None])
-  cdf[..., 0], cdf[..., -1] = 0.0, 1.0
-  return np.diff(cdf, axis=-1)
+  z = (edges - mean[..., None]) / std[..., None]
+  z[..., 0], z[..., -1] = -np.inf, np.inf
+  lo, hi = z[..., :-1], z[..., 1:]
+  return np.where(
+    lo > 0, stats.norm.sf(lo) - stats.norm.sf(hi), stats.norm.cdf(hi) - stats.norm.cdf(lo)
+  )
 
 
 def _centres(K):
@@ -212,6 +216,21 @@ def test_normal_bin_mean_is_the_mean_over_the_bin_centres(K):
     for _, (mean, std) in _one_float32(MEAN, STD):
       masses = _numpy_bin_masses(_as_given(mean), _as_given(std), K)
       _assert_float64_close(discretised.normal_bin_mean(mean, std, K), masses @ _centres(K))
+
+
+@pytest.mark.parametrize("K", [2, 5, 16])
+def test_bin_probs_are_the_normal_masses_of_the_bins(K):
+  with jax.enable_x64(True):
+    for _, (mean, std) in _one_float32(MEAN, STD):
+      masses = _numpy_bin_masses(_as_given(mean), _as_given(std), K)
+      _assert_float64_close(discretised.bin_probs(mean, std, K), masses)
+
+
+def test_bin_index_is_int32_with_inner_edges_in_the_upper_bin():
+  x = np.array([-1.5, -1.0, -0.5, 0.0, 0.49, 0.5, 1.0, 2.0])
+  index = discretised.bin_index(x, 4)
+  assert index.dtype == jnp.int32
+  np.testing.assert_array_equal(index, [0, 0, 1, 2, 2, 3, 3, 3])
 
 
 def test_distribution_mean_keeps_float32_under_x64():
@@ -384,3 +403,25 @@ def test_bfloat16_arguments_compute_in_float32(name):
   got = call(low)
   assert got.dtype == want.dtype == jnp.float32
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+FLOAT32_CALLS = {
+  "discrete.flow_probs": lambda f: discrete.flow_probs(X, f(ALPHA / 2), BETA1, 4, f(Y)),
+  "discrete.sender_log_prob": lambda f: discrete.sender_log_prob(f(Y), X, f(ALPHA), 4),
+  "discrete.receiver_log_prob": lambda f: discrete.receiver_log_prob(f(Y), f(PROBS), f(ALPHA), 4),
+  "discrete.ctime_loss": lambda f: discrete.ctime_loss(X, f(PROBS), f(ALPHA / 2), BETA1, 4),
+  "discretised.normal_bin_mean": lambda f: discretised.normal_bin_mean(f(MEAN), f(STD), 16),
+  "discretised.bin_probs": lambda f: discretised.bin_probs(f(MEAN), f(STD), 16),
+  "discretised.log_prob": lambda f: discretised.log_prob(f(MEAN), f(MEAN), f(STD), 16),
+  "discretised.receiver_log_prob": lambda f: discretised.receiver_log_prob(
+    f(MEAN), f(PROBS), f(ALPHA), 4
+  ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_CALLS))
+def test_float32_arguments_stay_float32_under_x64(name):
+  """Not the default float64: the arguments' own float dtype decides."""
+  with jax.enable_x64(True):
+    got = FLOAT32_CALLS[name](lambda a: jnp.asarray(a, jnp.float32))
+  assert got.dtype == jnp.float32
