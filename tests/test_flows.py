@@ -648,3 +648,12 @@ def test_draws_and_moments_are_in_the_datas_dtype_under_x64(flow):
       draws["sender_sample"] = flow.sender_sample(KEY, x, alpha64)
     for name, value in draws.items():
       assert {leaf.dtype for leaf in jax.tree.leaves(value)} == {jnp.dtype(jnp.float32)}, name
+
+
+def test_discrete_estimates_and_draws_are_int32_classes():
+  flow = flows.DiscreteFlow(3.0, 4)
+  with jax.enable_x64(True):
+    theta = flow.sample_flow(KEY, _data(flow), jnp.array([0.3, 0.7]))
+    out = flow.output_dist(jnp.zeros(SHAPE[:-1] + (4 * C,)), theta, jnp.array([0.3, 0.7]))
+    for value in (flow.flow_estimate(theta), flow.data_estimate(out), flow.sample_output(KEY, out)):
+      assert value.dtype == jnp.int32 and value.shape == SHAPE

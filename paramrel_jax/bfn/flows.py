@@ -140,12 +140,6 @@ def _check_float_data(x: np.ndarray) -> None:
     raise ValueError(f"x must lie in [-1, 1], got values in [{x.min()}, {x.max()}].")
 
 
-def _float_alpha_dtype(alpha: ArrayLike) -> jnp.dtype:
-  """alpha's dtype if it is a float, else the default float dtype."""
-  dtype = jnp.result_type(alpha)
-  return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
-
-
 def _check_sigma1(sigma1) -> float:
   sigma1 = float(sigma1)
   if not 0 < sigma1 < 1:
@@ -565,8 +559,7 @@ class DiscreteFlow:
 
   def sender_sample(self, key: Array, x: Array, alpha: ArrayLike) -> Array:
     """y ~ N(alpha (K e_x - 1), alpha K I): (B, ..., K); alpha (B,) or scalar."""
-    alpha = _per_example(alpha, x.ndim, _float_alpha_dtype(alpha))
-    return discrete.sender_sample(key, x, alpha, self.num_classes)
+    return discrete.sender_sample(key, x, _per_example(alpha, x.ndim), self.num_classes)
 
   def receiver_sample(self, key: Array, out: CategoricalOutput, alpha: ArrayLike) -> Array:
     """y ~ p_R: a class from the output distribution, then y ~ p_S(. | class; alpha)."""
