@@ -238,3 +238,11 @@ def test_reconstruction_stats_are_per_example():
     else:
       np.testing.assert_allclose(stats["max_abs_error"], [0.0, 0.25], err_msg=name)
       np.testing.assert_allclose(stats["max_abs_error_flow"], [0.0, 0.0], err_msg=name)
+
+
+def test_reconstruction_accuracy_is_float32_under_x64():
+  flow = flow_of("binary")
+  with jax.enable_x64(True):
+    x0 = jnp.zeros((2, 2, 2, 1), jnp.int32)
+    rec = rs.Reconstruction(x=x0, x_flow=x0, out=None, theta=None, path=None)
+    assert rs.reconstruction_stats(flow, x0, rec)["accuracy"].dtype == jnp.float32
