@@ -231,7 +231,7 @@ def _draining_event_loops():
   """Within the scope, an event loop being closed first cancels and awaits its pending tasks.
 
   Orbax reads the arrays concurrently (an `asyncio.gather` of TensorStore reads) in an event loop
-  that `asyncio_utils.run_sync` makes with `asyncio.new_event_loop()` and closes as soon as the
+  that its asyncio_utils.run_sync makes with `asyncio.new_event_loop()` and closes as soon as the
   gather raises, without awaiting or cancelling the other reads; those later fail against the
   closed loop ('Event loop is closed' from TensorStore's threads, 'Task exception was never
   retrieved'). Orbax takes no loop from its caller, so within the scope its loops come from this
