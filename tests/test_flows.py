@@ -562,13 +562,20 @@ def test_n_step_loss_checks_num_samples_and_takes_one_by_default(flow):
   )
 
 
+def _float32_case(flow):
+  """Under x64: float32 data (ints for discrete), theta at t = (0.3, 0.7) and a zero output."""
+  x = _data(flow)
+  x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+  theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+  net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
+  return x, theta, flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
+
+
 @pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)
 def test_updates_and_losses_keep_the_parameters_dtype_under_x64(flow):
   """float32 theta and data with float64 y and alpha: the updates stay float32, as the losses."""
   with jax.enable_x64(True):
-    x = _data(flow)
-    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
-    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    x, theta, out = _float32_case(flow)
     alpha = jnp.array([0.5, 2.0], jnp.float64)
     y = flow.sender_sample(KEY, x, alpha).astype(jnp.float64)
     for updated in (
@@ -576,8 +583,6 @@ def test_updates_and_losses_keep_the_parameters_dtype_under_x64(flow):
       flow.inverse_bayesian_update(theta, y, alpha),
     ):
       assert {leaf.dtype for leaf in jax.tree.leaves(updated)} == {jnp.dtype(jnp.float32)}
-    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
-    out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
     assert flow.dtime_loss(KEY, x, out, jnp.array([2, 6]), 10).dtype == jnp.float32
 
 
@@ -599,13 +604,9 @@ def test_hyperparameters_are_stored_as_python_scalars():
 def test_data_input_and_ctime_loss_keep_float32_under_x64(flow):
   """Under x64: float32 data give a float32 network input, and float64 times a float32 loss."""
   with jax.enable_x64(True):
-    x = _data(flow)
-    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    x, _, out = _float32_case(flow)
     if flow.data_type != "discrete":
       assert flow.data_input(x).dtype == jnp.float32
-    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
-    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
-    out = flow.output_dist(net_out, theta, jnp.array([0.3, 0.7], jnp.float32))
     assert flow.ctime_loss(x, out, jnp.array([0.3, 0.7], jnp.float64)).dtype == jnp.float32
 
 
@@ -613,9 +614,7 @@ def test_data_input_and_ctime_loss_keep_float32_under_x64(flow):
 def test_output_dist_promotes_the_network_output_and_the_parameters_under_x64(flow):
   """The output distribution is in promote(net_out, theta) whatever dtype t comes in."""
   with jax.enable_x64(True):
-    x = _data(flow)
-    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
-    theta32 = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
+    _, theta32, _ = _float32_case(flow)
     theta64 = jax.tree.map(lambda a: a.astype(jnp.float64), theta32)
     net = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,))
     t64 = jnp.array([0.3, 0.7], jnp.float64)
@@ -633,12 +632,8 @@ def test_draws_and_moments_are_in_the_datas_dtype_under_x64(flow):
   """float32 data with float64 t and alpha: the flow, the sender and receiver draws and the
   receiver's moments stay float32."""
   with jax.enable_x64(True):
-    x = _data(flow)
-    x = x if flow.data_type == "discrete" else x.astype(jnp.float32)
+    x, _, out = _float32_case(flow)
     t64, alpha64 = jnp.array([0.3, 0.7], jnp.float64), jnp.array([0.5, 2.0], jnp.float64)
-    theta = flow.sample_flow(KEY, x, jnp.array([0.3, 0.7], jnp.float32))
-    net_out = jnp.zeros(SHAPE[:-1] + (C * flow.params_per_dim,), jnp.float32)
-    out = flow.output_dist(net_out, theta, t64)
     draws = {
       "receiver_sample": flow.receiver_sample(KEY, out, alpha64),
       "receiver_moments": flow.receiver_moments(out, alpha64),
