@@ -8,8 +8,9 @@ from hypothesis import settings
 
 # Property tests (test_flow_hypothesis.py): the same bounded, derandomised examples on every
 # machine; HYPOTHESIS_PROFILE=explore draws fresh ones, more of them.
-settings.register_profile("repeatable", max_examples=25, deadline=None, derandomize=True,
-                          database=None)
+settings.register_profile(
+  "repeatable", max_examples=25, deadline=None, derandomize=True, database=None
+)
 settings.register_profile("explore", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 

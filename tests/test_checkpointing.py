@@ -29,8 +29,12 @@ def write_damaged(workdir: str) -> dict:
   with checkpointing.writing(manager):
     checkpointing.save(manager, 1, state, 0)
   item = os.path.join(workdir, checkpointing.CHECKPOINT_DIR, "1", "state")
-  data = [os.path.join(d, name) for d, _, names in os.walk(item) for name in names
-          if os.path.basename(d) == "d"]
+  data = [
+    os.path.join(d, name)
+    for d, _, names in os.walk(item)
+    for name in names
+    if os.path.basename(d) == "d"
+  ]
   largest = max(data, key=os.path.getsize)
   os.truncate(largest, os.path.getsize(largest) // 2)
   return state
@@ -64,16 +68,24 @@ def _assert_reported(errors: list[str], workdir: str) -> None:
 
 
 def _process_state() -> tuple:
-  return (sys.excepthook, sys.unraisablehook, threading.excepthook,
-          list(logging.getLogger("asyncio").filters), list(logging.getLogger("absl").filters),
-          asyncio.get_event_loop_policy())
+  return (
+    sys.excepthook,
+    sys.unraisablehook,
+    threading.excepthook,
+    list(logging.getLogger("asyncio").filters),
+    list(logging.getLogger("absl").filters),
+    asyncio.get_event_loop_policy(),
+  )
 
 
 def _lingering_threads() -> set[threading.Thread]:
   """Threads that would hold up the interpreter's exit or belong to Orbax."""
-  return {t for t in threading.enumerate()
-          if t is not threading.current_thread()
-          and (not t.daemon or type(t).__module__.startswith("orbax"))}
+  return {
+    t
+    for t in threading.enumerate()
+    if t is not threading.current_thread()
+    and (not t.daemon or type(t).__module__.startswith("orbax"))
+  }
 
 
 def test_a_damaged_checkpoint_raises_and_leaves_the_process_as_it_was(tmp_path):
@@ -103,8 +115,14 @@ def test_nothing_is_reported_after_the_error_not_even_at_exit(tmp_path):
   ('Task exception was never retrieved', 'Event loop is closed', 'Exception ignored in')."""
   workdir = str(tmp_path / "run")
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.path.join(ROOT, "tests")}
-  result = subprocess.run([sys.executable, "-c", _CHILD, workdir], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+  result = subprocess.run(
+    [sys.executable, "-c", _CHILD, workdir],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, result.stderr
   _assert_reported(result.stdout.splitlines(), workdir)
   for report in ("Traceback", "never retrieved", "Event loop is closed", "Exception ignored"):

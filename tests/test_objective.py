@@ -48,8 +48,14 @@ def _grads(flow, cfg, key, x):
 
   def loss(p):
     terms, _ = objective.paramrel_loss(
-        key, x, flow=flow, encode=lambda e, t: encode(p, e, t),
-        decode=lambda n, z, t: decode(p, n, z, t), cfg=cfg, encoder_input_mode="data")
+      key,
+      x,
+      flow=flow,
+      encode=lambda e, t: encode(p, e, t),
+      decode=lambda n, z, t: decode(p, n, z, t),
+      cfg=cfg,
+      encoder_input_mode="data",
+    )
     return terms.loss.sum(), terms
 
   return jax.grad(loss, has_aux=True)(params)
@@ -78,8 +84,7 @@ def test_latent_gradient_scale_gives_every_time_the_mean_weight(data_type):
   # scale * weight(t) is the same for every t: the mean of the weight over U[0, 1]
   np.testing.assert_allclose(scale * flow.ctime_weight(t), flow.mean_ctime_weight(), rtol=1e-5)
   grid = jnp.linspace(0.0, 1.0, 200_001)
-  np.testing.assert_allclose(jnp.mean(flow.ctime_weight(grid)), flow.mean_ctime_weight(),
-                             rtol=1e-4)
+  np.testing.assert_allclose(jnp.mean(flow.ctime_weight(grid)), flow.mean_ctime_weight(), rtol=1e-4)
   if data_type == "discrete":
     np.testing.assert_allclose(scale, 0.5 / t, rtol=1e-6)  # K beta1 t against K beta1 / 2
 
@@ -90,8 +95,9 @@ def test_ctime_weight_is_the_weight_of_the_ctime_loss():
   logits = jnp.full((1, 2, 2, 1), 0.3)
   out = flow.output_dist(logits, flow.prior(x.shape), jnp.array([0.4]))
   sq_error = jnp.sum(jnp.square(jnp.array([1.0, 0.0]) - out.probs), axis=-1).sum()
-  np.testing.assert_allclose(flow.ctime_loss(x, out, jnp.array([0.4]))[0],
-                             flow.ctime_weight(0.4) * sq_error, rtol=1e-6)
+  np.testing.assert_allclose(
+    flow.ctime_loss(x, out, jnp.array([0.4]))[0], flow.ctime_weight(0.4) * sq_error, rtol=1e-6
+  )
 
 
 def test_deterministic_posterior_uses_the_mean_and_has_no_rate():
@@ -100,8 +106,14 @@ def test_deterministic_posterior_uses_the_mean_and_has_no_rate():
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(kl_weight=1.0, mmd_weight=0.0, posterior="deterministic")
   terms, aux = objective.paramrel_loss(
-      jax.random.key(0), x, flow=flow, encode=lambda e, t: encode(params, e, t),
-      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+    jax.random.key(0),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(params, e, t),
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
   np.testing.assert_array_equal(aux["z"], aux["mean"])
   np.testing.assert_array_equal(terms.rate, 0.0)
   np.testing.assert_allclose(terms.loss, terms.bfn)
@@ -119,26 +131,33 @@ def test_mmd_weight_scales_with_the_data_dimensions():
 def test_gaussian_kl_full_is_the_closed_form():
   rng = np.random.default_rng(1)
   batch, latent = 4, 3
-  mean, logvar, prior_mean = (rng.normal(size=(batch, latent)).astype(np.float32)
-                              for _ in range(3))
+  mean, logvar, prior_mean = (rng.normal(size=(batch, latent)).astype(np.float32) for _ in range(3))
   root = rng.normal(size=(batch, latent, latent))
   cov = (root @ np.swapaxes(root, 1, 2) + np.eye(latent)).astype(np.float32)
   got = objective.gaussian_kl_full(mean, logvar, prior_mean, cov)
   for b in range(batch):
     inverse, diff = np.linalg.inv(cov[b].astype(np.float64)), prior_mean[b] - mean[b]
-    expected = 0.5 * (np.trace(inverse @ np.diag(np.exp(logvar[b]))) + diff @ inverse @ diff
-                      - latent + np.linalg.slogdet(cov[b])[1] - logvar[b].sum())
+    expected = 0.5 * (
+      np.trace(inverse @ np.diag(np.exp(logvar[b])))
+      + diff @ inverse @ diff
+      - latent
+      + np.linalg.slogdet(cov[b])[1]
+      - logvar[b].sum()
+    )
     np.testing.assert_allclose(got[b], expected, rtol=1e-4)
   standard = np.broadcast_to(np.eye(latent, dtype=np.float32), cov.shape)
-  np.testing.assert_allclose(objective.gaussian_kl_full(mean, logvar, 0 * mean, standard),
-                             objective.gaussian_kl(mean, logvar), rtol=1e-5)
+  np.testing.assert_allclose(
+    objective.gaussian_kl_full(mean, logvar, 0 * mean, standard),
+    objective.gaussian_kl(mean, logvar),
+    rtol=1e-5,
+  )
 
 
 def test_time_power_draws_early_times_more_often():
   key = jax.random.key(5)
   u, _ = objective.sample_time(key, 20_000, 0)
   t, i = objective.sample_time(key, 20_000, 0, power=2.0)
-  np.testing.assert_allclose(t, u ** 2, rtol=1e-6)  # the same u, squared
+  np.testing.assert_allclose(t, u**2, rtol=1e-6)  # the same u, squared
   np.testing.assert_array_equal(i, 0)
   assert abs(float(t.mean()) - 1 / 3) < 0.01 and abs(float((t < 0.25).mean()) - 0.5) < 0.01
   # The loss draws its times so: the same key and x, the time of power 2 is the square.
@@ -148,8 +167,14 @@ def test_time_power_draws_early_times_more_often():
   for power in (1.0, 2.0):
     cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_power=power)
     terms, _ = objective.paramrel_loss(
-        jax.random.key(0), _data(flow), flow=flow, encode=lambda e, t: encode(params, e, t),
-        decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+      jax.random.key(0),
+      _data(flow),
+      flow=flow,
+      encode=lambda e, t: encode(params, e, t),
+      decode=lambda n, z, t: decode(params, n, z, t),
+      cfg=cfg,
+      encoder_input_mode="data",
+    )
     times[power] = terms.t
   np.testing.assert_allclose(times[2.0], times[1.0] ** 2, rtol=1e-6)
   # The n-step loss: step i = floor(n u^2) + 1, each of 1..n possible, the early ones more often.
@@ -164,13 +189,15 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
   batch = 16
   keys = jax.random.split(jax.random.key(3), 2_000)
   draw = lambda stratified: jax.vmap(  # noqa: E731  (B,) times per key
-      lambda k: objective.sample_time(k, batch, 0, stratified=stratified)[0])
+    lambda k: objective.sample_time(k, batch, 0, stratified=stratified)[0]
+  )
   draws = np.asarray(draw(True)(keys))
   u = draws[:200]
   # One u per stratum [b / B, (b + 1) / B), in batch order, with one shared offset.
   np.testing.assert_array_equal(np.floor(u * batch), np.broadcast_to(np.arange(batch), u.shape))
-  np.testing.assert_allclose(u - np.arange(batch) / batch, np.broadcast_to(u[:, :1], u.shape),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    u - np.arange(batch) / batch, np.broadcast_to(u[:, :1], u.shape), atol=1e-6
+  )
   # Over keys each u is U[0, 1) (mean 1/2, variance 1/12), and t = u ** p as for iid times.
   assert abs(draws.mean() - 0.5) < 0.01 and abs(draws.var() - 1 / 12) < 0.005
   t, _ = objective.sample_time(keys[0], batch, 0, power=2.0, stratified=True)
@@ -187,14 +214,27 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
   cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_sampling="stratified")
   x = _data(flow)
   terms, _ = objective.paramrel_loss(
-      jax.random.key(0), x, flow=flow, encode=lambda e, t: encode(params, e, t),
-      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+    jax.random.key(0),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(params, e, t),
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
   np.testing.assert_array_equal(np.floor(np.asarray(terms.t) * len(x)), np.arange(len(x)))
 
 
-@pytest.mark.parametrize("field, value", [("latent_weighting", "late"), ("posterior", "delta"),
-                                          ("mmd_scale", "pixels"), ("time_power", 0.0),
-                                          ("time_sampling", "sobol")])
+@pytest.mark.parametrize(
+  "field, value",
+  [
+    ("latent_weighting", "late"),
+    ("posterior", "delta"),
+    ("mmd_scale", "pixels"),
+    ("time_power", 0.0),
+    ("time_sampling", "sobol"),
+  ],
+)
 def test_bad_options_name_the_key(field, value):
   with pytest.raises(ValueError, match=f"objective.{field}"):
     objective.ObjectiveConfig(**{field: value})
@@ -215,13 +255,21 @@ def test_paramrel_loss_is_the_bfn_term_plus_the_weighted_rate_and_mmd(loss_steps
   x = _batch(flow)
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(
-      kl_weight=0.3, mmd_weight=0.2, mmd_scale="none", loss_steps=loss_steps, loss_samples=2)
+    kl_weight=0.3, mmd_weight=0.2, mmd_scale="none", loss_steps=loss_steps, loss_samples=2
+  )
   terms, aux = objective.paramrel_loss(
-      jax.random.key(3), x, flow=flow, encode=lambda e, t: encode(params, e, t),
-      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+    jax.random.key(3),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(params, e, t),
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
   mean = np.asarray(aux["mean"], np.float64)  # logvar is -2 everywhere
-  np.testing.assert_allclose(terms.rate, 0.5 * np.sum(mean**2 + np.exp(-2.0) - 1 + 2, -1),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    terms.rate, 0.5 * np.sum(mean**2 + np.exp(-2.0) - 1 + 2, -1), rtol=1e-5
+  )
   out = flow.output_dist(decode(params, aux["net_in"], aux["z"], aux["t"]), aux["theta"], aux["t"])
   if loss_steps:
     np.testing.assert_allclose(aux["t"], (aux["i"] - 1) / loss_steps)
@@ -231,8 +279,7 @@ def test_paramrel_loss_is_the_bfn_term_plus_the_weighted_rate_and_mmd(loss_steps
     bfn = flow.ctime_loss(x, out, aux["t"])
   np.testing.assert_allclose(terms.bfn, bfn, rtol=1e-5)
   assert np.all(terms.mmd == terms.mmd[0]) and terms.mmd[0] != 0
-  np.testing.assert_allclose(terms.loss, terms.bfn + 0.3 * terms.rate + 0.2 * terms.mmd,
-                             rtol=1e-6)
+  np.testing.assert_allclose(terms.loss, terms.bfn + 0.3 * terms.rate + 0.2 * terms.mmd, rtol=1e-6)
   np.testing.assert_allclose(terms.t, aux["t"])
   means = terms.means()
   for name in ("loss", "bfn", "rate", "mmd"):
@@ -247,8 +294,14 @@ def test_the_mmd_is_left_out_without_latents_or_with_one_example():
     x = _batch(flow, batch)
     zeros = jnp.zeros((batch, latent))
     terms, _ = objective.paramrel_loss(
-        jax.random.key(0), x, flow=flow, encode=lambda e, t, z=zeros: (z, z),
-        decode=lambda n, z, t: n[..., :1], cfg=cfg, encoder_input_mode="data")
+      jax.random.key(0),
+      x,
+      flow=flow,
+      encode=lambda e, t, z=zeros: (z, z),
+      decode=lambda n, z, t: n[..., :1],
+      cfg=cfg,
+      encoder_input_mode="data",
+    )
     np.testing.assert_array_equal(terms.mmd, 0.0)
     np.testing.assert_allclose(terms.loss, terms.bfn)
 
@@ -257,10 +310,16 @@ def test_gaussian_kl_and_reparameterise_follow_the_closed_forms():
   mean = jnp.array([[0.5, -1.0], [0.0, 2.0]])
   logvar = jnp.log(jnp.array([[0.25, 1.0], [4.0, 0.5]]))
   var = np.exp(np.asarray(logvar, np.float64))
-  np.testing.assert_allclose(objective.gaussian_kl(mean, logvar),
-                             0.5 * np.sum(np.square(mean) + var - 1 - np.log(var), -1), rtol=1e-6)
-  z = objective.reparameterise(jax.random.key(0), jnp.broadcast_to(mean[0], (20_000, 2)),
-                               jnp.broadcast_to(logvar[0], (20_000, 2)))
+  np.testing.assert_allclose(
+    objective.gaussian_kl(mean, logvar),
+    0.5 * np.sum(np.square(mean) + var - 1 - np.log(var), -1),
+    rtol=1e-6,
+  )
+  z = objective.reparameterise(
+    jax.random.key(0),
+    jnp.broadcast_to(mean[0], (20_000, 2)),
+    jnp.broadcast_to(logvar[0], (20_000, 2)),
+  )
   np.testing.assert_allclose(np.mean(z, 0), mean[0], atol=5 * 1.0 / np.sqrt(20_000))
   np.testing.assert_allclose(np.std(z, 0), np.sqrt(var[0]), rtol=0.03)
 
@@ -271,8 +330,9 @@ def test_kernels_are_the_wae_kernels_at_scale_two_l(kind):
   a, b = rng.normal(size=(3, 5)), rng.normal(size=(4, 5))
   sq = ((a[:, None] - b[None]) ** 2).sum(-1)
   want = np.exp(-sq / 10) if kind == "rbf" else 10 / (10 + sq)
-  np.testing.assert_allclose(objective._kernel(jnp.asarray(a), jnp.asarray(b), kind), want,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    objective._kernel(jnp.asarray(a), jnp.asarray(b), kind), want, rtol=1e-5
+  )
 
 
 def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
@@ -291,17 +351,31 @@ def test_latent_diagnostics_measure_the_shuffle_gap_and_the_active_dimensions():
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0)
   terms, aux = objective.paramrel_loss(
-      jax.random.key(5), x, flow=flow, encode=lambda e, t: encode(params, e, t),
-      decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg, encoder_input_mode="data")
+    jax.random.key(5),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(params, e, t),
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
   blind = {"w": params["w"], "v": 0 * params["v"]}
   terms_blind, aux_blind = objective.paramrel_loss(
-      jax.random.key(5), x, flow=flow, encode=lambda e, t: encode(blind, e, t),
-      decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg, encoder_input_mode="data")
+    jax.random.key(5),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(blind, e, t),
+    decode=lambda n, z, t: decode(blind, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
   diag_blind = objective.latent_diagnostics(
-      x, terms_blind, aux_blind, flow=flow, decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg)
+    x, terms_blind, aux_blind, flow=flow, decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg
+  )
   assert float(diag_blind["z_shuffle_gap"]) == 0.0
   diag = objective.latent_diagnostics(
-      x, terms, aux, flow=flow, decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg)
+    x, terms, aux, flow=flow, decode=lambda n, z, t: decode(params, n, z, t), cfg=cfg
+  )
   z_rolled = jnp.roll(aux["z"], 1, axis=0)
   out = flow.output_dist(decode(params, aux["net_in"], z_rolled, aux["t"]), aux["theta"], aux["t"])
   gap = np.mean(flow.ctime_loss(x, out, aux["t"]) - terms.bfn)
@@ -312,6 +386,12 @@ def test_latent_diagnostics_measure_the_shuffle_gap_and_the_active_dimensions():
   spread = {"mean": signs * jnp.array([0.0, 0.05, 0.15, 1.0])}
   for threshold, active in ((0.01, 2), (0.001, 3), (0.05, 1)):
     got = objective.latent_diagnostics(
-        x, terms, {**aux, **spread}, flow=flow, decode=lambda n, z, t: decode(params, n, z, t),
-        cfg=cfg, active_threshold=threshold)
+      x,
+      terms,
+      {**aux, **spread},
+      flow=flow,
+      decode=lambda n, z, t: decode(params, n, z, t),
+      cfg=cfg,
+      active_threshold=threshold,
+    )
     assert int(got["active_dims"]) == active, threshold

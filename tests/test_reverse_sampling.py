@@ -160,15 +160,23 @@ def test_conditional_sample_uses_the_code_of_each_steps_time():
   def step(theta, i):
     k_z, k_y = jax.random.split(jax.random.fold_in(key, i))
     t = jnp.full((x0.shape[0],), (i - 1) / N_STEPS, jnp.float32)
-    out = sampling.output_dist(flow, net, params, theta, t,
-                               rs.encode_z(k_z, flow, net, params, x0, t))
+    out = sampling.output_dist(
+      flow, net, params, theta, t, rs.encode_z(k_z, flow, net, params, x0, t)
+    )
     alpha = flow.accuracy(i, N_STEPS)
     return flow.bayesian_update(theta, flow.receiver_sample(k_y, out, alpha), alpha), None
 
   theta, _ = jax.lax.scan(step, flow.prior(x0.shape), jnp.arange(1, N_STEPS + 1))
   np.testing.assert_allclose(res.theta.log_probs, theta.log_probs, atol=1e-5)
-  one_code = sampling.sample(key, flow, net, params, data_shape=x0.shape, n_steps=N_STEPS,
-                             z=rs.encode_z(key, flow, net, params, x0, 1.0))
+  one_code = sampling.sample(
+    key,
+    flow,
+    net,
+    params,
+    data_shape=x0.shape,
+    n_steps=N_STEPS,
+    z=rs.encode_z(key, flow, net, params, x0, 1.0),
+  )
   assert np.abs(np.asarray(one_code.theta.log_probs - theta.log_probs)).max() > 1e-2
 
 
@@ -229,8 +237,13 @@ def test_reconstruction_stats_are_per_example():
   x = x0.at[1, 0, 1, 0].set(0.25)
   for name, flow in (("continuous", flow_of("continuous")), ("binary", flow_of("binary"))):
     data = x0.astype(jnp.int32) if flow.integer_data else x0
-    rec = rs.Reconstruction(x=(x > 0).astype(jnp.int32) if flow.integer_data else x, x_flow=data,
-                            out=None, theta=None, path=None)
+    rec = rs.Reconstruction(
+      x=(x > 0).astype(jnp.int32) if flow.integer_data else x,
+      x_flow=data,
+      out=None,
+      theta=None,
+      path=None,
+    )
     stats = rs.reconstruction_stats(flow, data, rec)
     if flow.integer_data:
       np.testing.assert_allclose(stats["accuracy"], [1.0, 0.75], err_msg=name)

@@ -36,7 +36,8 @@ def make_manager(workdir: str, cfg: Any) -> ocp.CheckpointManager:
   """CheckpointManager keeping the last `cfg.keep_checkpoints` step directories."""
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=cfg.keep_checkpoints, create=True, enable_async_checkpointing=True)
+    max_to_keep=cfg.keep_checkpoints, create=True, enable_async_checkpointing=True
+  )
   with _without_orbax_logs():  # it reads every step's metadata file, and logs a damaged one
     return ocp.CheckpointManager(directory, options=options, item_names=(_STATE, "data"))
 
@@ -48,9 +49,13 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Any)
     CheckpointWriteError: this or the previous (background) write failed.
   """
   with _reporting_write_errors(manager):
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(_jsonable(data_state))), force=True)
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(_jsonable(data_state))
+      ),
+      force=True,
+    )
 
 
 @contextlib.contextmanager
@@ -90,11 +95,16 @@ def _reporting_write_errors(manager: ocp.CheckpointManager):
     _join_orbax_threads()
     directory = str(manager.directory)
     steps = _steps(directory)
-    kept = (f"the last complete checkpoint, step {max(steps)}, is kept: rerun the same command to "
-            "resume from it once the cause is fixed" if steps else "no checkpoint was complete")
+    kept = (
+      f"the last complete checkpoint, step {max(steps)}, is kept: rerun the same command to "
+      "resume from it once the cause is fixed"
+      if steps
+      else "no checkpoint was complete"
+    )
     first = str(e).splitlines()[0][:300] if str(e) else ""
-    raise CheckpointWriteError(f"could not write a checkpoint in {directory} "
-                               f"({type(e).__name__}: {first}); {kept}.") from e
+    raise CheckpointWriteError(
+      f"could not write a checkpoint in {directory} ({type(e).__name__}: {first}); {kept}."
+    ) from e
 
 
 def _join_orbax_threads(timeout: float = 60.0) -> None:
@@ -126,10 +136,15 @@ def restore_latest(manager: ocp.CheckpointManager, state: Any, sharding: Any) ->
   directory = str(manager.directory)
   _check_stored(directory, step, state)
   abstract = jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, sharding)
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, sharding
+  )
   with _reporting_read_errors(directory, step):
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()
+      ),
+    )
   return restored.state, _from_jsonable(restored.data)
 
 
@@ -154,11 +169,15 @@ def restore_params(workdir: str, abstract_state: Any, *, step: int | None = None
   _check_stored(directory, step, abstract_state)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state)
-  with _reporting_read_errors(directory, step), \
-      ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
-    return checkpointer.restore(os.path.join(directory, str(step), _STATE),
-                                args=ocp.args.StandardRestore(abstract_state))
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state
+  )
+  with (
+    _reporting_read_errors(directory, step),
+    ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
+  ):
+    return checkpointer.restore(
+      os.path.join(directory, str(step), _STATE), args=ocp.args.StandardRestore(abstract_state)
+    )
 
 
 def _check_stored(directory: str, step: int, expected: Any) -> None:
@@ -171,20 +190,25 @@ def _check_stored(directory: str, step: int, expected: Any) -> None:
   with _reporting_read_errors(directory, step):  # the metadata of OCDBT arrays is read, too
     stored = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / _STATE).tree
   got = {_keystr(k): leaf for k, leaf in jax.tree_util.tree_leaves_with_path(stored)}
-  want = {_keystr(k): jax.eval_shape(_stored_form, leaf)
-          for k, leaf in jax.tree_util.tree_leaves_with_path(expected)}
+  want = {
+    _keystr(k): jax.eval_shape(_stored_form, leaf)
+    for k, leaf in jax.tree_util.tree_leaves_with_path(expected)
+  }
   unmatched = sorted(got.keys() ^ want.keys())
   if unmatched:
     where = "is not in this experiment" if unmatched[0] in got else "is missing"
-    raise CheckpointError(f"checkpoint {path} does not match this experiment: array "
-                          f"{unmatched[0]} {where} (a different config?); it was left untouched.")
+    raise CheckpointError(
+      f"checkpoint {path} does not match this experiment: array "
+      f"{unmatched[0]} {where} (a different config?); it was left untouched."
+    )
   for name, w in want.items():
     g = got[name]
     if tuple(g.shape) != tuple(w.shape) or g.dtype != w.dtype:
       raise CheckpointError(
-          f"checkpoint {path} does not match this experiment at {name}: stored "
-          f"{g.dtype}{tuple(g.shape)}, expected {w.dtype}{tuple(w.shape)} (a different config?); "
-          "it was left untouched.")
+        f"checkpoint {path} does not match this experiment at {name}: stored "
+        f"{g.dtype}{tuple(g.shape)}, expected {w.dtype}{tuple(w.shape)} (a different config?); "
+        "it was left untouched."
+      )
 
 
 def _stored_form(x: Any) -> Any:
@@ -207,11 +231,16 @@ def _steps(directory: str) -> list[int]:
 def _unreadable(directory: str, step: int, error: Exception) -> str:
   older = [s for s in _steps(directory) if s < step]
   path = os.path.join(directory, str(step))
-  how = (f"to resume from step {max(older)}, move {path} out of {directory}"
-         if older else "to start afresh, use a new --workdir")
+  how = (
+    f"to resume from step {max(older)}, move {path} out of {directory}"
+    if older
+    else "to start afresh, use a new --workdir"
+  )
   first = str(error).splitlines()[0] if str(error) else ""
-  return (f"checkpoint {path} cannot be read (damaged or incomplete: {type(error).__name__}: "
-          f"{first[:300]}); it was left untouched: {how}.")
+  return (
+    f"checkpoint {path} cannot be read (damaged or incomplete: {type(error).__name__}: "
+    f"{first[:300]}); it was left untouched: {how}."
+  )
 
 
 @contextlib.contextmanager
