@@ -62,10 +62,17 @@ DATASETS: dict[str, tuple] = {
   ),
   "scenes3d": (
     base.get_config,
-    {"data.name": "scenes3d", "data.source": "generated", "data.num_examples": 10_000,
-     "data.image_size": 32, "data.binarize": "none", "flow.data_type": "discretised",
-     "flow.num_bins": 16, "objective.latent_weighting": "elbo",
-     "objective.time_power": 1.0},  # as configs/shapes3d.py
+    {
+      "data.name": "scenes3d",
+      "data.source": "generated",
+      "data.num_examples": 10_000,
+      "data.image_size": 32,
+      "data.binarize": "none",
+      "flow.data_type": "discretised",
+      "flow.num_bins": 16,
+      "objective.latent_weighting": "elbo",
+      "objective.time_power": 1.0,
+    },  # as configs/shapes3d.py
     {"dci": {"protocol": "quick", "n_estimators": 20}, "tad": {}, "auroc": {}},
   ),
 }
@@ -75,11 +82,17 @@ ROWS: dict[str, dict | None] = {
   "paramrel": {},  # the default config
   "paramrel_final_params": {"model.encoder_input": "final_params"},
   # paper Eq. 3 and 12 literally: the defaults before the study (workdir_utils.RUN_SETTINGS)
-  "paramrel_theta_t": {"model.encoder_input": "theta_t", "model.adagn": "paper",
-                       "model.latent_map": False, "model.posterior_logvar_init": 0.0,
-                       "objective.latent_weighting": "elbo", "objective.mmd_scale": "none",
-                       "objective.mmd_weight": 0.1, "objective.time_power": 1.0,
-                       "sampling.z_prior": "standard"},
+  "paramrel_theta_t": {
+    "model.encoder_input": "theta_t",
+    "model.adagn": "paper",
+    "model.latent_map": False,
+    "model.posterior_logvar_init": 0.0,
+    "objective.latent_weighting": "elbo",
+    "objective.mmd_scale": "none",
+    "objective.mmd_weight": 0.1,
+    "objective.time_power": 1.0,
+    "sampling.z_prior": "standard",
+  },
   "paramrel_vanilla": {"model.encoder": "vanilla"},
   # the plain BFN (uniform times, as the official BFN): likelihood and samples only
   "bfn": {"model.latent_dim": 0, "objective.time_power": 1.0},
@@ -97,20 +110,27 @@ EXTRA_ROWS: dict[str, dict] = {
 }
 # The path from the pre-study defaults (with the data as the encoder input) to today's, one
 # change at a time (experiments/README.md); not run unless named in --rows.
-_BEFORE = {"model.posterior_logvar_init": 0.0, "model.latent_map": False,
-           "objective.latent_weighting": "elbo", "objective.mmd_scale": "none",
-           "objective.mmd_weight": 0.1, "objective.time_power": 1.0}
+_BEFORE = {
+  "model.posterior_logvar_init": 0.0,
+  "model.latent_map": False,
+  "objective.latent_weighting": "elbo",
+  "objective.mmd_scale": "none",
+  "objective.mmd_weight": 0.1,
+  "objective.time_power": 1.0,
+}
 # The default before time_power 2, which the MMD and rate rows below were measured against.
 _UNIFORM_TIMES = {"objective.time_power": 1.0}
 ABLATIONS: dict[str, dict] = {
   "ablation_before": _BEFORE,
   "ablation_diffae_adagn": {**_BEFORE, "model.adagn": "diffae"},
   "ablation_flat_encoder": {**_BEFORE, "objective.latent_weighting": "flat"},
-  "ablation_deterministic": {**_BEFORE, "objective.posterior": "deterministic",
-                             "objective.kl_weight": 0.0},
+  "ablation_deterministic": {
+    **_BEFORE,
+    "objective.posterior": "deterministic",
+    "objective.kl_weight": 0.0,
+  },
   "ablation_logvar_init": {**_BEFORE, "model.posterior_logvar_init": -6.0},
-  "ablation_latent_map": {**_BEFORE, "model.posterior_logvar_init": -6.0,
-                          "model.latent_map": True},
+  "ablation_latent_map": {**_BEFORE, "model.posterior_logvar_init": -6.0, "model.latent_map": True},
   # the MMD weight (per data dimension; default 1e-4) against prior-sample quality
   "mmd_1e-1": {**_UNIFORM_TIMES, "objective.mmd_weight": 1e-1},
   "mmd_1": {**_UNIFORM_TIMES, "objective.mmd_weight": 1.0},
@@ -132,8 +152,10 @@ ABLATIONS: dict[str, dict] = {
   "stratified": {"objective.time_sampling": "stratified"},
   # the flat weighting of both networks where a config keeps the ELBO's (scenes3d)
   "flat_both": {"objective.latent_weighting": "flat_both"},
-  "flat_both_time_power_2": {"objective.latent_weighting": "flat_both",
-                             "objective.time_power": 2.0},
+  "flat_both_time_power_2": {
+    "objective.latent_weighting": "flat_both",
+    "objective.time_power": 2.0,
+  },
 }
 # How z enters the output network and how the encoder pools its features (disentanglement);
 # not run unless named in --rows.
@@ -181,13 +203,15 @@ def row_config(dataset: str, row: str, seed: int, args) -> ml_collections.Config
   get_config, data_overrides, scores = DATASETS[dataset]
   if "dci" in scores and args.dci_protocol == "standard":
     data_overrides = {**data_overrides, "data.num_examples": STANDARD_DCI_EXAMPLES}
-  config = study.apply_overrides(get_config(), {
-    **data_overrides,
-    "seed": seed,
-    **study.budget_overrides(args, log_every=args.curve_every,
-                             checkpoint_every=args.curve_every),
-    **(ALL_ROWS[row] or {}),
-  })
+  config = study.apply_overrides(
+    get_config(),
+    {
+      **data_overrides,
+      "seed": seed,
+      **study.budget_overrides(args, log_every=args.curve_every, checkpoint_every=args.curve_every),
+      **(ALL_ROWS[row] or {}),
+    },
+  )
   if row == "paramrel" and dataset == "mnist10k":  # the learning curve of the default
     config.evals.auroc = dict(every=args.curve_every, split="test")
   return config
@@ -225,10 +249,17 @@ def run_cached(config: ml_collections.ConfigDict, workdir: str, scores: dict) ->
 
 
 # Grids of the first seed's runs: (row, mode); the samples draw z from the fitted prior.
-PICTURES = (("paramrel", "sample"), ("paramrel", "conditional"), ("paramrel", "traverse"),
-            ("bfn", "sample"))
-MODES = {"sample": generation_modes.run_sample, "conditional": generation_modes.run_conditional,
-         "traverse": generation_modes.run_traverse}
+PICTURES = (
+  ("paramrel", "sample"),
+  ("paramrel", "conditional"),
+  ("paramrel", "traverse"),
+  ("bfn", "sample"),
+)
+MODES = {
+  "sample": generation_modes.run_sample,
+  "conditional": generation_modes.run_conditional,
+  "traverse": generation_modes.run_traverse,
+}
 
 
 def pictures(dataset: str, args) -> list[str]:
@@ -236,8 +267,11 @@ def pictures(dataset: str, args) -> list[str]:
   a ParamReL row's samples also with z ~ N(0, I), as <dataset>_<row>_sample_standard.png."""
   written = []
   grids = [(row, mode, "fitted", "") for row, mode in PICTURES]
-  grids += [(row, mode, "standard", "_standard") for row, mode in PICTURES
-            if mode == "sample" and row != "bfn"]
+  grids += [
+    (row, mode, "standard", "_standard")
+    for row, mode in PICTURES
+    if mode == "sample" and row != "bfn"
+  ]
   for row, mode, z_prior, suffix in grids:
     workdir = os.path.join(args.workdir, dataset, row, f"seed{args.seeds[0]}")
     if not os.path.isfile(os.path.join(workdir, ROW_FILE)):
@@ -279,30 +313,48 @@ def sample_table(dataset: str, args) -> dict:
           with open(path) as f:
             runs.append(json.load(f))
         else:
-          runs.append(study.sample_quality(workdir, num_samples=args.sample_quality,
-                                           z_prior=z_prior))
+          runs.append(
+            study.sample_quality(workdir, num_samples=args.sample_quality, z_prior=z_prior)
+          )
           with open(path, "w") as f:
             json.dump(runs[-1], f, indent=1, sort_keys=True)
         present.append(seed)
         print(f"{dataset} {row} seed {seed}: {runs[-1]}", flush=True)
       if runs:
         name = f"{row} ({z_prior})" if latent_dim else row
-        rows[name] = {"seeds": present, "runs": runs,
-                      **{key: {"mean": float(np.mean([r[key] for r in runs])),
-                               "std": float(np.std([r[key] for r in runs]))}
-                         for key in ("samples", "held_out")}}
+        rows[name] = {
+          "seeds": present,
+          "runs": runs,
+          **{
+            key: {
+              "mean": float(np.mean([r[key] for r in runs])),
+              "std": float(np.std([r[key] for r in runs])),
+            }
+            for key in ("samples", "held_out")
+          },
+        }
   return rows
 
 
 def sample_markdown(result: dict, num_samples: int, steps: int) -> str:
   """The tables of `sample_table`'s results, {dataset: rows}."""
-  lines = [f"# Prior samples: PCA-32 Frechet distance to the evaluation split "
-           f"({num_samples} samples per run, {steps} steps)", ""]
+  lines = [
+    f"# Prior samples: PCA-32 Frechet distance to the evaluation split "
+    f"({num_samples} samples per run, {steps} steps)",
+    "",
+  ]
   for dataset, rows in result.items():
-    lines += [f"## {dataset}", "", "| row (p(z)) | seeds | samples | held-out images (floor) |",
-              "| --- | --- | --- | --- |"]
-    lines += [f"| {row} | {r['seeds']} | {r['samples']['mean']:.2f} +- {r['samples']['std']:.2f}"
-              f" | {r['held_out']['mean']:.2f} |" for row, r in rows.items()]
+    lines += [
+      f"## {dataset}",
+      "",
+      "| row (p(z)) | seeds | samples | held-out images (floor) |",
+      "| --- | --- | --- | --- |",
+    ]
+    lines += [
+      f"| {row} | {r['seeds']} | {r['samples']['mean']:.2f} +- {r['samples']['std']:.2f}"
+      f" | {r['held_out']['mean']:.2f} |"
+      for row, r in rows.items()
+    ]
     lines.append("")
   return "\n".join(lines)
 
@@ -345,8 +397,10 @@ def summarise(runs: list[dict], dataset: str) -> dict[str, dict[str, float]]:
   for run in runs:
     for name, value in {**headline(dataset, run["scores"]), **run_columns(run)}.items():
       columns.setdefault(name, []).append(float(value))
-  return {name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-          for name, v in columns.items()}
+  return {
+    name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+    for name, v in columns.items()
+  }
 
 
 def markdown(result: dict) -> str:
@@ -363,15 +417,25 @@ def markdown(result: dict) -> str:
   for dataset, rows in result["datasets"].items():
     columns = list(dict.fromkeys(c for row in rows.values() for c in row["summary"]))
     lines += ["", f"## {dataset}"]
-    protocols = {run["scores"]["dci"].get("protocol", "quick") for row in rows.values()
-                 for run in row["runs"] if "dci" in run["scores"]}
+    protocols = {
+      run["scores"]["dci"].get("protocol", "quick")
+      for row in rows.values()
+      for run in row["runs"]
+      if "dci" in run["scores"]
+    }
     if protocols == {"standard"}:
-      lines += ["", "DCI by disentanglement_lib's protocol: gradient-boosted trees fitted on "
-                "10,000 training-split codes, scored on the next 5,000."]
+      lines += [
+        "",
+        "DCI by disentanglement_lib's protocol: gradient-boosted trees fitted on "
+        "10,000 training-split codes, scored on the next 5,000.",
+      ]
     elif protocols:
       lines += ["", "DCI by the quick protocol: 5-fold on the evaluation-split codes, 20 trees."]
-    lines += ["", "| row | seeds | " + " | ".join(columns) + " |",
-              "| --- | --- |" + " --- |" * len(columns)]
+    lines += [
+      "",
+      "| row | seeds | " + " | ".join(columns) + " |",
+      "| --- | --- |" + " --- |" * len(columns),
+    ]
     for name, row in rows.items():
       cells = []
       for column in columns:
@@ -386,17 +450,27 @@ def markdown(result: dict) -> str:
   default = result["datasets"].get("mnist10k", {}).get("paramrel")
   if default and default["runs"][0]["log"]["curve"]:
     steps = [point["step"] for point in default["runs"][0]["log"]["curve"]]
-    lines += ["", "## Learning curve of the default on mnist10k (AUROC, test digits)", "",
-              "| seed | " + " | ".join(f"step {k}" for k in steps) + " |",
-              "| --- |" + " --- |" * len(steps)]
+    lines += [
+      "",
+      "## Learning curve of the default on mnist10k (AUROC, test digits)",
+      "",
+      "| seed | " + " | ".join(f"step {k}" for k in steps) + " |",
+      "| --- |" + " --- |" * len(steps),
+    ]
     for seed, run in zip(default["seeds"], default["runs"], strict=True):
-      lines.append(f"| {seed} | " + " | ".join(
-          f"{point['eval/auroc/auroc']:.3f}" for point in run["log"]["curve"]) + " |")
-  lines += ["", "+- is the standard deviation over seeds. test loss = BFN term + reconstruction "
-            "(nats / image); -ELBO adds the unweighted rate; both '-' for baselines and the PCA "
-            "floor. z_shuffle_gap and active dims: last training log, for the models that log "
-            "them. train s: from the logged steps/s (the first window includes the compilation, "
-            "evaluations are left out)."]
+      lines.append(
+        f"| {seed} | "
+        + " | ".join(f"{point['eval/auroc/auroc']:.3f}" for point in run["log"]["curve"])
+        + " |"
+      )
+  lines += [
+    "",
+    "+- is the standard deviation over seeds. test loss = BFN term + reconstruction "
+    "(nats / image); -ELBO adds the unweighted rate; both '-' for baselines and the PCA "
+    "floor. z_shuffle_gap and active dims: last training log, for the models that log "
+    "them. train s: from the logged steps/s (the first window includes the compilation, "
+    "evaluations are left out).",
+  ]
   return "\n".join(lines) + "\n"
 
 
@@ -408,9 +482,11 @@ def merged(results: list[dict], datasets: list[str], rows: list[str]) -> dict:
   budgets = [result["budget"] for result in results]
   if any(budget != budgets[0] for budget in budgets):
     raise ValueError(f"the results are of different budgets: {budgets}")
-  out = {"budget": budgets[0],
-         "hardware": "; ".join(dict.fromkeys(result["hardware"] for result in results)),
-         "datasets": {}}
+  out = {
+    "budget": budgets[0],
+    "hardware": "; ".join(dict.fromkeys(result["hardware"] for result in results)),
+    "datasets": {},
+  }
   for dataset in datasets:
     table = {}
     for row in rows:
@@ -419,16 +495,24 @@ def merged(results: list[dict], datasets: list[str], rows: list[str]) -> dict:
         if found is None:
           continue
         held = table.get(row)
-        if (held is None or held["overrides"] != found["overrides"]
-            or set(held["seeds"]) & set(found["seeds"])):
+        if (
+          held is None
+          or held["overrides"] != found["overrides"]
+          or set(held["seeds"]) & set(found["seeds"])
+        ):
           runs = list(zip(found["seeds"], found["runs"], strict=True))
         else:
-          runs = sorted(zip(held["seeds"] + found["seeds"], held["runs"] + found["runs"],
-                            strict=True), key=lambda pair: pair[0])
+          runs = sorted(
+            zip(held["seeds"] + found["seeds"], held["runs"] + found["runs"], strict=True),
+            key=lambda pair: pair[0],
+          )
         # summarised again: a saved summary's columns come back sorted by name
-        table[row] = {**found, "seeds": [seed for seed, _ in runs],
-                      "runs": [run for _, run in runs],
-                      "summary": summarise([run for _, run in runs], dataset)}
+        table[row] = {
+          **found,
+          "seeds": [seed for seed, _ in runs],
+          "runs": [run for _, run in runs],
+          "summary": summarise([run for _, run in runs], dataset),
+        }
     if table:
       out["datasets"][dataset] = table
   return out
@@ -456,26 +540,45 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--ema_decay", type=float, default=0.99)
   parser.add_argument("--num_examples", type=int, default=1000)
   parser.add_argument("--curve_every", type=int, default=250)
-  parser.add_argument("--dci_protocol", choices=["quick", "standard"], default="quick",
-                      help="quick: 5-fold DCI with 20 trees on --num_examples codes (the committed "
-                      "tables); standard: disentanglement_lib's 10,000 + 5,000 codes and 100 "
-                      f"trees, on {STANDARD_DCI_EXAMPLES:,} generated examples")
-  parser.add_argument("--dci_jobs", type=int, default=1,
-                      help="DCI factors fitted in parallel (-1: one process per core); the "
-                      "scores do not depend on it")
+  parser.add_argument(
+    "--dci_protocol",
+    choices=["quick", "standard"],
+    default="quick",
+    help="quick: 5-fold DCI with 20 trees on --num_examples codes (the committed "
+    "tables); standard: disentanglement_lib's 10,000 + 5,000 codes and 100 "
+    f"trees, on {STANDARD_DCI_EXAMPLES:,} generated examples",
+  )
+  parser.add_argument(
+    "--dci_jobs",
+    type=int,
+    default=1,
+    help="DCI factors fitted in parallel (-1: one process per core); the "
+    "scores do not depend on it",
+  )
   parser.add_argument("--workdir", default="runs/latent_study")
   parser.add_argument("--out", default="experiments/results")
-  parser.add_argument("--cached_only", action="store_true",
-                      help="tabulate the finished runs only; train nothing")
-  parser.add_argument("--sample_quality", type=int, default=0, metavar="N",
-                      help="only judge N prior samples of each finished run with a prior "
-                           "(PCA Frechet distance to the evaluation split)")
-  parser.add_argument("--pictures", action="store_true",
-                      help="only write the grids of PICTURES from the trained runs")
-  parser.add_argument("--merge", nargs="+", metavar="JSON",
-                      help="only tabulate the --rows of saved latent_study.json files of one "
-                           "budget (a later file's row replaces an earlier one's, or adds its "
-                           "seeds where they are new)")
+  parser.add_argument(
+    "--cached_only", action="store_true", help="tabulate the finished runs only; train nothing"
+  )
+  parser.add_argument(
+    "--sample_quality",
+    type=int,
+    default=0,
+    metavar="N",
+    help="only judge N prior samples of each finished run with a prior "
+    "(PCA Frechet distance to the evaluation split)",
+  )
+  parser.add_argument(
+    "--pictures", action="store_true", help="only write the grids of PICTURES from the trained runs"
+  )
+  parser.add_argument(
+    "--merge",
+    nargs="+",
+    metavar="JSON",
+    help="only tabulate the --rows of saved latent_study.json files of one "
+    "budget (a later file's row replaces an earlier one's, or adds its "
+    "seeds where they are new)",
+  )
   args = parser.parse_args(argv)
 
   if args.merge:
@@ -507,10 +610,12 @@ def main(argv: list[str] | None = None) -> None:
       for path in pictures(dataset, args):
         print(f"wrote {path}")
     return
-  keys = ("steps", "batch_size", "size", "latent_dim", "learning_rate", "ema_decay",
-          "num_examples")
-  result = {"budget": {k: getattr(args, k) for k in keys}, "hardware": study.hardware(),
-            "datasets": {}}
+  keys = ("steps", "batch_size", "size", "latent_dim", "learning_rate", "ema_decay", "num_examples")
+  result = {
+    "budget": {k: getattr(args, k) for k in keys},
+    "hardware": study.hardware(),
+    "datasets": {},
+  }
   for dataset in args.datasets:
     scores = dataset_scores(dataset, args)
     result["datasets"][dataset] = rows = {}
@@ -528,12 +633,15 @@ def main(argv: list[str] | None = None) -> None:
           continue  # not finished at this budget: --cached_only trains nothing
         runs.append(run_cached(config, workdir, scores))
         present.append(seed)
-        print(f"{dataset} {row} seed {seed}: {headline(dataset, runs[-1]['scores'])}",
-              flush=True)
+        print(f"{dataset} {row} seed {seed}: {headline(dataset, runs[-1]['scores'])}", flush=True)
       if not runs:
         continue
-      rows[row] = {"seeds": present, "overrides": ALL_ROWS[row], "runs": runs,
-                   "summary": summarise(runs, dataset)}
+      rows[row] = {
+        "seeds": present,
+        "overrides": ALL_ROWS[row],
+        "runs": runs,
+        "summary": summarise(runs, dataset),
+      }
       write_result(result, args.out)
 
 

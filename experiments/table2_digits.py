@@ -114,8 +114,11 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist10k")
   parser.add_argument("--data_dir", default="", help="TFDS data_dir for bmnist / bfashionmnist.")
-  parser.add_argument("--data_path", default="",
-                      help="the mnist10k npz (default: the data.path of DATASETS['mnist10k'])")
+  parser.add_argument(
+    "--data_path",
+    default="",
+    help="the mnist10k npz (default: the data.path of DATASETS['mnist10k'])",
+  )
   parser.add_argument("--steps", type=int, default=500)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
@@ -144,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
   }
   common = {
     **data_overrides,
-    **study.budget_overrides(args, log_every=max(1, args.steps // 10),
-                             checkpoint_every=args.steps),
+    **study.budget_overrides(args, log_every=max(1, args.steps // 10), checkpoint_every=args.steps),
   }
   if args.data_dir:
     common["data.data_dir"] = os.path.expanduser(args.data_dir)

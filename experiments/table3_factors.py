@@ -132,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
   common = {
     "model.encoder": "progressive",
     "data.num_examples": args.dataset_size,
-    **study.budget_overrides(args, log_every=max(1, args.steps // 10),
-                             checkpoint_every=args.steps),
+    **study.budget_overrides(args, log_every=max(1, args.steps // 10), checkpoint_every=args.steps),
   }
   every = {"every": max(1, args.steps // 10)}  # any multiple of log_every: run here by hand
   evals = {

@@ -60,8 +60,10 @@ def load(workdir: str, *, step: int | None = None) -> LoadedModel:
   """
   path = os.path.join(workdir, workdir_utils.CONFIG_FILE)
   if not os.path.isfile(path):
-    raise ValueError(f"{workdir} holds no run: there is no {workdir_utils.CONFIG_FILE} (train "
-                     f"one with python -m paramrel_jax.main --config=... --workdir={workdir}).")
+    raise ValueError(
+      f"{workdir} holds no run: there is no {workdir_utils.CONFIG_FILE} (train "
+      f"one with python -m paramrel_jax.main --config=... --workdir={workdir})."
+    )
   with open(path) as f:
     saved = json.load(f)
   for dotted, value in workdir_utils.saved_run_settings(workdir).items():
@@ -115,8 +117,9 @@ class LoadedModel:
     config = dataclasses.replace(self.config, sampling=sampling)
     model = registry.build_model(config, self.image_shape[-1])
     loaded = LoadedModel(config, dataclasses.replace(self.trained, model=model))
-    if all(getattr(sampling, name) == getattr(self.config.sampling, name)
-           for name in latents.PRIOR_KEYS):
+    if all(
+      getattr(sampling, name) == getattr(self.config.sampling, name) for name in latents.PRIOR_KEYS
+    ):
       loaded._prior = self._prior
     return loaded
 
@@ -145,7 +148,7 @@ class LoadedModel:
     enabled = progress is not None and len(x) > size and jax.process_index() == 0
     with logging_utils.image_bar(len(x), progress, enabled=enabled) as bar:
       for start in range(0, len(x), size):
-        yield start, jnp.asarray(x[start:start + size])
+        yield start, jnp.asarray(x[start : start + size])
         bar.update(min(size, len(x) - start))
 
   # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
@@ -159,34 +162,40 @@ class LoadedModel:
       ValueError: not uint8 of shape (N >= 1, H, W, C) at the run's image shape.
     """
     x = np.asarray(images)
-    if (x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != self.image_shape
-        or x.shape[0] == 0):
-      raise ValueError(f"{name} must be uint8 of shape (N >= 1, "
-                       f"{', '.join(map(str, self.image_shape))}), got {x.dtype} of shape "
-                       f"{x.shape}.")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != self.image_shape or x.shape[0] == 0:
+      raise ValueError(
+        f"{name} must be uint8 of shape (N >= 1, "
+        f"{', '.join(map(str, self.image_shape))}), got {x.dtype} of shape "
+        f"{x.shape}."
+      )
     cfg = self.config.data
     rng = np.random.default_rng(seed) if cfg.binarize == "bernoulli" else None
-    return transforms.preprocess_images(x, binarize=cfg.binarize, threshold=cfg.threshold,
-                                        num_bins=cfg.num_bins, rng=rng)
+    return transforms.preprocess_images(
+      x, binarize=cfg.binarize, threshold=cfg.threshold, num_bins=cfg.num_bins, rng=rng
+    )
 
   def to_images(self, x) -> np.ndarray:
     """Model-space arrays (..., H, W, C) -> uint8 images of the same shape."""
     flow, x = self.config.flow, np.asarray(x)
     flat = x.reshape(-1, *x.shape[-3:])
-    return to_uint8(flat, flow.data_type,
-                    num_classes=getattr(flow, "num_classes", 2)).reshape(x.shape)
+    return to_uint8(flat, flow.data_type, num_classes=getattr(flow, "num_classes", 2)).reshape(
+      x.shape
+    )
 
   def _one(self, image, name: str, seed: int) -> np.ndarray:
     """One uint8 image (H, W, C) as a model-space batch of one."""
     image = np.asarray(image)
     if image.shape != self.image_shape or image.dtype != np.uint8:
-      raise ValueError(f"{name} must be uint8 of shape "
-                       f"({', '.join(map(str, self.image_shape))}), got {image.dtype} of shape "
-                       f"{image.shape}.")
+      raise ValueError(
+        f"{name} must be uint8 of shape "
+        f"({', '.join(map(str, self.image_shape))}), got {image.dtype} of shape "
+        f"{image.shape}."
+      )
     return self.to_model(image[None], seed=seed, name=name)
 
-  def generate(self, n: int, *, seed: int = 0,
-               steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def generate(
+    self, n: int, *, seed: int = 0, steps: int | None = None
+  ) -> tuple[np.ndarray, np.ndarray]:
     """(x, z): n samples of the model's sampler in model space and their codes (n, L).
 
     The model's `sample` with key `seed` (ParamReL: Eq. 4 in `steps` steps, default
@@ -215,13 +224,17 @@ class LoadedModel:
     """
     if self._prior is None:
       trained = self.trained
-      path = (None if trained.workdir is None
-              else latents.prior_path(trained.workdir, trained.step, self.config))
+      path = (
+        None
+        if trained.workdir is None
+        else latents.prior_path(trained.workdir, trained.step, self.config)
+      )
       self._prior = latents.latent_prior(trained.model, trained.params, self.config, path=path)
     return self._prior
 
-  def codes(self, x: np.ndarray, *, seed: int = 0,
-            steps: int | None = None) -> reverse_sampling.Codes:
+  def codes(
+    self, x: np.ndarray, *, seed: int = 0, steps: int | None = None
+  ) -> reverse_sampling.Codes:
     """Reverse sampling (Eq. 5) of model-space x (N, H, W, C) into z and `steps` subcodes.
 
     Batches of eval.batch_size, keyed by their offset as `reconstruct_arrays` keys them, so
@@ -229,10 +242,19 @@ class LoadedModel:
     """
     self._needs_latents("codes", codes=True)
     model, key = self._model(steps), jax.random.key(seed)
-    parts = [jax.block_until_ready(reverse_sampling.encode(
-               jax.random.fold_in(key, start), model.flow, model.net, self.trained.params, batch,
-               n_steps=model.sample_steps))
-             for start, batch in self._batches(x, "reverse sampling")]
+    parts = [
+      jax.block_until_ready(
+        reverse_sampling.encode(
+          jax.random.fold_in(key, start),
+          model.flow,
+          model.net,
+          self.trained.params,
+          batch,
+          n_steps=model.sample_steps,
+        )
+      )
+      for start, batch in self._batches(x, "reverse sampling")
+    ]
     return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *parts)
 
   def decode(self, codes: reverse_sampling.Codes) -> reverse_sampling.Reconstruction:
@@ -240,8 +262,9 @@ class LoadedModel:
     model = interface.require(self.trained.model, interface.FLOW, "decode")
     return reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
 
-  def reconstruct_arrays(self, x: np.ndarray, *, seed: int = 0,
-                         steps: int | None = None) -> dict[str, np.ndarray]:
+  def reconstruct_arrays(
+    self, x: np.ndarray, *, seed: int = 0, steps: int | None = None
+  ) -> dict[str, np.ndarray]:
     """Model-space x (N, H, W, C) encoded and decoded again.
 
     Returns:
@@ -252,21 +275,41 @@ class LoadedModel:
     self._needs_latents("reconstruct")
     model, key = self._model(steps), jax.random.key(seed)
     if not interface.has(model, interface.FLOW):
-      return {"reconstruction": np.concatenate([
-        np.asarray(_reconstruct(model, self.trained.params, jax.random.fold_in(key, start),
-                                batch)) for start, batch in self._batches(x, "reconstructing")])}
+      return {
+        "reconstruction": np.concatenate(
+          [
+            np.asarray(
+              _reconstruct(model, self.trained.params, jax.random.fold_in(key, start), batch)
+            )
+            for start, batch in self._batches(x, "reconstructing")
+          ]
+        )
+      }
     parts = []
     for start, batch in self._batches(x, "reconstructing"):
-      codes = reverse_sampling.encode(jax.random.fold_in(key, start), model.flow, model.net,
-                                      self.trained.params, batch, n_steps=model.sample_steps)
+      codes = reverse_sampling.encode(
+        jax.random.fold_in(key, start),
+        model.flow,
+        model.net,
+        self.trained.params,
+        batch,
+        n_steps=model.sample_steps,
+      )
       rec = reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
-      parts.append(jax.device_get({
-        "reconstruction": rec.x, "reconstruction_flow": rec.x_flow,
-        **reverse_sampling.reconstruction_stats(model.flow, batch, rec)}))
+      parts.append(
+        jax.device_get(
+          {
+            "reconstruction": rec.x,
+            "reconstruction_flow": rec.x_flow,
+            **reverse_sampling.reconstruction_stats(model.flow, batch, rec),
+          }
+        )
+      )
     return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
 
-  def likelihood_arrays(self, x: np.ndarray, *, seed: int = 0,
-                        loss_steps: int | None = None) -> dict[str, np.ndarray]:
+  def likelihood_arrays(
+    self, x: np.ndarray, *, seed: int = 0, loss_steps: int | None = None
+  ) -> dict[str, np.ndarray]:
     """Per-example bound terms of model-space x (N, H, W, C), nats per example, each (N,).
 
     One Monte-Carlo draw per example of `evaluation.likelihood.likelihood_terms` (times, flows,
@@ -285,19 +328,30 @@ class LoadedModel:
       raise ValueError(f"loss_steps must be an integer >= 0, got {loss_steps!r}.")
     prior = self.latent_prior()
     settings = {
-      "flow": model.flow, "net": model.net, "loss_steps": loss_steps,
+      "flow": model.flow,
+      "net": model.net,
+      "loss_steps": loss_steps,
       "sample_z": self.config.objective.posterior == "gaussian",
-      "prior": (None if prior is None
-                else elbo.prior_arrays(prior.mean, prior.covariance(), self.latent_dim)),
+      "prior": (
+        None
+        if prior is None
+        else elbo.prior_arrays(prior.mean, prior.covariance(), self.latent_dim)
+      ),
     }
     key = jax.random.key(seed)
-    parts = [jax.device_get(elbo.likelihood_batch(
-        self.trained.params, jax.random.fold_in(key, start), batch, **settings))
-             for start, batch in self._batches(x)]
+    parts = [
+      jax.device_get(
+        elbo.likelihood_batch(
+          self.trained.params, jax.random.fold_in(key, start), batch, **settings
+        )
+      )
+      for start, batch in self._batches(x)
+    ]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
-  def time_varying_arrays(self, x: np.ndarray, times, *, seed: int = 0,
-                          steps: int | None = None) -> np.ndarray:
+  def time_varying_arrays(
+    self, x: np.ndarray, times, *, seed: int = 0, steps: int | None = None
+  ) -> np.ndarray:
     """Sec. 5.2.2: x (N, H, W, C) regenerated from its code at each time: (T, N, H, W, C).
 
     Needs a Bayesian flow and the progressive encoder, whose code changes with t.
@@ -305,26 +359,44 @@ class LoadedModel:
     self._needs_latents("time-varying reconstruction", codes=True)
     model = self._model(steps)
     if model.net.config.encoder != "progressive":
-      raise ValueError("time-varying reconstruction needs model.encoder='progressive', got "
-                       f"{model.net.config.encoder!r}.")
-    return np.asarray(reverse_sampling.time_varying_reconstruction(
-      jax.random.key(seed), model.flow, model.net, self.trained.params, jnp.asarray(x),
-      jnp.asarray(times, jnp.float32), n_steps=model.sample_steps))
+      raise ValueError(
+        "time-varying reconstruction needs model.encoder='progressive', got "
+        f"{model.net.config.encoder!r}."
+      )
+    return np.asarray(
+      reverse_sampling.time_varying_reconstruction(
+        jax.random.key(seed),
+        model.flow,
+        model.net,
+        self.trained.params,
+        jnp.asarray(x),
+        jnp.asarray(times, jnp.float32),
+        n_steps=model.sample_steps,
+      )
+    )
 
-  def conditional_arrays(self, x: np.ndarray, num_variations: int, *, seed: int = 0,
-                         steps: int | None = None) -> np.ndarray:
+  def conditional_arrays(
+    self, x: np.ndarray, num_variations: int, *, seed: int = 0, steps: int | None = None
+  ) -> np.ndarray:
     """Sec. 5.2.1: `num_variations` samples given each input's code, fresh subcodes:
     (N, V, H, W, C). Needs a Bayesian flow (ParamReL)."""
     self._needs_latents("conditional generation", codes=True)
     model = self._model(steps)
     x = jnp.asarray(x)
     result = reverse_sampling.conditional_sample(
-      jax.random.key(seed), model.flow, model.net, self.trained.params, x,
-      num_variations=num_variations, n_steps=model.sample_steps)
+      jax.random.key(seed),
+      model.flow,
+      model.net,
+      self.trained.params,
+      x,
+      num_variations=num_variations,
+      n_steps=model.sample_steps,
+    )
     return np.asarray(result.x).reshape(len(x), num_variations, *x.shape[1:])
 
-  def interpolate_arrays(self, a: np.ndarray, b: np.ndarray, num: int, *, seed: int = 0,
-                         steps: int | None = None) -> np.ndarray:
+  def interpolate_arrays(
+    self, a: np.ndarray, b: np.ndarray, num: int, *, seed: int = 0, steps: int | None = None
+  ) -> np.ndarray:
     """App. E: `num` points from each a[k] to b[k] (both (P, H, W, C)): (P, num, H, W, C).
 
     z and the subcodes both move (`sampling.interpolation_method`); a and b are each encoded as
@@ -334,12 +406,16 @@ class LoadedModel:
     if a.shape != b.shape:
       raise ValueError(f"a and b must have one shape, got {a.shape} and {b.shape}.")
     path = interpolation.interpolate_codes(
-      self.codes(a, seed=seed, steps=steps), self.codes(b, seed=seed, steps=steps), num,
-      self.config.sampling.interpolation_method)
+      self.codes(a, seed=seed, steps=steps),
+      self.codes(b, seed=seed, steps=steps),
+      num,
+      self.config.sampling.interpolation_method,
+    )
     return np.asarray(self.decode(path).x).reshape(len(a), num, *a.shape[1:])
 
-  def traverse_arrays(self, x: np.ndarray, dims=None, *, seed: int = 0,
-                      steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def traverse_arrays(
+    self, x: np.ndarray, dims=None, *, seed: int = 0, steps: int | None = None
+  ) -> tuple[np.ndarray, np.ndarray]:
     """Sec. 5.2.4: each of `dims` (default: all) of the code of x (1, H, W, C) set to
     sampling.traverse_steps values over [-sampling.traverse_range, +sampling.traverse_range],
     decoded with x's own subcodes.
@@ -351,12 +427,19 @@ class LoadedModel:
     if len(x) != 1:
       raise ValueError(f"traverse takes one input, got {len(x)}.")
     codes, cfg = self.codes(x, seed=seed, steps=steps), self.config.sampling
-    zs = interpolation.traverse(codes.z[0], dims=dims, num_steps=cfg.traverse_steps,
-                                low=-cfg.traverse_range, high=cfg.traverse_range)
+    zs = interpolation.traverse(
+      codes.z[0],
+      dims=dims,
+      num_steps=cfg.traverse_steps,
+      low=-cfg.traverse_range,
+      high=cfg.traverse_range,
+    )
     num_dims, num_values = zs.shape[:2]
     path = codes._replace(z=zs.reshape(num_dims * num_values, -1))
-    return (np.asarray(zs),
-            np.asarray(self.decode(path).x).reshape(num_dims, num_values, *x.shape[1:]))
+    return (
+      np.asarray(zs),
+      np.asarray(self.decode(path).x).reshape(num_dims, num_values, *x.shape[1:]),
+    )
 
   # uint8 images in and out.
 
@@ -373,10 +456,14 @@ class LoadedModel:
     x = self.to_model(images, seed=seed)
     model, params, key = self.trained.model, self.trained.params, jax.random.key(seed)
     size = self.config.eval.batch_size  # keys by batch index, as --mode=export_latents
-    return np.concatenate([
-      np.asarray(latents.encode(model, params, jax.random.fold_in(key, start // size), batch,
-                                t=float(t)))
-      for start, batch in self._batches(x)])
+    return np.concatenate(
+      [
+        np.asarray(
+          latents.encode(model, params, jax.random.fold_in(key, start // size), batch, t=float(t))
+        )
+        for start, batch in self._batches(x)
+      ]
+    )
 
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """n generated images, uint8 (n, H, W, C): `generate`'s samples (the same seed, the same
@@ -394,22 +481,26 @@ class LoadedModel:
     x = self.to_model(images, seed=seed)
     return self.to_images(self.reconstruct_arrays(x, seed=seed, steps=steps)["reconstruction"])
 
-  def likelihood(self, images, *, seed: int = 0,
-                 loss_steps: int | None = None) -> dict[str, np.ndarray]:
+  def likelihood(
+    self, images, *, seed: int = 0, loss_steps: int | None = None
+  ) -> dict[str, np.ndarray]:
     """Per-image bound terms in nats of uint8 images (N, H, W, C) (`likelihood_arrays`):
     'neg_elbo' (N,) is the bound on -log p(x); 'test_loss' the BFN term given z."""
-    return self.likelihood_arrays(self.to_model(images, seed=seed), seed=seed,
-                                  loss_steps=loss_steps)
+    return self.likelihood_arrays(
+      self.to_model(images, seed=seed), seed=seed, loss_steps=loss_steps
+    )
 
-  def conditional(self, images, num_variations: int = 8, *, seed: int = 0,
-                  steps: int | None = None) -> np.ndarray:
+  def conditional(
+    self, images, num_variations: int = 8, *, seed: int = 0, steps: int | None = None
+  ) -> np.ndarray:
     """Variations of uint8 images (N, H, W, C) that share each one's code:
     uint8 (N, num_variations, H, W, C) (`conditional_arrays`). Needs a Bayesian flow."""
     x = self.to_model(images, seed=seed)
     return self.to_images(self.conditional_arrays(x, num_variations, seed=seed, steps=steps))
 
-  def interpolate(self, a, b, num: int = 8, *, seed: int = 0,
-                  steps: int | None = None) -> np.ndarray:
+  def interpolate(
+    self, a, b, num: int = 8, *, seed: int = 0, steps: int | None = None
+  ) -> np.ndarray:
     """`num` images from a to b (each uint8 (H, W, C)): uint8 (num, H, W, C).
 
     Both z and the subcodes move (`sampling.interpolation_method`, App. E); the first and the
@@ -427,8 +518,9 @@ class LoadedModel:
     x = self._one(image, "image", seed)
     return self.to_images(self.traverse_arrays(x, [dim], seed=seed, steps=steps)[1][0])
 
-  def plot_latents(self, images, directory: str, *, labels=None, name: str = "codes",
-                   seed: int = 0) -> dict[str, str]:
+  def plot_latents(
+    self, images, directory: str, *, labels=None, name: str = "codes", seed: int = 0
+  ) -> dict[str, str]:
     """PCA and t-SNE pictures of the codes of `images`, as `--mode=plot_latents`.
 
     Args:
@@ -446,5 +538,6 @@ class LoadedModel:
     if labels is not None:
       labels = np.asarray(labels)
       arrays["label" if labels.ndim == 1 else "factors"] = labels
-    return latent_plots.save_projections(directory, name, arrays,
-                                         factor_names=self.trained.info.factor_names, seed=seed)
+    return latent_plots.save_projections(
+      directory, name, arrays, factor_names=self.trained.info.factor_names, seed=seed
+    )

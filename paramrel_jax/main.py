@@ -18,20 +18,35 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/bmnist.py or configs/bmnist.py:smoke.",
-    lock_config=True)
+  "config",
+  None,
+  "Experiment config file, e.g. configs/bmnist.py or configs/bmnist.py:smoke.",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
-MODES = ("train", "eval", "export_latents", "plot_latents", "sample", "reconstruct", "conditional",
-         "interpolate", "traverse")
+MODES = (
+  "train",
+  "eval",
+  "export_latents",
+  "plot_latents",
+  "sample",
+  "reconstruct",
+  "conditional",
+  "interpolate",
+  "traverse",
+)
 _MODE = flags.DEFINE_enum(
-    "mode", "train", MODES,
-    "train: train or resume; eval: likelihood and the configured evaluators -> "
-    "WORKDIR/eval/metrics.json; export_latents: encoder means of the train and eval splits -> "
-    "WORKDIR/latents/<split>.npz; plot_latents: those codes' PCA and t-SNE pictures coloured by "
-    "label or factor -> WORKDIR/plot_latents/<split>_{pca,tsne}.png; sample: Eq. 4 samples; "
-    "reconstruct: reverse sampling (Eq. 5) and decoding of eval inputs; conditional: fixed z, "
-    "fresh subcodes; interpolate: between eval inputs (App. E); traverse: one latent dimension "
-    "at a time. Outputs go to WORKDIR/<mode>/.")
+  "mode",
+  "train",
+  MODES,
+  "train: train or resume; eval: likelihood and the configured evaluators -> "
+  "WORKDIR/eval/metrics.json; export_latents: encoder means of the train and eval splits -> "
+  "WORKDIR/latents/<split>.npz; plot_latents: those codes' PCA and t-SNE pictures coloured by "
+  "label or factor -> WORKDIR/plot_latents/<split>_{pca,tsne}.png; sample: Eq. 4 samples; "
+  "reconstruct: reverse sampling (Eq. 5) and decoding of eval inputs; conditional: fixed z, "
+  "fresh subcodes; interpolate: between eval inputs (App. E); traverse: one latent dimension "
+  "at a time. Outputs go to WORKDIR/<mode>/.",
+)
 _TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the full traceback of an input error.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -69,8 +84,11 @@ def _run(config, workdir: str, mode: str) -> None:
   elif mode in ("eval", "export_latents", "plot_latents"):
     from paramrel_jax.cli import eval_modes
 
-    run = {"eval": eval_modes.run_eval, "export_latents": eval_modes.run_export_latents,
-           "plot_latents": eval_modes.run_plot_latents}[mode]
+    run = {
+      "eval": eval_modes.run_eval,
+      "export_latents": eval_modes.run_export_latents,
+      "plot_latents": eval_modes.run_plot_latents,
+    }[mode]
     result = json.dumps(run(resolved, workdir), indent=2)
   else:
     from paramrel_jax.cli import generation_modes

@@ -82,8 +82,8 @@ def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
 def test_batch_loops_show_a_bar_over_images(model, capsys):
   config = model.config
   small = api.LoadedModel(
-    dataclasses.replace(config, eval=dataclasses.replace(config.eval, batch_size=2)),
-    model.trained)
+    dataclasses.replace(config, eval=dataclasses.replace(config.eval, batch_size=2)), model.trained
+  )
   x = small.to_model(_eval_images(small, 5))  # three batches
   capsys.readouterr()
   small.reconstruct_arrays(x)
@@ -111,10 +111,15 @@ def test_generate_draws_z_from_the_prior_fitted_to_training_codes(model):
   prior = model.latent_prior()
   # The progressive encoder's prior is over code paths: its codes at K times in [0, 1].
   times = np.linspace(0.0, 1.0, model.config.sampling.prior_times)
-  codes = latents.export_latents(model.trained.model, model.trained.params, model.config.data,
-                                 split=model.config.data.train_split, batch_size=8,
-                                 num_examples=model.config.sampling.prior_examples,
-                                 latent_times=list(times))
+  codes = latents.export_latents(
+    model.trained.model,
+    model.trained.params,
+    model.config.data,
+    split=model.config.data.train_split,
+    batch_size=8,
+    num_examples=model.config.sampling.prior_examples,
+    latent_times=list(times),
+  )
   assert prior.mean.shape == (len(times), model.latent_dim)
   np.testing.assert_allclose(prior.mean[0], codes["z_t0"].mean(0), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(prior.mean[-1], codes["z"].mean(0), rtol=1e-5, atol=1e-6)
@@ -138,8 +143,10 @@ def test_the_fitted_prior_is_kept_per_checkpoint_in_the_run(workdir, model, monk
 
   prior = model.latent_prior()
   path = latents.prior_path(workdir, model.step, model.config)
-  assert os.path.basename(path) == (f"prior_{model.step}_n{model.config.sampling.prior_examples}"
-                                    f"_k{model.config.sampling.prior_times}.npz")
+  assert os.path.basename(path) == (
+    f"prior_{model.step}_n{model.config.sampling.prior_examples}"
+    f"_k{model.config.sampling.prior_times}.npz"
+  )
   kept = np.load(path)
   np.testing.assert_array_equal(kept["mean"], prior.mean)
   np.testing.assert_array_equal(kept["scale"], prior.scale)
@@ -155,7 +162,7 @@ def test_the_fitted_prior_is_kept_per_checkpoint_in_the_run(workdir, model, monk
     paramrel_jax.load(workdir).with_sampling(prior_examples=8).latent_prior()
   monkeypatch.undo()
   whole = open(path, "rb").read()
-  for damaged in (b"damaged", whole[:len(whole) // 2]):  # fitted again and replaced
+  for damaged in (b"damaged", whole[: len(whole) // 2]):  # fitted again and replaced
     with open(path, "wb") as f:
       f.write(damaged)
     refit = paramrel_jax.load(workdir).latent_prior()
@@ -171,20 +178,24 @@ def test_likelihood_gives_the_bound_per_image(model):
   assert sorted(terms) == sorted(likelihood.TERMS + likelihood.FITTED_TERMS)
   for name, value in terms.items():
     assert value.shape == (3,) and np.all(np.isfinite(value)), name
-  np.testing.assert_allclose(terms["test_loss"], terms["bfn"] + terms["reconstruction"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(terms["test_loss"], terms["bfn"] + terms["reconstruction"], rtol=1e-5)
   np.testing.assert_allclose(terms["neg_elbo"], terms["test_loss"] + terms["rate"], rtol=1e-5)
-  np.testing.assert_allclose(terms["neg_elbo_fitted"], terms["test_loss"] + terms["rate_fitted"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    terms["neg_elbo_fitted"], terms["test_loss"] + terms["rate_fitted"], rtol=1e-5
+  )
   assert np.all(terms["rate"] >= 0) and np.all(terms["rate_fitted"] >= 0)
   # One draw of the jitted batch function, with the first batch's key and the fitted prior.
   prior = model.latent_prior()
   net = model.trained.model.net
   direct = likelihood.likelihood_batch(
-    model.trained.params, jax.random.fold_in(jax.random.key(0), 0),
-    jnp.asarray(model.to_model(images, seed=0)), flow=model.trained.model.flow, net=net,
+    model.trained.params,
+    jax.random.fold_in(jax.random.key(0), 0),
+    jnp.asarray(model.to_model(images, seed=0)),
+    flow=model.trained.model.flow,
+    net=net,
     loss_steps=model.config.eval.loss_steps,
-    prior=likelihood.prior_arrays(prior.mean, prior.covariance(), model.latent_dim))
+    prior=likelihood.prior_arrays(prior.mean, prior.covariance(), model.latent_dim),
+  )
   for name, value in terms.items():
     np.testing.assert_allclose(value, direct[name], rtol=1e-5, err_msg=name)
   np.testing.assert_array_equal(model.likelihood(images, seed=0)["neg_elbo"], terms["neg_elbo"])
@@ -270,7 +281,8 @@ def test_cli_modes_write_the_apis_model_space_arrays(model, workdir, tmp_path):
   np.testing.assert_array_equal(conditional["input"], model.to_model(_eval_images(model, 8)))
   np.testing.assert_array_equal(
     conditional["samples"],
-    model.conditional_arrays(conditional["input"], config.sampling.num_variations, seed=seed))
+    model.conditional_arrays(conditional["input"], config.sampling.num_variations, seed=seed),
+  )
   pairs = arrays("interpolate", "interpolate.npz")
   for end, inputs in ((0, pairs["input_a"]), (-1, pairs["input_b"])):
     rec = model.reconstruct_arrays(inputs, seed=seed)["reconstruction"]
@@ -294,20 +306,26 @@ def test_plot_latents_writes_pngs(model, tmp_path):
       assert png.size == plots.figure_size(1)
 
 
-@pytest.mark.parametrize("bad, received", [
-  (np.zeros((2, 28, 28, 1), np.float32), r"got float32 of shape \(2, 28, 28, 1\)"),
-  (np.zeros((2, 28, 28), np.uint8), r"got uint8 of shape \(2, 28, 28\)"),
-  (np.zeros((2, 28, 28, 3), np.uint8), r"got uint8 of shape \(2, 28, 28, 3\)"),
-  (np.zeros((2, 32, 32, 1), np.uint8), r"got uint8 of shape \(2, 32, 32, 1\)"),
-  (np.zeros((0, 28, 28, 1), np.uint8), r"got uint8 of shape \(0, 28, 28, 1\)"),
-])
+@pytest.mark.parametrize(
+  "bad, received",
+  [
+    (np.zeros((2, 28, 28, 1), np.float32), r"got float32 of shape \(2, 28, 28, 1\)"),
+    (np.zeros((2, 28, 28), np.uint8), r"got uint8 of shape \(2, 28, 28\)"),
+    (np.zeros((2, 28, 28, 3), np.uint8), r"got uint8 of shape \(2, 28, 28, 3\)"),
+    (np.zeros((2, 32, 32, 1), np.uint8), r"got uint8 of shape \(2, 32, 32, 1\)"),
+    (np.zeros((0, 28, 28, 1), np.uint8), r"got uint8 of shape \(0, 28, 28, 1\)"),
+  ],
+)
 def test_bad_images_name_expected_and_received_shapes(model, bad, received):
   expected = r"images must be uint8 of shape \(N >= 1, 28, 28, 1\), "
   for method in (model.encode, model.reconstruct):
     with pytest.raises(ValueError, match=expected + received):
       method(bad)
-  with pytest.raises(ValueError, match=r"image must be uint8 of shape \(28, 28, 1\), got uint8 "
-                                       r"of shape \(1, 28, 28, 1\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"image must be uint8 of shape \(28, 28, 1\), got uint8 "
+    r"of shape \(1, 28, 28, 1\)",
+  ):
     model.traverse(np.zeros((1, 28, 28, 1), np.uint8), 0)
 
 
@@ -344,8 +362,9 @@ def _baseline(kind: str) -> api.LoadedModel:
   info = data.dataset_info(config.data)
   model = train.build_experiment(config, info.image_shape[-1]).model
   params = model.init(jax.random.key(0), (1, *info.image_shape))
-  return api.LoadedModel(config, inference.TrainedModel(model=model, params=params, step=0,
-                                                        info=info))
+  return api.LoadedModel(
+    config, inference.TrainedModel(model=model, params=params, step=0, info=info)
+  )
 
 
 def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():

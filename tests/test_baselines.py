@@ -149,8 +149,7 @@ def _total_correlation_brute_force(z, mean, logvar):
 
   total = 0.0
   for i in range(m):
-    joint = [sum(log_normal(z[i, d], mean[j, d], var[j, d]) for d in range(dims))
-             for j in range(m)]
+    joint = [sum(log_normal(z[i, d], mean[j, d], var[j, d]) for d in range(dims)) for j in range(m)]
     marginal = sum(
       np.logaddexp.reduce([log_normal(z[i, d], mean[j, d], var[j, d]) for j in range(m)])
       for d in range(dims)
@@ -163,8 +162,9 @@ def test_total_correlation_matches_a_brute_force_sum_and_vanishes_for_independen
   rng = np.random.default_rng(0)
   mean, logvar = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) - 1.0
   z = mean + np.exp(0.5 * logvar) * rng.normal(size=(6, 3))
-  got = float(autoencoders.total_correlation(*(jnp.asarray(a, jnp.float32)
-                                               for a in (z, mean, logvar))))
+  got = float(
+    autoencoders.total_correlation(*(jnp.asarray(a, jnp.float32) for a in (z, mean, logvar)))
+  )
   np.testing.assert_allclose(got, _total_correlation_brute_force(z, mean, logvar), rtol=1e-4)
   # Correlated codes (every unit a copy of one factor) score far above independent ones.
   base = rng.normal(size=(256, 1))
@@ -173,8 +173,9 @@ def test_total_correlation_matches_a_brute_force_sum_and_vanishes_for_independen
   small = np.full((256, 3), np.log(0.01))
 
   def tc(codes):
-    return float(autoencoders.total_correlation(jnp.asarray(codes), jnp.asarray(codes),
-                                                jnp.asarray(small)))
+    return float(
+      autoencoders.total_correlation(jnp.asarray(codes), jnp.asarray(codes), jnp.asarray(small))
+    )
 
   assert tc(correlated) > tc(independent) + 1.0  # about 2.4 nats apart here
 

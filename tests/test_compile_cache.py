@@ -69,10 +69,20 @@ def test_a_second_compile_loads_from_the_directory_in_use(tmp_path, cache_on):
 
 def _train(workdir, *overrides):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_COMPILATION_CACHE": "true"}
-  args = ["--config=configs/default.py:smoke", f"--workdir={workdir}",
-          "--config.training.num_steps=1", *overrides]
-  done = subprocess.run([sys.executable, "-m", "paramrel_jax.main", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
+  args = [
+    "--config=configs/default.py:smoke",
+    f"--workdir={workdir}",
+    "--config.training.num_steps=1",
+    *overrides,
+  ]
+  done = subprocess.run(
+    [sys.executable, "-m", "paramrel_jax.main", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert done.returncode == 0, done.stderr
 
 
@@ -87,8 +97,19 @@ def test_the_cli_writes_the_configured_cache_and_none_when_off(tmp_path):
 def test_an_empty_setting_is_a_clear_error(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   done = subprocess.run(
-      [sys.executable, "-m", "paramrel_jax.main", "--config=configs/default.py:smoke",
-       f"--workdir={tmp_path}", "--config.compile_cache="], cwd=ROOT, env=env,
-      capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "paramrel_jax.main",
+      "--config=configs/default.py:smoke",
+      f"--workdir={tmp_path}",
+      "--config.compile_cache=",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert done.returncode == 2
   assert done.stderr.strip().splitlines()[-1].startswith("error: compile_cache must be")

@@ -49,15 +49,18 @@ def _consumers(flow, net, params, x):
   return {
     "training": lambda: model.loss(params, key, batch, key),
     "diagnostics": lambda: model.diagnostics(params, key, batch),
-    "likelihood": lambda: likelihood.likelihood_batch(params, key, x, flow=flow, net=net,
-                                                      loss_steps=0),
+    "likelihood": lambda: likelihood.likelihood_batch(
+      params, key, x, flow=flow, net=net, loss_steps=0
+    ),
     "latent_export": lambda: latents.encode(model, params, key, x, t=1.0),
     # Reverse-sampling codes (Eq. 5): also the z of interpolation and traversal.
     "reverse_sampling": lambda: rs.encode(key, flow, net, params, x, n_steps=3),
-    "conditional": lambda: rs.conditional_sample(key, flow, net, params, x, num_variations=2,
-                                                 n_steps=3),
-    "time_varying": lambda: rs.time_varying_reconstruction(key, flow, net, params, x,
-                                                           jnp.array([0.2, 0.5]), n_steps=3),
+    "conditional": lambda: rs.conditional_sample(
+      key, flow, net, params, x, num_variations=2, n_steps=3
+    ),
+    "time_varying": lambda: rs.time_varying_reconstruction(
+      key, flow, net, params, x, jnp.array([0.2, 0.5]), n_steps=3
+    ),
   }
 
 
@@ -69,7 +72,8 @@ def _spy_model(flow, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_consumer_feeds_the_encoder_through_the_shared_function(
-    mode, monkeypatch, fresh_jit_caches):
+  mode, monkeypatch, fresh_jit_caches
+):
   """With the shared function patched to a sentinel, the encoder sees only the sentinel, and the
   function is asked for the configured mode: a consumer that builds its own input fails here."""
   flow = flow_of("binary")
@@ -92,8 +96,16 @@ def test_every_consumer_feeds_the_encoder_through_the_shared_function(
       np.testing.assert_array_equal(seen, SENTINEL, err_msg=f"{name} bypassed encoder_input")
   assert set(modes_asked) == {mode}
   SpyNet.received.clear()
-  generate = functools.partial(sampling.sample, jax.random.key(0), flow, net, params,
-                               data_shape=DATA_SHAPE, n_steps=3, z_source="encoder")
+  generate = functools.partial(
+    sampling.sample,
+    jax.random.key(0),
+    flow,
+    net,
+    params,
+    data_shape=DATA_SHAPE,
+    n_steps=3,
+    z_source="encoder",
+  )
   if mode == "theta_t":  # generation from the prior: the encoder reads theta_{i-1}
     jax.block_until_ready(generate())
     jax.effects_barrier()
@@ -155,12 +167,14 @@ def test_config_default_validation_and_generation_check():
     configuration.resolve(tiny_config(**{"model.encoder_input": "theta"}))
   with pytest.raises(ValueError, match="z_source='encoder' needs model.encoder_input='theta_t'"):
     configuration.resolve(tiny_config(**{"sampling.z_source": "encoder"}))
-  configuration.resolve(tiny_config(**{"sampling.z_source": "encoder",
-                                       "model.encoder_input": "theta_t"}))
+  configuration.resolve(
+    tiny_config(**{"sampling.z_source": "encoder", "model.encoder_input": "theta_t"})
+  )
 
 
-@pytest.mark.parametrize("name", ["default", "bmnist", "bfashionmnist", "cifar10", "celeba",
-                                  "shapes3d"])
+@pytest.mark.parametrize(
+  "name", ["default", "bmnist", "bfashionmnist", "cifar10", "celeba", "shapes3d"]
+)
 def test_every_dataset_config_defaults_to_the_data(name):
   import importlib
 
@@ -205,8 +219,7 @@ def test_saved_run_settings_of_new_runs_baselines_and_empty_dirs(tmp_path):
   workdir_utils.prepare_workdir(run, config)
   assert workdir_utils.saved_run_settings(run)["model.encoder_input"] == "final_params"
   assert workdir_utils.with_run_settings(config, run) is config
-  assert workdir_utils.with_run_settings(tiny_config(), run).model.encoder_input == (
-    "final_params")
+  assert workdir_utils.with_run_settings(tiny_config(), run).model.encoder_input == ("final_params")
   continuous = str(tmp_path / "continuous")
   _save_config(continuous, tiny_config("discretised", **{"flow.beta1": 3.0}))
   saved = workdir_utils.saved_run_settings(continuous)

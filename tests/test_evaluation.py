@@ -44,8 +44,9 @@ def _with_evals(cfg: configuration.ExperimentConfig, evals: dict) -> configurati
 def _likelihood(model, cfg, **kw):
   settings = dict(split="test", batch_size=8, num_examples=100, loss_steps=0, n_repeats=1)
   settings.update(kw)
-  return likelihood.evaluate_likelihood(model.model.flow, model.model.net, model.params, cfg.data,
-                                       **settings)
+  return likelihood.evaluate_likelihood(
+    model.model.flow, model.model.net, model.params, cfg.data, **settings
+  )
 
 
 def test_trainer_logs_due_evaluators(run):
@@ -61,12 +62,14 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
   """AUROC, DCI and TAD of a beta-VAE through config.evals, logged by the trainer and written by
   --mode=eval like ParamReL's; the BFN likelihood is refused by name."""
   latent = {"every": 2, "num_examples": 500, "n_folds": 2}
-  evals = {"evals.auroc": latent,
-           "evals.dci": {**latent, "protocol": "quick", "n_estimators": 5},
-           "evals.tad": latent}
-  cfg = configuration.resolve(tiny_config("discrete", **_RUN, **evals,
-                                          **{"model.kind": "beta_vae",
-                                             "data.num_examples": 600}))
+  evals = {
+    "evals.auroc": latent,
+    "evals.dci": {**latent, "protocol": "quick", "n_estimators": 5},
+    "evals.tad": latent,
+  }
+  cfg = configuration.resolve(
+    tiny_config("discrete", **_RUN, **evals, **{"model.kind": "beta_vae", "data.num_examples": 600})
+  )
   workdir = str(tmp_path)
   train.train_and_evaluate(cfg, workdir)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -83,7 +86,8 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
     evaluators.build_evaluators(_with_evals(cfg, {"likelihood": {"every": 2}}), model)
   with pytest.raises(ValueError, match="evals.auroc.latent_time=0.5: a 'beta_vae' model"):
     evaluators.build_evaluators(
-      _with_evals(cfg, {"auroc": {"every": 2, "latent_time": 0.5}}), model)
+      _with_evals(cfg, {"auroc": {"every": 2, "latent_time": 0.5}}), model
+    )
 
 
 def test_likelihood_on_smoke_checkpoint(run):
@@ -111,11 +115,13 @@ def test_eval_bounds_the_likelihood_against_the_fitted_prior_too(run):
   assert cfg.sampling.z_prior == "fitted"
   nats = eval_modes.run_eval(cfg, workdir)["likelihood"]["nats_per_image"]
   assert set(likelihood.FITTED_TERMS) <= set(nats) and nats["rate_fitted"] >= 0
-  np.testing.assert_allclose(nats["neg_elbo_fitted"], nats["test_loss"] + nats["rate_fitted"],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    nats["neg_elbo_fitted"], nats["test_loss"] + nats["rate_fitted"], rtol=1e-6
+  )
   assert nats["rate_fitted"] != nats["rate"]
-  standard = eval_modes.run_eval(_config(**{"eval.num_examples": 8,
-                                            "sampling.z_prior": "standard"}), workdir)
+  standard = eval_modes.run_eval(
+    _config(**{"eval.num_examples": 8, "sampling.z_prior": "standard"}), workdir
+  )
   assert sorted(standard["likelihood"]["nats_per_image"]) == sorted(likelihood.TERMS)
   assert standard["likelihood"]["nats_per_image"]["neg_elbo"] == nats["neg_elbo"]  # same draws
 
@@ -178,9 +184,16 @@ def test_likelihood_terms_against_closed_forms():
   # terms only.
   for shift, expected in ((0.0, 3 * (1 + math.exp(-1)) / 2), (1.0, 3 * math.exp(-1) / 2)):
     prior = (jnp.full((3, 3), shift), jnp.kron(jnp.ones((3, 3)), jnp.eye(3)))
-    terms = likelihood.likelihood_terms(jax.random.key(0), x[:100], flow=flow, encode=encode,
-                                        decode=decode, loss_steps=0,
-                                        encoder_input_mode="theta_t", prior=prior).as_dict()
+    terms = likelihood.likelihood_terms(
+      jax.random.key(0),
+      x[:100],
+      flow=flow,
+      encode=encode,
+      decode=decode,
+      loss_steps=0,
+      encoder_input_mode="theta_t",
+      prior=prior,
+    ).as_dict()
     np.testing.assert_allclose(terms["rate_fitted"], expected, rtol=1e-4)
     np.testing.assert_allclose(terms["neg_elbo_fitted"], terms["test_loss"] + expected, rtol=1e-5)
   many, few = mean_terms(1000, loss_samples=20), mean_terms(2)
@@ -218,7 +231,11 @@ def test_export_latents_rejects_plain_bfn_and_bad_times(run):
   plain = ParamReLNet(get_variant("tiny", latent_dim=0), out_channels=1)
   with pytest.raises(ValueError, match="latent_dim = 0"):
     latents.export_latents(
-      dataclasses.replace(model.model, net=plain), {}, cfg.data, split="test", batch_size=8,
+      dataclasses.replace(model.model, net=plain),
+      {},
+      cfg.data,
+      split="test",
+      batch_size=8,
       num_examples=8,
     )
   with pytest.raises(ValueError, match="latent_time"):
@@ -337,16 +354,20 @@ def test_fit_prior_recovers_a_gaussian_and_draws_from_it():
   np.testing.assert_allclose(np.cov(draws, rowvar=False), mix @ mix.T, atol=0.15)
   # The standard normal as a fit: the draws are the plain N(0, I) draws of the key.
   unit = latents.FittedPrior(np.zeros(3, np.float32), np.eye(3, dtype=np.float32))
-  np.testing.assert_allclose(latents.draw_prior(unit, jax.random.key(1), 4),
-                             jax.random.normal(jax.random.key(1), (4, 3)), atol=1e-6)
+  np.testing.assert_allclose(
+    latents.draw_prior(unit, jax.random.key(1), 4),
+    jax.random.normal(jax.random.key(1), (4, 3)),
+    atol=1e-6,
+  )
   # Code paths (N, K, L): one Gaussian over the K L numbers, draws of the same shape.
   paths = np.stack([codes[:500], 2.0 * codes[:500]], axis=1)
   path_prior = latents.fit_prior(paths)
   assert path_prior.mean.shape == (2, 3) and path_prior.scale.shape == (6, 6)
   path_draws = np.asarray(latents.draw_prior(path_prior, jax.random.key(0), 5))
   assert path_draws.shape == (5, 2, 3)
-  np.testing.assert_allclose(path_draws[:, 1] - path_prior.mean[1],
-                             2.0 * (path_draws[:, 0] - path_prior.mean[0]), atol=1e-3)
+  np.testing.assert_allclose(
+    path_draws[:, 1] - path_prior.mean[1], 2.0 * (path_draws[:, 0] - path_prior.mean[0]), atol=1e-3
+  )
   # Fewer codes than dimensions: a valid, rank-deficient fit.
   low = latents.fit_prior(rng.normal(size=(2, 5)))
   assert np.all(np.isfinite(low.scale)) and np.linalg.matrix_rank(low.scale) == 1
@@ -358,8 +379,13 @@ def test_dci_standard_protocol_fits_on_the_first_codes_and_scores_the_next():
   """disentanglement_lib's protocol: one split, num_train codes to fit, the next num_test to
   score; the quick estimator stays available by name. Codes are constructed with known answers."""
   cfg = _config(**{"data.num_examples": 600})  # shapes2d: 5 factors, 540 training examples
-  settings = {"every": 2, "protocol": "standard", "num_train": 300, "num_test": 200,
-              "n_estimators": 20}
+  settings = {
+    "every": 2,
+    "protocol": "standard",
+    "num_train": 300,
+    "num_test": 200,
+    "n_estimators": 20,
+  }
   (evaluator,) = evaluators.build_evaluators(_with_evals(cfg, {"dci": settings}))
   assert evaluator.settings["num_examples"] == 500  # the codes it exports
   rng = np.random.default_rng(0)

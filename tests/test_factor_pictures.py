@@ -40,8 +40,14 @@ def _write_eval(workdir, dci):
 def test_traversal_rows_are_labelled_by_the_factor_each_unit_matters_most_for(tmp_path):
   importance = [[0.1, 0.7, 0.2], [0.6, 0.2, 0.2], [0.0, 0.0, 0.0]]
   workdir = str(tmp_path / "standard")
-  _write_eval(workdir, {"protocol": "standard", "importance_matrix": importance,
-                        "factor_names": ["hue", "scale", "shape"]})
+  _write_eval(
+    workdir,
+    {
+      "protocol": "standard",
+      "importance_matrix": importance,
+      "factor_names": ["hue", "scale", "shape"],
+    },
+  )
   labels = eval_modes.factor_of_units(workdir, 3)
   assert labels[:2] == ["scale (70%)", "hue (60%)"]
   assert eval_modes.factor_of_units(workdir, 4) is None  # another model's codes

@@ -80,8 +80,14 @@ def test_make_grid_rejects_bad_nrow():
 def test_labelled_grid_adds_margins_with_text(tmp_path, channels):
   batch = np.zeros((6, 28, 28, channels), np.float32)
   plain = images.save_grid(tmp_path / "plain.png", batch, nrow=3, data_type="continuous")
-  labelled = images.save_grid(tmp_path / "labelled.png", batch, nrow=3, data_type="continuous",
-                              row_labels=["z[0]", "z[10]"], col_labels=["input", "-3", "+3"])
+  labelled = images.save_grid(
+    tmp_path / "labelled.png",
+    batch,
+    nrow=3,
+    data_type="continuous",
+    row_labels=["z[0]", "z[10]"],
+    col_labels=["input", "-3", "+3"],
+  )
   top = labelled.shape[0] - plain.shape[0]
   left = labelled.shape[1] - plain.shape[1]
   assert top > 0 and left >= 5 * 6  # one line of text; the longest row label, 5 characters

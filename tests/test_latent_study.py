@@ -6,19 +6,37 @@ import pytest
 
 from experiments import latent_study
 
-BUDGET = {"batch_size": 32, "ema_decay": 0.99, "latent_dim": 16, "learning_rate": 0.001,
-          "num_examples": 1000, "size": "small", "steps": 1000}
+BUDGET = {
+  "batch_size": 32,
+  "ema_decay": 0.99,
+  "latent_dim": 16,
+  "learning_rate": 0.001,
+  "num_examples": 1000,
+  "size": "small",
+  "steps": 1000,
+}
 
 
 def _row(auroc: float, seeds=(0,)) -> dict:
   """A saved mnist10k row whose runs all score `auroc`."""
-  runs = [{"scores": {"auroc": {"auroc_mean": auroc}},
-           "log": {"last": {"z_shuffle_gap": 5.0, "active_dims": 16}, "curve": [],
-                   "train_seconds": 10.0},
-           "likelihood": {"nats_per_image": {"test_loss": 60.0, "neg_elbo": 100.0}}}
-          for _ in seeds]
-  return {"seeds": list(seeds), "overrides": {}, "runs": runs,
-          "summary": latent_study.summarise(runs, "mnist10k")}
+  runs = [
+    {
+      "scores": {"auroc": {"auroc_mean": auroc}},
+      "log": {
+        "last": {"z_shuffle_gap": 5.0, "active_dims": 16},
+        "curve": [],
+        "train_seconds": 10.0,
+      },
+      "likelihood": {"nats_per_image": {"test_loss": 60.0, "neg_elbo": 100.0}},
+    }
+    for _ in seeds
+  ]
+  return {
+    "seeds": list(seeds),
+    "overrides": {},
+    "runs": runs,
+    "summary": latent_study.summarise(runs, "mnist10k"),
+  }
 
 
 def _result(hardware: str, rows: dict, budget=None) -> dict:
@@ -26,11 +44,14 @@ def _result(hardware: str, rows: dict, budget=None) -> dict:
 
 
 def test_merge_takes_each_named_row_from_the_last_result_that_holds_it():
-  old = _result("machine A", {"paramrel": _row(0.975, (0, 1, 2)), "ae": _row(0.993),
-                              "paramrel_vanilla": _row(0.966)})
+  old = _result(
+    "machine A",
+    {"paramrel": _row(0.975, (0, 1, 2)), "ae": _row(0.993), "paramrel_vanilla": _row(0.966)},
+  )
   new = _result("machine B", {"paramrel": _row(0.987, (0, 1, 2)), "kl_1": _row(0.5)})
-  out = latent_study.merged([old, new], ["mnist10k", "shapes2d"],
-                            ["paramrel", "paramrel_vanilla", "ae"])
+  out = latent_study.merged(
+    [old, new], ["mnist10k", "shapes2d"], ["paramrel", "paramrel_vanilla", "ae"]
+  )
   rows = out["datasets"]["mnist10k"]
   assert list(rows) == ["paramrel", "paramrel_vanilla", "ae"]  # the named rows, in that order
   assert rows["paramrel"]["runs"] == new["datasets"]["mnist10k"]["paramrel"]["runs"]
@@ -46,7 +67,8 @@ def test_merge_joins_the_seeds_of_one_row_run_apart():
   first = _result("A", {"paramrel": _row(0.98, (0,))})
   second = _result("A", {"paramrel": _row(0.99, (2, 1))})
   row = latent_study.merged([second, first], ["mnist10k"], ["paramrel"])["datasets"]["mnist10k"][
-    "paramrel"]
+    "paramrel"
+  ]
   assert row["seeds"] == [0, 1, 2]
   assert [run["scores"]["auroc"]["auroc_mean"] for run in row["runs"]] == [0.98, 0.99, 0.99]
   assert row["summary"]["AUROC"]["n"] == 3
@@ -54,7 +76,8 @@ def test_merge_joins_the_seeds_of_one_row_run_apart():
   # other overrides (another row under the same name): replaced, not joined
   other = _result("A", {"paramrel": {**_row(0.5, (1,)), "overrides": {"x": 1}}})
   row = latent_study.merged([first, other], ["mnist10k"], ["paramrel"])["datasets"]["mnist10k"][
-    "paramrel"]
+    "paramrel"
+  ]
   assert row["seeds"] == [1] and row["overrides"] == {"x": 1}
 
 
@@ -66,16 +89,20 @@ def test_merged_tables_keep_the_column_order_of_a_saved_result():
 
 def test_merge_refuses_results_of_different_budgets():
   with pytest.raises(ValueError, match="different budgets"):
-    latent_study.merged([_result("A", {}), _result("A", {}, {**BUDGET, "steps": 3000})],
-                        ["mnist10k"], ["paramrel"])
+    latent_study.merged(
+      [_result("A", {}), _result("A", {}, {**BUDGET, "steps": 3000})], ["mnist10k"], ["paramrel"]
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-  (None, "cannot read"),
-  ("{not json", "cannot read"),
-  (json.dumps({"budget": BUDGET}), "not a latent study result"),
-  (json.dumps(_result("A", {}, {**BUDGET, "steps": 3000})), "different budgets"),
-])
+@pytest.mark.parametrize(
+  "content, message",
+  [
+    (None, "cannot read"),
+    ("{not json", "cannot read"),
+    (json.dumps({"budget": BUDGET}), "not a latent study result"),
+    (json.dumps(_result("A", {}, {**BUDGET, "steps": 3000})), "different budgets"),
+  ],
+)
 def test_merge_of_bad_files_stops_with_one_line(tmp_path, capsys, content, message):
   good = tmp_path / "good.json"
   good.write_text(json.dumps(_result("A", {"ae": _row(0.993)})))
@@ -102,5 +129,6 @@ def test_merge_writes_the_tables(tmp_path):
   with open(out / "latent_study.json") as f:
     result = json.load(f)
   assert result["datasets"]["mnist10k"]["paramrel"]["runs"][0]["scores"]["auroc"] == {
-    "auroc_mean": 0.987}
+    "auroc_mean": 0.987
+  }
   assert "| paramrel | [0] | 0.987 |" in (out / "latent_study.md").read_text()

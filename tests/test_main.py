@@ -16,8 +16,14 @@ from conftest import ROOT
 
 def _cli(*args, env=None, timeout=600):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
-  return subprocess.run([sys.executable, "-m", "paramrel_jax.main", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", "paramrel_jax.main", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 _TINY = ["--config=configs/default.py:smoke"]
@@ -33,9 +39,11 @@ def trained(tmp_path_factory) -> str:
   # progress (the compile, once; after training the prior's fit and the sampling); on stdout one
   # line per artefact.
   lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
-  waits = ["compiling the train step (first call; cached afterwards)",
-           "fitting the latent prior to the codes of up to 2000 training images (compile included)",
-           "sampling 4 images in 4 steps (compile included)"]
+  waits = [
+    "compiling the train step (first call; cached afterwards)",
+    "fitting the latent prior to the codes of up to 2000 training images (compile included)",
+    "sampling 4 images in 4 steps (compile included)",
+  ]
   assert len(lines) == 2 * len(waits), lines
   for name, started, done in zip(waits, lines[0::2], lines[1::2], strict=True):
     assert started == f"{name} ...", lines
@@ -95,8 +103,12 @@ def test_bad_config_value_names_the_field(tmp_path):
 
 
 def test_batch_not_divisible_by_devices(tmp_path):
-  result = _cli(*_TINY, f"--workdir={tmp_path}", "--config.training.batch_size=3",
-                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  result = _cli(
+    *_TINY,
+    f"--workdir={tmp_path}",
+    "--config.training.batch_size=3",
+    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+  )
   _assert_one_error(result, "batch_size=3", "2 devices")
 
 
@@ -135,12 +147,16 @@ def _damage(step_dir: str, *, arrays_only: bool) -> dict[str, bytes]:
 def test_damaged_newest_checkpoint_stops_with_one_line_and_is_kept(trained, tmp_path, arrays_only):
   workdir = _copy(trained, tmp_path)
   damaged = _damage(os.path.join(workdir, "checkpoints", "4"), arrays_only=arrays_only)
-  older = {os.path.join(d, n): open(os.path.join(d, n), "rb").read()
-           for d, _, names in os.walk(os.path.join(workdir, "checkpoints", "2")) for n in names}
+  older = {
+    os.path.join(d, n): open(os.path.join(d, n), "rb").read()
+    for d, _, names in os.walk(os.path.join(workdir, "checkpoints", "2"))
+    for n in names
+  }
   for mode in ("train", "sample"):
     result = _cli(*_TINY, f"--workdir={workdir}", f"--mode={mode}", "--config.training.num_steps=6")
-    _assert_one_error(result, "checkpoints/4 cannot be read", "resume from step 2",
-                      "left untouched")
+    _assert_one_error(
+      result, "checkpoints/4 cannot be read", "resume from step 2", "left untouched"
+    )
     assert "never retrieved" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
   for files in (damaged, older):  # nothing was deleted or overwritten
@@ -151,10 +167,15 @@ def test_damaged_newest_checkpoint_stops_with_one_line_and_is_kept(trained, tmp_
 
 def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
-  result = _cli(*_TINY, f"--workdir={workdir}", "--config.model.latent_dim=6",
-                "--config.training.num_steps=8")
-  _assert_one_error(result, "checkpoints/4 does not match this experiment", "latent_embedding",
-                    "stored float32(4, 32), expected float32(6, 32)")
+  result = _cli(
+    *_TINY, f"--workdir={workdir}", "--config.model.latent_dim=6", "--config.training.num_steps=8"
+  )
+  _assert_one_error(
+    result,
+    "checkpoints/4 does not match this experiment",
+    "latent_embedding",
+    "stored float32(4, 32), expected float32(6, 32)",
+  )
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # no read left in flight
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
   assert os.path.exists(os.path.join(workdir, "config.1.json"))  # the first config is kept
@@ -197,11 +218,11 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   overrides = ["--config.eval.num_examples=4", "--config.eval.batch_size=4"]
   expected = {
-      "sample": ["samples.npz", "samples.png"],
-      "reconstruct": ["reconstruct.npz", "reconstruct.png", "time_varying.png"],
-      "conditional": ["conditional.npz", "conditional.png"],
-      "interpolate": ["interpolate.npz", "interpolate.png"],
-      "traverse": ["traverse.npz", "traverse.png"],
+    "sample": ["samples.npz", "samples.png"],
+    "reconstruct": ["reconstruct.npz", "reconstruct.png", "time_varying.png"],
+    "conditional": ["conditional.npz", "conditional.png"],
+    "interpolate": ["interpolate.npz", "interpolate.png"],
+    "traverse": ["traverse.npz", "traverse.png"],
   }
   for mode, files in expected.items():
     result = _cli(*_TINY, f"--workdir={workdir}", f"--mode={mode}", *overrides)
@@ -245,8 +266,13 @@ def test_generation_mode_without_checkpoint_fails_cleanly(tmp_path):
 
 def test_baseline_trains_and_exports_through_the_same_cli(tmp_path):
   workdir = str(tmp_path)
-  args = [*_TINY, f"--workdir={workdir}", "--config.model.kind=vae",
-          "--config.eval.num_examples=8", "--config.eval.batch_size=4"]
+  args = [
+    *_TINY,
+    f"--workdir={workdir}",
+    "--config.model.kind=vae",
+    "--config.eval.num_examples=8",
+    "--config.eval.batch_size=4",
+  ]
   for mode in ("train", "export_latents", "reconstruct", "sample"):
     result = _cli(*args, f"--mode={mode}")
     assert result.returncode == 0, (mode, result.stderr)
@@ -268,14 +294,23 @@ def _losses(workdir: str) -> dict[int, float]:
 
 def test_sigkill_then_same_command_resumes_exactly(tmp_path):
   """SIGKILL once the first checkpoint is committed; the re-run logs the uninterrupted losses."""
-  args = [*_TINY, "--config.training.num_steps=30", "--config.training.log_every=1",
-          "--config.training.checkpoint_every=2"]
+  args = [
+    *_TINY,
+    "--config.training.num_steps=30",
+    "--config.training.log_every=1",
+    "--config.training.checkpoint_every=2",
+  ]
   reference = str(tmp_path / "reference")
   assert _cli(*args, f"--workdir={reference}").returncode == 0
   killed = str(tmp_path / "killed")
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  proc = subprocess.Popen([sys.executable, "-m", "paramrel_jax.main", *args, f"--workdir={killed}"],
-                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "paramrel_jax.main", *args, f"--workdir={killed}"],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   committed = os.path.join(killed, "checkpoints", "2", "commit_success.txt")
   deadline = time.monotonic() + 600
   while not os.path.exists(committed) and proc.poll() is None and time.monotonic() < deadline:

@@ -139,8 +139,11 @@ def test_auroc_needs_exactly_n_folds_examples_of_each_class():
   labels = np.r_[np.zeros(27, int), np.ones(3, int)]  # 3 of class 1: one per test fold
   assert len(latent_auroc(z, labels, n_folds=3)["per_fold"]) == 3
   three = np.where(np.arange(30) < 4, 2, labels)  # 4 of class 2: enough, so only class 1 is named
-  with pytest.raises(ValueError, match=r"^labels: classes \[1\] have fewer than n_folds=4 exam"
-                     r"ples; every class needs at least one example in each test fold\.$"):
+  with pytest.raises(
+    ValueError,
+    match=r"^labels: classes \[1\] have fewer than n_folds=4 exam"
+    r"ples; every class needs at least one example in each test fold\.$",
+  ):
     latent_auroc(z, three, n_folds=4)
   with pytest.raises(ValueError, match=r"labels\[:, 0\] has 3 positive .* for 4-fold cross"):
     latent_auroc(z, np.c_[labels, 1 - labels], n_folds=4)
@@ -184,7 +187,8 @@ def test_dci_aligned_code_is_disentangled_and_complete():
   assert result["completeness_per_factor"].shape == (4,)
   assert result["informativeness_per_factor"].shape == (4,)
   assert result["informativeness_per_factor"].mean() == pytest.approx(
-    result["informativeness_test"])
+    result["informativeness_test"]
+  )
   assert result["sklearn_version"] == sklearn.__version__
   # A factor the codes leave out is guessed at chance (5 values), the others still read off.
   missing = dci(z[:800, :3], factors[:800], z[800:, :3], factors[800:], n_estimators=20)
@@ -261,11 +265,17 @@ def test_discretize_factors_keeps_classes_and_bins_continuous_factors():
   with pytest.raises(ValueError, match="num_bins must be an integer >= 2"):
     discretize_factors(train, test, num_bins=1)
   for bad_train, bad_test in ((train[:, 0], test), (train, test[:, 0])):  # either one 1-D
-    with pytest.raises(ValueError, match=r"^factors_train and factors_test must be 2-D \(N, K\), "
-                       r"got shapes"):
+    with pytest.raises(
+      ValueError,
+      match=r"^factors_train and factors_test must be 2-D \(N, K\), "
+      r"got shapes",
+    ):
       discretize_factors(bad_train, bad_test, num_bins=4)
-  with pytest.raises(ValueError, match=r"^factors_train and factors_test must have the same "
-                     r"number of factors K, got"):
+  with pytest.raises(
+    ValueError,
+    match=r"^factors_train and factors_test must have the same "
+    r"number of factors K, got",
+  ):
     discretize_factors(train, test[:, :1], num_bins=4)
 
 
@@ -282,8 +292,9 @@ def test_dci_continuous_factors_and_determinism():
   # Factors fitted in two processes give the same classifiers, so the same scores.
   parallel = dci(*args, num_bins=5, n_estimators=10, seed=3, n_jobs=2)
   np.testing.assert_array_equal(result["importance_matrix"], parallel["importance_matrix"])
-  np.testing.assert_array_equal(result["informativeness_per_factor"],
-                                parallel["informativeness_per_factor"])
+  np.testing.assert_array_equal(
+    result["informativeness_per_factor"], parallel["informativeness_per_factor"]
+  )
 
 
 def test_dci_cv_reports_folds():
@@ -519,8 +530,11 @@ def test_entropy_reduction_of_nested_attributes_is_exact_and_silent():
   import warnings
 
   attributes = np.array([[0, 0], [0, 1], [1, 1], [0, 0]])
-  mi = (0.25 * np.log(0.25 / (0.25 * 0.5)) + 0.5 * np.log(0.5 / (0.75 * 0.5))
-        + 0.25 * np.log(0.25 / (0.75 * 0.5)))  # cells (1, 1), (0, 0), (0, 1)
+  mi = (
+    0.25 * np.log(0.25 / (0.25 * 0.5))
+    + 0.5 * np.log(0.5 / (0.75 * 0.5))
+    + 0.25 * np.log(0.25 / (0.75 * 0.5))
+  )  # cells (1, 1), (0, 0), (0, 1)
   entropies = [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75)), np.log(2)]
   with warnings.catch_warnings():
     warnings.simplefilter("error")
@@ -529,8 +543,9 @@ def test_entropy_reduction_of_nested_attributes_is_exact_and_silent():
 
 
 def _brute_force_tad(z, attributes, auroc_threshold, entropy_threshold):
-  aurocs = np.array([[max(roc_auc_score(y, d), 1 - roc_auc_score(y, d)) for d in z.T]
-                     for y in attributes.T])
+  aurocs = np.array(
+    [[max(roc_auc_score(y, d), 1 - roc_auc_score(y, d)) for d in z.T] for y in attributes.T]
+  )
   ordered = np.sort(aurocs, axis=1)
   best, difference = ordered[:, -1], ordered[:, -1] - ordered[:, -2]
   captured = (best >= auroc_threshold) & (entropy_reduction(attributes) <= entropy_threshold)
@@ -541,8 +556,13 @@ def test_tad_equals_a_brute_force_computation_at_its_thresholds():
   """Per attribute: best AUROC minus the second best, captured at exactly the thresholds."""
   attributes = _dependent_attributes()
   rng = _rng(12)
-  z = np.concatenate([attributes * rng.uniform(0.2, 1.0, size=4) + rng.normal(size=(300, 4)),
-                      rng.normal(size=(300, 2))], axis=1)
+  z = np.concatenate(
+    [
+      attributes * rng.uniform(0.2, 1.0, size=4) + rng.normal(size=(300, 4)),
+      rng.normal(size=(300, 2)),
+    ],
+    axis=1,
+  )
   best = np.max(detector_aurocs(z, attributes), axis=1)
   reduction = entropy_reduction(attributes)
   # Thresholds equal to attribute 2's own values: it is captured only if both tests are inclusive.
@@ -556,10 +576,13 @@ def test_tad_equals_a_brute_force_computation_at_its_thresholds():
   assert result["attrs"] == captured.sum()
 
 
-@pytest.mark.parametrize("name, inside, outside", [
-  ("auroc_threshold", (0.5, 1.0), (0.4999, 1.0001, 1.5)),
-  ("entropy_threshold", (0.0, 1.0), (-0.0001, 1.0001)),
-])
+@pytest.mark.parametrize(
+  "name, inside, outside",
+  [
+    ("auroc_threshold", (0.5, 1.0), (0.4999, 1.0001, 1.5)),
+    ("entropy_threshold", (0.0, 1.0), (-0.0001, 1.0001)),
+  ],
+)
 def test_tad_thresholds_are_closed_intervals(name, inside, outside):
   z, attributes, _ = _attribute_codes(n=100, num_attributes=2)
   for value in inside:
@@ -580,16 +603,19 @@ def test_tad_cv_is_tad_on_each_folds_training_part():
   assert result["attrs_mean"] == 4 > tad_cv(z, attributes, n_folds=4, seed=3)["attrs_mean"]
   strict = tad_cv(z, attributes, n_folds=4, seed=3, auroc_threshold=1.0, entropy_threshold=1.0)
   assert strict["attrs_mean"] == 0  # no detector is perfect: the AUROC threshold is passed on
-  expected = [tad(z[train], attributes[train], **options)
-              for train, _ in KFold(4, shuffle=True, random_state=3).split(z)]
+  expected = [
+    tad(z[train], attributes[train], **options)
+    for train, _ in KFold(4, shuffle=True, random_state=3).split(z)
+  ]
   assert result["per_fold"] == [{"tad": e["tad"], "attrs": e["attrs"]} for e in expected]
   assert result["attrs_mean"] == np.mean([e["attrs"] for e in expected])
   assert result["attrs_std"] == pytest.approx(np.std([e["attrs"] for e in expected]))
   assert result["sklearn_version"] == sklearn.__version__
   # The documented defaults: InfoDiffusion's 5 folds of seed 0 and NashAE's thresholds.
   default = tad_cv(z, attributes)
-  assert default == tad_cv(z, attributes, n_folds=5, seed=0, auroc_threshold=0.75,
-                           entropy_threshold=0.2)
+  assert default == tad_cv(
+    z, attributes, n_folds=5, seed=0, auroc_threshold=0.75, entropy_threshold=0.2
+  )
   assert default != tad_cv(z, attributes, n_folds=5, seed=1)
 
 
@@ -600,8 +626,10 @@ def test_dci_cv_is_dci_on_each_fold_with_its_settings_passed_on():
   z = factors + 0.6 * rng.normal(size=factors.shape)
   options = {"num_bins": 4, "n_estimators": 3}
   result = dci_cv(z, factors, n_folds=3, seed=5, **options)
-  expected = [dci(z[tr], factors[tr], z[te], factors[te], seed=5, **options)
-              for tr, te in KFold(3, shuffle=True, random_state=5).split(z)]
+  expected = [
+    dci(z[tr], factors[tr], z[te], factors[te], seed=5, **options)
+    for tr, te in KFold(3, shuffle=True, random_state=5).split(z)
+  ]
   for got, want in zip(result["per_fold"], expected, strict=True):
     for key in ("disentanglement", "completeness", "informativeness_test"):
       assert got[key] == want[key], key
@@ -633,17 +661,20 @@ def test_one_example_of_each_value_is_enough_for_an_auroc_or_an_entropy():
   assert entropy_reduction(attributes).shape == (2,)
 
 
-@pytest.mark.parametrize("fn, kwargs, bad, match", [
-  (detector_aurocs, {}, "z", r"^z must be 2-D"),
-  (detector_aurocs, {}, "attributes", r"^attributes must be 2-D"),
-  (detector_aurocs, {}, "constant", r"^attributes\[:, 1\] has 0 positive .* for an AUROC"),
-  (entropy_reduction, {}, "attributes", r"^attributes must be 2-D"),
-  (entropy_reduction, {}, "constant", r"^attributes\[:, 1\] has 0 positive .* for an entropy"),
-  (tad_cv, {}, "z", r"^z must be 2-D"),
-  (tad_cv, {}, "attributes", r"^attributes must be 2-D"),
-  (tad_cv, {"seed": -1}, None, r"^seed must be an integer >= 0"),
-  (dci_cv, {"seed": -1}, None, r"^seed must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+  "fn, kwargs, bad, match",
+  [
+    (detector_aurocs, {}, "z", r"^z must be 2-D"),
+    (detector_aurocs, {}, "attributes", r"^attributes must be 2-D"),
+    (detector_aurocs, {}, "constant", r"^attributes\[:, 1\] has 0 positive .* for an AUROC"),
+    (entropy_reduction, {}, "attributes", r"^attributes must be 2-D"),
+    (entropy_reduction, {}, "constant", r"^attributes\[:, 1\] has 0 positive .* for an entropy"),
+    (tad_cv, {}, "z", r"^z must be 2-D"),
+    (tad_cv, {}, "attributes", r"^attributes must be 2-D"),
+    (tad_cv, {"seed": -1}, None, r"^seed must be an integer >= 0"),
+    (dci_cv, {"seed": -1}, None, r"^seed must be an integer >= 0"),
+  ],
+)
 def test_metric_errors_name_the_argument(fn, kwargs, bad, match):
   z, attributes = np.arange(40.0).reshape(20, 2), _A
   if bad == "z":
@@ -706,6 +737,7 @@ def test_pca_features_validation(x_train, x_test, dim, match):
 
 
 # ---------------------------------------------------------------- sample quality
+
 
 def test_frechet_distance_of_known_gaussian_fits():
   a = _rng(11).normal(size=(500, 3)) @ np.diag([1.0, 2.0, 0.5])

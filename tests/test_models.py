@@ -273,11 +273,13 @@ def test_adagn_diffae_form_scales_after_the_time_modulation():
   params = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb, z_emb)["params"])
   mu = h.mean(axis=(1, 2), keepdims=True)
   normed = (h - mu) / jnp.sqrt(h.var(axis=(1, 2), keepdims=True) + 1e-6)  # 1 channel per group
-  st, bt = jnp.split(nn.silu(t_emb) @ params["t_scale_shift"]["kernel"]
-                     + params["t_scale_shift"]["bias"], 2, axis=-1)
+  st, bt = jnp.split(
+    nn.silu(t_emb) @ params["t_scale_shift"]["kernel"] + params["t_scale_shift"]["bias"], 2, axis=-1
+  )
   sz = nn.silu(z_emb) @ params["z_scale"]["kernel"] + params["z_scale"]["bias"]
-  expected = (1 + sz[:, None, None, :]) * ((1 + st[:, None, None, :]) * normed
-                                           + bt[:, None, None, :])
+  expected = (1 + sz[:, None, None, :]) * (
+    (1 + st[:, None, None, :]) * normed + bt[:, None, None, :]
+  )
   np.testing.assert_allclose(norm.apply({"params": params}, h, t_emb, z_emb), expected, atol=1e-4)
 
 
@@ -292,8 +294,9 @@ def test_adagn_with_one_channel_per_group(form, z_matters):
   params = _fill(jax.eval_shape(norm.init, jax.random.key(0), h, t_emb, z_a)["params"])
   # Small z scales keep 1 + s(z) > 0, the regime of trained networks near their initialisation.
   params = jax.tree.map(lambda p: 0.1 * p, params)
-  change = jnp.abs(norm.apply({"params": params}, h, t_emb, z_a)
-                   - norm.apply({"params": params}, h, t_emb, z_b)).max()
+  change = jnp.abs(
+    norm.apply({"params": params}, h, t_emb, z_a) - norm.apply({"params": params}, h, t_emb, z_b)
+  ).max()
   if z_matters:
     assert change > 1e-2
   else:
@@ -431,8 +434,10 @@ def test_the_documented_parameter_counts_are_exact():
   for variant, (h, w, c, encoder, encoder_mib, decoder, decoder_mib) in documented.items():
     shape = (int(h), int(w), int(c))
     counts = parameter_counts(get_variant(variant), shape, shape[-1])
-    assert counts == {"encoder": int(encoder.replace(",", "")),
-                      "decoder": int(decoder.replace(",", ""))}, variant
+    assert counts == {
+      "encoder": int(encoder.replace(",", "")),
+      "decoder": int(decoder.replace(",", "")),
+    }, variant
     for name, mib in (("encoder", encoder_mib), ("decoder", decoder_mib)):
       assert f"{counts[name] * 4 / 2**20:.2f}" == mib, (variant, name)
 

@@ -10,14 +10,21 @@ import time
 import numpy as np
 from conftest import ROOT
 
-_ARGS = ["--config=configs/default.py:smoke", "--config.training.batch_size=16",
-         "--config.training.checkpoint_every=2", "--config.eval.num_examples=16",
-         "--config.eval.batch_size=8"]
+_ARGS = [
+  "--config=configs/default.py:smoke",
+  "--config.training.batch_size=16",
+  "--config.training.checkpoint_every=2",
+  "--config.eval.num_examples=16",
+  "--config.eval.batch_size=8",
+]
 
 
 def _env(devices: int) -> dict:
-  return {**os.environ, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  return {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+  }
 
 
 def _free_port() -> int:
@@ -36,12 +43,27 @@ def _two_hosts(workdir: str, logs, *args) -> list[tuple[int, str, str]]:
   for i in range(2):
     out, err = open(logs / f"{run}.{i}.out", "w+"), open(logs / f"{run}.{i}.err", "w+")
     files.append((out, err))
-    procs.append(subprocess.Popen(
-      [sys.executable, "-m", "paramrel_jax.main", *_ARGS, f"--workdir={workdir}", *args,
-       "--config.distributed.initialize=True",
-       f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-       "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}"],
-      cwd=ROOT, env=_env(4), stdout=out, stderr=err, text=True))
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          "-m",
+          "paramrel_jax.main",
+          *_ARGS,
+          f"--workdir={workdir}",
+          *args,
+          "--config.distributed.initialize=True",
+          f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+          "--config.distributed.num_processes=2",
+          f"--config.distributed.process_id={i}",
+        ],
+        cwd=ROOT,
+        env=_env(4),
+        stdout=out,
+        stderr=err,
+        text=True,
+      )
+    )
   deadline = time.monotonic() + 1200
   while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
     if any(p.poll() not in (None, 0) for p in procs):  # one failed: the other would wait on it
@@ -75,9 +97,21 @@ def test_two_processes_train_resume_and_evaluate_like_one(tmp_path):
   assert not os.path.exists(os.path.join(workdir, "config.1.json"))  # config.json written once
 
   single = str(tmp_path / "one_host")
-  one = subprocess.run([sys.executable, "-m", "paramrel_jax.main", *_ARGS, f"--workdir={single}",
-                        "--config.training.num_steps=4"], cwd=ROOT, env=_env(8),
-                       capture_output=True, text=True, timeout=1200)
+  one = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "paramrel_jax.main",
+      *_ARGS,
+      f"--workdir={single}",
+      "--config.training.num_steps=4",
+    ],
+    cwd=ROOT,
+    env=_env(8),
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
   assert one.returncode == 0, one.stderr
   want, got = _losses(single), _losses(workdir)
   assert sorted(got) == sorted(want) == [2, 4]

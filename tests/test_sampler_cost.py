@@ -35,14 +35,20 @@ def test_the_sampler_scan_has_no_host_round_trip_and_compiles_once():
   flow, net, params = _model()
 
   def run(seed, n):
-    return sampling.sample(jax.random.key(seed), flow, net, params, data_shape=SHAPE, n_steps=n,
-                           z_source="prior").x
+    return sampling.sample(
+      jax.random.key(seed), flow, net, params, data_shape=SHAPE, n_steps=n, z_source="prior"
+    ).x
 
   assert sampler_cost.compiles_while(lambda: run(1, 7)) >= 1
   assert sampler_cost.compiles_while(lambda: run(2, 7)) == 0  # a new key reuses the executable
   assert sampler_cost.compiles_while(lambda: run(3, 9)) >= 1  # a new n is a new program
-  text = sampling.sample.lower(jax.random.key(0), flow, net, params, data_shape=SHAPE,
-                               n_steps=7, z_source="prior").compile().as_text()
+  text = (
+    sampling.sample.lower(
+      jax.random.key(0), flow, net, params, data_shape=SHAPE, n_steps=7, z_source="prior"
+    )
+    .compile()
+    .as_text()
+  )
   assert sampler_cost.host_transfers(text) == []
   assert " while(" in text  # the steps are one loop in the executable, not unrolled
 

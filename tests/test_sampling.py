@@ -72,10 +72,13 @@ def test_sample_conditions_on_a_given_latent():
 
 def test_path_at_interpolates_between_the_given_times():
   path = jnp.arange(2 * 3 * 2, dtype=jnp.float32).reshape(2, 3, 2)  # K = 3: t = 0, 0.5, 1
-  np.testing.assert_array_equal(sampling.path_at(path, jnp.array([0.0, 1.0])),
-                                jnp.stack([path[0, 0], path[1, 2]]))
-  np.testing.assert_allclose(sampling.path_at(path, jnp.array([0.25, 0.5])),
-                             jnp.stack([(path[0, 0] + path[0, 1]) / 2, path[1, 1]]))
+  np.testing.assert_array_equal(
+    sampling.path_at(path, jnp.array([0.0, 1.0])), jnp.stack([path[0, 0], path[1, 2]])
+  )
+  np.testing.assert_allclose(
+    sampling.path_at(path, jnp.array([0.25, 0.5])),
+    jnp.stack([(path[0, 0] + path[0, 1]) / 2, path[1, 1]]),
+  )
 
 
 @pytest.mark.parametrize("k", [1, 4])
@@ -106,8 +109,9 @@ def test_a_latent_path_is_read_at_each_steps_time():
   kwargs = dict(data_shape=DATA_SHAPE, n_steps=6)
   fixed = sampling.sample(jax.random.key(0), flow, net, params, z=z, **kwargs)
   # A constant path is the fixed latent.
-  constant = sampling.sample(jax.random.key(0), flow, net, params,
-                             z=jnp.repeat(z[:, None], 4, axis=1), **kwargs)
+  constant = sampling.sample(
+    jax.random.key(0), flow, net, params, z=jnp.repeat(z[:, None], 4, axis=1), **kwargs
+  )
   np.testing.assert_array_equal(constant.x, fixed.x)
   np.testing.assert_array_equal(constant.z, z)
   # A path that changes only after the last step's time (5/6) changes only the final latent.

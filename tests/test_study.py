@@ -15,9 +15,15 @@ from paramrel_jax.evaluation import latents
 # The factor AUROC needs every value of every factor in each fold: too many values for a test set
 # this small; DCI and TAD exercise the scoring.
 SCORES = {"dci": {"protocol": "quick", "n_estimators": 5, "n_folds": 2}, "tad": {"n_folds": 2}}
-OVERRIDES = {"training.num_steps": 4, "training.log_every": 2, "training.checkpoint_every": 4,
-             "data.num_examples": 400, "eval.num_examples": 40, "eval.batch_size": 20,
-             "model.latent_dim": 4}
+OVERRIDES = {
+  "training.num_steps": 4,
+  "training.log_every": 2,
+  "training.checkpoint_every": 4,
+  "data.num_examples": 400,
+  "eval.num_examples": 40,
+  "eval.batch_size": 20,
+  "model.latent_dim": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +58,13 @@ def test_sample_quality_compares_samples_and_held_out_images_alike(paramrel_row,
   # A sampler that returns the held-out training images scores exactly the floor: samples and
   # real images go through the same model-space pixels, PCA and reference.
   resolved = configuration.resolve(config)
-  held_out = latents.export_pixels(resolved.data, split=resolved.data.train_split, batch_size=20,
-                                   num_examples=60)["z"][40:]
+  held_out = latents.export_pixels(
+    resolved.data, split=resolved.data.train_split, batch_size=20, num_examples=60
+  )["z"][40:]
   shape = (20, resolved.data.image_size, resolved.data.image_size, -1)
-  monkeypatch.setattr(api.LoadedModel, "generate",
-                      lambda self, n, seed=0: (held_out.reshape(shape), None))
+  monkeypatch.setattr(
+    api.LoadedModel, "generate", lambda self, n, seed=0: (held_out.reshape(shape), None)
+  )
   copied = study.sample_quality(workdir, num_samples=20, dim=4)
   assert copied["samples"] == copied["held_out"] == quality["held_out"]
   with pytest.raises(ValueError, match="needs 10040 training images"):
@@ -72,8 +80,16 @@ def test_baseline_row_is_scored_by_the_same_evaluators(tmp_path):
 
 
 # The standard DCI protocol (scaled down): fitted on the first training codes, scored on the next.
-STANDARD = {"dci": {"protocol": "standard", "split": "train", "num_train": 60, "num_test": 30,
-                    "n_estimators": 5}, "tad": {"n_folds": 2}}
+STANDARD = {
+  "dci": {
+    "protocol": "standard",
+    "split": "train",
+    "num_train": 60,
+    "num_test": 30,
+    "n_estimators": 5,
+  },
+  "tad": {"n_folds": 2},
+}
 
 
 def _standard_dci(arrays: dict) -> dict:
@@ -100,15 +116,17 @@ def test_pca_row_is_the_dci_of_an_independent_pixel_pca():
   row = study.pca_row(config, STANDARD)
   assert row["model_kind"] == "pca"
   resolved = configuration.resolve(config)
-  train = latents.export_pixels(resolved.data, split=resolved.data.train_split, batch_size=20,
-                                num_examples=90)
+  train = latents.export_pixels(
+    resolved.data, split=resolved.data.train_split, batch_size=20, num_examples=90
+  )
   pixels = train["z"].reshape(90, -1).astype(np.float64)
   mean = pixels[:40].mean(0)
   _, _, vt = np.linalg.svd(pixels[:40] - mean, full_matrices=False)
   top = vt[:4] * np.sign(vt[:4][np.arange(4), np.abs(vt[:4]).argmax(1)])[:, None]  # sklearn's signs
   codes = ((pixels - mean) @ top.T).astype(np.float32)
-  expected = metrics.dci(codes[:60], train["factors"][:60], codes[60:90], train["factors"][60:90],
-                         n_estimators=5)
+  expected = metrics.dci(
+    codes[:60], train["factors"][:60], codes[60:90], train["factors"][60:90], n_estimators=5
+  )
   dci = row["scores"]["dci"]
   for key in ("disentanglement", "completeness", "informativeness_test"):
     assert dci[key] == pytest.approx(expected[key], abs=1e-9), key
@@ -126,6 +144,7 @@ def test_read_log_sums_the_logged_step_times(tmp_path):
 
 def test_a_non_latent_evaluator_is_refused():
   from paramrel_jax.config import configuration
+
   with pytest.raises(ValueError, match="not a latent evaluator"):
     study.scorers(configuration.resolve(tiny_config()), {"likelihood": {}})
 
@@ -146,8 +165,15 @@ def test_budget_overrides_apply_to_a_config():
   of the steps (at most 100)."""
   import argparse
 
-  args = argparse.Namespace(size="tiny", latent_dim=3, steps=40, batch_size=8,
-                            learning_rate=2e-3, ema_decay=0.9, num_examples=50)
+  args = argparse.Namespace(
+    size="tiny",
+    latent_dim=3,
+    steps=40,
+    batch_size=8,
+    learning_rate=2e-3,
+    ema_decay=0.9,
+    num_examples=50,
+  )
   overrides = study.budget_overrides(args, log_every=4, checkpoint_every=8)
   config = study.apply_overrides(tiny_config(), overrides)
   assert config.training.warmup_steps == 4 and config.training.num_steps == 40
@@ -155,5 +181,6 @@ def test_budget_overrides_apply_to_a_config():
   assert (config.training.log_every, config.training.checkpoint_every) == (4, 8)
   assert config.eval.num_examples == 50
   args.steps = 5000
-  assert study.budget_overrides(args, log_every=1, checkpoint_every=1)[
-    "training.warmup_steps"] == 100
+  assert (
+    study.budget_overrides(args, log_every=1, checkpoint_every=1)["training.warmup_steps"] == 100
+  )

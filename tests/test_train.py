@@ -36,32 +36,50 @@ def test_smoke_training_writes_metrics_and_checkpoints(tmp_path, data_type):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
   assert os.listdir(tmp_path / "tensorboard")  # event files
   # The EMA moved away from the initial parameters but not as far as the parameters.
-  assert not all(np.allclose(a, b) for a, b in
-                 zip(jax.tree.leaves(state.params), jax.tree.leaves(state.ema_params),
-                     strict=True))
+  assert not all(
+    np.allclose(a, b)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state.ema_params), strict=True)
+  )
 
 
 def test_loss_decreases_on_generated_data():
-  cfg = configuration.resolve(tiny_config(
-      "discrete", **{"training.learning_rate": 3e-3, "training.warmup_steps": 5,
-                     "training.num_steps": 60, "model.latent_dim": 4}))
+  cfg = configuration.resolve(
+    tiny_config(
+      "discrete",
+      **{
+        "training.learning_rate": 3e-3,
+        "training.warmup_steps": 5,
+        "training.num_steps": 60,
+        "model.latent_dim": 4,
+      },
+    )
+  )
   exp = train.build_experiment(cfg, 1)
   mesh = train.make_mesh()
   info = pipeline.dataset_info(cfg.data)
   shape = (16, *info.image_shape)
   steps = train.compile_steps(exp, mesh, shape)
   it = pipeline.create_train_iterator(cfg.data, batch_size=16, seed=0)
-  eval_batch = jnp.asarray(next(pipeline.create_eval_iterator(
-      cfg.data, split=cfg.data.eval_split, batch_size=16))["image"])
+  eval_batch = jnp.asarray(
+    next(pipeline.create_eval_iterator(cfg.data, split=cfg.data.eval_split, batch_size=16))["image"]
+  )
 
   @jax.jit
   def eval_loss(params):  # the same 32 noise draws every time: a fair comparison
     encode, decode = paramrel.net_fns(exp.model.net, params)
+
     def one(key):
-      terms, _ = objective.paramrel_loss(key, eval_batch, flow=exp.model.flow, encode=encode,
-                                         decode=decode, cfg=exp.model.objective,
-                                         encoder_input_mode=exp.model.net.encoder_input)
+      terms, _ = objective.paramrel_loss(
+        key,
+        eval_batch,
+        flow=exp.model.flow,
+        encode=encode,
+        decode=decode,
+        cfg=exp.model.objective,
+        encoder_input_mode=exp.model.net.encoder_input,
+      )
       return terms.bfn.mean()
+
     return jax.vmap(one)(jax.random.split(jax.random.key(1), 32)).mean()
 
   state = steps.init(jax.random.key(0))
@@ -74,33 +92,46 @@ def test_loss_decreases_on_generated_data():
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
-  overrides = {"training.num_steps": 6, "training.checkpoint_every": 3,
-               "training.log_every": 3}
+  overrides = {"training.num_steps": 6, "training.checkpoint_every": 3, "training.log_every": 3}
   full = train.train_and_evaluate(
-      configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full"))
+    configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full")
+  )
   part = tmp_path / "part"
-  train.train_and_evaluate(configuration.resolve(tiny_config(
-      "discrete", **{**overrides, "training.num_steps": 3})), str(part))
+  train.train_and_evaluate(
+    configuration.resolve(tiny_config("discrete", **{**overrides, "training.num_steps": 3})),
+    str(part),
+  )
   resumed = train.train_and_evaluate(
-      configuration.resolve(tiny_config("discrete", **overrides)), str(part))
+    configuration.resolve(tiny_config("discrete", **overrides)), str(part)
+  )
   assert int(resumed.step) == 6
   _leaves_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
   _leaves_close(full.ema_params, resumed.ema_params, rtol=1e-6, atol=1e-7)
   _leaves_close(full.opt_state, resumed.opt_state, rtol=1e-6, atol=1e-7)
   # A finished run does not train again.
   again = train.train_and_evaluate(
-      configuration.resolve(tiny_config("discrete", **overrides)), str(part))
+    configuration.resolve(tiny_config("discrete", **overrides)), str(part)
+  )
   assert int(again.step) == 6
   steps = [json.loads(x)["step"] for x in (part / "metrics.jsonl").read_text().splitlines()]
   assert steps == [3, 6]
 
 
 def test_non_finite_run_stops_and_keeps_good_checkpoint(tmp_path):
-  cfg = configuration.resolve(tiny_config(
-      "continuous", **{"training.learning_rate": 1e30, "training.grad_clip": 0.0,
-                       "training.warmup_steps": 0, "training.num_steps": 40,
-                       "training.checkpoint_every": 1, "training.log_every": 1,
-                       "training.weight_decay": 0.0}))
+  cfg = configuration.resolve(
+    tiny_config(
+      "continuous",
+      **{
+        "training.learning_rate": 1e30,
+        "training.grad_clip": 0.0,
+        "training.warmup_steps": 0,
+        "training.num_steps": 40,
+        "training.checkpoint_every": 1,
+        "training.log_every": 1,
+        "training.weight_decay": 0.0,
+      },
+    )
+  )
   with pytest.raises(train.NonFiniteError, match=r"non-finite at step \d+"):
     train.train_and_evaluate(cfg, str(tmp_path))
   saved = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints"))
@@ -136,8 +167,11 @@ np.savez({out!r}, losses=np.array(losses), params=flat, devices=jax.device_count
 
 def _run_on_devices(tmp_path, n):
   out = str(tmp_path / f"devices{n}.npz")
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
-         "JAX_PLATFORMS": "cpu"}
+  env = {
+    **os.environ,
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
+    "JAX_PLATFORMS": "cpu",
+  }
   script = _MULTI_DEVICE_SCRIPT.format(root=ROOT, tests=os.path.join(ROOT, "tests"), out=out)
   subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=ROOT)
   return np.load(out)
@@ -150,24 +184,36 @@ def test_eight_devices_match_one_device(tmp_path):
   np.testing.assert_allclose(eight["params"], one["params"], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("saved, now", [
+@pytest.mark.parametrize(
+  "saved, now",
+  [
     # a grain state (e.g. of a run older than the in-memory loader) under today's 'auto' with a
     # worker, and an in-memory state under a config that now asks for grain
-    ({"data.loader": "grain", "data.num_workers": 0},
-     {"data.loader": "auto", "data.num_workers": 1}),
+    (
+      {"data.loader": "grain", "data.num_workers": 0},
+      {"data.loader": "auto", "data.num_workers": 1},
+    ),
     ({"data.loader": "memory"}, {"data.loader": "grain"}),
-])
+  ],
+)
 def test_a_run_resumes_with_its_own_data_loader(tmp_path, saved, now):
   """A run resumes reading as it started, whatever the config now says about the loader."""
-  overrides = {"training.num_steps": 4, "training.checkpoint_every": 2,
-               "training.log_every": 2, **saved}
+  overrides = {
+    "training.num_steps": 4,
+    "training.checkpoint_every": 2,
+    "training.log_every": 2,
+    **saved,
+  }
   full = train.train_and_evaluate(
-      configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full"))
+    configuration.resolve(tiny_config("discrete", **overrides)), str(tmp_path / "full")
+  )
   part = str(tmp_path / "part")
-  train.train_and_evaluate(configuration.resolve(tiny_config(
-      "discrete", **{**overrides, "training.num_steps": 2})), part)
-  resumed = train.train_and_evaluate(configuration.resolve(
-      tiny_config("discrete", **{**overrides, **now})), part)
+  train.train_and_evaluate(
+    configuration.resolve(tiny_config("discrete", **{**overrides, "training.num_steps": 2})), part
+  )
+  resumed = train.train_and_evaluate(
+    configuration.resolve(tiny_config("discrete", **{**overrides, **now})), part
+  )
   assert int(resumed.step) == 4
   _leaves_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
 
@@ -177,7 +223,8 @@ def test_config_for_state_reads_the_loader_and_rejects_other_bytes():
   now = dataclasses.replace(cfg, loader="auto", num_workers=2)
   for loader, workers in [("grain", 0), ("memory", 2)]:
     state = pipeline.create_train_iterator(
-        dataclasses.replace(cfg, loader=loader), batch_size=8, seed=0).get_state()
+      dataclasses.replace(cfg, loader=loader), batch_size=8, seed=0
+    ).get_state()
     resumed = pipeline.config_for_state(now, state)
     assert (resumed.loader, resumed.num_workers) == (loader, workers)
   for bad in [b"not json", b"[1, 2]", b"{}"]:

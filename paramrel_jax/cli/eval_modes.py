@@ -105,8 +105,12 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     "versions": versions(),
   }
   if interface.has(model.model, interface.FLOW):  # a baseline has no BFN likelihood
-    prior = latents.latent_prior(model.model, model.params, config,  # what sampling draws from
-                                 path=latents.prior_path(workdir, model.step, config))
+    prior = latents.latent_prior(
+      model.model,
+      model.params,
+      config,  # what sampling draws from
+      path=latents.prior_path(workdir, model.step, config),
+    )
     result["likelihood"] = likelihood.evaluate_likelihood(
       model.model.flow,
       model.model.net,
@@ -134,8 +138,9 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     checkpointing.dump_json(os.path.join(directory, METRICS_FILE), result)
     for evaluator in configured:
       if evaluator.kind == "dci":
-        _save_importance(os.path.join(directory, f"{evaluator.name}_importance.png"),
-                         result[evaluator.name])
+        _save_importance(
+          os.path.join(directory, f"{evaluator.name}_importance.png"), result[evaluator.name]
+        )
   return result
 
 
@@ -159,8 +164,10 @@ def factor_of_units(workdir: str, latent_dim: int) -> list[str] | None:
   with open(path) as f:
     result = json.load(f)
   for value in result.values():
-    if isinstance(value, dict) and "factor_names" in value and (
-      "importance_matrix" in value or "per_fold" in value
+    if (
+      isinstance(value, dict)
+      and "factor_names" in value
+      and ("importance_matrix" in value or "per_fold" in value)
     ):
       matrix = _importance(value)
       if matrix.shape[0] != latent_dim:
@@ -175,14 +182,18 @@ def _save_importance(path: str, dci: dict) -> None:
   """The DCI importance matrix as a heat map: a row per latent unit, a column per factor."""
   matrix = _importance(dci)
   headline = evaluators.DciEvaluator.headline(dci)
-  title = (f"DCI importance ({dci.get('protocol', 'quick')}): D {headline['disentanglement']:.3f}"
-           f" C {headline['completeness']:.3f} I {headline['informativeness']:.3f}")
-  plots.save_heatmap(path, matrix, [f"z[{d}]" for d in range(len(matrix))],
-                     list(dci["factor_names"]), title)
+  title = (
+    f"DCI importance ({dci.get('protocol', 'quick')}): D {headline['disentanglement']:.3f}"
+    f" C {headline['completeness']:.3f} I {headline['informativeness']:.3f}"
+  )
+  plots.save_heatmap(
+    path, matrix, [f"z[{d}]" for d in range(len(matrix))], list(dci["factor_names"]), title
+  )
 
 
-def run_export_latents(config: ExperimentConfig, workdir: str, *,
-                       num_examples: dict[str, int] | None = None) -> dict[str, str]:
+def run_export_latents(
+  config: ExperimentConfig, workdir: str, *, num_examples: dict[str, int] | None = None
+) -> dict[str, str]:
   """Writes workdir/latents/<split>.npz for the training and evaluation splits.
 
   Each file holds the first `eval.num_examples` examples of its split (all when the split is
@@ -234,6 +245,11 @@ def run_plot_latents(config: ExperimentConfig, workdir: str) -> dict[str, dict[s
     name = os.path.splitext(os.path.basename(path))[0]
     if jax.process_index() == 0:
       written[split] = latent_plots.save_projections(
-        os.path.join(workdir, PLOTS_DIR), name, latents.load_latents(path),
-        attribute_names=info.attribute_names, factor_names=info.factor_names, seed=config.seed)
+        os.path.join(workdir, PLOTS_DIR),
+        name,
+        latents.load_latents(path),
+        attribute_names=info.attribute_names,
+        factor_names=info.factor_names,
+        seed=config.seed,
+      )
   return written

@@ -68,9 +68,9 @@ def _summary(out: str, summary: dict) -> None:
 def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
   """The first `num` images of the evaluation split (B, H, W, C), padding rows dropped."""
   cfg = config.eval
-  it = data.create_eval_iterator(config.data, split=config.data.eval_split,
-                                 batch_size=min(cfg.batch_size, num),
-                                 num_examples=num)
+  it = data.create_eval_iterator(
+    config.data, split=config.data.eval_split, batch_size=min(cfg.batch_size, num), num_examples=num
+  )
   return np.concatenate([b["image"][b["mask"]] for b in it])[:num]
 
 
@@ -79,8 +79,14 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
   if not _writes():
     return
   flow = config.flow
-  images.save_grid(path, np.asarray(x), nrow=nrow, data_type=flow.data_type,
-                   num_classes=getattr(flow, "num_classes", 2), **labels)
+  images.save_grid(
+    path,
+    np.asarray(x),
+    nrow=nrow,
+    data_type=flow.data_type,
+    num_classes=getattr(flow, "num_classes", 2),
+    **labels,
+  )
 
 
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:
@@ -104,17 +110,25 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   cfg = config.sampling
   trained = model.trained
   if latents.uses_prior(trained.model, config) and not os.path.isfile(
-      latents.prior_path(workdir, trained.step, config)):  # kept in the run once fitted
-    with _stage(f"fitting the latent prior to the codes of up to {cfg.prior_examples} "
-                "training images"):
+    latents.prior_path(workdir, trained.step, config)
+  ):  # kept in the run once fitted
+    with _stage(
+      f"fitting the latent prior to the codes of up to {cfg.prior_examples} training images"
+    ):
       model.latent_prior()
   with _stage(f"sampling {cfg.num_samples} images{_in_steps(model)}"):
     x, z = model.generate(cfg.num_samples, seed=config.seed)
   out = _outdir(workdir, "sample")
   _savez(os.path.join(out, "samples.npz"), samples=x, z=z)
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
-  summary = {"step": model.step, "num_samples": cfg.num_samples, "num_steps": cfg.num_steps,
-             "z_source": cfg.z_source, "z_prior": cfg.z_prior, "seed": config.seed}
+  summary = {
+    "step": model.step,
+    "num_samples": cfg.num_samples,
+    "num_steps": cfg.num_steps,
+    "z_source": cfg.z_source,
+    "z_prior": cfg.z_prior,
+    "seed": config.seed,
+  }
   _summary(out, summary)
   return summary
 
@@ -134,8 +148,12 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     result = model.reconstruct_arrays(x0, seed=config.seed)
   rec = result.pop("reconstruction")
   out = _outdir(workdir, "reconstruct")
-  _savez(os.path.join(out, "reconstruct.npz"), input=x0, reconstruction=rec,
-         **({"reconstruction_flow": result.pop("reconstruction_flow")} if result else {}))
+  _savez(
+    os.path.join(out, "reconstruct.npz"),
+    input=x0,
+    reconstruction=rec,
+    **({"reconstruction_flow": result.pop("reconstruction_flow")} if result else {}),
+  )
   _grid(os.path.join(out, "reconstruct.png"), _interleave_rows(x0, rec, 8), config, nrow=8)
   summary = {"step": model.step, "num_examples": len(x0)}
   if not interface.has(model.trained.model, interface.FLOW):
@@ -153,8 +171,7 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     times = np.asarray(config.sampling.z_times, np.float32)
     with _stage(f"reconstructing {num} images from their codes at {len(times)} times"):
       tv = model.time_varying_arrays(x0[:num], times, seed=config.seed)
-    _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=times,
-           reconstruction=tv)
+    _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=times, reconstruction=tv)
     rows = np.concatenate([x0[None, :num], tv]).reshape(-1, *x0.shape[1:])
     _grid(os.path.join(out, "time_varying.png"), rows, config, nrow=num)
     summary["time_varying_times"] = [float(t) for t in times]
@@ -166,7 +183,7 @@ def _interleave_rows(a: np.ndarray, b: np.ndarray, nrow: int) -> np.ndarray:
   """Rows of `nrow` images of a, each followed by the matching row of b."""
   rows = []
   for start in range(0, len(a), nrow):
-    rows += [a[start:start + nrow], b[start:start + nrow]]
+    rows += [a[start : start + nrow], b[start : start + nrow]]
   pad = (-len(a)) % nrow
   if pad:  # a short last row: pad both of its rows to full width with blanks
     blank = np.zeros((pad, *a.shape[1:]), a.dtype)
@@ -187,9 +204,14 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   out = _outdir(workdir, "conditional")
   _savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
-  _grid(os.path.join(out, "conditional.png"), rows, config, nrow=variations + 1,
-        row_labels=[f"x{k}" for k in range(len(x0))],
-        col_labels=["input", *(f"sample {k + 1}" for k in range(variations))])
+  _grid(
+    os.path.join(out, "conditional.png"),
+    rows,
+    config,
+    nrow=variations + 1,
+    row_labels=[f"x{k}" for k in range(len(x0))],
+    col_labels=["input", *(f"sample {k + 1}" for k in range(variations))],
+  )
   summary = {"step": model.step, "num_inputs": len(x0), "num_variations": variations}
   _summary(out, summary)
   return summary
@@ -206,12 +228,19 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
   with _stage(f"interpolating {num_pairs} pairs, {cfg.interpolation_points} points each"):
     x = model.interpolate_arrays(x0[0::2], x0[1::2], cfg.interpolation_points, seed=config.seed)
   out = _outdir(workdir, "interpolate")
-  _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2],
-         interpolation=x)
-  _grid(os.path.join(out, "interpolate.png"), x.reshape(-1, *x0.shape[1:]), config,
-        nrow=cfg.interpolation_points)
-  summary = {"step": model.step, "num_pairs": num_pairs, "points": cfg.interpolation_points,
-             "method": cfg.interpolation_method}
+  _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2], interpolation=x)
+  _grid(
+    os.path.join(out, "interpolate.png"),
+    x.reshape(-1, *x0.shape[1:]),
+    config,
+    nrow=cfg.interpolation_points,
+  )
+  summary = {
+    "step": model.step,
+    "num_pairs": num_pairs,
+    "points": cfg.interpolation_points,
+    "method": cfg.interpolation_method,
+  }
   _summary(out, summary)
   return summary
 
@@ -234,19 +263,29 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   values = np.linspace(-cfg.traverse_range, cfg.traverse_range, steps)
   factors = eval_modes.factor_of_units(workdir, latent_dim)
   labels = [f"z[{d}]" + (f" {factors[d]}" if factors else "") for d in range(latent_dim)]
-  _grid(os.path.join(out, "traverse.png"), rows.reshape(-1, *x0.shape[1:]), config,
-        nrow=steps + 1, row_labels=labels,
-        col_labels=["input", *(f"{v:+.1f}" for v in values)])
-  summary = {"step": model.step, "latent_dim": latent_dim, "steps": steps,
-             "range": cfg.traverse_range, "row_labels": labels}
+  _grid(
+    os.path.join(out, "traverse.png"),
+    rows.reshape(-1, *x0.shape[1:]),
+    config,
+    nrow=steps + 1,
+    row_labels=labels,
+    col_labels=["input", *(f"{v:+.1f}" for v in values)],
+  )
+  summary = {
+    "step": model.step,
+    "latent_dim": latent_dim,
+    "steps": steps,
+    "range": cfg.traverse_range,
+    "row_labels": labels,
+  }
   _summary(out, summary)
   return summary
 
 
 MODES = {
-    "sample": run_sample,
-    "reconstruct": run_reconstruct,
-    "conditional": run_conditional,
-    "interpolate": run_interpolate,
-    "traverse": run_traverse,
+  "sample": run_sample,
+  "reconstruct": run_reconstruct,
+  "conditional": run_conditional,
+  "interpolate": run_interpolate,
+  "traverse": run_traverse,
 }

@@ -39,8 +39,9 @@ from paramrel_jax.training import train, workdir_utils
 LATENT_KINDS = ("auroc", "dci", "tad")
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: dict[str, Any]
+) -> ml_collections.ConfigDict:
   """Sets 'section.key' (or top-level 'key') entries of `config` in place and returns it.
 
   Raises:
@@ -91,12 +92,15 @@ def hardware() -> str:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
     cpu = names[0] if names else cpu
   device = jax.devices()[0]
-  return (f"{cpu}, {os.cpu_count()} CPU cores visible, JAX {jax.__version__} on "
-          f"{jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))")
+  return (
+    f"{cpu}, {os.cpu_count()} CPU cores visible, JAX {jax.__version__} on "
+    f"{jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))"
+  )
 
 
-def scorers(config: ExperimentConfig, scores: dict[str, dict[str, Any]]
-            ) -> list[evaluators.LatentEvaluator]:
+def scorers(
+  config: ExperimentConfig, scores: dict[str, dict[str, Any]]
+) -> list[evaluators.LatentEvaluator]:
   """Latent evaluators of `scores` (name -> settings as in `config.evals`, 'every' not needed).
 
   Raises:
@@ -106,8 +110,7 @@ def scorers(config: ExperimentConfig, scores: dict[str, dict[str, Any]]
   for name, settings in scores.items():
     kind = settings.get("type", name)
     if kind not in LATENT_KINDS:
-      raise ValueError(f"study score {name!r}: {kind!r} is not a latent evaluator "
-                       f"{LATENT_KINDS}.")
+      raise ValueError(f"study score {name!r}: {kind!r} is not a latent evaluator {LATENT_KINDS}.")
     # Built as in-training evaluators (whose cadence must be a multiple of log_every), scoring
     # the evaluation split's codes unless the settings name a split (the standard DCI protocol
     # needs 15,000 training codes).
@@ -125,8 +128,9 @@ def codes_needed(built: list[evaluators.LatentEvaluator]) -> dict[str, int]:
   return needed
 
 
-def score_codes(built: list[evaluators.LatentEvaluator],
-                codes: dict[str, dict[str, np.ndarray]]) -> dict:
+def score_codes(
+  built: list[evaluators.LatentEvaluator], codes: dict[str, dict[str, np.ndarray]]
+) -> dict:
   """{name: JSON-able result} of every evaluator on the first `num_examples` codes of its split.
 
   Args:
@@ -153,22 +157,32 @@ def read_log(workdir: str) -> dict:
     if row["step"] > previous and row.get("steps_per_sec"):
       seconds += (row["step"] - previous) / row["steps_per_sec"]
     previous = row["step"]
-  curve = [{"step": r["step"], **{k: v for k, v in r.items() if k.startswith("eval/")}}
-           for r in rows if any(k.startswith("eval/") for k in r)]
+  curve = [
+    {"step": r["step"], **{k: v for k, v in r.items() if k.startswith("eval/")}}
+    for r in rows
+    if any(k.startswith("eval/") for k in r)
+  ]
   last = {k: v for k, v in rows[-1].items() if not k.startswith("eval/")}
   return {"last": last, "curve": curve, "train_seconds": round(seconds, 1)}
 
 
-def settle(config: ml_collections.ConfigDict,
-           workdir: str) -> tuple[ml_collections.ConfigDict, ExperimentConfig]:
+def settle(
+  config: ml_collections.ConfigDict, workdir: str
+) -> tuple[ml_collections.ConfigDict, ExperimentConfig]:
   """(config, resolved): `config` with the run settings a run already saved in workdir keeps
   (`workdir_utils.with_run_settings`), and its resolution."""
   config = workdir_utils.with_run_settings(config, workdir)
   return config, configuration.resolve(config)
 
 
-def train_run(config: ml_collections.ConfigDict, resolved: ExperimentConfig, workdir: str, *,
-              export: bool = True, num_examples: dict[str, int] | None = None) -> dict:
+def train_run(
+  config: ml_collections.ConfigDict,
+  resolved: ExperimentConfig,
+  workdir: str,
+  *,
+  export: bool = True,
+  num_examples: dict[str, int] | None = None,
+) -> dict:
   """Trains or resumes the run of `config` in `workdir`, evaluates it and exports its codes.
 
   Args:
@@ -193,13 +207,19 @@ def train_run(config: ml_collections.ConfigDict, resolved: ExperimentConfig, wor
     "step": evaluated["step"],
     "likelihood": evaluated.get("likelihood"),
     "versions": evaluated["versions"],
-    "latents": (eval_modes.run_export_latents(resolved, workdir, num_examples=num_examples)
-                if export else {}),
+    "latents": (
+      eval_modes.run_export_latents(resolved, workdir, num_examples=num_examples) if export else {}
+    ),
   }
 
 
-def run_row(config: ml_collections.ConfigDict, workdir: str,
-            scores: dict[str, dict[str, Any]], *, export: bool = True) -> dict:
+def run_row(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  scores: dict[str, dict[str, Any]],
+  *,
+  export: bool = True,
+) -> dict:
   """`train_run`, then the latent evaluators of `scores` on the evaluation split's codes.
 
   Args:
@@ -238,21 +258,28 @@ def pca_row(config: ml_collections.ConfigDict, scores: dict[str, dict[str, Any]]
   train_split, fit = resolved.data.train_split, resolved.eval.num_examples
   needed = codes_needed(built)
   needed[train_split] = max(needed.get(train_split, 0), fit)
-  codes = {split: latents.export_pixels(resolved.data, split=split,
-                                        batch_size=resolved.eval.batch_size, num_examples=n)
-           for split, n in needed.items()}
+  codes = {
+    split: latents.export_pixels(
+      resolved.data, split=split, batch_size=resolved.eval.batch_size, num_examples=n
+    )
+    for split, n in needed.items()
+  }
   splits = list(codes)
-  _, features = metrics.pca_features(codes[train_split]["z"][:fit],
-                                     np.concatenate([codes[s]["z"] for s in splits]),
-                                     resolved.network.latent_dim, seed=resolved.seed)
+  _, features = metrics.pca_features(
+    codes[train_split]["z"][:fit],
+    np.concatenate([codes[s]["z"] for s in splits]),
+    resolved.network.latent_dim,
+    seed=resolved.seed,
+  )
   sizes = [len(codes[split]["z"]) for split in splits]
   for split, z in zip(splits, np.split(features, np.cumsum(sizes)[:-1]), strict=True):
     codes[split]["z"] = z
   return {"model_kind": "pca", "scores": score_codes(built, codes)}
 
 
-def sample_quality(workdir: str, *, num_samples: int, z_prior: str = "fitted", dim: int = 32,
-                   seed: int = 0) -> dict:
+def sample_quality(
+  workdir: str, *, num_samples: int, z_prior: str = "fitted", dim: int = 32, seed: int = 0
+) -> dict:
   """Prior samples of the run in `workdir` (z from `z_prior`, the `sampling.z_prior` choice)
   against the evaluation split, by `metrics.frechet_distance` on `dim` principal components of
   the training pixels (`metrics.pca_frechet_distance`, with the PCA fitted once).
@@ -270,18 +297,26 @@ def sample_quality(workdir: str, *, num_samples: int, z_prior: str = "fitted", d
   fit = config.eval.num_examples
 
   def pixels(split: str, num: int) -> np.ndarray:
-    return latents.export_pixels(config.data, split=split, batch_size=config.eval.batch_size,
-                                 num_examples=num)["z"]
+    return latents.export_pixels(
+      config.data, split=split, batch_size=config.eval.batch_size, num_examples=num
+    )["z"]
 
   train = pixels(config.data.train_split, fit + num_samples)
   if len(train) < fit + num_samples:
-    raise ValueError(f"sample_quality needs {fit + num_samples} training images (eval.num_examples"
-                     f" + num_samples), the split has {len(train)}.")
+    raise ValueError(
+      f"sample_quality needs {fit + num_samples} training images (eval.num_examples"
+      f" + num_samples), the split has {len(train)}."
+    )
   reference = pixels(config.data.eval_split, fit)
   samples, _ = model.generate(num_samples, seed=seed)
   sets = (reference, samples.reshape(num_samples, -1), train[fit:])
   _, features = metrics.pca_features(train[:fit], np.concatenate(sets), dim, seed=config.seed)
   reference, samples, held_out = np.split(features, np.cumsum([len(s) for s in sets[:2]]))
-  return {"samples": metrics.frechet_distance(reference, samples),
-          "held_out": metrics.frechet_distance(reference, held_out),
-          "num_samples": num_samples, "z_prior": z_prior, "dim": dim, "step": model.step}
+  return {
+    "samples": metrics.frechet_distance(reference, samples),
+    "held_out": metrics.frechet_distance(reference, held_out),
+    "num_samples": num_samples,
+    "z_prior": z_prior,
+    "dim": dim,
+    "step": model.step,
+  }

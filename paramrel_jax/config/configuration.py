@@ -47,14 +47,21 @@ class TrainingConfig:
   keep_checkpoints: int = 3
 
   def __post_init__(self):
-    for name in ("batch_size", "num_steps", "learning_rate", "log_every", "checkpoint_every",
-                 "keep_checkpoints"):
+    for name in (
+      "batch_size",
+      "num_steps",
+      "learning_rate",
+      "log_every",
+      "checkpoint_every",
+      "keep_checkpoints",
+    ):
       _positive(f"training.{name}", getattr(self, name))
     if self.warmup_steps < 0:
       raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
     if self.lr_schedule not in LR_SCHEDULES:
-      raise ValueError(f"training.lr_schedule must be one of {LR_SCHEDULES}, "
-                       f"got {self.lr_schedule!r}.")
+      raise ValueError(
+        f"training.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
+      )
     if not 0.0 <= self.ema_decay < 1.0:
       raise ValueError(f"training.ema_decay must be in [0, 1), got {self.ema_decay}.")
     if self.grad_clip < 0 or self.weight_decay < 0:
@@ -81,15 +88,25 @@ class SamplingConfig:
 
   def __post_init__(self):
     object.__setattr__(self, "z_times", tuple(float(t) for t in self.z_times))
-    for name in ("num_steps", "num_samples", "num_variations", "traverse_steps",
-                 "traverse_range", "prior_examples", "prior_times"):
+    for name in (
+      "num_steps",
+      "num_samples",
+      "num_variations",
+      "traverse_steps",
+      "traverse_range",
+      "prior_examples",
+      "prior_times",
+    ):
       _positive(f"sampling.{name}", getattr(self, name))
     if self.interpolation_points < 2:
       raise ValueError(
-          f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}.")
+        f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}."
+      )
     if self.interpolation_method not in ("lerp", "slerp"):
-      raise ValueError("sampling.interpolation_method must be 'lerp' or 'slerp', got "
-                       f"{self.interpolation_method!r}.")
+      raise ValueError(
+        "sampling.interpolation_method must be 'lerp' or 'slerp', got "
+        f"{self.interpolation_method!r}."
+      )
     if any(not 0.0 <= t <= 1.0 for t in self.z_times):
       raise ValueError(f"sampling.z_times must lie in [0, 1], got {self.z_times}.")
     if self.z_source not in Z_SOURCES:
@@ -187,8 +204,9 @@ def _build(cls, name: str, values: dict[str, Any]):
   fields = {f.name for f in dataclasses.fields(cls)}
   unknown = sorted(set(values) - fields)
   if unknown:
-    raise ValueError(f"unknown key(s) {unknown} in config section {name!r}; "
-                     f"known: {sorted(fields)}.")
+    raise ValueError(
+      f"unknown key(s) {unknown} in config section {name!r}; known: {sorted(fields)}."
+    )
   return cls(**values)
 
 
@@ -198,9 +216,13 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
   data_type = flow_cfg["data_type"]
   model_cfg = _section(config, "model")
   flow = make_flow(
-      data_type, sigma1=flow_cfg["sigma1"], beta1=flow_cfg["beta1"],
-      num_bins=flow_cfg["num_bins"], num_classes=flow_cfg["num_classes"],
-      predict_std=model_cfg["predict_std"])
+    data_type,
+    sigma1=flow_cfg["sigma1"],
+    beta1=flow_cfg["beta1"],
+    num_bins=flow_cfg["num_bins"],
+    num_classes=flow_cfg["num_classes"],
+    predict_std=model_cfg["predict_std"],
+  )
 
   data_values = _section(config, "data")
   if data_type == "discretised":
@@ -209,48 +231,58 @@ def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
   binary = data.binarize != "none"
   if binary != (data_type == "discrete"):
     raise ValueError(
-        f"data.binarize={data.binarize!r} does not fit flow.data_type={data_type!r}: discrete "
-        "data need binarised images (binarize='threshold' or 'bernoulli'), continuous and "
-        "discretised data need binarize='none'.")
+      f"data.binarize={data.binarize!r} does not fit flow.data_type={data_type!r}: discrete "
+      "data need binarised images (binarize='threshold' or 'bernoulli'), continuous and "
+      "discretised data need binarize='none'."
+    )
   if data_type == "discrete" and flow_cfg["num_classes"] != 2:
-    raise ValueError(f"flow.num_classes={flow_cfg['num_classes']} but binarised images have 2 "
-                     "classes.")
+    raise ValueError(
+      f"flow.num_classes={flow_cfg['num_classes']} but binarised images have 2 classes."
+    )
 
   model_kind = model_cfg.pop("kind")
   if model_kind not in MODEL_KINDS:
     raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {model_kind!r}.")
-  baseline = BaselineConfig(beta=model_cfg.pop("beta"),
-                            diffusion_steps=model_cfg.pop("diffusion_steps"))
+  baseline = BaselineConfig(
+    beta=model_cfg.pop("beta"), diffusion_steps=model_cfg.pop("diffusion_steps")
+  )
   size = model_cfg.pop("size")
   model_cfg.pop("predict_std")
   network = get_variant(size, **model_cfg)
 
   objective = ObjectiveConfig(
-      **_section(config, "objective"), loss_steps=flow_cfg["loss_steps"],
-      loss_samples=flow_cfg["loss_samples"])
+    **_section(config, "objective"),
+    loss_steps=flow_cfg["loss_steps"],
+    loss_samples=flow_cfg["loss_samples"],
+  )
   training = _build(TrainingConfig, "training", _section(config, "training"))
   sampling = _build(SamplingConfig, "sampling", _section(config, "sampling"))
-  if (model_kind == "paramrel" and sampling.z_source == "encoder"
-      and network.encoder_input != "theta_t"):
+  if (
+    model_kind == "paramrel"
+    and sampling.z_source == "encoder"
+    and network.encoder_input != "theta_t"
+  ):
     raise ValueError(
-        f"sampling.z_source='encoder' needs model.encoder_input='theta_t' (generation has no "
-        f"data to encode), got model.encoder_input={network.encoder_input!r}.")
+      f"sampling.z_source='encoder' needs model.encoder_input='theta_t' (generation has no "
+      f"data to encode), got model.encoder_input={network.encoder_input!r}."
+    )
   compile_cache = config.get("compile_cache", "user")
   if not isinstance(compile_cache, str) or not compile_cache:
-    raise ValueError("compile_cache must be 'user', 'workdir', 'off' or a directory, got "
-                     f"{compile_cache!r}.")
+    raise ValueError(
+      f"compile_cache must be 'user', 'workdir', 'off' or a directory, got {compile_cache!r}."
+    )
   return ExperimentConfig(
-      seed=int(config.seed),
-      data=data,
-      flow=flow,
-      model_kind=model_kind,
-      baseline=baseline,
-      network=network,
-      objective=objective,
-      training=training,
-      sampling=sampling,
-      eval=_build(EvalConfig, "eval", _section(config, "eval")),
-      evals=_section(config, "evals"),
-      distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),
-      compile_cache=compile_cache,
+    seed=int(config.seed),
+    data=data,
+    flow=flow,
+    model_kind=model_kind,
+    baseline=baseline,
+    network=network,
+    objective=objective,
+    training=training,
+    sampling=sampling,
+    eval=_build(EvalConfig, "eval", _section(config, "eval")),
+    evals=_section(config, "evals"),
+    distributed=_build(DistributedConfig, "distributed", _section(config, "distributed")),
+    compile_cache=compile_cache,
   )

@@ -67,23 +67,24 @@ class ObjectiveConfig:
       raise ValueError(f"objective.mmd_weight must be >= 0, got {self.mmd_weight}.")
     if self.mmd_kernel not in MMD_KERNELS:
       raise ValueError(
-          f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}.")
+        f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}."
+      )
     if self.mmd_scale not in MMD_SCALES:
-      raise ValueError(
-          f"objective.mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}.")
+      raise ValueError(f"objective.mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}.")
     if self.latent_weighting not in LATENT_WEIGHTINGS:
-      raise ValueError(f"objective.latent_weighting must be one of {LATENT_WEIGHTINGS}, got "
-                       f"{self.latent_weighting!r}.")
-    if self.posterior not in POSTERIORS:
       raise ValueError(
-          f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
+        f"objective.latent_weighting must be one of {LATENT_WEIGHTINGS}, got "
+        f"{self.latent_weighting!r}."
+      )
+    if self.posterior not in POSTERIORS:
+      raise ValueError(f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
     if not self.time_power > 0:
       raise ValueError(f"objective.time_power must be > 0, got {self.time_power}.")
     if self.time_sampling not in TIME_SAMPLINGS:
-      raise ValueError(f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got "
-                       f"{self.time_sampling!r}.")
-    if self.loss_steps < 0:
       raise ValueError(
-          f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
+        f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}."
+      )
+    if self.loss_steps < 0:
+      raise ValueError(f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
     if self.loss_samples < 1:
       raise ValueError(f"flow.loss_samples must be >= 1, got {self.loss_samples}.")

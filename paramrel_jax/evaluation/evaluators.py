@@ -165,8 +165,9 @@ class LikelihoodEvaluator(Evaluator):
 
   def evaluate(self, model: Model, params: dict) -> dict:
     interface.require(model, interface.FLOW, f"evals.{self.name} (the BFN test likelihood)")
-    return likelihood.evaluate_likelihood(model.flow, model.net, params, self.data_cfg,
-                                          **self.settings)
+    return likelihood.evaluate_likelihood(
+      model.flow, model.net, params, self.data_cfg, **self.settings
+    )
 
   def scalars(self, result: dict) -> Iterator[tuple[str, float]]:
     for term in likelihood.TERMS:
@@ -356,9 +357,15 @@ class DciEvaluator(LatentEvaluator):
       "factor_names": list(self.info.factor_names),
     }
     if s["protocol"] == "quick":
-      result = metrics.dci_cv(z, factors, n_folds=s["n_folds"], seed=s["seed"],
-                              num_bins=s["num_bins"], n_estimators=s["n_estimators"],
-                              n_jobs=s["n_jobs"])
+      result = metrics.dci_cv(
+        z,
+        factors,
+        n_folds=s["n_folds"],
+        seed=s["seed"],
+        num_bins=s["num_bins"],
+        n_estimators=s["n_estimators"],
+        n_jobs=s["n_jobs"],
+      )
       return {**base, **result}
     if len(z) < s["num_train"] + s["num_test"]:
       raise ValueError(
@@ -366,8 +373,16 @@ class DciEvaluator(LatentEvaluator):
         f"codes, got {len(z)}."
       )
     train, test = slice(0, s["num_train"]), slice(s["num_train"], s["num_train"] + s["num_test"])
-    result = metrics.dci(z[train], factors[train], z[test], factors[test], num_bins=s["num_bins"],
-                         n_estimators=s["n_estimators"], seed=s["seed"], n_jobs=s["n_jobs"])
+    result = metrics.dci(
+      z[train],
+      factors[train],
+      z[test],
+      factors[test],
+      num_bins=s["num_bins"],
+      n_estimators=s["n_estimators"],
+      seed=s["seed"],
+      n_jobs=s["n_jobs"],
+    )
     return {**base, **result}
 
   @staticmethod
@@ -461,8 +476,7 @@ def build_evaluators(config: ExperimentConfig, model: Model | None = None) -> li
   return built
 
 
-def run_due(evaluators: list[Evaluator], step: int, model: Model, params: dict
-            ) -> dict[str, float]:
+def run_due(evaluators: list[Evaluator], step: int, model: Model, params: dict) -> dict[str, float]:
   """Runs the evaluators with `step % every == 0` on `params` (the EMA weights).
 
   The parameters are placed once on this process's first device (the trainer passes host copies).

@@ -64,8 +64,12 @@ def tsne_2d(z, *, seed: int = 0) -> np.ndarray:
     return tsne.fit_transform(z).astype(np.float32)
 
 
-def colourings(arrays: dict[str, np.ndarray], *, attribute_names: Sequence[str] = (),
-               factor_names: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def colourings(
+  arrays: dict[str, np.ndarray],
+  *,
+  attribute_names: Sequence[str] = (),
+  factor_names: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
   """Panel title -> (N,) values: 'label', each attribute, each factor that `arrays` holds.
 
   Columns without a name (or names of another length) are called 'attribute <i>' / 'factor <i>'.
@@ -82,9 +86,16 @@ def colourings(arrays: dict[str, np.ndarray], *, attribute_names: Sequence[str] 
   return panels
 
 
-def save_projections(directory: str, name: str, arrays: dict[str, np.ndarray], *,
-                     attribute_names: Sequence[str] = (), factor_names: Sequence[str] = (),
-                     seed: int = 0, max_points: int = MAX_POINTS) -> dict[str, str]:
+def save_projections(
+  directory: str,
+  name: str,
+  arrays: dict[str, np.ndarray],
+  *,
+  attribute_names: Sequence[str] = (),
+  factor_names: Sequence[str] = (),
+  seed: int = 0,
+  max_points: int = MAX_POINTS,
+) -> dict[str, str]:
   """Writes directory/<name>_<method>.png for every method of METHODS.
 
   Args:

@@ -45,8 +45,9 @@ def latent_key(time: float) -> str:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "t"))
-def encode(model: Model, params: dict, key: jax.Array, x: jax.Array, *, t: float = 1.0
-           ) -> jax.Array:
+def encode(
+  model: Model, params: dict, key: jax.Array, x: jax.Array, *, t: float = 1.0
+) -> jax.Array:
   """`model.encode(params, key, x, t)` jitted, one compile per model, time and batch shape."""
   return model.encode(params, key, x, t)
 
@@ -99,20 +100,24 @@ def export_latents(
     times[latent_key(time)] = _check_time("latent_times", time)
   if num_examples < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
-  encoders = {name: functools.partial(encode, model, params, t=time)
-              for name, time in times.items()}
-  return _encode_split(data_cfg, encoders, split=split, batch_size=batch_size,
-                       num_examples=num_examples, seed=seed)
+  encoders = {
+    name: functools.partial(encode, model, params, t=time) for name, time in times.items()
+  }
+  return _encode_split(
+    data_cfg, encoders, split=split, batch_size=batch_size, num_examples=num_examples, seed=seed
+  )
 
 
-def export_pixels(data_cfg: data.DataConfig, *, split: str, batch_size: int,
-                  num_examples: int) -> dict[str, np.ndarray]:
+def export_pixels(
+  data_cfg: data.DataConfig, *, split: str, batch_size: int, num_examples: int
+) -> dict[str, np.ndarray]:
   """Like `export_latents` with the flattened float32 pixels (N, H * W * C) as 'z'."""
   if num_examples < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
   flatten = lambda key, x: x.reshape(x.shape[0], -1).astype(jnp.float32)  # noqa: E731
-  return _encode_split(data_cfg, {"z": flatten}, split=split, batch_size=batch_size,
-                       num_examples=num_examples, seed=0)
+  return _encode_split(
+    data_cfg, {"z": flatten}, split=split, batch_size=batch_size, num_examples=num_examples, seed=0
+  )
 
 
 class FittedPrior(NamedTuple):
@@ -137,8 +142,9 @@ def fit_prior(codes) -> FittedPrior:
   """
   codes = np.asarray(codes, np.float64)
   if codes.ndim not in (2, 3) or codes.shape[0] < 2 or not np.all(np.isfinite(codes)):
-    raise ValueError(f"codes must be finite with shape (N >= 2, L) or (N >= 2, K, L), got "
-                     f"shape {codes.shape}.")
+    raise ValueError(
+      f"codes must be finite with shape (N >= 2, L) or (N >= 2, K, L), got shape {codes.shape}."
+    )
   flat = codes.reshape(len(codes), -1)
   eigval, eigvec = np.linalg.eigh(np.atleast_2d(np.cov(flat, rowvar=False)))
   scale = (eigvec * np.sqrt(np.clip(eigval, 0.0, None))) @ eigvec.T
@@ -161,8 +167,11 @@ def prior_times(config: ExperimentConfig) -> list[float]:
   """The flow times of the codes `latent_prior` fits: sampling.prior_times times linspace(0, 1)
   for ParamReL's progressive encoder (a code per generation step, `sampling.path_at`), else [1]."""
   cfg = config.sampling
-  if (config.model_kind == "paramrel" and config.network.encoder == "progressive"
-      and cfg.prior_times > 1):
+  if (
+    config.model_kind == "paramrel"
+    and config.network.encoder == "progressive"
+    and cfg.prior_times > 1
+  ):
     return [float(t) for t in np.linspace(0.0, 1.0, cfg.prior_times)]
   return [1.0]
 
@@ -176,13 +185,17 @@ def prior_path(workdir: str, step: int, config: ExperimentConfig) -> str:
 def uses_prior(model: Model, config: ExperimentConfig) -> bool:
   """Whether sampling draws z from a fitted prior, i.e. `latent_prior` returns one."""
   cfg = config.sampling
-  return not (cfg.z_prior == "standard" or model.latent_dim == 0
-              or not registry.has_prior(config.model_kind)
-              or (config.model_kind == "paramrel" and cfg.z_source != "prior"))
+  return not (
+    cfg.z_prior == "standard"
+    or model.latent_dim == 0
+    or not registry.has_prior(config.model_kind)
+    or (config.model_kind == "paramrel" and cfg.z_source != "prior")
+  )
 
 
-def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
-                 path: str | None = None) -> FittedPrior | None:
+def latent_prior(
+  model: Model, params: dict, config: ExperimentConfig, *, path: str | None = None
+) -> FittedPrior | None:
   """The p(z) that sampling draws from: None for N(0, I), else `fit_prior` of the codes of the
   first sampling.prior_examples training images at `prior_times(config)` (one vector of K L
   numbers per image where K > 1).
@@ -198,10 +211,15 @@ def latent_prior(model: Model, params: dict, config: ExperimentConfig, *,
     return kept
   first, *rest = prior_times(config)
   codes = export_latents(  # 'z' at the first time, one encode per time
-    model, params, config.data, split=config.data.train_split,
-    batch_size=config.eval.batch_size, num_examples=config.sampling.prior_examples,
+    model,
+    params,
+    config.data,
+    split=config.data.train_split,
+    batch_size=config.eval.batch_size,
+    num_examples=config.sampling.prior_examples,
     latent_time=first,
-    latent_times=rest)
+    latent_times=rest,
+  )
   if rest:  # (N, K, L)
     codes["z"] = np.stack([codes["z"], *(codes[latent_key(t)] for t in rest)], axis=1)
   prior = fit_prior(codes["z"])
@@ -221,8 +239,15 @@ def _read_prior(path: str) -> FittedPrior | None:
     return None
 
 
-def _encode_split(data_cfg: data.DataConfig, encoders: dict, *, split: str, batch_size: int,
-                  num_examples: int, seed: int) -> dict[str, np.ndarray]:
+def _encode_split(
+  data_cfg: data.DataConfig,
+  encoders: dict,
+  *,
+  split: str,
+  batch_size: int,
+  num_examples: int,
+  seed: int,
+) -> dict[str, np.ndarray]:
   """Runs every encoder (key, x) -> z (B, L) over the split's first examples, with labels."""
   num_examples = min(num_examples, split_size(data_cfg, split))
   base_key = jax.random.key(seed)

@@ -141,8 +141,9 @@ def likelihood_terms(
   net_in1 = flow.net_input(theta1)
   z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
-  return LikelihoodTerms(bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate,
-                         rate_fitted=rate_fitted)
+  return LikelihoodTerms(
+    bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate, rate_fitted=rate_fitted
+  )
 
 
 @functools.partial(

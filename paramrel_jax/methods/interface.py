@@ -35,8 +35,9 @@ class Model(Protocol):
   def init(self, key: jax.Array, data_shape: tuple[int, ...]) -> dict:
     """Parameters for data of shape (B, H, W, C)."""
 
-  def loss(self, params: dict, key: jax.Array, batch: dict,
-           dropout_key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss(
+    self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(scalar loss to minimise, batch means of its terms incl. 'loss')."""
 
   def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
@@ -52,8 +53,9 @@ class Model(Protocol):
   def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
     """x (B, H, W, C) encoded and decoded again: data of x's shape and dtype convention."""
 
-  def sample(self, params: dict, key: jax.Array, num: int,
-             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def sample(
+    self, params: dict, key: jax.Array, num: int, z: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """(samples (num, H, W, C) data, the codes z (num, L) they were generated from).
 
     `z` (num, L), when given, replaces the draws from the standard normal prior (e.g. draws of
@@ -73,7 +75,9 @@ def require(model: Model, capability: str, what: str) -> Model:
   """`model` itself if it offers `capability`; otherwise a ValueError naming `what` and the kind."""
   if not has(model, capability):
     if capability == FLOW:
-      raise ValueError(f"{what} needs a ParamReL run; this run is model kind {model.kind!r}, "
-                       "which has no Bayesian flow.")
+      raise ValueError(
+        f"{what} needs a ParamReL run; this run is model kind {model.kind!r}, "
+        "which has no Bayesian flow."
+      )
     raise ValueError(f"{what} needs {capability!r}; this run is model kind {model.kind!r}.")
   return model

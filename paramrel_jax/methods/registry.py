@@ -27,8 +27,15 @@ from paramrel_jax.networks import NetworkConfig, ParamReLNet
 
 # Whether a baseline's z is drawn by reparameterisation against N(0, I), its prior (a VAE), or
 # is the encoder's mean with no prior (AE, DiffAE).
-_VARIATIONAL = {"ae": False, "vae": True, "beta_vae": True, "beta_tcvae": True, "infovae": True,
-                "diffae": False, "infodiffusion": True}
+_VARIATIONAL = {
+  "ae": False,
+  "vae": True,
+  "beta_vae": True,
+  "beta_tcvae": True,
+  "infovae": True,
+  "diffae": False,
+  "infodiffusion": True,
+}
 
 
 def has_prior(kind: str) -> bool:
@@ -71,9 +78,14 @@ def make_model(
   channels = image_shape[-1]
   if kind == "paramrel":
     net = ParamReLNet(network, out_channels=channels * flow.params_per_dim)
-    return paramrel.ParamReL(flow=flow, net=net, objective=objective,
-                             image_shape=tuple(image_shape), sample_steps=ddim_steps,
-                             z_source=z_source)
+    return paramrel.ParamReL(
+      flow=flow,
+      net=net,
+      objective=objective,
+      image_shape=tuple(image_shape),
+      sample_steps=ddim_steps,
+      z_source=z_source,
+    )
 
   settings = settings or BaselineConfig()
   space = data_space(flow)

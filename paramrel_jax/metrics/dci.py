@@ -140,9 +140,11 @@ def _fit_factor(z_train, y_train, z_test, y_test, n_estimators: int, seed: int):
   """One factor's classifier: (|feature importances| (L,), train accuracy, test accuracy)."""
   model = GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed)
   model.fit(z_train, y_train)
-  return (np.abs(model.feature_importances_).astype(np.float64),
-          float(np.mean(model.predict(z_train) == y_train)),
-          float(np.mean(model.predict(z_test) == y_test)))
+  return (
+    np.abs(model.feature_importances_).astype(np.float64),
+    float(np.mean(model.predict(z_train) == y_train)),
+    float(np.mean(model.predict(z_test) == y_test)),
+  )
 
 
 def dci(
@@ -282,6 +284,10 @@ def dci_cv(
     result[f"{score}_mean"] = float(values.mean())
     result[f"{score}_std"] = float(values.std())
   per_factor = np.mean([fold["informativeness_per_factor"] for fold in per_fold], axis=0)
-  result.update(informativeness_per_factor_mean=per_factor, per_fold=per_fold, n_folds=n_folds,
-                sklearn_version=sklearn.__version__)
+  result.update(
+    informativeness_per_factor_mean=per_factor,
+    per_fold=per_fold,
+    n_folds=n_folds,
+    sklearn_version=sklearn.__version__,
+  )
   return result

@@ -25,21 +25,27 @@ def frechet_distance(features_a, features_b) -> float:
   a = validation.check_latents(features_a, "features_a")
   b = validation.check_latents(features_b, "features_b")
   if a.shape[1] != b.shape[1]:
-    raise ValueError(f"features_a and features_b must have the same dimension d, got "
-                     f"{a.shape[1]} and {b.shape[1]}.")
+    raise ValueError(
+      f"features_a and features_b must have the same dimension d, got "
+      f"{a.shape[1]} and {b.shape[1]}."
+    )
   if min(a.shape[0], b.shape[0]) < 2:
-    raise ValueError(f"each feature set needs N >= 2 rows for a covariance, got {a.shape[0]} "
-                     f"and {b.shape[0]}.")
+    raise ValueError(
+      f"each feature set needs N >= 2 rows for a covariance, got {a.shape[0]} and {b.shape[0]}."
+    )
   cov_a = np.atleast_2d(np.cov(a, rowvar=False))
   cov_b = np.atleast_2d(np.cov(b, rowvar=False))
   root = linalg.sqrtm(cov_a @ cov_b)
-  distance = (np.sum((a.mean(0) - b.mean(0)) ** 2)
-              + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(np.real(root)))
+  distance = (
+    np.sum((a.mean(0) - b.mean(0)) ** 2)
+    + np.trace(cov_a)
+    + np.trace(cov_b)
+    - 2.0 * np.trace(np.real(root))
+  )
   return float(max(distance, 0.0))
 
 
-def pca_frechet_distance(x_train, x_reference, x_samples, dim: int = 32,
-                         seed: int = 0) -> float:
+def pca_frechet_distance(x_train, x_reference, x_samples, dim: int = 32, seed: int = 0) -> float:
   """`frechet_distance` of samples to reference images on `dim` principal components.
 
   Args:
@@ -55,7 +61,9 @@ def pca_frechet_distance(x_train, x_reference, x_samples, dim: int = 32,
   reference = np.asarray(x_reference)
   samples = np.asarray(x_samples)
   if reference.shape[1:] != samples.shape[1:]:
-    raise ValueError(f"x_reference and x_samples must have the same per-example shape, got "
-                     f"{reference.shape[1:]} and {samples.shape[1:]}.")
+    raise ValueError(
+      f"x_reference and x_samples must have the same per-example shape, got "
+      f"{reference.shape[1:]} and {samples.shape[1:]}."
+    )
   _, features = pca.pca_features(x_train, np.concatenate([reference, samples]), dim, seed=seed)
-  return frechet_distance(features[:len(reference)], features[len(reference):])
+  return frechet_distance(features[: len(reference)], features[len(reference) :])

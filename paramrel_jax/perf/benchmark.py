@@ -193,7 +193,12 @@ def _sampler_step(model, params, shape: tuple[int, ...], profile_dir: str) -> di
 
   def run(seed: int = 1):
     return sampling.sample(
-      jax.random.key(seed), model.flow, model.net, params, data_shape=shape, n_steps=10,
+      jax.random.key(seed),
+      model.flow,
+      model.net,
+      params,
+      data_shape=shape,
+      n_steps=10,
       z_source="prior",
     ).x
 

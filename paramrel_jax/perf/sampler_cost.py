@@ -101,9 +101,11 @@ def step_costs(
   lo, hi = n_steps
   sampler = {
     n: (
-      lambda n=n: sampling.sample(
-        key, flow, net, params, data_shape=data_shape, n_steps=n, z_source="prior"
-      ).x
+      lambda n=n: (
+        sampling.sample(
+          key, flow, net, params, data_shape=data_shape, n_steps=n, z_source="prior"
+        ).x
+      )
     )
     for n in (lo, hi)
   }

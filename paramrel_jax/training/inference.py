@@ -34,5 +34,6 @@ def load(config: ExperimentConfig, workdir: str, *, step: int | None = None) -> 
   init = jax.jit(lambda key: train.init_state(key, exp, (1, *info.image_shape)))
   abstract = jax.eval_shape(init, jax.random.key(0))
   state = checkpointing.restore_params(workdir, abstract, step=step)
-  return TrainedModel(model=exp.model, params=state.ema_params, step=int(state.step), info=info,
-                      workdir=workdir)
+  return TrainedModel(
+    model=exp.model, params=state.ema_params, step=int(state.step), info=info, workdir=workdir
+  )

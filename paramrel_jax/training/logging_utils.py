@@ -56,8 +56,14 @@ class ProgressBar:
   loss and the logged steps/s of the last logging window."""
 
   def __init__(self, start: int, total: int, *, enabled: bool = True):
-    self._bar = tqdm.tqdm(initial=start, total=total, disable=not enabled, unit="step",
-                          dynamic_ncols=True, mininterval=1.0)
+    self._bar = tqdm.tqdm(
+      initial=start,
+      total=total,
+      disable=not enabled,
+      unit="step",
+      dynamic_ncols=True,
+      mininterval=1.0,
+    )
     self._last = start
 
   def advance(self, step: int) -> None:
@@ -67,8 +73,9 @@ class ProgressBar:
 
   def update(self, step: int, scalars: dict[str, float]) -> None:
     self.advance(step)
-    self._bar.set_postfix(loss=f"{scalars['loss']:.4g}",
-                          steps_per_sec=f"{scalars.get('steps_per_sec', 0.0):.2f}")
+    self._bar.set_postfix(
+      loss=f"{scalars['loss']:.4g}", steps_per_sec=f"{scalars.get('steps_per_sec', 0.0):.2f}"
+    )
 
   def close(self) -> None:
     self._bar.close()
@@ -90,8 +97,9 @@ def stage(description: str, *, enabled: bool = True) -> Iterator[None]:
 
 def image_bar(total: int, description: str, *, enabled: bool = True) -> tqdm.tqdm:
   """A tqdm bar over `total` images processed batch by batch, with its rate and ETA."""
-  return tqdm.tqdm(total=total, desc=description, disable=not enabled, unit="image",
-                   dynamic_ncols=True)
+  return tqdm.tqdm(
+    total=total, desc=description, disable=not enabled, unit="image", dynamic_ncols=True
+  )
 
 
 def read_curves(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -61,14 +61,18 @@ def make_optimizer(cfg: TrainingConfig) -> optax.GradientTransformation:
   """AdamW with linear warm-up, then a constant or cosine schedule, after global-norm clipping."""
   if cfg.lr_schedule == "cosine":
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, max(cfg.warmup_steps, 1), max(cfg.num_steps, cfg.warmup_steps + 1))
+      0.0, cfg.learning_rate, max(cfg.warmup_steps, 1), max(cfg.num_steps, cfg.warmup_steps + 1)
+    )
   else:
     schedule = optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.learning_rate, max(cfg.warmup_steps, 1)),
-         optax.constant_schedule(cfg.learning_rate)], [max(cfg.warmup_steps, 1)])
+      [
+        optax.linear_schedule(0.0, cfg.learning_rate, max(cfg.warmup_steps, 1)),
+        optax.constant_schedule(cfg.learning_rate),
+      ],
+      [max(cfg.warmup_steps, 1)],
+    )
   chain = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
-  chain.append(optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2,
-                           weight_decay=cfg.weight_decay))
+  chain.append(optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, weight_decay=cfg.weight_decay))
   return optax.chain(*chain)
 
 
@@ -76,8 +80,13 @@ def init_state(rng: jax.Array, exp: Experiment, data_shape: tuple[int, ...]) -> 
   """Initial state for data of shape (B, H, W, C): parameters, EMA copy, optimiser state."""
   init_rng, state_rng = jax.random.split(rng)
   params = exp.model.init(init_rng, data_shape)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
-                    opt_state=exp.optimizer.init(params), rng=state_rng)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    ema_params=params,
+    opt_state=exp.optimizer.init(params),
+    rng=state_rng,
+  )
 
 
 def train_step(state: TrainState, batch: dict, exp: Experiment) -> tuple[TrainState, dict]:
@@ -90,8 +99,9 @@ def train_step(state: TrainState, batch: dict, exp: Experiment) -> tuple[TrainSt
   params = optax.apply_updates(state.params, updates)
   ema_params = optax.incremental_update(params, state.ema_params, 1.0 - exp.ema_decay)
   metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
-  new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
-                            opt_state=opt_state)
+  new_state = state.replace(
+    step=state.step + 1, params=params, ema_params=ema_params, opt_state=opt_state
+  )
   return new_state, metrics
 
 
@@ -119,22 +129,28 @@ def compile_steps(exp: Experiment, mesh: Mesh, data_shape: tuple[int, ...]) -> C
   abstract = jax.eval_shape(init_fn, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
   return CompiledSteps(
-      init=jax.jit(init_fn, out_shardings=state_sharding),
-      train=jax.jit(functools.partial(train_step, exp=exp),
-                    in_shardings=(state_sharding, batch_sharding),
-                    out_shardings=(state_sharding, replicated), donate_argnums=(0,)),
-      diagnostics=jax.jit(functools.partial(diagnostics_step, exp=exp),
-                          in_shardings=(state_sharding, batch_sharding),
-                          out_shardings=replicated),
-      state_sharding=state_sharding,
+    init=jax.jit(init_fn, out_shardings=state_sharding),
+    train=jax.jit(
+      functools.partial(train_step, exp=exp),
+      in_shardings=(state_sharding, batch_sharding),
+      out_shardings=(state_sharding, replicated),
+      donate_argnums=(0,),
+    ),
+    diagnostics=jax.jit(
+      functools.partial(diagnostics_step, exp=exp),
+      in_shardings=(state_sharding, batch_sharding),
+      out_shardings=replicated,
+    ),
+    state_sharding=state_sharding,
   )
 
 
 def build_experiment(config: ExperimentConfig, channels: int) -> Experiment:
   """Model, optimiser and EMA decay from a resolved config, for images of C = `channels`."""
   model = registry.build_model(config, channels)
-  return Experiment(model=model, optimizer=make_optimizer(config.training),
-                    ema_decay=config.training.ema_decay)
+  return Experiment(
+    model=model, optimizer=make_optimizer(config.training), ema_decay=config.training.ema_decay
+  )
 
 
 class NonFiniteError(RuntimeError):
@@ -147,8 +163,9 @@ def _checked(step: int, metrics: dict[str, jax.Array]) -> dict[str, float]:
   bad = [k for k, v in metrics.items() if not np.isfinite(v)]
   if bad:
     raise NonFiniteError(
-        f"training became non-finite at step {step} ({', '.join(bad)} = "
-        f"{[metrics[k] for k in bad]}); the last good checkpoint is kept.")
+      f"training became non-finite at step {step} ({', '.join(bad)} = "
+      f"{[metrics[k] for k in bad]}); the last good checkpoint is kept."
+    )
   return metrics
 
 
@@ -157,8 +174,9 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
   tcfg = config.training
   mesh = make_mesh()
   if tcfg.batch_size % jax.device_count():
-    raise ValueError(f"training.batch_size={tcfg.batch_size} is not divisible by the "
-                     f"{jax.device_count()} devices.")
+    raise ValueError(
+      f"training.batch_size={tcfg.batch_size} is not divisible by the {jax.device_count()} devices."
+    )
   info = data.dataset_info(config.data)
   data_shape = (tcfg.batch_size, *info.image_shape)
   exp = build_experiment(config, info.image_shape[-1])
@@ -171,19 +189,29 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
   data_cfg = config.data
   if data_state is not None:  # read as the run started (loader, worker count)
     data_cfg = data.config_for_state(config.data, data_state)
-    logging.info("Resuming the data stream with its loader %r (%d workers).", data_cfg.loader,
-                 data_cfg.worker_count() if data_cfg.loader == "grain" else 0)
+    logging.info(
+      "Resuming the data stream with its loader %r (%d workers).",
+      data_cfg.loader,
+      data_cfg.worker_count() if data_cfg.loader == "grain" else 0,
+    )
   train_iter = data.create_train_iterator(
-      data_cfg, batch_size=tcfg.batch_size, seed=config.seed,
-      shard_index=jax.process_index(), shard_count=jax.process_count())
-  batches = data.DevicePrefetchIterator(train_iter, mesh, size=config.data.prefetch,
-                                        axis=DATA_AXIS)
+    data_cfg,
+    batch_size=tcfg.batch_size,
+    seed=config.seed,
+    shard_index=jax.process_index(),
+    shard_count=jax.process_count(),
+  )
+  batches = data.DevicePrefetchIterator(train_iter, mesh, size=config.data.prefetch, axis=DATA_AXIS)
   if data_state is not None:
     batches.set_state(data_state)
   start = int(state.step)
   if start >= tcfg.num_steps:
-    logging.info("Nothing to do: the checkpoint in %s is at step %d >= num_steps=%d.",
-                 workdir, start, tcfg.num_steps)
+    logging.info(
+      "Nothing to do: the checkpoint in %s is at step %d >= num_steps=%d.",
+      workdir,
+      start,
+      tcfg.num_steps,
+    )
     manager.close()
     return state
 
@@ -216,8 +244,9 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str) -> TrainState:
         if log_now:
           scalars = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
           scalars["steps_per_sec"] = len(window) / (time.perf_counter() - last_log)
-          scalars.update({k: float(v) for k, v in
-                          jax.device_get(steps.diagnostics(state, batch)).items()})
+          scalars.update(
+            {k: float(v) for k, v in jax.device_get(steps.diagnostics(state, batch)).items()}
+          )
           scalars.update(evaluation.run_due(evaluators, step + 1, exp.model, state.ema_params))
           writer.write(step + 1, scalars)
           progress.update(step + 1, scalars)

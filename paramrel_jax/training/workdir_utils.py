@@ -55,9 +55,7 @@ def saved_run_settings(workdir: str) -> dict[str, Any]:
   return settings
 
 
-def with_run_settings(
-  config: ml_collections.ConfigDict, workdir: str
-) -> ml_collections.ConfigDict:
+def with_run_settings(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
   """`config` with the RUN_SETTINGS of the run already saved in workdir, if any.
 
   A run written before model.encoder_input existed thus loads with 'theta_t'. A requested value
@@ -70,9 +68,12 @@ def with_run_settings(
       changed[dotted] = value
   if not changed:
     return config
-  logging.warning("--workdir=%s holds a run trained with %s; using those settings (use a new "
-                  "--workdir to train with others).", workdir,
-                  ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+  logging.warning(
+    "--workdir=%s holds a run trained with %s; using those settings (use a new "
+    "--workdir to train with others).",
+    workdir,
+    ", ".join(f"{k}={v!r}" for k, v in changed.items()),
+  )
   config = copy.deepcopy(config)
   for dotted, value in changed.items():
     section, key = dotted.split(".")
@@ -80,8 +81,9 @@ def with_run_settings(
   return config
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
-                    save_config: bool = True) -> None:
+def prepare_workdir(
+  workdir: str, config: ml_collections.ConfigDict, *, save_config: bool = True
+) -> None:
   """Creates `workdir`, checks that it is writable and saves the resolved config as JSON.
 
   A different config saved by an earlier run is kept as `config.<n>.json`, never overwritten.

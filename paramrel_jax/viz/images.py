@@ -103,8 +103,9 @@ def make_grid(
 _CHAR_WIDTH, _LINE_HEIGHT = 6, 14  # PIL's default bitmap font, with a margin
 
 
-def label_grid(grid: np.ndarray, *, cell: tuple[int, int], padding: int,
-               row_labels=(), col_labels=()) -> np.ndarray:
+def label_grid(
+  grid: np.ndarray, *, cell: tuple[int, int], padding: int, row_labels=(), col_labels=()
+) -> np.ndarray:
   """`grid` (from `make_grid`) with a left margin naming each row and a top one naming each column.
 
   Args:
@@ -126,8 +127,12 @@ def label_grid(grid: np.ndarray, *, cell: tuple[int, int], padding: int,
   draw, font = ImageDraw.Draw(image), ImageFont.load_default()
   ink = 0 if image.mode == "L" else (0, 0, 0)
   for r, text in enumerate(row_labels):
-    draw.text((4, top + padding + r * (h + padding) + h // 2 - _LINE_HEIGHT // 2), str(text),
-              fill=ink, font=font)
+    draw.text(
+      (4, top + padding + r * (h + padding) + h // 2 - _LINE_HEIGHT // 2),
+      str(text),
+      fill=ink,
+      font=font,
+    )
   for c, text in enumerate(col_labels):
     x = left + padding + c * (w + padding) + max(0, (w - len(str(text)) * _CHAR_WIDTH) // 2)
     draw.text((x, 2), str(text), fill=ink, font=font)
@@ -174,8 +179,13 @@ def save_grid(
   )
   if row_labels or col_labels:
     scale = max(1, math.ceil(min_cell_size / max(pixels.shape[1:3])))
-    grid = label_grid(grid, cell=(pixels.shape[1] * scale, pixels.shape[2] * scale),
-                      padding=padding, row_labels=row_labels, col_labels=col_labels)
+    grid = label_grid(
+      grid,
+      cell=(pixels.shape[1] * scale, pixels.shape[2] * scale),
+      padding=padding,
+      row_labels=row_labels,
+      col_labels=col_labels,
+    )
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path, format="PNG")
   return grid

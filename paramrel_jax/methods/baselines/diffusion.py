@@ -327,8 +327,9 @@ class DiffusionAutoencoder:
     x_t = self.ddim_invert(params, self.space.to_model(x), z)
     return self.space.from_model(self.ddim_decode(params, x_t, z))
 
-  def sample(self, params: dict, key: jax.Array, num: int,
-             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def sample(
+    self, params: dict, key: jax.Array, num: int, z: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """DDIM samples (num, H, W, C) with z ~ N(0, I) (or the given z) and x_T ~ N(0, I)
     (InfoDiffusion), and z.
 

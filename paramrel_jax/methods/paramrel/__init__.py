@@ -1,10 +1,10 @@
 """ParamReL (paper Sec. 3): the model, its objective, its samplers and its code space.
 
-  model              `ParamReL` (an `interface.Model`) and `net_fns`
-  objective          Eq. 6: the BFN loss with the self-encoder's rate and MMD
-  sampling           Eq. 4: n-step generation, z from the prior or the encoder
-  reverse_sampling   Eq. 5: inputs -> (z, subcodes) -> exact replay; conditional, time-varying
-  interpolation      paths between codes (App. E) and latent traversal (Sec. 5.2.4)
+model              `ParamReL` (an `interface.Model`) and `net_fns`
+objective          Eq. 6: the BFN loss with the self-encoder's rate and MMD
+sampling           Eq. 4: n-step generation, z from the prior or the encoder
+reverse_sampling   Eq. 5: inputs -> (z, subcodes) -> exact replay; conditional, time-varying
+interpolation      paths between codes (App. E) and latent traversal (Sec. 5.2.4)
 """
 
 from paramrel_jax.methods.paramrel.model import ParamReL, net_fns

@@ -71,23 +71,37 @@ class ParamReL:
     z = jnp.zeros((data_shape[0], self.net.config.latent_dim), jnp.float32)
     return self.net.init({"params": key}, net_in, t, z, train=False)["params"]
 
-  def loss(self, params: dict, key: jax.Array, batch: dict,
-           dropout_key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss(
+    self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean training loss of a batch and the batch means of every term."""
     encode, decode = net_fns(self.net, params, train=True, rng=dropout_key)
-    terms, _ = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
-                                       decode=decode, cfg=self.objective,
-                                       encoder_input_mode=self.net.encoder_input)
+    terms, _ = objective.paramrel_loss(
+      key,
+      batch["image"],
+      flow=self.flow,
+      encode=encode,
+      decode=decode,
+      cfg=self.objective,
+      encoder_input_mode=self.net.encoder_input,
+    )
     return terms.loss.mean(), terms.means()
 
   def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
     """Latent usage (shuffled-z loss gap, active dimensions), without dropout."""
     encode, decode = net_fns(self.net, params)
-    terms, aux = objective.paramrel_loss(key, batch["image"], flow=self.flow, encode=encode,
-                                         decode=decode, cfg=self.objective,
-                                         encoder_input_mode=self.net.encoder_input)
-    return objective.latent_diagnostics(batch["image"], terms, aux, flow=self.flow,
-                                        decode=decode, cfg=self.objective)
+    terms, aux = objective.paramrel_loss(
+      key,
+      batch["image"],
+      flow=self.flow,
+      encode=encode,
+      decode=decode,
+      cfg=self.objective,
+      encoder_input_mode=self.net.encoder_input,
+    )
+    return objective.latent_diagnostics(
+      batch["image"], terms, aux, flow=self.flow, decode=decode, cfg=self.objective
+    )
 
   def encode(self, params: dict, key: jax.Array, x: jax.Array, t: float = 1.0) -> jax.Array:
     """The mean float32 (B, L) of q(z_t | e, t), e the encoder input of training for x
@@ -101,12 +115,21 @@ class ParamReL:
     codes = reverse_sampling.encode(key, self.flow, self.net, params, x, n_steps=self.sample_steps)
     return reverse_sampling.decode(self.flow, self.net, params, codes).x
 
-  def sample(self, params: dict, key: jax.Array, num: int,
-             z: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def sample(
+    self, params: dict, key: jax.Array, num: int, z: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """`num` samples of the `sample_steps`-step generative process (Eq. 4) and their z
     (given, or drawn from N(0, I))."""
     if self.image_shape is None:
       raise ValueError("sampling needs the image shape: build the model with image_shape.")
-    result = sampling.sample(key, self.flow, self.net, params, data_shape=(num, *self.image_shape),
-                             n_steps=self.sample_steps, z_source=self.z_source, z=z)
+    result = sampling.sample(
+      key,
+      self.flow,
+      self.net,
+      params,
+      data_shape=(num, *self.image_shape),
+      n_steps=self.sample_steps,
+      z_source=self.z_source,
+      z=z,
+    )
     return result.x, result.z

@@ -53,8 +53,12 @@ class LossTerms:
 
   def means(self) -> dict[str, jax.Array]:
     """Scalar batch means of every term, for logging."""
-    return {"loss": self.loss.mean(), "bfn": self.bfn.mean(), "rate": self.rate.mean(),
-            "mmd": self.mmd.mean()}
+    return {
+      "loss": self.loss.mean(),
+      "bfn": self.bfn.mean(),
+      "rate": self.rate.mean(),
+      "mmd": self.mmd.mean(),
+    }
 
 
 def gaussian_kl(mean: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -62,8 +66,9 @@ def gaussian_kl(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
 
 
-def gaussian_kl_full(mean: jax.Array, logvar: jax.Array, prior_mean: jax.Array,
-                     prior_cov: jax.Array) -> jax.Array:
+def gaussian_kl_full(
+  mean: jax.Array, logvar: jax.Array, prior_mean: jax.Array, prior_cov: jax.Array
+) -> jax.Array:
   """KL[N(mean, diag exp(logvar)) || N(prior_mean, prior_cov)] per example: mean, logvar and
   prior_mean (B, L), prior_cov (B, L, L) positive definite -> (B,)."""
   chol = jnp.linalg.cholesky(prior_cov)
@@ -72,8 +77,9 @@ def gaussian_kl_full(mean: jax.Array, logvar: jax.Array, prior_mean: jax.Array,
   diff = jnp.einsum("bij,bj->bi", inv_chol, prior_mean - mean)
   trace = jnp.sum(jnp.square(inv_chol) * jnp.exp(logvar)[:, None, :], axis=(1, 2))
   logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=-1)
-  return 0.5 * (trace + jnp.sum(jnp.square(diff), -1) - mean.shape[-1] + logdet
-                - jnp.sum(logvar, -1))
+  return 0.5 * (
+    trace + jnp.sum(jnp.square(diff), -1) - mean.shape[-1] + logdet - jnp.sum(logvar, -1)
+  )
 
 
 def reparameterise(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -130,8 +136,9 @@ def scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
   return jax.lax.stop_gradient(x) + scale * (x - jax.lax.stop_gradient(x))
 
 
-def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | None,
-                  t: jax.Array, theta_t=None) -> jax.Array:
+def encoder_input(
+  flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | None, t: jax.Array, theta_t=None
+) -> jax.Array:
   """The self-encoder's input e of q(z_t | e, t), in the flow's network-input format (B, H, W, Cin).
 
   Args:
@@ -153,8 +160,10 @@ def encoder_input(flow: Flow, mode: str, key: jax.Array | None, x: jax.Array | N
   if mode == "theta_t" and theta_t is not None:
     return flow.net_input(theta_t)
   if x is None:
-    raise ValueError(f"model.encoder_input={mode!r} encodes the data, but there is none here "
-                     "(e.g. sampling.z_source='encoder' while generating); use 'theta_t'.")
+    raise ValueError(
+      f"model.encoder_input={mode!r} encodes the data, but there is none here "
+      "(e.g. sampling.z_source='encoder' while generating); use 'theta_t'."
+    )
   if mode == "data":
     return flow.data_input(x)
   if mode == "final_params":
@@ -172,8 +181,9 @@ def _uniforms(key: jax.Array, batch: int, stratified: bool) -> jax.Array:
   return jnp.minimum(u, jnp.nextafter(jnp.float32(1), jnp.float32(0)))
 
 
-def sample_time(key: jax.Array, batch: int, loss_steps: int, power: float = 1.0,
-                stratified: bool = False) -> tuple[jax.Array, jax.Array]:
+def sample_time(
+  key: jax.Array, batch: int, loss_steps: int, power: float = 1.0, stratified: bool = False
+) -> tuple[jax.Array, jax.Array]:
   """Flow times for a batch: t = u ** power, u ~ U[0, 1) (continuous time; power 1 is the
   BFN's uniform t), or t = (i - 1) / n with i ~ U{1..n} (power 1) or i = floor(n u ** power) + 1.
   `stratified` draws the u of a batch one per stratum (`_uniforms`): each u is still U[0, 1).
@@ -183,7 +193,7 @@ def sample_time(key: jax.Array, batch: int, loss_steps: int, power: float = 1.0,
   """
   if loss_steps == 0:
     u = _uniforms(key, batch, stratified)
-    return (u if power == 1.0 else u ** power), jnp.zeros((batch,), jnp.int32)
+    return (u if power == 1.0 else u**power), jnp.zeros((batch,), jnp.int32)
   if power == 1.0 and not stratified:
     i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
   else:
@@ -192,8 +202,16 @@ def sample_time(key: jax.Array, batch: int, loss_steps: int, power: float = 1.0,
   return (i - 1).astype(jnp.float32) / loss_steps, i
 
 
-def bfn_loss(key: jax.Array, flow: Flow, x: jax.Array, net_out: jax.Array, theta, t: jax.Array,
-             i: jax.Array, cfg: ObjectiveConfig) -> jax.Array:
+def bfn_loss(
+  key: jax.Array,
+  flow: Flow,
+  x: jax.Array,
+  net_out: jax.Array,
+  theta,
+  t: jax.Array,
+  i: jax.Array,
+  cfg: ObjectiveConfig,
+) -> jax.Array:
   """BFN KL term (B,) for network output net_out at theta_t: L^inf (ctime) or L^n (n-step)."""
   out = flow.output_dist(net_out, theta, t)
   if cfg.loss_steps == 0:
@@ -202,14 +220,14 @@ def bfn_loss(key: jax.Array, flow: Flow, x: jax.Array, net_out: jax.Array, theta
 
 
 def paramrel_loss(
-    key: jax.Array,
-    x: jax.Array,
-    *,
-    flow: Flow,
-    encode: EncodeFn,
-    decode: DecodeFn,
-    cfg: ObjectiveConfig,
-    encoder_input_mode: str,
+  key: jax.Array,
+  x: jax.Array,
+  *,
+  flow: Flow,
+  encode: EncodeFn,
+  decode: DecodeFn,
+  cfg: ObjectiveConfig,
+  encoder_input_mode: str,
 ) -> tuple[LossTerms, dict[str, jax.Array]]:
   """ParamReL loss terms for a batch (paper Eq. 6).
 
@@ -228,8 +246,7 @@ def paramrel_loss(
   """
   batch = x.shape[0]
   k_t, k_flow, k_z, k_prior, k_loss, k_enc = jax.random.split(key, 6)
-  t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power,
-                     cfg.time_sampling == "stratified")
+  t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power, cfg.time_sampling == "stratified")
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
   mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
@@ -258,14 +275,14 @@ def paramrel_loss(
 
 
 def latent_diagnostics(
-    x: jax.Array,
-    terms: LossTerms,
-    aux: dict,
-    *,
-    flow: Flow,
-    decode: DecodeFn,
-    cfg: ObjectiveConfig,
-    active_threshold: float = 0.01,
+  x: jax.Array,
+  terms: LossTerms,
+  aux: dict,
+  *,
+  flow: Flow,
+  decode: DecodeFn,
+  cfg: ObjectiveConfig,
+  active_threshold: float = 0.01,
 ) -> dict[str, jax.Array]:
   """Whether the decoder uses z: the BFN loss gap under shuffled z, and active latent dims.
 
@@ -277,6 +294,6 @@ def latent_diagnostics(
   net_out = decode(aux["net_in"], z_shuffled, aux["t"]).astype(jnp.float32)
   bfn_shuffled = bfn_loss(aux["key"], flow, x, net_out, aux["theta"], aux["t"], aux["i"], cfg)
   return {
-      "z_shuffle_gap": jnp.mean(bfn_shuffled - terms.bfn),
-      "active_dims": jnp.sum(jnp.var(aux["mean"], axis=0) > active_threshold),
+    "z_shuffle_gap": jnp.mean(bfn_shuffled - terms.bfn),
+    "active_dims": jnp.sum(jnp.var(aux["mean"], axis=0) > active_threshold),
   }

@@ -117,14 +117,19 @@ def path_moments(mean: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.Arr
   k, latent = mean.shape
   blocks = cov.reshape(k, latent, k, latent)
   if k == 1:
-    return (jnp.broadcast_to(mean[0], (t.shape[0], latent)),
-            jnp.broadcast_to(blocks[0, :, 0], (t.shape[0], latent, latent)))
+    return (
+      jnp.broadcast_to(mean[0], (t.shape[0], latent)),
+      jnp.broadcast_to(blocks[0, :, 0], (t.shape[0], latent, latent)),
+    )
   low, high = _knots(t, k, mean.dtype)
   m = mean[low] * (1.0 - high) + mean[low + 1] * high
   a, b = (1.0 - high)[:, :, None], high[:, :, None]
   cross = blocks[low, :, low + 1]  # (B, L, L): Cov(z_low, z_high)
-  c = (a * a * blocks[low, :, low] + b * b * blocks[low + 1, :, low + 1]
-       + a * b * (cross + jnp.swapaxes(cross, 1, 2)))
+  c = (
+    a * a * blocks[low, :, low]
+    + b * b * blocks[low + 1, :, low + 1]
+    + a * b * (cross + jnp.swapaxes(cross, 1, 2))
+  )
   return m, c
 
 
@@ -191,11 +196,14 @@ def sample(
     raise ValueError("x_cond can only be given with z_source='prior' and no z.")
   if x_cond is not None and x_cond.shape != tuple(data_shape):
     raise ValueError(f"x_cond must have shape {tuple(data_shape)}, got {x_cond.shape}.")
-  if z is not None and not (z.shape == (batch, dim)
-                            or (z.ndim == 3 and z.shape[0] == batch and z.shape[1] >= 2
-                                and z.shape[2] == dim)):
-    raise ValueError(f"z must have shape {(batch, dim)} or be a path (B, K >= 2, L) = "
-                     f"({batch}, K, {dim}), got {z.shape}.")
+  if z is not None and not (
+    z.shape == (batch, dim)
+    or (z.ndim == 3 and z.shape[0] == batch and z.shape[1] >= 2 and z.shape[2] == dim)
+  ):
+    raise ValueError(
+      f"z must have shape {(batch, dim)} or be a path (B, K >= 2, L) = "
+      f"({batch}, K, {dim}), got {z.shape}."
+    )
   if z is None and x_cond is None and z_source == "prior":
     z = jax.random.normal(jax.random.fold_in(key, 0), (batch, dim), jnp.float32)
 
