@@ -31,7 +31,7 @@ def _config(data_type: str = "discrete", **overrides):
   )
 
 
-def _model(kind: str, cfg, channels: int, ddim_steps: int = 4, **settings):
+def _model(kind: str, cfg, channels: int, sample_steps: int = 4, **settings):
   return registry.make_model(
     kind,
     flow=cfg.flow,
@@ -39,7 +39,7 @@ def _model(kind: str, cfg, channels: int, ddim_steps: int = 4, **settings):
     objective=cfg.objective,
     image_shape=(SIZE, SIZE, channels),
     settings=baselines.BaselineConfig(**settings),
-    ddim_steps=ddim_steps,
+    sample_steps=sample_steps,
   )
 
 
@@ -234,7 +234,7 @@ def test_diffae_with_a_zero_noise_predictor_reconstructs_exactly():
   """With eps = 0 (as at initialisation: the predictor's head is zero) DDIM maps x0 to
   sqrt(abar_T) x0 and back without error, so reconstruction returns the data."""
   cfg = _config()
-  model = _model("diffae", cfg, 1, ddim_steps=5)
+  model = _model("diffae", cfg, 1, sample_steps=5)
   x = _binary_images(3)
   params = _random_params(model, x.shape)
   params["denoiser"]["conv_out"] = jax.tree.map(jnp.zeros_like, params["denoiser"]["conv_out"])
@@ -365,7 +365,7 @@ def test_noise_schedules():
     assert np.all(np.diff(abar) < 0) and 0 < abar[-1] < abar[0] < 1
   np.testing.assert_array_equal(diffusion.ddim_timesteps(1000, 4), [249, 499, 749, 999])
   np.testing.assert_array_equal(diffusion.ddim_timesteps(5, 5), np.arange(5))
-  with pytest.raises(ValueError, match="ddim_steps"):
+  with pytest.raises(ValueError, match="sample_steps"):
     diffusion.ddim_timesteps(10, 11)
   with pytest.raises(ValueError, match="schedule"):
     diffusion.alphas_cumprod("quadratic", 10)
@@ -382,7 +382,7 @@ def test_build_model_reads_the_experiment_config():
   assert isinstance(beta_vae, baselines.Autoencoder) and beta_vae.kl_weight == 2.5
   assert beta_vae.net.image_shape == (SIZE, SIZE, 1)
   info = registry.build_model(dataclasses.replace(cfg, model_kind="infodiffusion"), 1)
-  assert (info.diffusion_steps, info.ddim_steps, info.variational) == (50, 7, True)
+  assert (info.diffusion_steps, info.sample_steps, info.variational) == (50, 7, True)
   assert (info.kl_weight, info.mmd_weight) == (cfg.objective.kl_weight, cfg.objective.mmd_weight)
   assert info.net.config.encoder == "vanilla"
   flow_model = registry.build_model(cfg, 1)
@@ -401,8 +401,8 @@ def test_bad_settings_raise_value_errors():
     baselines.BaselineConfig(beta=0.0)
   with pytest.raises(ValueError, match="diffusion_steps"):
     baselines.BaselineConfig(diffusion_steps=0)
-  with pytest.raises(ValueError, match="ddim_steps"):
-    _model("diffae", cfg, 1, ddim_steps=20, diffusion_steps=10)
+  with pytest.raises(ValueError, match="sample_steps"):
+    _model("diffae", cfg, 1, sample_steps=20, diffusion_steps=10)
   model = _model("ae", cfg, 1)
   with pytest.raises(ValueError, match="data_shape"):
     model.init(jax.random.key(0), (2, SIZE, SIZE, 3))

@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from paramrel_jax import data
+from paramrel_jax.bfn import discretised
 from paramrel_jax.data import sources, transforms
 
 NUM_EXAMPLES = 40  # npz examples; test_fraction 0.2 leaves 32 for training
@@ -76,15 +77,18 @@ def test_scale_endpoints():
   np.testing.assert_allclose(transforms.scale(np.array([0, 255], np.uint8)), [-1.0, 1.0])
 
 
-@pytest.mark.parametrize("num_bins", [2, 5, 256])
-def test_quantise_moves_to_nearest_centre(num_bins):
-  # Random points (no ties between two centres) and the ends of [-1, 1].
-  x = np.concatenate([np.random.default_rng(0).uniform(-1.0, 1.0, 1000), [-1.0, 1.0]])
+@pytest.mark.parametrize("num_bins", [2, 5, 255, 256])
+def test_quantised_pixels_are_the_nearest_bin_centres(num_bins):
+  # Every uint8 pixel, scaled to [-1, 1], goes to its nearest of the K centres (2k + 1) / K - 1
+  # (ties at a bin edge go up, as bins are [lower, upper)); the values are the flow's own.
+  pixels = transforms.scale(np.arange(256, dtype=np.uint8))
+  x = pixels.astype(np.float64)
   centres = (2 * np.arange(num_bins) + 1) / num_bins - 1
-  expected = centres[np.argmin(np.abs(x[:, None] - centres[None]), axis=1)]
-  out = transforms.quantise(x, num_bins)
-  assert out.dtype == np.float32
+  expected = centres[np.argmin(np.abs(x[:, None] - centres[None]) - 1e-9 * centres, axis=1)]
+  out = transforms.quantised_pixels(num_bins)
+  assert out.dtype == np.float32 and out.shape == (256,)
   np.testing.assert_allclose(out, expected, atol=1e-6)
+  np.testing.assert_array_equal(out, discretised.quantize(pixels, num_bins))
 
 
 def test_preprocess_images_needs_a_generator_for_bernoulli_and_a_known_mode():
@@ -425,7 +429,7 @@ def test_memory_train_batches_gather_preprocessed_rows(npz_cfg):
   source = sources.open_split(cfg, "train")
   by_id = {int(e["label"]): e["image"] for e in (source[i] for i in range(len(source)))}
   for batch in take(data.create_train_iterator(cfg, batch_size=8, seed=5), 6):
-    expected = [transforms.quantise(transforms.scale(by_id[i]), 8) for i in batch["label"]]
+    expected = [discretised.quantize(transforms.scale(by_id[i]), 8) for i in batch["label"]]
     np.testing.assert_array_equal(batch["image"], np.stack(expected))
     assert batch["image"].dtype == np.float32 and batch["label"].dtype == np.int32
 

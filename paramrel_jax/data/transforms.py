@@ -9,7 +9,7 @@ the image into the model input of the shared conventions, leaving the other keys
     threshold (pixel > threshold) or a Bernoulli(pixel / 255) draw ("dynamic binarisation");
   * continuous data: float32 x = v / 127.5 - 1 in [-1, 1];
   * discretised data: x moved to the nearest of the K bin centres (2k + 1) / K - 1, k = 0..K-1
-    (the bins of BFN Sec. 5, arXiv 2308.07037).
+    (the bins of BFN Sec. 5, arXiv 2308.07037), by the flow's own `discretised.quantize`.
 """
 
 import dataclasses
@@ -19,6 +19,8 @@ from typing import Any
 import grain
 import numpy as np
 from PIL import Image
+
+from paramrel_jax.bfn import discretised
 
 Example = dict[str, Any]
 
@@ -72,23 +74,6 @@ def scale(image: np.ndarray) -> np.ndarray:
   return (image.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
 
 
-def quantise(x: np.ndarray, num_bins: int) -> np.ndarray:
-  """Moves x in [-1, 1] to the centre (2k + 1) / K - 1 of the bin k it falls in.
-
-  The K bins split [-1, 1] into equal intervals of width 2 / K, so the bin containing x holds its
-  nearest centre.
-
-  Args:
-    x: float array in [-1, 1], any shape.
-    num_bins: K >= 2.
-
-  Returns:
-    float32 array of x's shape on the K bin centres.
-  """
-  k = np.clip(np.floor((np.asarray(x, np.float64) + 1.0) * num_bins / 2.0), 0, num_bins - 1)
-  return ((2.0 * k + 1.0) / num_bins - 1.0).astype(np.float32)
-
-
 def preprocess_images(
   images: np.ndarray,
   *,
@@ -120,17 +105,19 @@ def preprocess_images(
     return binarize_bernoulli(images, rng)
   if binarize != "none":
     raise ValueError(f"binarize must be 'threshold', 'bernoulli' or 'none', got {binarize!r}.")
-  return _quantised_values(num_bins)[images] if num_bins else scale(images)
+  return quantised_pixels(num_bins)[images] if num_bins else scale(images)
 
 
 @functools.lru_cache(maxsize=8)
-def _quantised_values(num_bins: int) -> np.ndarray:
-  """`quantise(scale(v), num_bins)` of each of the 256 uint8 values v: float32 (256,).
+def quantised_pixels(num_bins: int) -> np.ndarray:
+  """`discretised.quantize(scale(v), num_bins)` of each of the 256 uint8 values v: float32 (256,).
 
   A function of one uint8 pixel is a lookup: a batch is one gather (6x faster than computing
-  it), with exactly the values of the per-example transformation.
+  it). The values are the flow's own bin centres, computed once per K on the host that builds
+  the pipeline (grain's workers receive them with `ScaleImage` and never run JAX).
   """
-  return quantise(scale(np.arange(256, dtype=np.uint8)), num_bins)
+  pixels = scale(np.arange(256, dtype=np.uint8))
+  return np.asarray(discretised.quantize(pixels, num_bins), np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +157,19 @@ class BernoulliBinarize(grain.transforms.RandomMap):
 
 @dataclasses.dataclass(frozen=True)
 class ScaleImage(grain.transforms.Map):
-  """'image' uint8 -> float32 in [-1, 1], quantised to `num_bins` bin centres when > 0."""
+  """'image' uint8 -> float32 in [-1, 1]: `scale`, or the value of each pixel in `pixel_values`.
 
-  num_bins: int
+  pixel_values: the 256 float32 values of the uint8 pixels, `quantised_pixels(K)` for
+    discretised data; empty for continuous data.
+  """
+
+  pixel_values: tuple[float, ...] = ()
 
   def map(self, element: Example) -> Example:
-    x = scale(element["image"])
-    return {**element, "image": quantise(x, self.num_bins) if self.num_bins else x}
+    image = element["image"]
+    if not self.pixel_values:
+      return {**element, "image": scale(image)}
+    return {**element, "image": np.asarray(self.pixel_values, np.float32)[image]}
 
 
 def geometry_op(
@@ -218,7 +211,8 @@ def preprocess_ops(
   elif binarize == "bernoulli":
     ops.append(BernoulliBinarize())
   elif binarize == "none":
-    ops.append(ScaleImage(num_bins=num_bins))
+    values = tuple(quantised_pixels(num_bins).tolist()) if num_bins else ()
+    ops.append(ScaleImage(pixel_values=values))
   else:
     raise ValueError(f"binarize must be 'threshold', 'bernoulli' or 'none', got {binarize!r}.")
   return ops

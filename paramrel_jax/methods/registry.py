@@ -51,7 +51,7 @@ def make_model(
   objective: ObjectiveConfig,
   image_shape: tuple[int, int, int],
   settings: BaselineConfig | None = None,
-  ddim_steps: int = 100,
+  sample_steps: int = 100,
   z_source: str = "prior",
 ) -> Model:
   """The model `kind` of `MODEL_KINDS` for images of shape (H, W, C).
@@ -65,7 +65,7 @@ def make_model(
     image_shape: (H, W, C) of the data.
     settings: beta (beta-VAE) and diffusion_steps (DiffAE, InfoDiffusion); None for the
       defaults.
-    ddim_steps: steps of reconstruction and sampling (ParamReL's n, DDIM steps of DiffAE and
+    sample_steps: steps of reconstruction and sampling (ParamReL's n, DDIM steps of DiffAE and
       InfoDiffusion).
     z_source: where ParamReL's `sample` takes z from (`sampling.sample`).
 
@@ -83,7 +83,7 @@ def make_model(
       net=net,
       objective=objective,
       image_shape=tuple(image_shape),
-      sample_steps=ddim_steps,
+      sample_steps=sample_steps,
       z_source=z_source,
     )
 
@@ -113,7 +113,7 @@ def make_model(
       net=net,
       image_shape=tuple(image_shape),
       diffusion_steps=settings.diffusion_steps,
-      ddim_steps=ddim_steps,
+      sample_steps=sample_steps,
       kind=kind,
       **common,
     )
@@ -139,6 +139,6 @@ def build_model(config: ExperimentConfig, channels: int) -> Model:
     objective=config.objective,
     image_shape=(size, size, channels),
     settings=config.baseline,
-    ddim_steps=config.sampling.num_steps,
+    sample_steps=config.sampling.num_steps,
     z_source=config.sampling.z_source,
   )

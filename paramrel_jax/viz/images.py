@@ -14,7 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-DATA_TYPES = ("continuous", "discretised", "discrete")
+from paramrel_jax.bfn.flows import DATA_TYPES
 
 
 def to_uint8(images, data_type: str, *, num_classes: int = 2) -> np.ndarray:

@@ -16,7 +16,7 @@ the rate and the MMD with the ParamReL objective's weights. The summed squared e
 loss on the per-image scale of the other models' objectives, so the weights mean the same.
 
 Generation and reconstruction follow the deterministic DDIM ODE (Song et al., 2021; eta = 0) on
-`ddim_steps` steps tau_k = round((k + 1) T / n) - 1, k = 0..n-1, with the data at abar = 1:
+`sample_steps` = n steps tau_k = round((k + 1) T / n) - 1, k = 0..n-1, with the data at abar = 1:
 `ddim_decode` maps x_T (at tau_{n-1}) to x0 and `ddim_invert` maps x0 to x_T with the same z
 (DiffAE's stochastic encoder), so `reconstruct` = invert, then decode.
 """
@@ -68,15 +68,15 @@ def alphas_cumprod(schedule: str, steps: int) -> np.ndarray:
   return np.cumprod(1.0 - betas)
 
 
-def ddim_timesteps(diffusion_steps: int, ddim_steps: int) -> np.ndarray:
-  """The n = ddim_steps steps tau_k = round((k + 1) T / n) - 1 (ascending ints, last T - 1)."""
-  if not isinstance(ddim_steps, int) or not 1 <= ddim_steps <= diffusion_steps:
+def ddim_timesteps(diffusion_steps: int, sample_steps: int) -> np.ndarray:
+  """The n = sample_steps steps tau_k = round((k + 1) T / n) - 1 (ascending ints, last T - 1)."""
+  if not isinstance(sample_steps, int) or not 1 <= sample_steps <= diffusion_steps:
     raise ValueError(
-      f"ddim_steps must be an integer in [1, diffusion_steps={diffusion_steps}], got "
-      f"{ddim_steps!r}."
+      f"sample_steps must be an integer in [1, diffusion_steps={diffusion_steps}], got "
+      f"{sample_steps!r}."
     )
-  k = np.arange(1, ddim_steps + 1)
-  return np.round(k * diffusion_steps / ddim_steps).astype(np.int64) - 1
+  k = np.arange(1, sample_steps + 1)
+  return np.round(k * diffusion_steps / sample_steps).astype(np.int64) - 1
 
 
 def ddim_step(x: jax.Array, eps: jax.Array, abar_from, abar_to) -> jax.Array:
@@ -196,7 +196,7 @@ class DiffusionAutoencoder:
     mmd_kernel: 'rbf' or 'imq'.
     diffusion_steps: T of the DDPM.
     schedule: 'linear' or 'cosine' noise schedule.
-    ddim_steps: steps of DDIM decoding and inversion (reconstruct, sample).
+    sample_steps: steps of DDIM decoding and inversion (reconstruct, sample).
   """
 
   capabilities: ClassVar[frozenset[str]] = frozenset()
@@ -210,7 +210,7 @@ class DiffusionAutoencoder:
   mmd_kernel: str = "imq"
   diffusion_steps: int = 1000
   schedule: str = "linear"
-  ddim_steps: int = 100
+  sample_steps: int = 100
   kind: str = "diffae"
 
   @property
@@ -219,7 +219,7 @@ class DiffusionAutoencoder:
 
   def __post_init__(self):
     alphas_cumprod(self.schedule, self.diffusion_steps)  # validates both
-    ddim_timesteps(self.diffusion_steps, self.ddim_steps)
+    ddim_timesteps(self.diffusion_steps, self.sample_steps)
     if self.kl_weight < 0 or self.mmd_weight < 0:
       raise ValueError(
         f"kl_weight and mmd_weight must be >= 0, got {self.kl_weight}, {self.mmd_weight}."
@@ -308,7 +308,7 @@ class DiffusionAutoencoder:
   def _ddim_grid(self) -> tuple[np.ndarray, np.ndarray]:
     return (
       alphas_cumprod(self.schedule, self.diffusion_steps),
-      ddim_timesteps(self.diffusion_steps, self.ddim_steps),
+      ddim_timesteps(self.diffusion_steps, self.sample_steps),
     )
 
   def ddim_invert(self, params: dict, x0: jax.Array, z: jax.Array) -> jax.Array:

@@ -31,10 +31,9 @@ import jax.numpy as jnp
 
 from paramrel_jax.bfn import generate
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.config.configuration import Z_SOURCES
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.networks import ParamReLNet
-
-Z_SOURCES = ("prior", "encoder")
 
 
 class SampleResult(NamedTuple):
