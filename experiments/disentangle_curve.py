@@ -20,7 +20,7 @@ import os
 
 from experiments import latent_study
 from paramrel_jax.cli import study
-from paramrel_jax.training import train, workdir_utils
+from paramrel_jax.training import runs, train, workdir_utils
 
 COLUMNS = ("disentanglement", "completeness", "informativeness_test")
 ROW_FILE = "curve_row.json"  # the row a run trains, for --report
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
       f.write(markdown(rows, config))
     print(markdown(rows, config))
     return
-  config, resolved = study.settle(curve_config(args), args.workdir)
+  config, resolved = runs.settle(curve_config(args), args.workdir)
   workdir_utils.prepare_workdir(args.workdir, config)
   with open(os.path.join(args.workdir, ROW_FILE), "w") as f:
     json.dump({"row": args.row}, f)

@@ -39,6 +39,7 @@ from paramrel_jax.cli import study
 from paramrel_jax.cli.study import apply_overrides, hardware
 from paramrel_jax.config import configuration
 from paramrel_jax.evaluation import latents
+from paramrel_jax.training import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
       config = apply_overrides(module.get_config(), {**common, **MODELS[name], "seed": seed})
       workdir = os.path.join(args.workdir, args.dataset, name, f"seed{seed}")
-      config, resolved_run = study.settle(config, workdir)
+      config, resolved_run = runs.settle(config, workdir)
       run = study.train_run(config, resolved_run, workdir, export=name != "bfn")
       if name == "bfn":
         z, labels, features = pca_test, y_test, f"PCA-{args.latent_dim} of the test pixels"

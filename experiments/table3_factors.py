@@ -40,7 +40,7 @@ from configs import default
 from paramrel_jax.cli import study
 from paramrel_jax.cli.study import apply_overrides, hardware
 from paramrel_jax.evaluation import evaluators
-from paramrel_jax.training import inference
+from paramrel_jax.training import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES = {
@@ -146,10 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
       config = apply_overrides(default.get_config(), {**common, **MODELS[name], "seed": seed})
       workdir = os.path.join(args.workdir, name, f"seed{seed}")
-      config, resolved = study.settle(config, workdir)
+      config, resolved = runs.settle(config, workdir)
       run = study.train_run(config, resolved, workdir, export=False)
       resolved = dataclasses.replace(resolved, evals=evals)
-      model = inference.load(resolved, workdir)
+      model = runs.restore(resolved, workdir)
       row = {"seed": seed, **run}
       for evaluator in evaluators.build_evaluators(resolved, model.model):
         row[evaluator.name] = evaluators.jsonable(evaluator.evaluate(model.model, model.params))

@@ -22,22 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
 from paramrel_jax.evaluation import likelihood as elbo
 from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
-from paramrel_jax.training import inference, logging_utils, workdir_utils
+from paramrel_jax.training import logging_utils, runs
 from paramrel_jax.viz.images import to_uint8
 
 
@@ -58,25 +54,13 @@ def load(workdir: str, *, step: int | None = None) -> LoadedModel:
     ValueError: workdir holds no config.json, or the config does not resolve.
     checkpointing.CheckpointError (a ValueError): no checkpoint, or one that does not fit.
   """
-  path = os.path.join(workdir, workdir_utils.CONFIG_FILE)
-  if not os.path.isfile(path):
-    raise ValueError(
-      f"{workdir} holds no run: there is no {workdir_utils.CONFIG_FILE} (train "
-      f"one with python -m paramrel_jax.main --config=... --workdir={workdir})."
-    )
-  with open(path) as f:
-    saved = json.load(f)
-  for dotted, value in workdir_utils.saved_run_settings(workdir).items():
-    section, key = dotted.split(".")  # keys a run written before they existed lacks
-    saved[section][key] = value
-  config = configuration.resolve(ml_collections.ConfigDict(saved))
-  return LoadedModel(config, inference.load(config, workdir, step=step))
+  return LoadedModel(*runs.open_run(workdir, step=step))
 
 
 class LoadedModel:
   """A trained ParamReL or baseline with uint8 images in and out (module docstring)."""
 
-  def __init__(self, config: ExperimentConfig, trained: inference.TrainedModel):
+  def __init__(self, config: ExperimentConfig, trained: runs.TrainedModel):
     self.config = config
     self.trained = trained
     self._prior: latents.FittedPrior | None = None

@@ -55,11 +55,9 @@ def _run(config, workdir: str, mode: str) -> None:
   # Imports here so that `--help` and flag errors answer without loading JAX.
   import jax
 
-  from paramrel_jax.config import configuration
-  from paramrel_jax.training import compile_cache, workdir_utils
+  from paramrel_jax.training import compile_cache, runs, workdir_utils
 
-  config = workdir_utils.with_run_settings(config, workdir)
-  resolved = configuration.resolve(config)
+  config, resolved = runs.settle(config, workdir)
   compile_cache.configure(resolved.compile_cache, workdir)
   if resolved.distributed.initialize:
     jax.distributed.initialize(**resolved.distributed.initialize_kwargs())

@@ -16,7 +16,7 @@ import paramrel_jax
 from paramrel_jax import api, data
 from paramrel_jax.config import configuration
 from paramrel_jax.data import sources
-from paramrel_jax.training import inference, train, workdir_utils
+from paramrel_jax.training import runs, train, workdir_utils
 from paramrel_jax.viz import images
 
 
@@ -362,9 +362,7 @@ def _baseline(kind: str) -> api.LoadedModel:
   info = data.dataset_info(config.data)
   model = train.build_experiment(config, info.image_shape[-1]).model
   params = model.init(jax.random.key(0), (1, *info.image_shape))
-  return api.LoadedModel(
-    config, inference.TrainedModel(model=model, params=params, step=0, info=info)
-  )
+  return api.LoadedModel(config, runs.TrainedModel(model=model, params=params, step=0, info=info))
 
 
 def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():

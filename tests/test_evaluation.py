@@ -17,7 +17,7 @@ from paramrel_jax.config import configuration
 from paramrel_jax.data import sources
 from paramrel_jax.evaluation import evaluators, latents, likelihood
 from paramrel_jax.networks import ParamReLNet, get_variant
-from paramrel_jax.training import inference, train
+from paramrel_jax.training import runs, train
 
 # The smoke run: 2 steps of the tiny discrete config on generated 16x16 shapes (115 train, 13 test).
 _RUN = {"training.num_steps": 2, "training.log_every": 2, "training.checkpoint_every": 2}
@@ -30,7 +30,7 @@ def run(tmp_path_factory):
   evals = {"evals.likelihood": {"every": 2, "num_examples": 8}}  # run by the trainer at step 2
   cfg = configuration.resolve(tiny_config("discrete", **_RUN, **evals))
   train.train_and_evaluate(cfg, workdir)
-  return workdir, inference.load(cfg, workdir)
+  return workdir, runs.restore(cfg, workdir)
 
 
 def _config(**overrides) -> configuration.ExperimentConfig:
@@ -81,7 +81,7 @@ def test_a_baseline_is_scored_by_the_same_evaluators(tmp_path):
   # The importance matrix as a heat map beside metrics.json (units x factors).
   assert os.path.getsize(os.path.join(workdir, "eval", "dci_importance.png")) > 0
   assert written["auroc"]["auroc_mean"] == pytest.approx(logged["eval/auroc/auroc"])
-  model = inference.load(cfg, workdir).model
+  model = runs.restore(cfg, workdir).model
   with pytest.raises(ValueError, match="evals.likelihood .*needs a ParamReL run.*'beta_vae'"):
     evaluators.build_evaluators(_with_evals(cfg, {"likelihood": {"every": 2}}), model)
   with pytest.raises(ValueError, match="evals.auroc.latent_time=0.5: a 'beta_vae' model"):

@@ -6,7 +6,7 @@
   python -m paramrel_jax.main --config=configs/bmnist.py --workdir=runs/bmnist \
       --mode=plot_latents
 
-All restore the EMA parameters of the latest checkpoint in `workdir` (`inference.load`).
+All restore the EMA parameters of the latest checkpoint in `workdir` (`runs.restore`).
 `run_eval` writes `workdir/eval/metrics.json`: for a model with a Bayesian flow the test
 likelihood of the evaluation split (`likelihood.evaluate_likelihood` with the `eval` section's
 settings; with sampling.z_prior='fitted' also the bound against the fitted prior), and for any
@@ -39,7 +39,7 @@ from paramrel_jax import data
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 from paramrel_jax.methods import interface
-from paramrel_jax.training import checkpointing, inference, workdir_utils
+from paramrel_jax.training import checkpointing, runs, workdir_utils
 from paramrel_jax.viz import plots
 
 EVAL_DIR = "eval"
@@ -96,7 +96,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
     checkpointing.CheckpointError: no checkpoint, or one that does not fit the config.
     ValueError: a bad evaluation setting, or an evaluator that does not apply (naming it).
   """
-  model = inference.load(config, workdir)
+  model = runs.restore(config, workdir)
   ecfg = config.eval
   configured = evaluators.build_evaluators(config, model.model)
   result = {
@@ -207,7 +207,7 @@ def run_export_latents(
     checkpointing.CheckpointError: no checkpoint, or one that does not fit the config.
     ValueError: the model has no latents (latent_dim = 0), or a bad setting.
   """
-  model = inference.load(config, workdir)
+  model = runs.restore(config, workdir)
   ecfg = config.eval
   paths = {}
   for split in dict.fromkeys((config.data.train_split, config.data.eval_split)):

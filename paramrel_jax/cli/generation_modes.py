@@ -24,7 +24,7 @@ from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import reverse_sampling
-from paramrel_jax.training import inference
+from paramrel_jax.training import runs
 from paramrel_jax.training.checkpointing import dump_json
 from paramrel_jax.training.logging_utils import stage
 from paramrel_jax.viz import images
@@ -92,7 +92,7 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:
   """The run's latest checkpoint as the API's model; `mode` names the errors of a run without
   latents (every mode but sample needs a self-encoder)."""
-  model = api.LoadedModel(config, inference.load(config, workdir))
+  model = api.LoadedModel(config, runs.restore(config, workdir))
   if mode != "sample" and model.latent_dim == 0:
     raise ValueError(f"--mode={mode} needs a self-encoder, but model.latent_dim = 0.")
   if mode in ("conditional", "interpolate", "traverse"):

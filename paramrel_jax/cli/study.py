@@ -34,7 +34,7 @@ from paramrel_jax.cli import eval_modes
 from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latents
-from paramrel_jax.training import train, workdir_utils
+from paramrel_jax.training import runs, train, workdir_utils
 
 LATENT_KINDS = ("auroc", "dci", "tad")
 
@@ -166,15 +166,6 @@ def read_log(workdir: str) -> dict:
   return {"last": last, "curve": curve, "train_seconds": round(seconds, 1)}
 
 
-def settle(
-  config: ml_collections.ConfigDict, workdir: str
-) -> tuple[ml_collections.ConfigDict, ExperimentConfig]:
-  """(config, resolved): `config` with the run settings a run already saved in workdir keeps
-  (`workdir_utils.with_run_settings`), and its resolution."""
-  config = workdir_utils.with_run_settings(config, workdir)
-  return config, configuration.resolve(config)
-
-
 def train_run(
   config: ml_collections.ConfigDict,
   resolved: ExperimentConfig,
@@ -186,7 +177,7 @@ def train_run(
   """Trains or resumes the run of `config` in `workdir`, evaluates it and exports its codes.
 
   Args:
-    config, resolved: the run's config and its resolution, as `settle` gives them.
+    config, resolved: the run's config and its resolution, as `runs.settle` gives them.
     workdir: the run directory.
     export: also write latents/<split>.npz (needs latent_dim > 0).
     num_examples: {split: codes to export} where more than eval.num_examples are needed.
@@ -223,7 +214,7 @@ def run_row(
   """`train_run`, then the latent evaluators of `scores` on the evaluation split's codes.
 
   Args:
-    config: the run's config; a run already saved in workdir keeps its run settings (`settle`).
+    config: the run's config; a run already saved in workdir keeps its run settings (`runs.settle`).
     workdir: the run directory.
     scores: latent evaluators (name -> settings) applied to the evaluation split's codes.
     export: export and score the codes (False for a run without latents, e.g. a plain BFN).
@@ -232,7 +223,7 @@ def run_row(
     {'workdir', 'model_kind', 'step', 'likelihood' (None for a baseline), 'log' (`read_log`),
     'scores' ({name: result})}.
   """
-  config, resolved = settle(config, workdir)
+  config, resolved = runs.settle(config, workdir)
   built = scorers(resolved, scores)  # bad settings fail before training
   needed = codes_needed(built)
   run = train_run(config, resolved, workdir, export=export, num_examples=needed)

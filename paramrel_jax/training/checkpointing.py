@@ -148,13 +148,18 @@ def restore_latest(manager: ocp.CheckpointManager, state: Any, sharding: Any) ->
   return restored.state, _from_jsonable(restored.data)
 
 
-def restore_params(workdir: str, abstract_state: Any, *, step: int | None = None) -> Any:
+def restore_params(
+  workdir: str, abstract_state: Any, *, step: int | None = None, partial: bool = False
+) -> Any:
   """Restores the TrainState of `step` (default: latest) onto this process's first device.
 
   Args:
     workdir: the run directory.
     abstract_state: a state or `jax.eval_shape` of one: the expected structure, shapes, dtypes.
+      With `partial`, a dict of some of the state's items, e.g. {'step', 'ema_params'}.
     step: the checkpoint step; None for the latest.
+    partial: read only the items of `abstract_state` (no optimiser state is needed to load the
+      weights); each of them is still checked array by array.
 
   Raises:
     CheckpointError: no checkpoint, or one that does not fit the state or cannot be read.
@@ -166,25 +171,29 @@ def restore_params(workdir: str, abstract_state: Any, *, step: int | None = None
   step = max(steps) if step is None else step
   if step not in steps:
     raise CheckpointError(f"no checkpoint of step {step} in {directory}; it has {sorted(steps)}.")
-  _check_stored(directory, step, abstract_state)
+  _check_stored(directory, step, abstract_state, partial=partial)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract_state = jax.tree.map(
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state
   )
-  with (
-    _reporting_read_errors(directory, step),
-    ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
-  ):
-    return checkpointer.restore(
-      os.path.join(directory, str(step), _STATE), args=ocp.args.StandardRestore(abstract_state)
+  if partial:
+    handler = ocp.PyTreeCheckpointHandler()
+    args = ocp.args.PyTreeRestore(
+      item=abstract_state,
+      restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state),
+      partial_restore=True,
     )
+  else:
+    handler, args = ocp.StandardCheckpointHandler(), ocp.args.StandardRestore(abstract_state)
+  with _reporting_read_errors(directory, step), ocp.Checkpointer(handler) as checkpointer:
+    return checkpointer.restore(os.path.join(directory, str(step), _STATE), args=args)
 
 
-def _check_stored(directory: str, step: int, expected: Any) -> None:
+def _check_stored(directory: str, step: int, expected: Any, *, partial: bool = False) -> None:
   """Compares every stored array's path, shape and dtype with `expected`, reading no array.
 
-  Orbax would otherwise restore silently into other shapes, or fail half-way through its
-  asynchronous reads.
+  With `partial`, only the stored arrays under the top-level items of `expected`. Orbax would
+  otherwise restore silently into other shapes, or fail half-way through its asynchronous reads.
   """
   path = os.path.join(directory, str(step))
   with _reporting_read_errors(directory, step):  # the metadata of OCDBT arrays is read, too
@@ -194,6 +203,9 @@ def _check_stored(directory: str, step: int, expected: Any) -> None:
     _keystr(k): jax.eval_shape(_stored_form, leaf)
     for k, leaf in jax.tree_util.tree_leaves_with_path(expected)
   }
+  if partial:
+    items = {name.split("/")[0] for name in want}
+    got = {name: leaf for name, leaf in got.items() if name.split("/")[0] in items}
   unmatched = sorted(got.keys() ^ want.keys())
   if unmatched:
     where = "is not in this experiment" if unmatched[0] in got else "is missing"
