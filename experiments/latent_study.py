@@ -40,9 +40,9 @@ import shutil
 import ml_collections
 import numpy as np
 
-from configs import base, bmnist
 from paramrel_jax.cli import generation_modes, study
 from paramrel_jax.config import configuration
+from paramrel_jax.configs import base, bmnist
 from paramrel_jax.evaluation import evaluators
 from paramrel_jax.methods import registry
 

@@ -33,11 +33,11 @@ import os
 
 import numpy as np
 
-from configs import bfashionmnist, bmnist
 from paramrel_jax import data, metrics
 from paramrel_jax.cli import study
 from paramrel_jax.cli.study import apply_overrides, hardware
 from paramrel_jax.config import configuration
+from paramrel_jax.configs import bfashionmnist, bmnist
 from paramrel_jax.evaluation import latents
 from paramrel_jax.training import runs
 

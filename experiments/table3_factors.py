@@ -36,9 +36,9 @@ import os
 
 import numpy as np
 
-from configs import default
 from paramrel_jax.cli import study
 from paramrel_jax.cli.study import apply_overrides, hardware
+from paramrel_jax.configs import default
 from paramrel_jax.evaluation import evaluators
 from paramrel_jax.training import runs
 

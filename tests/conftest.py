@@ -15,7 +15,7 @@ settings.register_profile("explore", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # `configs` is imported as a package from the repository root
+if ROOT not in sys.path:  # the tests import the `experiments` scripts from the repository root
   sys.path.insert(0, ROOT)
 
 # No test may load what another test compiled (that could hide a compile error): JAX's own switch
@@ -39,7 +39,7 @@ if os.environ.get("PARAMREL_MUTATION_COMPILE_CACHE"):
 
 def tiny_config(data_type: str = "discrete", **overrides):
   """A base config on a generated 16x16 dataset with a tiny network; seconds per step on CPU."""
-  from configs import base, smoke
+  from paramrel_jax.configs import base, smoke
 
   config = smoke.apply_smoke(base.get_config())
   config.data.source = "generated"

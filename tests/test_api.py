@@ -23,7 +23,7 @@ from paramrel_jax.viz import images
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> str:
   """A run of the default config's smoke variant (4 steps), trained once as --mode=train does."""
-  from configs import default
+  from paramrel_jax.configs import default
 
   workdir = str(tmp_path_factory.mktemp("api") / "run")
   config = default.get_config("smoke")

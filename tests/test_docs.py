@@ -241,7 +241,7 @@ def override_blocks(doc: Doc) -> list[list[str]]:
 
 @functools.cache
 def base_config():
-  from configs import base
+  from paramrel_jax.configs import base
 
   return base.get_config()
 

@@ -1,5 +1,6 @@
 """The command line: a smoke run, resume/no-op, and one clear error line per bad input."""
 
+import glob
 import importlib
 import json
 import os
@@ -197,7 +198,7 @@ def test_every_config_resolves_to_its_data_and_flow(name):
   """The full run and its `:smoke` variant model the same data; smoke only shrinks the budget."""
   from paramrel_jax.config import configuration
 
-  module = importlib.import_module(f"configs.{name}")
+  module = importlib.import_module(f"paramrel_jax.configs.{name}")
   full, smoke = (configuration.resolve(module.get_config(v)) for v in ("", "smoke"))
   for cfg in (full, smoke):
     k = cfg.flow.num_classes if cfg.flow.data_type == "discrete" else cfg.flow.num_bins
@@ -205,6 +206,29 @@ def test_every_config_resolves_to_its_data_and_flow(name):
     assert setting == CONFIGS[name]
   assert smoke.training.num_steps <= 10 < full.training.num_steps
   assert smoke.training.batch_size <= full.training.batch_size
+
+
+_LOAD_BY_PATH = """
+import json, runpy, sys
+print(json.dumps({p: runpy.run_path(p)["get_config"]().to_dict() for p in sys.argv[1:]}))
+"""
+
+
+def test_the_config_files_load_by_path_from_any_directory(tmp_path):
+  """What --config=<path> does, from a directory other than the repository's, for every file."""
+  from paramrel_jax.configs import base
+
+  paths = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+  assert {os.path.basename(p)[:-3] for p in paths} == {*CONFIGS, "base"}
+  out = subprocess.run(
+    [sys.executable, "-c", _LOAD_BY_PATH, *paths], cwd=tmp_path, capture_output=True, text=True
+  )
+  assert out.returncode == 0, out.stderr
+  loaded = json.loads(out.stdout)
+  for path in paths:
+    name = os.path.basename(path)[:-3]
+    module = base if name == "base" else importlib.import_module(f"paramrel_jax.configs.{name}")
+    assert loaded[path] == json.loads(json.dumps(module.get_config().to_dict()))
 
 
 def test_ci_runs_the_readme_test_command():

@@ -29,7 +29,7 @@ def run(tmp_path_factory):
 def _full_state(resolved, workdir, step=None):
   """The whole TrainState of a checkpoint, as training restores it (optimiser state included)."""
   exp = train.build_experiment(resolved, 1)
-  init = lambda key: train.init_state(key, exp, (1, 16, 16, 1))  # noqa: E731
+  init = lambda key: train.init_state(key, exp, (1, 16, 16, 1))
   abstract = jax.eval_shape(init, jax.random.key(0))
   return checkpointing.restore_params(workdir, abstract, step=step)
 

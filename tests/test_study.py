@@ -150,7 +150,7 @@ def test_a_non_latent_evaluator_is_refused():
 
 
 def test_apply_overrides_sets_dotted_and_top_level_keys_and_rejects_unknown_ones():
-  from configs import base
+  from paramrel_jax.configs import base
 
   config = study.apply_overrides(base.get_config(), {"model.latent_dim": 3, "seed": 7})
   assert (config.model.latent_dim, config.seed) == (3, 7)
