@@ -89,6 +89,14 @@ def test_latent_gradient_scale_gives_every_time_the_mean_weight(data_type):
     np.testing.assert_allclose(scale, 0.5 / t, rtol=1e-6)  # K beta1 t against K beta1 / 2
 
 
+@pytest.mark.parametrize("data_type", ["discrete", "continuous"])
+def test_latent_gradient_scale_is_float32_under_x64(data_type):
+  """The factor multiplies float32 gradients: float64 times (x64) must not promote them."""
+  with jax.enable_x64(True):
+    scale = objective.latent_gradient_scale(_flow(data_type), jnp.array([0.1, 0.5], jnp.float64))
+  assert scale.dtype == jnp.float32 and scale.shape == (2,)
+
+
 def test_ctime_weight_is_the_weight_of_the_ctime_loss():
   flow = _flow("discrete")
   x = jnp.zeros((1, 2, 2, 1), jnp.int32)

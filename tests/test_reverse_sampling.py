@@ -86,6 +86,36 @@ def test_inverse_update_walks_the_replayed_path_back(case):
     np.testing.assert_allclose(recovered, data.y, rtol=1e-3, atol=2e-2)
 
 
+@pytest.mark.parametrize("case", ["continuous", "categorical"])
+def test_data_flow_is_the_n_step_bayesian_flow_of_x0(case):
+  """theta_0 is the prior, theta_i the update of theta_(i-1) with y_i ~ p_S(. | x0; alpha_i) drawn
+  with fold_in(key, i); one step is a flow too, and n = 0 is refused by name."""
+  flow = flow_of(case)
+  x0 = data_batch(flow)
+  key = jax.random.key(5)
+  for n in (1, 3):
+    path = rs.data_flow(key, flow, x0, n_steps=n)
+    theta = flow.prior(x0.shape, jnp.float32)
+    _assert_paths_close(flow, jax.tree.map(lambda a: a[0], path.theta), theta)
+    assert path.y.shape[0] == n
+    for i in range(1, n + 1):
+      alpha = flow.accuracy(i, n)
+      y = flow.sender_sample(jax.random.fold_in(key, i), x0, alpha)
+      np.testing.assert_allclose(path.y[i - 1], y, rtol=1e-6, atol=1e-6)
+      theta = flow.bayesian_update(theta, y, alpha)
+      _assert_paths_close(flow, jax.tree.map(lambda a, i=i: a[i], path.theta), theta)
+  with pytest.raises(ValueError, match=r"^n_steps must be >= 1, got 0\."):
+    rs.data_flow(key, flow, x0, n_steps=0)
+
+
+def test_data_flow_is_float32_under_x64():
+  for case in ("continuous", "categorical"):
+    flow = flow_of(case)
+    with jax.enable_x64(True):
+      path = rs.data_flow(jax.random.key(0), flow, data_batch(flow), n_steps=2)
+    assert {leaf.dtype for leaf in jax.tree.leaves(path.theta)} == {jnp.dtype("float32")}, case
+
+
 @pytest.mark.parametrize("sigma1", [0.02, 0.001])
 def test_continuous_reconstruction_is_within_the_derived_bound(sigma1):
   flow = flow_of("continuous", sigma1=sigma1)
