@@ -34,7 +34,9 @@ CONFIGS = {
     "--config.data.source=npz",
     f"--config.data.path={os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'mnist10k.npz')}",
   ],
+  "default_smoke": ["--config=configs/default.py:smoke"],
 }
+CACHE_STATES = ("off", "cold", "warm")
 # Few samples and steps: the sampler's compile does not depend on them, its run time does.
 SAMPLE_ARGS = ["--config.sampling.num_samples=8", "--config.sampling.num_steps=10"]
 
@@ -55,12 +57,15 @@ def _run(args: list[str], cache: str) -> float:
   return seconds
 
 
-def measure(config_args: list[str], tmp: str) -> dict[str, dict[str, float]]:
-  """{scenario: {cache state: seconds}} for one config (see the module docstring)."""
+def measure(
+  config_args: list[str], tmp: str, states: tuple[str, ...] = CACHE_STATES
+) -> dict[str, dict[str, float]]:
+  """{scenario: {cache state: seconds}} for one config and the cache `states`, in the order of
+  CACHE_STATES ('warm' reuses the cache of 'cold'; see the module docstring)."""
   common = [*config_args, "--config.sampling.after_training=False"]
   times: dict[str, dict[str, float]] = {"fresh": {}, "resume": {}, "sample": {}}
   cache = os.path.join(tmp, "cache")
-  for state in ("off", "cold", "warm"):
+  for state in states:
     setting = "off" if state == "off" else cache
     if state == "cold":
       shutil.rmtree(cache, ignore_errors=True)
@@ -77,11 +82,15 @@ def measure(config_args: list[str], tmp: str) -> dict[str, dict[str, float]]:
   return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+  parser.add_argument(
+    "--configs", nargs="+", choices=list(CONFIGS), default=["default", "bmnist_mnist10k"]
+  )
+  parser.add_argument("--states", nargs="+", choices=CACHE_STATES, default=list(CACHE_STATES))
   parser.add_argument("--out", required=True)
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
+  states = tuple(s for s in CACHE_STATES if s in args.states)
   result = {
     "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
     "loadavg_start": list(os.getloadavg()),
@@ -89,7 +98,7 @@ def main() -> None:
   }
   for name in args.configs:
     with tempfile.TemporaryDirectory() as tmp:
-      result["configs"][name] = measure(CONFIGS[name], tmp)
+      result["configs"][name] = measure(CONFIGS[name], tmp, states)
     for scenario, row in result["configs"][name].items():
       print(f"{name:16s} {scenario:7s} " + "  ".join(f"{k} {v:6.1f} s" for k, v in row.items()))
   result["loadavg_end"] = list(os.getloadavg())

@@ -58,7 +58,7 @@ GPU_MFU = 0.35
 
 
 def _config(name: str, overrides: dict) -> configuration.ExperimentConfig:
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = importlib.import_module(f"paramrel_jax.configs.{name}").get_config()
   for key, value in overrides.items():
     config.data[key] = value
   return configuration.resolve(config)
@@ -155,13 +155,13 @@ def table(result: dict) -> str:
   return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
   parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4])
   parser.add_argument("--num_batches", type=int, default=20)
   parser.add_argument("--out", required=True)
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   result = {
     "machine": {
       "cpu_count": os.cpu_count(),

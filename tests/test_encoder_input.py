@@ -178,7 +178,7 @@ def test_config_default_validation_and_generation_check():
 def test_every_dataset_config_defaults_to_the_data(name):
   import importlib
 
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = importlib.import_module(f"paramrel_jax.configs.{name}").get_config()
   assert config.model.encoder_input == "data"
 
 

@@ -1,10 +1,12 @@
-"""Smoke runs of the table scripts: a few steps each, so that a broken call cannot land again."""
+"""Smoke runs of the experiment scripts (the table scripts, the compile-time and input-pipeline
+benchmarks): a few steps each, so that a broken call cannot land again. benchmark.py,
+latent_study.py and disentangle_curve.py have their own test files."""
 
 import json
 
 import numpy as np
 
-from experiments import table2_digits, table3_factors
+from experiments import compile_times, pipeline_benchmark, table2_digits, table3_factors
 
 TINY_BUDGET = ["--steps", "2", "--batch_size", "8", "--latent_dim", "4"]  # both scripts' flags
 
@@ -70,3 +72,25 @@ def test_table3_factors_trains_and_scores_the_factors(tmp_path):
   summary = result["summary"]["paramreld"]
   assert summary["dci_disentanglement"] == row["dci"]["disentanglement_mean"]
   assert 0.0 <= summary["factor_auroc"] <= 1.0
+
+
+def test_pipeline_benchmark_times_both_loaders_of_a_config(tmp_path):
+  name = "default (generated shapes2d)"
+  out = tmp_path / "pipeline.json"
+  pipeline_benchmark.main(
+    ["--cases", name, "--workers", "0", "--num_batches", "2", "--out", str(out)]
+  )
+  with open(out) as f:
+    case = json.load(f)["cases"][name]
+  assert [row["loader"] for row in case["pipeline"]] == ["grain", "memory"]
+  assert all(row["images_per_s"] > 0 for row in case["pipeline"])
+  assert case["loader_auto"] in ("grain", "memory") and case["train_gflop_per_image"] > 0
+
+
+def test_compile_times_times_the_cli_runs_of_a_cache_state(tmp_path):
+  out = tmp_path / "compile_times.json"
+  compile_times.main(["--configs", "default_smoke", "--states", "off", "--out", str(out)])
+  with open(out) as f:
+    times = json.load(f)["configs"]["default_smoke"]
+  assert set(times) == {"fresh", "resume", "sample"}
+  assert all(list(row) == ["off"] and row["off"] > 0 for row in times.values())
