@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 from conftest import ROOT
@@ -229,6 +230,15 @@ def test_the_config_files_load_by_path_from_any_directory(tmp_path):
     name = os.path.basename(path)[:-3]
     module = base if name == "base" else importlib.import_module(f"paramrel_jax.configs.{name}")
     assert loaded[path] == json.loads(json.dumps(module.get_config().to_dict()))
+
+
+def test_the_fast_tier_runs_every_file_that_mutation_testing_runs():
+  with open(os.path.join(ROOT, ".ci", "fast")) as f:
+    fast = re.findall(r"tests/test_\w+\.py", f.read())
+  assert len(fast) == len(set(fast)) and all(os.path.isfile(os.path.join(ROOT, p)) for p in fast)
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    mutmut = tomllib.load(f)["tool"]["mutmut"]
+  assert set(mutmut["pytest_add_cli_args_test_selection"]) <= set(fast)
 
 
 def test_ci_runs_the_readme_test_command():
