@@ -19,7 +19,7 @@ import json
 import os
 
 from experiments import latent_study
-from paramrel_jax.cli import study
+from paramrel_jax import study
 from paramrel_jax.training import runs, train, workdir_utils
 
 COLUMNS = ("disentanglement", "completeness", "informativeness_test")

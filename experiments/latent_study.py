@@ -3,7 +3,7 @@ r"""The latent study (issue 15): what the encoder reads, variants and baselines 
   .venv/bin/python -m experiments.latent_study                          # everything, resumable
   .venv/bin/python -m experiments.latent_study --datasets mnist10k --rows paramrel ae pca
 
-Every row is trained and scored by the one shared harness, `paramrel_jax.cli.study`
+Every row is trained and scored by the one shared harness, `paramrel_jax.study`
 (`run_row`: the trainer, the likelihood evaluation, the latent export and the latent evaluators;
 `pca_row`: the floor). Rows differ only in config overrides (`ROWS`) on the dataset's config
 (`DATASETS`), all at the budget of the flags. `--seeds` applies to `MULTI_SEED_ROWS` (per
@@ -40,7 +40,8 @@ import shutil
 import ml_collections
 import numpy as np
 
-from paramrel_jax.cli import generation_modes, study
+from paramrel_jax import study
+from paramrel_jax.cli import generation_modes
 from paramrel_jax.config import configuration
 from paramrel_jax.configs import base, bmnist
 from paramrel_jax.evaluation import evaluators
@@ -325,13 +326,7 @@ def sample_table(dataset: str, args) -> dict:
         rows[name] = {
           "seeds": present,
           "runs": runs,
-          **{
-            key: {
-              "mean": float(np.mean([r[key] for r in runs])),
-              "std": float(np.std([r[key] for r in runs])),
-            }
-            for key in ("samples", "held_out")
-          },
+          **{key: study.spread([r[key] for r in runs]) for key in ("samples", "held_out")},
         }
   return rows
 
@@ -397,10 +392,7 @@ def summarise(runs: list[dict], dataset: str) -> dict[str, dict[str, float]]:
   for run in runs:
     for name, value in {**headline(dataset, run["scores"]), **run_columns(run)}.items():
       columns.setdefault(name, []).append(float(value))
-  return {
-    name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-    for name, v in columns.items()
-  }
+  return {name: study.spread(v) for name, v in columns.items()}
 
 
 def markdown(result: dict) -> str:
@@ -532,13 +524,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
   parser.add_argument("--rows", nargs="+", choices=list(ALL_ROWS), default=list(ROWS))
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-  parser.add_argument("--steps", type=int, default=1500)
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small")
-  parser.add_argument("--latent_dim", type=int, default=16)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--ema_decay", type=float, default=0.99)
-  parser.add_argument("--num_examples", type=int, default=1000)
+  study.add_budget_flags(parser)
   parser.add_argument("--curve_every", type=int, default=250)
   parser.add_argument(
     "--dci_protocol",

@@ -33,12 +33,11 @@ import os
 
 import numpy as np
 
-from paramrel_jax import data, metrics
-from paramrel_jax.cli import study
-from paramrel_jax.cli.study import apply_overrides, hardware
+from paramrel_jax import data, metrics, study
 from paramrel_jax.config import configuration
 from paramrel_jax.configs import bfashionmnist, bmnist
 from paramrel_jax.evaluation import latents
+from paramrel_jax.study import apply_overrides, hardware
 from paramrel_jax.training import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,15 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     default="",
     help="the mnist10k npz (default: the data.path of DATASETS['mnist10k'])",
   )
-  parser.add_argument("--steps", type=int, default=500)
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small", help="network variant (paramrel_jax.networks)")
-  parser.add_argument("--latent_dim", type=int, default=16)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--ema_decay", type=float, default=0.99)
-  parser.add_argument(
-    "--num_examples", type=int, default=1000, help="test images probed and evaluated (at most)"
-  )
+  study.add_budget_flags(parser, steps=500)
   parser.add_argument("--seeds", type=int, nargs="+", default=[0])
   parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
   parser.add_argument("--workdir", default=os.path.join(ROOT, "runs", "table2"))

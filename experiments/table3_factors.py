@@ -36,10 +36,10 @@ import os
 
 import numpy as np
 
-from paramrel_jax.cli import study
-from paramrel_jax.cli.study import apply_overrides, hardware
+from paramrel_jax import study
 from paramrel_jax.configs import default
 from paramrel_jax.evaluation import evaluators
+from paramrel_jax.study import apply_overrides, hardware
 from paramrel_jax.training import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,14 +98,8 @@ def markdown_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=1500)
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small", help="network variant (config.network)")
-  parser.add_argument("--latent_dim", type=int, default=10)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--ema_decay", type=float, default=0.99)
+  study.add_budget_flags(parser, latent_dim=10)
   parser.add_argument("--dataset_size", type=int, default=20_000)
-  parser.add_argument("--num_examples", type=int, default=1000, help="codes scored per model")
   parser.add_argument("--n_estimators", type=int, default=20, help="DCI boosting stages")
   parser.add_argument("--seeds", type=int, nargs="+", default=[0])
   parser.add_argument(

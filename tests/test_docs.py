@@ -13,7 +13,7 @@ paramrel_jax/, experiments/ and configs/. What they name, and how it is checked:
   as `DIR/`), values of the output flags `--workdir`, `--out`, `-o`, paths under a folder that
   git ignores (`runs/`, `.venv/`), and paths in a run directory: a folder named after a `--mode`
   (each mode writes `DIR/<mode>/`) or one of `RUN_DIR_FOLDERS`.
-- Python names: `python -m` modules, and dotted names in inline code (`paramrel_jax.cli.study`,
+- Python names: `python -m` modules, and dotted names in inline code (`paramrel_jax.study`,
   `methods.registry.make_model`, `interface.Model.encode`). The module is found by importlib's
   finder, one package at a time (nothing is imported); each further name must be bound at the
   top of that module or in the body of the class it names. A name may start at any module of the
@@ -339,7 +339,7 @@ def _in_scope(names: dict[str, ast.ClassDef | None], parts: list[str]) -> bool:
 
 @functools.cache
 def project_modules() -> dict[str, tuple[str, ...]]:
-  """Last name -> the project's modules of that name (`study` -> paramrel_jax.cli.study)."""
+  """Last name -> the project's modules of that name (`study` -> paramrel_jax.study)."""
   modules = {}
   for package in PACKAGES:
     for folder, _, names in os.walk(os.path.join(ROOT, package)):
@@ -577,7 +577,7 @@ Train with `python -m paramrel_jax.main --config=configs/default.py --workdir=ru
 Outputs are not files: `runs/default/metrics.jsonl`, `DIR/checkpoints`, `latents/<split>.npz`,
 `sample/samples.png`, `/tmp/out/a.json`; nor are other projects' files:
 [`configs/mnist_discrete.yaml`](https://github.com/o/r/blob/main/configs/mnist_discrete.yaml).
-Names: `paramrel_jax.cli.study`, `methods.registry.make_model`, `interface.Model.encode`,
+Names: `paramrel_jax.study`, `methods.registry.make_model`, `interface.Model.encode`,
 `evaluation.latents.fit_prior`, `jax.sharding.Mesh`, `metrics.jsonl`, `TADMetric.evaluate`,
 `model.encoder_input`, `objective.encoder_input`, `config.evals`, `config.baselines.MODEL_KINDS`
 and the stale `modes.run_export_latents`, `models.SelfEncoder`, `registry.make_modell`,

@@ -1,5 +1,6 @@
-"""The latent-study harness (`cli.study`): one path for ParamReL rows, baselines and PCA."""
+"""The study library (`paramrel_jax.study`): one path for ParamReL rows, baselines and PCA."""
 
+import argparse
 import json
 import os
 
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from paramrel_jax import api, metrics
-from paramrel_jax.cli import study
+from paramrel_jax import api, metrics, study
 from paramrel_jax.config import configuration
 from paramrel_jax.evaluation import latents
 
@@ -184,3 +184,21 @@ def test_budget_overrides_apply_to_a_config():
   assert (
     study.budget_overrides(args, log_every=1, checkpoint_every=1)["training.warmup_steps"] == 100
   )
+
+
+def test_add_budget_flags_gives_every_study_the_same_flags():
+  parser = argparse.ArgumentParser()
+  study.add_budget_flags(parser, steps=500)
+  args = parser.parse_args(["--latent_dim", "8", "--learning_rate", "0.01"])
+  expected = {**study.BUDGET_DEFAULTS, "steps": 500, "latent_dim": 8, "learning_rate": 0.01}
+  assert vars(args) == expected
+  overrides = study.budget_overrides(args, log_every=50, checkpoint_every=500)
+  assert (overrides["training.num_steps"], overrides["model.latent_dim"]) == (500, 8)
+  assert overrides["training.learning_rate"] == 0.01
+  with pytest.raises(ValueError, match=r"unknown budget flag\(s\) \['epochs'\]"):
+    study.add_budget_flags(argparse.ArgumentParser(), epochs=3)
+
+
+def test_spread_is_the_mean_and_the_population_std_over_seeds():
+  assert study.spread([1.0, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 2}
+  assert study.spread([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1}

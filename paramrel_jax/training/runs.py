@@ -1,7 +1,7 @@
 """Opening a run directory: the one way from a workdir to a config and a trained model.
 
-The command line (`main`), the study harness (`cli.study`), the CLI's evaluation and generation
-modes and the Python API (`api.load`) all open runs here:
+The command line (`main`), the study library (`paramrel_jax.study`), the CLI's evaluation and
+generation modes and the Python API (`api.load`) all open runs here:
 
   settle(config, workdir)            the config a run starts or resumes with, and its resolution
   saved_config(workdir)              the config a run was trained with (its config.json)

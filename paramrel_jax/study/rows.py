@@ -1,6 +1,6 @@
 """One row of a latent study: train (or resume) a run, evaluate it, export its codes, score them.
 
-The shared harness of the study scripts in `experiments/`. Every row, ParamReL or a baseline, goes
+Every row, ParamReL or a baseline, goes
 through the same steps, so rows differ only in their configs:
 
   1. `train.train_and_evaluate` (resumes from the workdir);
@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -37,65 +35,6 @@ from paramrel_jax.evaluation import evaluators, latents
 from paramrel_jax.training import runs, train, workdir_utils
 
 LATENT_KINDS = ("auroc", "dci", "tad")
-
-
-def apply_overrides(
-  config: ml_collections.ConfigDict, overrides: dict[str, Any]
-) -> ml_collections.ConfigDict:
-  """Sets 'section.key' (or top-level 'key') entries of `config` in place and returns it.
-
-  Raises:
-    ValueError: a key the config does not have.
-  """
-  for dotted, value in overrides.items():
-    *sections, key = dotted.split(".")
-    node = config
-    for section in sections:
-      if section not in node:
-        raise ValueError(f"unknown config key {dotted!r}.")
-      node = node[section]
-    if key not in node:
-      raise ValueError(f"unknown config key {dotted!r}.")
-    node[key] = value
-  return config
-
-
-def budget_overrides(args: Any, *, log_every: int, checkpoint_every: int) -> dict[str, Any]:
-  """The dotted config overrides of a study's shared training budget.
-
-  Args:
-    args: the study's flags: steps, batch_size, learning_rate, ema_decay, size (the network
-      variant), latent_dim and num_examples (evaluated examples).
-    log_every: training.log_every (and the cadence of the evaluators in `evals`).
-    checkpoint_every: training.checkpoint_every.
-  """
-  return {
-    "model.size": args.size,
-    "model.latent_dim": args.latent_dim,
-    "training.num_steps": args.steps,
-    "training.batch_size": args.batch_size,
-    "training.learning_rate": args.learning_rate,
-    "training.warmup_steps": min(100, args.steps // 10),
-    "training.ema_decay": args.ema_decay,
-    "training.log_every": log_every,
-    "training.checkpoint_every": checkpoint_every,
-    "eval.num_examples": args.num_examples,
-    "eval.batch_size": 100,
-  }
-
-
-def hardware() -> str:
-  """The machine results are measured on: CPU model, cores, JAX version and backend."""
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists("/proc/cpuinfo"):
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  device = jax.devices()[0]
-  return (
-    f"{cpu}, {os.cpu_count()} CPU cores visible, JAX {jax.__version__} on "
-    f"{jax.default_backend()} ({device.device_kind}, {jax.device_count()} device(s))"
-  )
 
 
 def scorers(
