@@ -30,9 +30,9 @@ import numpy as np
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
-from paramrel_jax.evaluation import likelihood as elbo
 from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
+from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 from paramrel_jax.training import logging_utils, runs
 from paramrel_jax.viz.images import to_uint8
 
@@ -227,24 +227,15 @@ class LoadedModel:
     self._needs_latents("codes", codes=True)
     model, key = self._model(steps), jax.random.key(seed)
     parts = [
-      jax.block_until_ready(
-        reverse_sampling.encode(
-          jax.random.fold_in(key, start),
-          model.flow,
-          model.net,
-          self.trained.params,
-          batch,
-          n_steps=model.sample_steps,
-        )
-      )
+      jax.block_until_ready(model.codes(self.trained.params, jax.random.fold_in(key, start), batch))
       for start, batch in self._batches(x, "reverse sampling")
     ]
     return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *parts)
 
   def decode(self, codes: reverse_sampling.Codes) -> reverse_sampling.Reconstruction:
-    """The replay of codes (Eq. 5): `reverse_sampling.decode` with the run's model."""
+    """The replay of codes (Eq. 5) by the run's model (`reverse_sampling.decode`)."""
     model = interface.require(self.trained.model, interface.FLOW, "decode")
-    return reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
+    return model.decode_codes(self.trained.params, codes)
 
   def reconstruct_arrays(
     self, x: np.ndarray, *, seed: int = 0, steps: int | None = None
@@ -271,21 +262,14 @@ class LoadedModel:
       }
     parts = []
     for start, batch in self._batches(x, "reconstructing"):
-      codes = reverse_sampling.encode(
-        jax.random.fold_in(key, start),
-        model.flow,
-        model.net,
-        self.trained.params,
-        batch,
-        n_steps=model.sample_steps,
-      )
-      rec = reverse_sampling.decode(model.flow, model.net, self.trained.params, codes)
+      codes = model.codes(self.trained.params, jax.random.fold_in(key, start), batch)
+      rec = model.decode_codes(self.trained.params, codes)
       parts.append(
         jax.device_get(
           {
             "reconstruction": rec.x,
             "reconstruction_flow": rec.x_flow,
-            **reverse_sampling.reconstruction_stats(model.flow, batch, rec),
+            **model.reconstruction_stats(batch, rec),
           }
         )
       )
@@ -296,9 +280,9 @@ class LoadedModel:
   ) -> dict[str, np.ndarray]:
     """Per-example bound terms of model-space x (N, H, W, C), nats per example, each (N,).
 
-    One Monte-Carlo draw per example of `evaluation.likelihood.likelihood_terms` (times, flows,
-    z, sender samples; batches keyed by their offset): 'bfn', 'reconstruction', 'test_loss', 'rate'
-    (against N(0, I)) and 'neg_elbo', and where `generate` draws z from the fitted prior,
+    One Monte-Carlo draw per example of `methods.paramrel.likelihood.likelihood_terms` (times,
+    flows, z, sender samples; batches keyed by their offset): 'bfn', 'reconstruction', 'test_loss',
+    'rate' (against N(0, I)) and 'neg_elbo', and where `generate` draws z from the fitted prior,
     'rate_fitted' and 'neg_elbo_fitted' against it. `loss_steps`: n of the n-step loss, 0 for
     continuous time, default eval.loss_steps. Average over seeds for a lower-variance estimate
     (--mode=eval averages over eval.n_repeats passes).
@@ -312,20 +296,18 @@ class LoadedModel:
       raise ValueError(f"loss_steps must be an integer >= 0, got {loss_steps!r}.")
     prior = self.latent_prior()
     settings = {
-      "flow": model.flow,
-      "net": model.net,
       "loss_steps": loss_steps,
       "sample_z": self.config.objective.posterior == "gaussian",
       "prior": (
         None
         if prior is None
-        else elbo.prior_arrays(prior.mean, prior.covariance(), self.latent_dim)
+        else paramrel_likelihood.prior_arrays(prior.mean, prior.covariance(), self.latent_dim)
       ),
     }
     key = jax.random.key(seed)
     parts = [
       jax.device_get(
-        elbo.likelihood_batch(
+        model.likelihood_terms(
           self.trained.params, jax.random.fold_in(key, start), batch, **settings
         )
       )
@@ -342,20 +324,12 @@ class LoadedModel:
     """
     self._needs_latents("time-varying reconstruction", codes=True)
     model = self._model(steps)
-    if model.net.config.encoder != "progressive":
-      raise ValueError(
-        "time-varying reconstruction needs model.encoder='progressive', got "
-        f"{model.net.config.encoder!r}."
-      )
     return np.asarray(
-      reverse_sampling.time_varying_reconstruction(
-        jax.random.key(seed),
-        model.flow,
-        model.net,
+      model.time_varying_reconstruction(
         self.trained.params,
+        jax.random.key(seed),
         jnp.asarray(x),
         jnp.asarray(times, jnp.float32),
-        n_steps=model.sample_steps,
       )
     )
 
@@ -367,16 +341,8 @@ class LoadedModel:
     self._needs_latents("conditional generation", codes=True)
     model = self._model(steps)
     x = jnp.asarray(x)
-    result = reverse_sampling.conditional_sample(
-      jax.random.key(seed),
-      model.flow,
-      model.net,
-      self.trained.params,
-      x,
-      num_variations=num_variations,
-      n_steps=model.sample_steps,
-    )
-    return np.asarray(result.x).reshape(len(x), num_variations, *x.shape[1:])
+    samples = model.conditional_sample(self.trained.params, jax.random.key(seed), x, num_variations)
+    return np.asarray(samples).reshape(len(x), num_variations, *x.shape[1:])
 
   def interpolate_arrays(
     self, a: np.ndarray, b: np.ndarray, num: int, *, seed: int = 0, steps: int | None = None

@@ -172,6 +172,7 @@ def test_the_fitted_prior_is_kept_per_checkpoint_in_the_run(workdir, model, monk
 
 def test_likelihood_gives_the_bound_per_image(model):
   from paramrel_jax.evaluation import likelihood
+  from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 
   images = _eval_images(model, 3)
   terms = model.likelihood(images, seed=0)
@@ -186,15 +187,14 @@ def test_likelihood_gives_the_bound_per_image(model):
   assert np.all(terms["rate"] >= 0) and np.all(terms["rate_fitted"] >= 0)
   # One draw of the jitted batch function, with the first batch's key and the fitted prior.
   prior = model.latent_prior()
-  net = model.trained.model.net
-  direct = likelihood.likelihood_batch(
+  direct = paramrel_likelihood.likelihood_batch(
     model.trained.params,
     jax.random.fold_in(jax.random.key(0), 0),
     jnp.asarray(model.to_model(images, seed=0)),
     flow=model.trained.model.flow,
-    net=net,
+    net=model.trained.model.net,
     loss_steps=model.config.eval.loss_steps,
-    prior=likelihood.prior_arrays(prior.mean, prior.covariance(), model.latent_dim),
+    prior=paramrel_likelihood.prior_arrays(prior.mean, prior.covariance(), model.latent_dim),
   )
   for name, value in terms.items():
     np.testing.assert_allclose(value, direct[name], rtol=1e-5, err_msg=name)

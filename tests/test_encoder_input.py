@@ -13,7 +13,7 @@ from conftest import tiny_config
 from sampling_testlib import DATA_SHAPE, TinyNet, data_batch, flow_of, tiny_model
 
 from paramrel_jax.config import configuration, network
-from paramrel_jax.evaluation import latents, likelihood
+from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import paramrel
 from paramrel_jax.methods.paramrel import objective, sampling
 from paramrel_jax.methods.paramrel import reverse_sampling as rs
@@ -49,9 +49,7 @@ def _consumers(flow, net, params, x):
   return {
     "training": lambda: model.loss(params, key, batch, key),
     "diagnostics": lambda: model.diagnostics(params, key, batch),
-    "likelihood": lambda: likelihood.likelihood_batch(
-      params, key, x, flow=flow, net=net, loss_steps=0
-    ),
+    "likelihood": lambda: model.likelihood_terms(params, key, x, loss_steps=0),
     "latent_export": lambda: latents.encode(model, params, key, x, t=1.0),
     # Reverse-sampling codes (Eq. 5): also the z of interpolation and traversal.
     "reverse_sampling": lambda: rs.encode(key, flow, net, params, x, n_steps=3),

@@ -16,6 +16,7 @@ from paramrel_jax.cli import eval_modes
 from paramrel_jax.config import configuration
 from paramrel_jax.data import sources
 from paramrel_jax.evaluation import evaluators, latents, likelihood
+from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 from paramrel_jax.networks import ParamReLNet, get_variant
 from paramrel_jax.training import runs, train
 
@@ -44,9 +45,7 @@ def _with_evals(cfg: configuration.ExperimentConfig, evals: dict) -> configurati
 def _likelihood(model, cfg, **kw):
   settings = dict(split="test", batch_size=8, num_examples=100, loss_steps=0, n_repeats=1)
   settings.update(kw)
-  return likelihood.evaluate_likelihood(
-    model.model.flow, model.model.net, model.params, cfg.data, **settings
-  )
+  return likelihood.evaluate_likelihood(model.model, model.params, cfg.data, **settings)
 
 
 def test_trainer_logs_due_evaluators(run):
@@ -159,7 +158,7 @@ def test_likelihood_terms_against_closed_forms():
   encode, decode = _constant_net(3)
 
   def mean_terms(loss_steps, loss_samples=1):
-    terms = likelihood.likelihood_terms(
+    terms = paramrel_likelihood.likelihood_terms(
       jax.random.key(loss_steps),
       x,
       flow=flow,
@@ -184,7 +183,7 @@ def test_likelihood_terms_against_closed_forms():
   # terms only.
   for shift, expected in ((0.0, 3 * (1 + math.exp(-1)) / 2), (1.0, 3 * math.exp(-1) / 2)):
     prior = (jnp.full((3, 3), shift), jnp.kron(jnp.ones((3, 3)), jnp.eye(3)))
-    terms = likelihood.likelihood_terms(
+    terms = paramrel_likelihood.likelihood_terms(
       jax.random.key(0),
       x[:100],
       flow=flow,

@@ -112,8 +112,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
       path=latents.prior_path(workdir, model.step, config),
     )
     result["likelihood"] = likelihood.evaluate_likelihood(
-      model.model.flow,
-      model.model.net,
+      model.model,
       model.params,
       config.data,
       split=config.data.eval_split,

@@ -165,9 +165,7 @@ class LikelihoodEvaluator(Evaluator):
 
   def evaluate(self, model: Model, params: dict) -> dict:
     interface.require(model, interface.FLOW, f"evals.{self.name} (the BFN test likelihood)")
-    return likelihood.evaluate_likelihood(
-      model.flow, model.net, params, self.data_cfg, **self.settings
-    )
+    return likelihood.evaluate_likelihood(model, params, self.data_cfg, **self.settings)
 
   def scalars(self, result: dict) -> Iterator[tuple[str, float]]:
     for term in likelihood.TERMS:

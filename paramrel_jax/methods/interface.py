@@ -2,13 +2,13 @@
 
 The trainer, the evaluators, the CLI modes and the Python API call a model only through `Model`.
 What only a Bayesian flow can do (codes at flow times t < 1, the BFN likelihood, reverse
-sampling into z and subcodes, Eq. 5) is the capability `FLOW`; `require` turns its absence into
-one clear error instead of a type switch at each call site.
+sampling into z and subcodes, Eq. 5) is the capability `FLOW`, whose methods `FlowModel` names;
+`require` turns its absence into one clear error instead of a type switch at each call site.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import jax
 
@@ -64,6 +64,55 @@ class Model(Protocol):
     Raises:
       ValueError: the model has no prior over its codes (AE, DiffAE).
     """
+
+
+class FlowModel(Model, Protocol):
+  """A `Model` with the capability `FLOW` (ParamReL): what a Bayesian flow adds.
+
+  Codes are (z (B, L), subcodes (B, n, H, W, C[, K])) of n = `sample_steps` reverse-sampling
+  steps (Eq. 5); a reconstruction holds the replayed data `x` and the flow's end point `x_flow`.
+
+  Attributes:
+    sample_steps: n of the n-step sampler and of reverse sampling.
+    encoder: the self-encoder's kind ('vanilla' or 'progressive').
+  """
+
+  sample_steps: int
+
+  @property
+  def encoder(self) -> str: ...
+
+  def codes(self, params: dict, key: jax.Array, x: jax.Array) -> Any:
+    """Reverse sampling (Eq. 5) of x (B, H, W, C) into its codes."""
+
+  def decode_codes(self, params: dict, codes: Any) -> Any:
+    """The replay of codes (Eq. 5): a reconstruction (x, x_flow, ...)."""
+
+  def reconstruction_stats(self, x: jax.Array, rec: Any) -> dict[str, jax.Array]:
+    """Per-example (B,) errors of a replay of x."""
+
+  def conditional_sample(
+    self, params: dict, key: jax.Array, x: jax.Array, num_variations: int
+  ) -> jax.Array:
+    """`num_variations` samples (B * V, H, W, C) given each input's code (Sec. 5.2.1)."""
+
+  def time_varying_reconstruction(
+    self, params: dict, key: jax.Array, x: jax.Array, times: jax.Array
+  ) -> jax.Array:
+    """x regenerated from its code at each of `times` (T,): (T, B, H, W, C) (Sec. 5.2.2)."""
+
+  def likelihood_terms(
+    self,
+    params: dict,
+    key: jax.Array,
+    x: jax.Array,
+    *,
+    loss_steps: int,
+    loss_samples: int = ...,
+    sample_z: bool = True,
+    prior: tuple[jax.Array, jax.Array] | None = None,
+  ) -> dict[str, jax.Array]:
+    """{term: (B,) nats per example}: the BFN test loss, the rate and the negative ELBO."""
 
 
 def has(model: Model, capability: str) -> bool:

@@ -2,8 +2,9 @@
 
 Besides the trainer's `init` / `loss` / `diagnostics` it encodes (the self-encoder mean at a flow
 time), reconstructs (reverse sampling, Eq. 5, and replay) and samples (Eq. 4). It has the
-capability `interface.FLOW`: the modes that need codes, subcodes or the BFN likelihood use its
-`flow` and `net` with the (EMA) parameters.
+capability `interface.FLOW` (`interface.FlowModel`): the codes and subcodes of reverse sampling,
+their replay, conditional and time-varying generation and the BFN likelihood terms, all as
+methods, so that no caller outside `methods/` needs its flow or its networks.
 """
 
 from __future__ import annotations
@@ -16,25 +17,9 @@ import jax.numpy as jnp
 
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.methods import interface
-from paramrel_jax.methods.paramrel import objective, reverse_sampling, sampling
+from paramrel_jax.methods.paramrel import likelihood, objective, reverse_sampling, sampling
+from paramrel_jax.methods.paramrel.apply import net_fns
 from paramrel_jax.networks import ParamReLNet
-
-
-def net_fns(net: ParamReLNet, params, *, train: bool = False, rng: jax.Array | None = None):
-  """(encode, decode) callables closed over params, in the form the objective takes.
-
-  encode(e (B,H,W,Cin), t (B,)) -> (mean, logvar) (B, L), e from `objective.encoder_input`;
-  decode(net_in, z (B, L), t) -> net_out (B, H, W, C * P). `rng` feeds dropout when training.
-  """
-  rngs = {"dropout": rng} if train else None
-
-  def encode(net_in, t):
-    return net.apply({"params": params}, net_in, t, train=train, rngs=rngs, method=net.encode)
-
-  def decode(net_in, z, t):
-    return net.apply({"params": params}, net_in, z, t, train=train, rngs=rngs, method=net.decode)
-
-  return encode, decode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +48,11 @@ class ParamReL:
   @property
   def latent_dim(self) -> int:
     return self.net.config.latent_dim
+
+  @property
+  def encoder(self) -> str:
+    """The self-encoder's kind: 'vanilla' (one code) or 'progressive' (a code per flow time)."""
+    return self.net.config.encoder
 
   def init(self, key: jax.Array, data_shape: tuple[int, ...]) -> dict:
     """Network parameters for data of shape (B, H, W, C)."""
@@ -133,3 +123,75 @@ class ParamReL:
       z=z,
     )
     return result.x, result.z
+
+  # The capability interface.FLOW (interface.FlowModel).
+
+  def codes(self, params: dict, key: jax.Array, x: jax.Array) -> reverse_sampling.Codes:
+    """Reverse sampling (Eq. 5) of x (B, H, W, C) into z (B, L) and `sample_steps` subcodes."""
+    return reverse_sampling.encode(key, self.flow, self.net, params, x, n_steps=self.sample_steps)
+
+  def decode_codes(
+    self, params: dict, codes: reverse_sampling.Codes
+  ) -> reverse_sampling.Reconstruction:
+    """The replay of codes (Eq. 5): `reverse_sampling.decode`."""
+    return reverse_sampling.decode(self.flow, self.net, params, codes)
+
+  def reconstruction_stats(
+    self, x: jax.Array, rec: reverse_sampling.Reconstruction
+  ) -> dict[str, jax.Array]:
+    """Per-example (B,) errors of a replay of x: `reverse_sampling.reconstruction_stats`."""
+    return reverse_sampling.reconstruction_stats(self.flow, x, rec)
+
+  def conditional_sample(
+    self, params: dict, key: jax.Array, x: jax.Array, num_variations: int
+  ) -> jax.Array:
+    """Sec. 5.2.1: `num_variations` samples (B * V, H, W, C) given each input's code, with fresh
+    subcodes (`reverse_sampling.conditional_sample`)."""
+    result = reverse_sampling.conditional_sample(
+      key,
+      self.flow,
+      self.net,
+      params,
+      x,
+      num_variations=num_variations,
+      n_steps=self.sample_steps,
+    )
+    return result.x
+
+  def time_varying_reconstruction(
+    self, params: dict, key: jax.Array, x: jax.Array, times: jax.Array
+  ) -> jax.Array:
+    """Sec. 5.2.2: x (B, H, W, C) regenerated from its code at each of `times` (T,):
+    (T, B, H, W, C). Needs the progressive encoder, whose code changes with t."""
+    if self.encoder != "progressive":
+      raise ValueError(
+        f"time-varying reconstruction needs model.encoder='progressive', got {self.encoder!r}."
+      )
+    return reverse_sampling.time_varying_reconstruction(
+      key, self.flow, self.net, params, x, times, n_steps=self.sample_steps
+    )
+
+  def likelihood_terms(
+    self,
+    params: dict,
+    key: jax.Array,
+    x: jax.Array,
+    *,
+    loss_steps: int,
+    loss_samples: int = likelihood.DEFAULT_LOSS_SAMPLES,
+    sample_z: bool = True,
+    prior: tuple[jax.Array, jax.Array] | None = None,
+  ) -> dict[str, jax.Array]:
+    """{term: (B,) nats per example} of x (B, H, W, C), one Monte-Carlo draw
+    (`likelihood.likelihood_batch`: the BFN test loss, the rate and the negative ELBO)."""
+    return likelihood.likelihood_batch(
+      params,
+      key,
+      x,
+      flow=self.flow,
+      net=self.net,
+      loss_steps=loss_steps,
+      loss_samples=loss_samples,
+      sample_z=sample_z,
+      prior=prior,
+    )
