@@ -1,8 +1,9 @@
 """Bayesian-flow math (BFN, arXiv:2308.07037) for continuous, discretised and discrete data.
 
 `continuous`, `discretised`, `discrete`: pure jnp functions (samplers, schedules, losses and output
-distributions); `flows`: the Flow objects built on them; `generate.generate`: the n-step generative
-loop.
+distributions); `flows`: the Flow objects built on them; `mixed.MixedFlow`: a product of Flow
+objects over the named columns of a record (mixed-type tables, missing cells); `generate.generate`:
+the n-step generative loop.
 
 A fixed public API, whose names, argument orders and meanings stay (outside conformance suites
 call them; tests/test_bfn_reference.py checks them against the official BFN code):
@@ -13,7 +14,7 @@ call them; tests/test_bfn_reference.py checks them against the official BFN code
                inverse_bayesian_update, ctime_loss
 """
 
-from paramrel_jax.bfn import continuous, discrete, discretised, flows, generate
+from paramrel_jax.bfn import continuous, discrete, discretised, flows, generate, mixed
 from paramrel_jax.bfn.flows import (
   CategoricalOutput,
   CategoricalTheta,
@@ -29,6 +30,7 @@ from paramrel_jax.bfn.flows import (
   make_flow,
   nats_per_dim,
 )
+from paramrel_jax.bfn.mixed import MixedFlow
 
 __all__ = [
   "CategoricalOutput",
@@ -40,6 +42,7 @@ __all__ = [
   "DiscretisedNormalOutput",
   "Flow",
   "GaussianTheta",
+  "MixedFlow",
   "OutputDist",
   "bits_per_dim",
   "continuous",
@@ -48,5 +51,6 @@ __all__ = [
   "flows",
   "generate",
   "make_flow",
+  "mixed",
   "nats_per_dim",
 ]
