@@ -13,6 +13,16 @@ from typing import Any, ClassVar, Protocol
 import jax
 
 FLOW = "bayesian_flow"  # flow times, the BFN likelihood and reverse-sampling codes (Eq. 5)
+# The key of a batch's data: images (B, H, W, C), or records {name: (B, 1)} of a mixed flow.
+DATA_KEYS = ("image", "record")
+
+
+def batch_data(batch: dict):
+  """The data of a batch: batch['image'], or batch['record'] for tables of records."""
+  for key in DATA_KEYS:
+    if key in batch:
+      return batch[key]
+  raise ValueError(f"a batch must hold one of {DATA_KEYS}, got the keys {sorted(batch)}.")
 
 
 class Model(Protocol):

@@ -1,8 +1,10 @@
-"""Flax linen networks of ParamReL: the self-encoder and the output network (paper App. C)."""
+"""Flax linen networks of ParamReL: the self-encoder and the output network (paper App. C), for
+images (`ParamReLNet`) and for records of mixed-type tables (`RecordNet`)."""
 
 from paramrel_jax.config.network import VARIANTS, NetworkConfig, get_variant
 from paramrel_jax.networks.encoder import SelfEncoder
 from paramrel_jax.networks.paramrel_net import ParamReLNet, parameter_counts
+from paramrel_jax.networks.record_net import RecordNet
 from paramrel_jax.networks.unet import OutputUNet
 
 __all__ = [
@@ -10,6 +12,7 @@ __all__ = [
   "NetworkConfig",
   "OutputUNet",
   "ParamReLNet",
+  "RecordNet",
   "SelfEncoder",
   "get_variant",
   "parameter_counts",

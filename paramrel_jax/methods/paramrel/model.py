@@ -68,7 +68,7 @@ class ParamReL:
     encode, decode = net_fns(self.net, params, train=True, rng=dropout_key)
     terms, _ = objective.paramrel_loss(
       key,
-      batch["image"],
+      interface.batch_data(batch),
       flow=self.flow,
       encode=encode,
       decode=decode,
@@ -82,7 +82,7 @@ class ParamReL:
     encode, decode = net_fns(self.net, params)
     terms, aux = objective.paramrel_loss(
       key,
-      batch["image"],
+      interface.batch_data(batch),
       flow=self.flow,
       encode=encode,
       decode=decode,
@@ -90,7 +90,7 @@ class ParamReL:
       encoder_input_mode=self.net.encoder_input,
     )
     return objective.latent_diagnostics(
-      batch["image"], terms, aux, flow=self.flow, decode=decode, cfg=self.objective
+      interface.batch_data(batch), terms, aux, flow=self.flow, decode=decode, cfg=self.objective
     )
 
   def encode(self, params: dict, key: jax.Array, x: jax.Array, t: float = 1.0) -> jax.Array:

@@ -117,6 +117,13 @@ def mmd_weight(cfg: ObjectiveConfig, data_shape: tuple[int, ...]) -> float:
   return cfg.mmd_weight * math.prod(data_shape[1:])
 
 
+def data_shape(x) -> tuple[int, int]:
+  """(B, D) of a batch: an array (B, ...) (D = its dimensions per example) or a record, a dict of
+  (B, 1) columns (`bfn.mixed`; D = its columns)."""
+  leaves = jax.tree.leaves(x)
+  return leaves[0].shape[0], sum(math.prod(leaf.shape[1:]) for leaf in leaves)
+
+
 def latent_gradient_scale(flow: Flow, t: jax.Array) -> jax.Array:
   """Factor (B,) on the BFN term's gradient into z under latent_weighting='flat'.
 
@@ -233,7 +240,8 @@ def paramrel_loss(
 
   Args:
     key: PRNG key.
-    x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete).
+    x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete); or a record
+      {name: (B, 1)} of a `bfn.mixed.MixedFlow`.
     flow: the Bayesian flow of the data type.
     encode: (e, t) -> (mean, logvar) of q(z_t | e, t), each (B, L); L may be 0.
     decode: (net_in, z, t) -> raw network output (B, H, W, C * P).
@@ -244,7 +252,7 @@ def paramrel_loss(
     (terms, aux): per-example LossTerms and auxiliaries (the posterior mean, the sampled z,
     the flow parameters and time) reused by diagnostics.
   """
-  batch = x.shape[0]
+  batch, dims = data_shape(x)
   k_t, k_flow, k_z, k_prior, k_loss, k_enc = jax.random.split(key, 6)
   t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power, cfg.time_sampling == "stratified")
   theta = flow.sample_flow(k_flow, x, t)
@@ -268,7 +276,7 @@ def paramrel_loss(
   else:
     mmd_value = jnp.zeros((), jnp.float32)
   mmd_b = jnp.broadcast_to(mmd_value, (batch,))
-  loss = trained_bfn + cfg.kl_weight * rate + mmd_weight(cfg, x.shape) * mmd_b
+  loss = trained_bfn + cfg.kl_weight * rate + mmd_weight(cfg, (batch, dims)) * mmd_b
   terms = LossTerms(loss=loss, bfn=bfn, rate=rate, mmd=mmd_b, t=t)
   aux = {"mean": mean, "z": z, "net_in": net_in, "theta": theta, "t": t, "i": i, "key": k_loss}
   return terms, aux
