@@ -13,7 +13,7 @@ import pytest
 from paramrel_jax.config.network import get_variant
 from paramrel_jax.config.objective import ObjectiveConfig
 from paramrel_jax.data import tables
-from paramrel_jax.methods.paramrel import objective
+from paramrel_jax.methods.paramrel import objective, sampling
 from paramrel_jax.methods.paramrel.model import ParamReL
 from paramrel_jax.networks.record_net import RecordNet
 
@@ -99,44 +99,81 @@ def test_vanilla_encoder_ignores_t_and_bad_shapes_are_named():
     net.apply({"params": params}, net_in, z[:, :3], jnp.zeros((4,)), train=False, method=net.decode)
 
 
-def test_paramrel_trains_on_a_mixed_table_and_uses_z():
-  """ParamReL's objective, unchanged, on records: the loss falls, no NaN from missing cells, and
-  the output network relies on z (the BFN loss rises when the codes are shuffled)."""
+@pytest.fixture(scope="module")
+def trained():
+  """ParamReL on records, 300 Adam steps on a mixed table with missing cells."""
   schema, flow, net = _setup()
-  model = ParamReL(flow, net, ObjectiveConfig())
+  model = ParamReL(flow, net, ObjectiveConfig(), image_shape=(len(flow.columns),), sample_steps=50)
   record, _ = schema.encode(_table(512, seed=3))
   params = model.init(KEY, (8, len(flow.columns)))
   optimizer = optax.adam(3e-3)
-  state = optimizer.init(params)
-
-  @jax.jit
-  def step(params, state, key, batch):
-    k_loss, k_drop = jax.random.split(key)
-    (loss, terms), grads = jax.value_and_grad(model.loss, has_aux=True)(
-      params, k_loss, {"record": batch}, k_drop
-    )
-    updates, state = optimizer.update(grads, state)
-    return optax.apply_updates(params, updates), state, loss, terms
 
   def scan_body(carry, key):
     params, state = carry
     index = jax.random.choice(key, 512, (64,), replace=False)
-    batch = {name: jnp.asarray(column)[index] for name, column in record.items()}
-    params, state, loss, _ = step(params, state, jax.random.fold_in(key, 1), batch)
-    return (params, state), loss
+    batch = {"record": {name: jnp.asarray(column)[index] for name, column in record.items()}}
+    k_loss, k_drop = jax.random.split(jax.random.fold_in(key, 1))
+    grads, (loss, _) = jax.grad(
+      lambda p: (lambda loss, terms: (loss, (loss, terms)))(*model.loss(p, k_loss, batch, k_drop)),
+      has_aux=True,
+    )(params)
+    updates, state = optimizer.update(grads, state)
+    return (optax.apply_updates(params, updates), state), loss
 
-  keys = jax.random.split(KEY, 300)
-  (params, state), losses = jax.lax.scan(scan_body, (params, state), keys)
-  losses = np.asarray(losses)
+  run = jax.jit(
+    lambda params, keys: jax.lax.scan(scan_body, (params, optimizer.init(params)), keys)
+  )
+  (params, _), losses = run(params, jax.random.split(KEY, 300))
+  return schema, model, params, record, np.asarray(losses)
+
+
+def test_paramrel_trains_on_a_mixed_table_and_uses_z(trained):
+  """ParamReL's objective, unchanged, on records: the loss falls, no NaN from missing cells, and
+  the output network relies on z (the BFN loss rises when the codes are shuffled)."""
+  _, model, params, record, losses = trained
   assert np.all(np.isfinite(losses))
   assert losses[-50:].mean() < 0.6 * losses[:20].mean()
-  full = {name: jnp.asarray(column) for name, column in record.items()}
+  full = {"record": {name: jnp.asarray(column) for name, column in record.items()}}
   gaps = [
-    float(model.diagnostics(params, jax.random.key(k), {"record": full})["z_shuffle_gap"])
-    for k in range(5)
+    float(model.diagnostics(params, jax.random.key(k), full)["z_shuffle_gap"]) for k in range(5)
   ]
   assert np.mean(gaps) > 5.0, f"the output network ignores z (gap {np.mean(gaps):.3f} nats)"
-  assert objective.data_shape(full) == (512, 4)
+  assert objective.data_shape(full["record"]) == (512, 4)
+
+
+def test_samples_are_valid_records_that_keep_the_columns_together(trained):
+  schema, model, params, _, _ = trained
+  samples, z = model.sample(params, jax.random.key(7), 200)
+  assert z.shape == (200, 4)
+  samples = {name: np.asarray(column) for name, column in samples.items()}
+  model.flow.validate_data(samples)
+  table = schema.decode(samples)
+  assert list(table.columns) == ["colour", "size", "legs", "flag"]
+  # in the data, legs // 20 is the colour's kind (red 0, green 1, blue 2): samples keep the link
+  kind = table["colour"].map({"red": 0, "green": 1, "blue": 2})
+  agree = np.mean(kind.to_numpy() == (table["legs"].to_numpy(float) // 20))
+  assert agree > 0.55, f"samples mix the columns up ({agree:.2f} agree; chance about 0.33)"
+
+
+def test_imputation_keeps_observed_cells_and_fills_missing_ones(trained):
+  schema, model, params, _, _ = trained
+  test = _table(300, seed=11)
+  truth = test["colour"].copy()
+  known = truth.notna().to_numpy()
+  hidden = test.copy()
+  hidden["colour"] = None  # every colour hidden; size, legs and flag tell the kind
+  record, _ = schema.encode(hidden)
+  record = {name: jnp.asarray(column) for name, column in record.items()}
+  filled = sampling.impute(jax.random.key(5), model.flow, model.net, params, record, 50)
+  observed = model.flow.observed(record)
+  for name in ("size", "legs", "flag"):  # observed cells unchanged
+    np.testing.assert_array_equal(filled[name][observed[name]], record[name][observed[name]])
+  assert np.isnan(record["size"]).any() and np.all(np.isfinite(filled["size"]))  # size filled too
+  assert np.all(np.asarray(filled["colour"]) >= 0)
+  imputed = schema.decode({k: np.asarray(v) for k, v in filled.items()})["colour"]
+  accuracy = np.mean(imputed[known].to_numpy() == truth[known].to_numpy())
+  mode_accuracy = truth[known].value_counts(normalize=True).iloc[0]
+  assert accuracy > 0.8 and accuracy > mode_accuracy + 0.3, (accuracy, mode_accuracy)
 
 
 def test_record_net_refuses_mismatched_columns():

@@ -50,6 +50,7 @@ def generate(
   *,
   return_trajectory: bool = False,
   dtype=None,
+  observe: Callable[[Array, Any, Any], Any] | None = None,
 ) -> Generation:
   """Runs the n-step generative process under `jax.lax.scan`.
 
@@ -69,6 +70,10 @@ def generate(
     return_trajectory: also return theta_0..theta_n.
     dtype: float dtype of the input parameters and times (default: the default float dtype,
       float64 under x64, else float32).
+    observe: optional (key, y, alpha) -> y, applied to each step's receiver sample with the key
+      fold_in(receiver key, 1): it replaces the parts of y whose data are known by sender samples
+      of those data, so that their parameters follow p_F(theta | x; t) as in training and the
+      rest is generated given them (imputation, `bfn.mixed.MixedFlow.observe`).
 
   Returns:
     A `Generation`.
@@ -89,7 +94,10 @@ def generate(
     t = jnp.full((batch,), (i - 1) / n_steps, dtype)
     out = output_fn(theta, t, out_key)
     alpha = flow.accuracy(i, n_steps, dtype)
-    theta = flow.bayesian_update(theta, flow.receiver_sample(sample_key, out, alpha), alpha)
+    y = flow.receiver_sample(sample_key, out, alpha)
+    if observe is not None:
+      y = observe(jax.random.fold_in(sample_key, 1), y, alpha)
+    theta = flow.bayesian_update(theta, y, alpha)
     return theta, theta if return_trajectory else None
 
   theta0 = flow.prior(data_shape, dtype)

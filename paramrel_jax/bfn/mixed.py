@@ -273,6 +273,18 @@ class MixedFlow:
       for index, (name, flow) in enumerate(self.columns)
     }
 
+  def observe(self, x: Record):
+    """(key, y, alpha) -> y with each observed cell's y replaced by a sender sample of x, for
+    `generate.generate(observe=...)`: the observed cells' parameters then follow p_F(theta | x; t)
+    and the missing cells are generated given them (imputation)."""
+    observed = self.observed(x)
+
+    def replace(key: Array, y: dict, alpha: dict) -> dict:
+      sent = self.sender_sample(key, x, alpha)
+      return {name: _select(observed[name], sent[name], y[name]) for name in self.names}
+
+    return replace
+
   def receiver_moments(self, out: dict, alpha: dict) -> tuple[dict, dict]:
     """(m, s): name -> that column's `receiver_moments`."""
     moments = {name: flow.receiver_moments(out[name], alpha[name]) for name, flow in self.columns}

@@ -133,8 +133,11 @@ def path_moments(mean: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.Arr
 
 
 def _check_data_shape(data_shape: tuple[int, ...]) -> None:
-  if len(data_shape) != 4 or any(int(d) < 1 for d in data_shape):
-    raise ValueError(f"data_shape must be (B, H, W, C) of positive ints, got {data_shape}.")
+  if len(data_shape) not in (2, 4) or any(int(d) < 1 for d in data_shape):
+    raise ValueError(
+      f"data_shape must be (B, H, W, C) of images or (B, columns) of records, of positive "
+      f"ints, got {data_shape}."
+    )
 
 
 @functools.partial(
@@ -225,3 +228,34 @@ def sample(
   t1 = jnp.ones((batch,), jnp.float32)
   z_final = latent(jax.random.fold_in(key, n_steps + 1), result.theta, t1)
   return SampleResult(x=result.x, out=result.out, z=z_final, theta=result.theta)
+
+
+@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
+def impute(key: jax.Array, flow, net: ParamReLNet, params, x: dict, n_steps: int) -> dict:
+  """Fills the missing cells of records x {name: (B, 1)} (`bfn.mixed`) by generation given the
+  observed ones: z is the self-encoder's mean for the record as observed (missing cells flagged,
+  as in training), and the n-step process of Eq. 4 runs with each observed cell's receiver
+  sample replaced by a sender sample of its value (`MixedFlow.observe`).
+
+  Returns:
+    The records, observed cells as given, missing ones drawn from the final output distribution.
+  """
+  batch = jax.tree.leaves(x)[0].shape[0]
+  t1 = jnp.ones((batch,), jnp.float32)
+  enc_in = objective.encoder_input(flow, net.encoder_input, jax.random.fold_in(key, 0), x, t1)
+  z, _ = posterior(net, params, enc_in, t1)
+
+  def output_fn(theta, t: jax.Array, k: jax.Array):
+    del k
+    return output_dist(flow, net, params, theta, t, z)
+
+  shape = (batch, len(flow.columns))
+  result = generate.generate(
+    key, flow, output_fn, shape, n_steps, dtype=jnp.float32, observe=flow.observe(x)
+  )
+  drawn = flow.sample_output(jax.random.fold_in(key, n_steps + 2), result.out)
+  observed = flow.observed(x)
+  return {
+    name: jnp.where(observed[name][:, None], x[name], drawn[name].astype(x[name].dtype))
+    for name in flow.names
+  }
