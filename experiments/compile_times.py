@@ -85,7 +85,10 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument(
-    "--configs", nargs="+", choices=list(CONFIGS), default=["default", "bmnist_mnist10k"]
+    "--configs",
+    nargs="+",
+    choices=list(CONFIGS),
+    default=[name for name in CONFIGS if not name.endswith("_smoke")],
   )
   parser.add_argument("--states", nargs="+", choices=CACHE_STATES, default=list(CACHE_STATES))
   parser.add_argument("--out", required=True)

@@ -675,10 +675,7 @@ def test_readme_layout_shows_every_package():
 
 def test_readme_python_api_names_exist():
   """The README's Python block calls only what `paramrel_jax.load` and its model have."""
-  readme = open(os.path.join(ROOT, "README.md")).read()
-  (code,) = [
-    text for lang, text in markdown_doc("README.md", readme, ROOT).blocks if lang == "python"
-  ]
+  (code,) = [text for text in _readme_python_blocks() if "paramrel_jax.load(" in text]
   used = {
     (n.value.id, n.attr)
     for n in ast.walk(ast.parse(code))
@@ -691,6 +688,41 @@ def test_readme_python_api_names_exist():
       assert _resolves(find_module("paramrel_jax"), [attr]), attr
     else:
       assert owner == "model" and attr in methods, (owner, attr)
+
+
+def _readme_python_blocks() -> list[str]:
+  readme = open(os.path.join(ROOT, "README.md")).read()
+  return [text for lang, text in markdown_doc("README.md", readme, ROOT).blocks if lang == "python"]
+
+
+def test_readme_records_block_runs(tmp_path, monkeypatch):
+  """The README's block on records runs as written on a small CSV, with the parameters of an
+  untrained model where it says to train."""
+  import jax
+  import numpy as np
+  import pandas as pd
+
+  (code,) = [text for text in _readme_python_blocks() if "RecordNet" in text]
+  before, sep, after = code.partition("# train")
+  assert sep, "the block no longer marks where training goes"
+  after = after.split("\n", 1)[1]
+  rng = np.random.default_rng(0)
+  pd.DataFrame(
+    {
+      "species": rng.choice(["Adelie", "Gentoo"], 30),
+      "year": rng.choice([2007, 2008, 2009], 30),
+      "mass": rng.uniform(3.0, 6.0, 30),
+      "island": rng.choice(["Biscoe", "Dream"], 30),
+    }
+  ).to_csv(tmp_path / "records.csv", index=False)
+  monkeypatch.chdir(tmp_path)
+  names = {}
+  exec(before, names)
+  names["params"] = names["model"].init(jax.random.key(0), (8, len(names["flow"].columns)))
+  names["key"] = jax.random.key(1)
+  exec(after, names)
+  assert set(names["samples"]) == set(names["filled"]) == {"year", "mass", "island"}
+  assert list(names["schema"].decode(names["samples"]).columns) == ["year", "mass", "island"]
 
 
 COMMANDS = all_commands()

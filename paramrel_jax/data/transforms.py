@@ -165,11 +165,16 @@ class ScaleImage(grain.transforms.Map):
 
   pixel_values: tuple[float, ...] = ()
 
+  @functools.cached_property
+  def _table(self) -> np.ndarray:
+    """pixel_values as a float32 lookup table, built once per transform (not per example)."""
+    return np.asarray(self.pixel_values, np.float32)
+
   def map(self, element: Example) -> Example:
     image = element["image"]
     if not self.pixel_values:
       return {**element, "image": scale(image)}
-    return {**element, "image": np.asarray(self.pixel_values, np.float32)[image]}
+    return {**element, "image": self._table[image]}
 
 
 def geometry_op(

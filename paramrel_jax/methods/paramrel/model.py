@@ -61,25 +61,10 @@ class ParamReL:
     z = jnp.zeros((data_shape[0], self.net.config.latent_dim), jnp.float32)
     return self.net.init({"params": key}, net_in, t, z, train=False)["params"]
 
-  def loss(
-    self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
-  ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean training loss of a batch and the batch means of every term."""
-    encode, decode = net_fns(self.net, params, train=True, rng=dropout_key)
-    terms, _ = objective.paramrel_loss(
-      key,
-      interface.batch_data(batch),
-      flow=self.flow,
-      encode=encode,
-      decode=decode,
-      cfg=self.objective,
-      encoder_input_mode=self.net.encoder_input,
-    )
-    return terms.loss.mean(), terms.means()
-
-  def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
-    """Latent usage (shuffled-z loss gap, active dimensions), without dropout."""
-    encode, decode = net_fns(self.net, params)
+  def _terms(self, params: dict, key: jax.Array, batch: dict, **net_kwargs):
+    """(decode, LossTerms, aux) of the objective on a batch (Eq. 6), the networks as net_fns
+    builds them with net_kwargs (training: dropout)."""
+    encode, decode = net_fns(self.net, params, **net_kwargs)
     terms, aux = objective.paramrel_loss(
       key,
       interface.batch_data(batch),
@@ -89,6 +74,18 @@ class ParamReL:
       cfg=self.objective,
       encoder_input_mode=self.net.encoder_input,
     )
+    return decode, terms, aux
+
+  def loss(
+    self, params: dict, key: jax.Array, batch: dict, dropout_key: jax.Array
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Mean training loss of a batch and the batch means of every term."""
+    _, terms, _ = self._terms(params, key, batch, train=True, rng=dropout_key)
+    return terms.loss.mean(), terms.means()
+
+  def diagnostics(self, params: dict, key: jax.Array, batch: dict) -> dict[str, jax.Array]:
+    """Latent usage (shuffled-z loss gap, active dimensions), without dropout."""
+    decode, terms, aux = self._terms(params, key, batch)
     return objective.latent_diagnostics(
       interface.batch_data(batch), terms, aux, flow=self.flow, decode=decode, cfg=self.objective
     )
