@@ -403,3 +403,42 @@ def test_latent_diagnostics_measure_the_shuffle_gap_and_the_active_dimensions():
       active_threshold=threshold,
     )
     assert int(got["active_dims"]) == active, threshold
+
+
+def test_latent_diagnostics_default_threshold_and_the_n_step_loss():
+  """The default threshold is 0.01 and a dimension exactly at the threshold is not active; under
+  the n-step loss (Monte-Carlo for discrete data) the shuffled loss reuses the loss's key and
+  steps, so a decoder blind to z has a gap of exactly 0."""
+  flow = _flow("discrete")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  blind = {"w": params["w"], "v": 0 * params["v"]}
+  cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0, loss_steps=10, loss_samples=2)
+  terms, aux = objective.paramrel_loss(
+    jax.random.key(6),
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(blind, e, t),
+    decode=lambda n, z, t: decode(blind, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
+
+  def diagnostics(**kwargs):
+    return objective.latent_diagnostics(
+      x,
+      terms,
+      {**aux, **kwargs.pop("aux", {})},
+      flow=flow,
+      decode=lambda n, z, t: decode(blind, n, z, t),
+      cfg=cfg,
+      **kwargs,
+    )
+
+  assert np.all(np.asarray(aux["i"]) >= 1)
+  assert float(diagnostics()["z_shuffle_gap"]) == 0.0
+  signs = jnp.array([1.0, -1.0] * 3)[:, None]
+  spread = {"mean": signs * jnp.array([0.0, 0.05, 0.15, 1.0])}  # variances 0, 0.0025, 0.0225, 1
+  assert int(diagnostics(aux=spread)["active_dims"]) == 2
+  at_threshold = {"mean": signs * jnp.array([0.5, 0.0])}  # variance exactly 0.25
+  assert int(diagnostics(aux=at_threshold, active_threshold=0.25)["active_dims"]) == 0

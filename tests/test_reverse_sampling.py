@@ -229,6 +229,24 @@ def test_time_varying_reconstruction_changes_with_the_latent_time():
   assert not np.allclose(z_early, z_late)
 
 
+def test_time_varying_reconstruction_is_the_subcodes_with_z_of_each_time():
+  """Each batch is x0's subcodes, encoded with z at z_time (default 1), decoded with z at t."""
+  flow = flow_of("discretised")
+  net, params = tiny_model(flow)
+  x0 = data_batch(flow)
+  times = jnp.array([0.2, 0.7])
+  k_codes, k_t = jax.random.split(jax.random.key(4))
+  for z_time, kwargs in ((1.0, {}), (0.5, {"z_time": 0.5})):
+    out = rs.time_varying_reconstruction(
+      jax.random.key(4), flow, net, params, x0, times, n_steps=N_STEPS, **kwargs
+    )
+    codes = rs.encode(k_codes, flow, net, params, x0, n_steps=N_STEPS, z_time=z_time)
+    for index, t in enumerate([0.2, 0.7]):
+      z_t = rs.encode_z(k_t, flow, net, params, x0, t)
+      expected = rs.decode(flow, net, params, codes._replace(z=z_t)).x
+      np.testing.assert_allclose(out[index], expected, atol=1e-6)
+
+
 def test_reconstruction_error_bound_values():
   assert rs.reconstruction_error_bound(0.001) == pytest.approx(1e-6 + 6e-3 * math.sqrt(1 - 1e-6))
   assert rs.reconstruction_error_bound(0.02, num_std=3.0, eps_hat_max=1.0) == pytest.approx(
