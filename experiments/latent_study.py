@@ -170,6 +170,9 @@ FACTOR_ROWS: dict[str, dict] = {
   "xattn_flatten": {**_XATTN, "model.encoder_pool": "flatten"},
   "pool_attention": {"model.encoder_pool": "attention"},
   "coords": {"model.encoder_coords": True},
+  # a rate that presses on each unit (kl_weight 1e-1 instead of 1e-3), as a beta-VAE's does
+  "pool_flatten_kl_1e-1": {"model.encoder_pool": "flatten", "objective.kl_weight": 0.1},
+  "xattn_flatten_kl_1e-1": {**_XATTN, "model.encoder_pool": "flatten", "objective.kl_weight": 0.1},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS, **FACTOR_ROWS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from experiments import compile_times, pipeline_benchmark, table2_digits, table3_factors
+from experiments import compile_times, ica_codes, pipeline_benchmark, table2_digits, table3_factors
 
 TINY_BUDGET = ["--steps", "2", "--batch_size", "8", "--latent_dim", "4"]  # both scripts' flags
 
@@ -94,3 +94,19 @@ def test_compile_times_times_the_cli_runs_of_a_cache_state(tmp_path):
     times = json.load(f)["configs"]["default_smoke"]
   assert set(times) == {"fresh", "resume", "sample"}
   assert all(list(row) == ["off"] and row["off"] > 0 for row in times.values())
+
+
+def test_ica_codes_scores_codes_before_and_after_the_unmixing(tmp_path):
+  """A rotation of a permuted identity of the factors: the unmixing undoes it, and D rises."""
+  rng = np.random.default_rng(0)
+  factors = rng.integers(0, 4, (300, 3))
+  sources = factors + rng.uniform(-0.3, 0.3, factors.shape)  # independent, non-Gaussian
+  rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+  (tmp_path / "latents").mkdir()
+  np.savez(tmp_path / "latents" / "train.npz", z=sources @ rotation, factors=factors)
+  rows = ica_codes.main(
+    [str(tmp_path), "--train", "200", "--test", "100", "--n_estimators", "10", "--jobs", "1"]
+  )
+  assert len(rows) == 4 and "as exported" in rows[2] and "FastICA" in rows[3]
+  d_mixed, d_unmixed = (float(row.split("|")[3]) for row in rows[2:])
+  assert d_unmixed > 0.8 and d_unmixed > d_mixed + 0.2, (d_mixed, d_unmixed)
