@@ -154,3 +154,14 @@ def test_bad_input_gets_one_clear_error(tmp_path):
     tables.read_table(str(tmp_path / "t.xlsx"))
   with pytest.raises(ValueError, match="has no values"):
     tables.infer_schema(table.assign(bill_length_mm=np.nan))
+
+
+def test_categories_of_mixed_python_types_stay_apart():
+  """True and 1, False and 0 are different categories (a set would merge them)."""
+  values = pd.Series([True, 1, False, 0, "a", 1, True], dtype=object, name="m")
+  column = tables.fit_column(values, "m", "discrete")
+  assert column.categories == (False, True, 0, 1, "a")
+  codes = column.encode(values)
+  assert codes[:, 0].tolist() == [1, 3, 0, 2, 4, 3, 1]
+  back = column.decode(codes).tolist()
+  assert [(type(v), v) for v in back] == [(type(v), v) for v in values]

@@ -277,7 +277,10 @@ def fit_column(values: pd.Series, name: str, kind: str) -> ColumnSchema:
   if observed.empty:
     raise ValueError(f"column {name!r} has no values (every cell is missing).")
   if kind == "discrete":
-    categories = sorted({_json_value(v) for v in observed}, key=lambda v: (type(v).__name__, v))
+    unique = {}  # by _key: a set would merge True with 1 and False with 0
+    for value in observed:
+      unique.setdefault(_key(value), _json_value(value))
+    categories = sorted(unique.values(), key=lambda v: (type(v).__name__, v))
     if len(categories) < 2:
       categories.append(f"<not {categories[0]}>")  # a flow needs K >= 2 classes
     return ColumnSchema(name, kind, categories=tuple(categories))
