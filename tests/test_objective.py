@@ -43,19 +43,25 @@ def _linear_nets(flow):
   return encode, decode, params
 
 
+def _linear_loss(key, x, flow, cfg, params):
+  """paramrel_loss of x with the networks of `_linear_nets` at params, the encoder on the data."""
+  encode, decode, _ = _linear_nets(flow)
+  return objective.paramrel_loss(
+    key,
+    x,
+    flow=flow,
+    encode=lambda e, t: encode(params, e, t),
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
+
+
 def _grads(flow, cfg, key, x):
   encode, decode, params = _linear_nets(flow)
 
   def loss(p):
-    terms, _ = objective.paramrel_loss(
-      key,
-      x,
-      flow=flow,
-      encode=lambda e, t: encode(p, e, t),
-      decode=lambda n, z, t: decode(p, n, z, t),
-      cfg=cfg,
-      encoder_input_mode="data",
-    )
+    terms, _ = _linear_loss(key, x, flow, cfg, p)
     return terms.loss.sum(), terms
 
   return jax.grad(loss, has_aux=True)(params)
@@ -113,15 +119,7 @@ def test_deterministic_posterior_uses_the_mean_and_has_no_rate():
   x = _data(flow)
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(kl_weight=1.0, mmd_weight=0.0, posterior="deterministic")
-  terms, aux = objective.paramrel_loss(
-    jax.random.key(0),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(params, e, t),
-    decode=lambda n, z, t: decode(params, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms, aux = _linear_loss(jax.random.key(0), x, flow, cfg, params)
   np.testing.assert_array_equal(aux["z"], aux["mean"])
   np.testing.assert_array_equal(terms.rate, 0.0)
   np.testing.assert_allclose(terms.loss, terms.bfn)
@@ -174,15 +172,7 @@ def test_time_power_draws_early_times_more_often():
   times = {}
   for power in (1.0, 2.0):
     cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_power=power)
-    terms, _ = objective.paramrel_loss(
-      jax.random.key(0),
-      _data(flow),
-      flow=flow,
-      encode=lambda e, t: encode(params, e, t),
-      decode=lambda n, z, t: decode(params, n, z, t),
-      cfg=cfg,
-      encoder_input_mode="data",
-    )
+    terms, _ = _linear_loss(jax.random.key(0), _data(flow), flow, cfg, params)
     times[power] = terms.t
   np.testing.assert_allclose(times[2.0], times[1.0] ** 2, rtol=1e-6)
   # The n-step loss: step i = floor(n u^2) + 1, each of 1..n possible, the early ones more often.
@@ -221,15 +211,7 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_sampling="stratified")
   x = _data(flow)
-  terms, _ = objective.paramrel_loss(
-    jax.random.key(0),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(params, e, t),
-    decode=lambda n, z, t: decode(params, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms, _ = _linear_loss(jax.random.key(0), x, flow, cfg, params)
   np.testing.assert_array_equal(np.floor(np.asarray(terms.t) * len(x)), np.arange(len(x)))
 
 
@@ -265,15 +247,7 @@ def test_paramrel_loss_is_the_bfn_term_plus_the_weighted_rate_and_mmd(loss_steps
   cfg = objective.ObjectiveConfig(
     kl_weight=0.3, mmd_weight=0.2, mmd_scale="none", loss_steps=loss_steps, loss_samples=2
   )
-  terms, aux = objective.paramrel_loss(
-    jax.random.key(3),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(params, e, t),
-    decode=lambda n, z, t: decode(params, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms, aux = _linear_loss(jax.random.key(3), x, flow, cfg, params)
   mean = np.asarray(aux["mean"], np.float64)  # logvar is -2 everywhere
   np.testing.assert_allclose(
     terms.rate, 0.5 * np.sum(mean**2 + np.exp(-2.0) - 1 + 2, -1), rtol=1e-5
@@ -358,25 +332,9 @@ def test_latent_diagnostics_measure_the_shuffle_gap_and_the_active_dimensions():
   x = _batch(flow)
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0)
-  terms, aux = objective.paramrel_loss(
-    jax.random.key(5),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(params, e, t),
-    decode=lambda n, z, t: decode(params, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms, aux = _linear_loss(jax.random.key(5), x, flow, cfg, params)
   blind = {"w": params["w"], "v": 0 * params["v"]}
-  terms_blind, aux_blind = objective.paramrel_loss(
-    jax.random.key(5),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(blind, e, t),
-    decode=lambda n, z, t: decode(blind, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms_blind, aux_blind = _linear_loss(jax.random.key(5), x, flow, cfg, blind)
   diag_blind = objective.latent_diagnostics(
     x, terms_blind, aux_blind, flow=flow, decode=lambda n, z, t: decode(blind, n, z, t), cfg=cfg
   )
@@ -414,15 +372,7 @@ def test_latent_diagnostics_default_threshold_and_the_n_step_loss():
   encode, decode, params = _linear_nets(flow)
   blind = {"w": params["w"], "v": 0 * params["v"]}
   cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0, loss_steps=10, loss_samples=2)
-  terms, aux = objective.paramrel_loss(
-    jax.random.key(6),
-    x,
-    flow=flow,
-    encode=lambda e, t: encode(blind, e, t),
-    decode=lambda n, z, t: decode(blind, n, z, t),
-    cfg=cfg,
-    encoder_input_mode="data",
-  )
+  terms, aux = _linear_loss(jax.random.key(6), x, flow, cfg, blind)
 
   def diagnostics(**kwargs):
     return objective.latent_diagnostics(
