@@ -165,7 +165,7 @@ class MixedFlow:
       theta = flow.sample_flow(jax.random.fold_in(key, index), filled[name], t)
       prior = flow.prior(filled[name].shape, jax.tree.leaves(theta)[0].dtype)
       columns[name] = _select(observed[name], theta, prior)
-    flags = jnp.stack([observed[name] for name in self.names], axis=1)
+    flags = self._observed_matrix(x)
     return RecordTheta(columns, flags.astype(jax.tree.leaves(columns)[0].dtype))
 
   def _inputs(self, parts: dict[str, Array], observed: Array) -> Array:

@@ -87,7 +87,10 @@ class SelfEncoder(nn.Module):
     else:
       pooled = jnp.mean(h, axis=(1, 2))
     h = nn.Dense(
-      2 * cfg.latent_dim, dtype=jnp.float32, bias_init=self._posterior_bias, name="posterior"
+      2 * cfg.latent_dim,
+      dtype=jnp.float32,
+      bias_init=layers.posterior_bias(cfg.posterior_logvar_init),
+      name="posterior",
     )(pooled)
     mean, logvar = jnp.split(h, 2, axis=-1)
     return mean, logvar
@@ -113,22 +116,15 @@ class SelfEncoder(nn.Module):
       nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=1, out_axis=2),
       (latent_dim, channels, 2),
     )
-    bias = self._posterior_bias(None, (2 * latent_dim,)).reshape(2, latent_dim).T
+    bias = (
+      layers.posterior_bias(self.config.posterior_logvar_init)(None, (2 * latent_dim,))
+      .reshape(2, latent_dim)
+      .T
+    )
     out = jnp.einsum("blc,lco->blo", read, kernel) + self.param(
       "posterior_bias", lambda key, shape: bias, bias.shape
     )
     return out[..., 0], out[..., 1]
-
-  def _posterior_bias(self, key, shape, dtype=jnp.float32):
-    """Posterior head bias: 0 for the means, `posterior_logvar_init` for the log-variances."""
-    del key
-    latent_dim = shape[0] // 2
-    return jnp.concatenate(
-      [
-        jnp.zeros((latent_dim,), dtype),
-        jnp.full((latent_dim,), self.config.posterior_logvar_init, dtype),
-      ]
-    )
 
 
 def coordinate_channels(x: jax.Array) -> jax.Array:

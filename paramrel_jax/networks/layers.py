@@ -88,6 +88,20 @@ def latent_map(
   return h.reshape(z.shape[0], *shape)
 
 
+def posterior_bias(logvar_init: float):
+  """Initializer of a posterior head's bias (2 L,): 0 for the L means, logvar_init for the L
+  log-variances."""
+
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    latent_dim = shape[0] // 2
+    return jnp.concatenate(
+      [jnp.zeros((latent_dim,), dtype), jnp.full((latent_dim,), logvar_init, dtype)]
+    )
+
+  return init
+
+
 class AdaGroupNorm(nn.Module):
   """Adaptive group normalisation (paper App. C.1).
 

@@ -129,18 +129,13 @@ class RecordNet(nn.Module):
       self.encoder = _Trunk(cfg, self.input_channels)
       if cfg.encoder == "progressive":
         self.encoder_time_embedding = layers.EmbeddingMLP(cfg.embedding_dim)
-      self.posterior = nn.Dense(2 * cfg.latent_dim, bias_init=self._posterior_bias)
+      self.posterior = nn.Dense(
+        2 * cfg.latent_dim, bias_init=layers.posterior_bias(cfg.posterior_logvar_init)
+      )
       if cfg.conditioning == "adagn":
         self.latent_embedding = layers.EmbeddingMLP(cfg.embedding_dim)
       else:
         self.latent_tokens = layers.LatentTokens(cfg.latent_group_size, cfg.num_channels)
-
-  def _posterior_bias(self, key, shape, dtype=jnp.float32):
-    del key
-    latent = shape[0] // 2
-    return jnp.concatenate(
-      [jnp.zeros((latent,), dtype), jnp.full((latent,), self.config.posterior_logvar_init, dtype)]
-    )
 
   def _check(self, net_in: jax.Array, t: jax.Array) -> None:
     if t.shape != net_in.shape[:1]:
