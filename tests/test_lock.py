@@ -1,7 +1,8 @@
 """The committed locks pin every dependency of pyproject.toml, with hashes.
 
 requirements.lock is the CPU install; requirements-cuda12.lock and requirements-tpu.lock are the
-same pins plus the accelerator's jax plugin; requirements-mutation.lock adds mutmut. That they
+same pins plus the accelerator's jax plugin; requirements-mutation.lock adds mutmut and
+requirements-tables.lock the packages of the real tables (extra `tables`). That they
 resolve on PyPI is checked by .ci/run (`pip install --dry-run`, no wheel downloaded).
 """
 
@@ -9,6 +10,7 @@ import os
 import re
 import tomllib
 
+import pytest
 from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -77,13 +79,17 @@ def test_accelerator_locks_add_the_plugin_of_the_locked_jax_and_change_nothing_e
       assert any("--hash=sha256:" in line for line in lines), f"{filename}: {name} has no hash"
 
 
-def test_the_mutation_lock_adds_mutmut_and_changes_nothing_else():
+@pytest.mark.parametrize(
+  "extra, filename",
+  [("mutation", "requirements-mutation.lock"), ("tables", "requirements-tables.lock")],
+)
+def test_an_extra_lock_adds_its_extra_and_changes_nothing_else(extra, filename):
   cpu = {name: version for name, (version, _) in _lock().items()}
-  lock = _lock("requirements-mutation.lock")
+  lock = _lock(filename)
   pinned = {name: version for name, (version, _) in lock.items()}
   changed = {n: (cpu[n], pinned.get(n)) for n in cpu if pinned.get(n) != cpu[n]}
-  assert changed == {}, f"requirements-mutation.lock moves packages of requirements.lock: {changed}"
-  for requirement in _declared(("test", "mutation")):
+  assert changed == {}, f"{filename} moves packages of requirements.lock: {changed}"
+  for requirement in _declared(("test", extra)):
     assert requirement.specifier.contains(pinned[canonicalize_name(requirement.name)]), requirement
   for name, (_, lines) in lock.items():
-    assert any("--hash=sha256:" in line for line in lines), f"mutation lock: {name} has no hash"
+    assert any("--hash=sha256:" in line for line in lines), f"{filename}: {name} has no hash"
