@@ -13,6 +13,14 @@ output back into uint8 (`paramrel_jax.viz.images.to_uint8`). Every method is a d
 function of its `seed`. A baseline run (`model.kind` other than 'paramrel') encodes, reconstructs
 and, if it has a prior, samples; what it cannot do raises a ValueError naming its kind.
 
+A table run (`configs/tabular.py`) loads as a `TableModel`, which takes and gives pandas
+DataFrames in the table's own units and category names instead of images:
+
+  model = paramrel_jax.load("runs/penguins")
+  z = model.encode(table)                       # DataFrame with the run's columns -> (N, L)
+  rows = model.sample(100, seed=0)              # DataFrame of 100 generated records
+  filled = model.impute(table, seed=0)          # its missing cells filled given the others
+
 Beneath them, the model-space methods (`generate`, `codes`, `decode`, `*_arrays`) take and give
 the model's own arrays, exactly; the CLI's generation modes (`cli.generation_modes`) are these
 methods with the config's seed.
@@ -26,6 +34,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
@@ -54,7 +63,13 @@ def load(workdir: str, *, step: int | None = None) -> LoadedModel:
     ValueError: workdir holds no config.json, or the config does not resolve.
     checkpointing.CheckpointError (a ValueError): no checkpoint, or one that does not fit.
   """
-  return LoadedModel(*runs.open_run(workdir, step=step))
+  return model_for(*runs.open_run(workdir, step=step))
+
+
+def model_for(config: ExperimentConfig, trained: runs.TrainedModel) -> LoadedModel:
+  """The API object of a restored run: a `TableModel` for tables, else a `LoadedModel`."""
+  cls = TableModel if config.data.schema is not None else LoadedModel
+  return cls(config, trained)
 
 
 class LoadedModel:
@@ -100,7 +115,7 @@ class LoadedModel:
     sampling = dataclasses.replace(self.config.sampling, **changes)
     config = dataclasses.replace(self.config, sampling=sampling)
     model = registry.build_model(config, self.image_shape[-1])
-    loaded = LoadedModel(config, dataclasses.replace(self.trained, model=model))
+    loaded = type(self)(config, dataclasses.replace(self.trained, model=model))
     if all(
       getattr(sampling, name) == getattr(self.config.sampling, name) for name in latents.PRIOR_KEYS
     ):
@@ -129,11 +144,13 @@ class LoadedModel:
     caller finishes each batch before asking for the next, so the bar counts finished images.
     """
     size = self.config.eval.batch_size
-    enabled = progress is not None and len(x) > size and jax.process_index() == 0
-    with logging_utils.image_bar(len(x), progress, enabled=enabled) as bar:
-      for start in range(0, len(x), size):
-        yield start, jnp.asarray(x[start : start + size])
-        bar.update(min(size, len(x) - start))
+    num = len(jax.tree.leaves(x)[0])  # images (N, ...), or a record's (N, 1) columns
+    enabled = progress is not None and num > size and jax.process_index() == 0
+    with logging_utils.image_bar(num, progress, enabled=enabled) as bar:
+      for start in range(0, num, size):
+        rows = slice(start, start + size)
+        yield start, jax.tree.map(lambda a, rows=rows: jnp.asarray(a[rows]), x)
+        bar.update(min(size, num - start))
 
   # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
   # on the bins otherwise), which the CLI modes write to their .npz files. The uint8 methods
@@ -199,7 +216,7 @@ class LoadedModel:
       x, z = model.sample(self.trained.params, key, n, z=z)
     except ValueError as e:
       raise ValueError(f"model kind {self.kind!r} cannot sample: {e}") from e
-    return np.asarray(x), np.asarray(z)
+    return jax.tree.map(np.asarray, x), np.asarray(z)
 
   def latent_prior(self) -> latents.FittedPrior | None:
     """The p(z) that `generate` draws from (`latents.latent_prior`): None for N(0, I), else the
@@ -273,7 +290,7 @@ class LoadedModel:
           }
         )
       )
-    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
 
   def likelihood_arrays(
     self, x: np.ndarray, *, seed: int = 0, loss_steps: int | None = None
@@ -313,7 +330,7 @@ class LoadedModel:
       )
       for start, batch in self._batches(x)
     ]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
 
   def time_varying_arrays(
     self, x: np.ndarray, times, *, seed: int = 0, steps: int | None = None
@@ -491,3 +508,78 @@ class LoadedModel:
     return latent_plots.save_projections(
       directory, name, arrays, factor_names=self.trained.info.factor_names, seed=seed
     )
+
+
+class TableModel(LoadedModel):
+  """A trained ParamReL on a table: pandas DataFrames in and out (module docstring).
+
+  A DataFrame needs the run's columns (`config.data.schema`; others are ignored), with missing
+  cells as NaN / None. Values are mapped to the model's records by the schema saved with the run
+  (`data.tables.TableSchema`), and generated records back to the table's units and categories.
+  The image-only methods (conditional, interpolate, traverse) raise a ValueError.
+  """
+
+  @property
+  def schema(self):
+    """The run's `data.tables.TableSchema`."""
+    return self.config.data.schema
+
+  def to_model(self, table, *, seed: int = 0, name: str = "table") -> dict[str, np.ndarray]:
+    """A DataFrame -> the model's records {name: (N, 1)} (missing cells: NaN / -1).
+
+    Raises:
+      ValueError: not a non-empty DataFrame, a missing column, a non-numeric value in a numeric
+        column, or a category the run never saw.
+    """
+    del seed  # records need no random preprocessing
+    if not isinstance(table, pd.DataFrame) or table.empty:
+      raise ValueError(
+        f"{name} must be a non-empty pandas DataFrame with the run's columns "
+        f"{list(self.schema.names)}, got {type(table).__name__}."
+      )
+    return self.schema.encode(table)[0]
+
+  def to_images(self, x) -> np.ndarray:
+    raise ValueError("a table run gives records, not images: use to_table.")
+
+  def to_table(self, records) -> pd.DataFrame:
+    """The model's records {name: (N, 1)} -> a DataFrame in the table's units and categories."""
+    return self.schema.decode(jax.device_get(records))
+
+  def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> pd.DataFrame:
+    """n generated records (Eq. 4, z from `latent_prior`) as a DataFrame; the same seed, the same
+    rows as `--mode=sample`."""
+    return self.to_table(self.generate(n, seed=seed, steps=steps)[0])
+
+  def reconstruct(self, table, *, seed: int = 0, steps: int | None = None) -> pd.DataFrame:
+    """The records of `table` reverse-sampled (Eq. 5) and replayed: observed cells come back
+    (exactly, up to the flow's sigma1 for continuous columns), missing ones as one imputation."""
+    x = self.to_model(table)
+    return self.to_table(self.reconstruct_arrays(x, seed=seed, steps=steps)["reconstruction"])
+
+  def impute(self, table, *, seed: int = 0, steps: int | None = None) -> pd.DataFrame:
+    """`table` with each missing cell of the run's columns drawn given the record's observed
+    cells (`sampling.impute`: z from the record as observed, then Eq. 4 with the observed cells
+    sent); observed cells and other columns are kept exactly as given.
+
+    Raises:
+      ValueError: as `to_model`, or a run without a self-encoder.
+    """
+    self._needs_latents("impute", codes=True)
+    x = self.to_model(table)
+    model, key = self._model(steps), jax.random.key(seed)
+    parts = [
+      jax.device_get(model.impute(self.trained.params, jax.random.fold_in(key, start), batch))
+      for start, batch in self._batches(x, "imputing")
+    ]
+    drawn = self.to_table(jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts))
+    filled = table.copy()
+    for name in self.schema.names:
+      missing = filled[name].isna().to_numpy()
+      if missing.any():
+        if drawn[name].dtype != filled[name].dtype:
+          filled[name] = filled[name].astype(object)
+        filled.loc[missing, name] = drawn[name].to_numpy()[missing]
+        if self.schema.columns[self.schema.names.index(name)].kind == "discretised":
+          filled[name] = filled[name].astype("Int64")  # integers again, now without gaps
+    return filled

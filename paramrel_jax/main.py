@@ -34,6 +34,7 @@ MODES = (
   "conditional",
   "interpolate",
   "traverse",
+  "impute",
 )
 _MODE = flags.DEFINE_enum(
   "mode",
@@ -45,7 +46,9 @@ _MODE = flags.DEFINE_enum(
   "label or factor -> WORKDIR/plot_latents/<split>_{pca,tsne}.png; sample: Eq. 4 samples; "
   "reconstruct: reverse sampling (Eq. 5) and decoding of eval inputs; conditional: fixed z, "
   "fresh subcodes; interpolate: between eval inputs (App. E); traverse: one latent dimension "
-  "at a time. Outputs go to WORKDIR/<mode>/.",
+  "at a time; impute (tables): the table at data.path with its missing cells filled -> "
+  "WORKDIR/impute/imputed.csv. A table run's sample and reconstruct write CSV files. Outputs go "
+  "to WORKDIR/<mode>/.",
 )
 _TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the full traceback of an input error.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -65,6 +68,10 @@ def _run(config, workdir: str, mode: str) -> None:
   # 0 alone writes the run's files and prints.
   primary = jax.process_index() == 0
   workdir_utils.prepare_workdir(workdir, config, save_config=primary)
+  schema = resolved.data.schema
+  if mode == "train" and primary and schema is not None and runs.saved_schema(workdir) is None:
+    path = schema.save(workdir)
+    print(f"columns of {resolved.data.path} (saved in {path}):\n{schema.describe()}")
   if resolved.distributed.initialize and resolved.data.source == "tfds":
     _prepare_first(resolved.data, primary)
   if mode == "train":
@@ -73,10 +80,12 @@ def _run(config, workdir: str, mode: str) -> None:
 
     train.train_and_evaluate(resolved, workdir)
     if resolved.sampling.after_training and registry.has_prior(resolved.model_kind):
-      from paramrel_jax.cli import generation_modes
+      from paramrel_jax.cli import generation_modes, table_modes
 
-      summary = generation_modes.run_sample(resolved, workdir)
-      result = f"wrote {summary['num_samples']} samples to {workdir}/sample/samples.png"
+      table = resolved.data.schema is not None
+      summary = (table_modes if table else generation_modes).run_sample(resolved, workdir)
+      written = "samples.csv" if table else "samples.png"
+      result = f"wrote {summary['num_samples']} samples to {workdir}/sample/{written}"
     else:
       result = None
   elif mode in ("eval", "export_latents", "plot_latents"):
@@ -88,6 +97,17 @@ def _run(config, workdir: str, mode: str) -> None:
       "plot_latents": eval_modes.run_plot_latents,
     }[mode]
     result = json.dumps(run(resolved, workdir), indent=2)
+  elif resolved.data.schema is not None:
+    from paramrel_jax.cli import table_modes
+
+    if mode not in table_modes.MODES:
+      raise ValueError(
+        f"--mode={mode} draws images; a table run offers train, eval, export_latents, "
+        f"plot_latents and {', '.join(table_modes.MODES)}."
+      )
+    result = json.dumps(table_modes.MODES[mode](resolved, workdir), indent=2)
+  elif mode == "impute":
+    raise ValueError("--mode=impute fills the missing cells of tables; this run models images.")
   else:
     from paramrel_jax.cli import generation_modes
 

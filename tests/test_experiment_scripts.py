@@ -110,3 +110,34 @@ def test_ica_codes_scores_codes_before_and_after_the_unmixing(tmp_path):
   assert len(rows) == 4 and "as exported" in rows[2] and "FastICA" in rows[3]
   d_mixed, d_unmixed = (float(row.split("|")[3]) for row in rows[2:])
   assert d_unmixed > 0.8 and d_unmixed > d_mixed + 0.2, (d_mixed, d_unmixed)
+
+
+def test_table_study_baselines_encode_fill_and_score_a_table():
+  """The table study's baselines on a generated mixed table: the one-hot design, the AE's codes,
+  mean / mode and IterativeImputer fills of hidden cells, and their scores."""
+  from test_record_net import _table
+
+  from experiments import table_study
+  from paramrel_jax.data import tables
+
+  table = _table(300, seed=1)
+  schema = tables.infer_schema(table)
+  x = table_study.design(schema, table)
+  assert x.shape == (300, 3 + 1 + 1 + 2) and np.isfinite(x).all()  # colour, size, legs, flag
+  assert table_study.autoencoder_codes(x, 2, seed=0).shape == (300, 2)
+  train, test = table.iloc[:200], table.iloc[200:].reset_index(drop=True)
+  hidden = table_study._hide(test, schema.names, 0.3, seed=0)
+  assert 0.2 < hidden.to_numpy().mean() < 0.35 and not (hidden & test.isna()).to_numpy().any()
+  gaps = table_study.with_gaps(test, hidden)
+  assert (gaps.isna() == (hidden | test.isna())).all().all()
+  stds = {"size": float(train["size"].std()), "legs": float(train["legs"].std())}
+  scores = {
+    row: table_study._score(schema, test, filled, hidden, stds)
+    for row, filled in table_study._baseline_fills(schema, train, gaps, seed=0).items()
+  }
+  assert set(scores) == {"mean_mode", "iterative_imputer"}
+  # the columns share a hidden kind, so regressing on the observed ones beats the marginals
+  assert scores["iterative_imputer"]["rmse_over_std"] < scores["mean_mode"]["rmse_over_std"] - 0.3
+  assert scores["iterative_imputer"]["accuracy"] > scores["mean_mode"]["accuracy"]
+  perfect = table_study._score(schema, test, test, hidden, stds)
+  assert perfect == {"accuracy": 1.0, "rmse_over_std": 0.0}

@@ -183,7 +183,8 @@ def test_incompatible_checkpoint_is_reported_and_kept(trained, tmp_path):
   assert os.path.exists(os.path.join(workdir, "config.1.json"))  # the first config is kept
 
 
-# Each config's data and flow (README, "Configs"): TFDS name, image size, data type, K, binarize.
+# Each config's data and flow (README, "Configs"): dataset name, image size, data type, K (bins,
+# classes, or a table's columns), binarize.
 CONFIGS = {
   "bmnist": ("mnist", 28, "discrete", 2, "threshold"),
   "bfashionmnist": ("fashion_mnist", 28, "discrete", 2, "threshold"),
@@ -191,6 +192,7 @@ CONFIGS = {
   "celeba": ("celeb_a", 64, "discretised", 256, "none"),
   "shapes3d": ("shapes3d", 64, "discretised", 256, "none"),
   "default": ("shapes2d", 28, "discrete", 2, "threshold"),
+  "tabular": ("penguins", 28, "mixed", 7, "none"),  # K: the columns of the bundled table
 }
 
 
@@ -202,7 +204,10 @@ def test_every_config_resolves_to_its_data_and_flow(name):
   module = importlib.import_module(f"paramrel_jax.configs.{name}")
   full, smoke = (configuration.resolve(module.get_config(v)) for v in ("", "smoke"))
   for cfg in (full, smoke):
-    k = cfg.flow.num_classes if cfg.flow.data_type == "discrete" else cfg.flow.num_bins
+    if cfg.flow.data_type == "mixed":
+      k = len(cfg.flow.columns)
+    else:
+      k = cfg.flow.num_classes if cfg.flow.data_type == "discrete" else cfg.flow.num_bins
     setting = (cfg.data.name, cfg.data.image_size, cfg.flow.data_type, k, cfg.data.binarize)
     assert setting == CONFIGS[name]
   assert smoke.training.num_steps <= 10 < full.training.num_steps

@@ -92,7 +92,7 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:
   """The run's latest checkpoint as the API's model; `mode` names the errors of a run without
   latents (every mode but sample needs a self-encoder)."""
-  model = api.LoadedModel(config, runs.restore(config, workdir))
+  model = api.model_for(config, runs.restore(config, workdir))
   if mode != "sample" and model.latent_dim == 0:
     raise ValueError(f"--mode={mode} needs a self-encoder, but model.latent_dim = 0.")
   if mode in ("conditional", "interpolate", "traverse"):

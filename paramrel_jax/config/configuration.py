@@ -3,6 +3,10 @@
 `resolve(config)` turns a `ConfigDict` (see `configs/base.py`) into an `ExperimentConfig` of
 frozen dataclasses; every library module takes those, never the ConfigDict. All checks that can
 be made before compiling anything happen here and raise `ValueError` naming the field.
+
+A table run (data.source='csv', flow.data_type='mixed') also needs its `tables.TableSchema`:
+`resolve(config, schema)` takes the one saved with a run, and without it fits one to the table
+at data.path; its MixedFlow becomes the run's flow.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from paramrel_jax.bfn.flows import Flow, make_flow
 from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
 from paramrel_jax.config.network import NetworkConfig, get_variant
 from paramrel_jax.config.objective import ObjectiveConfig
+from paramrel_jax.data import tables
 from paramrel_jax.data.config import DataConfig
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -210,26 +215,61 @@ def _build(cls, name: str, values: dict[str, Any]):
   return cls(**values)
 
 
-def resolve(config: ml_collections.ConfigDict) -> ExperimentConfig:
-  """Validated, typed experiment from a ConfigDict; raises ValueError naming the bad field."""
+def _table_flow(
+  data_values: dict[str, Any], flow_cfg: dict[str, Any], schema: tables.TableSchema | None
+) -> tuple[Flow, tables.TableSchema]:
+  """(MixedFlow, schema) of a table run: `schema`, or one fitted to the table at data.path."""
+  if data_values.get("source") != "csv":
+    raise ValueError(
+      f"flow.data_type='mixed' models tables: it needs data.source='csv', got "
+      f"{data_values.get('source')!r}."
+    )
+  if schema is None:
+    if not data_values.get("path"):
+      raise ValueError("DataConfig.path must name a .csv or .parquet table when source='csv'.")
+    schema = tables.infer_schema(
+      tables.read_table(data_values["path"]),
+      tables.parse_kinds(data_values.get("columns", "")),
+      data_values.get("label") or None,
+    )
+  return schema.flow(sigma1=flow_cfg["sigma1"], beta1=flow_cfg["beta1"]), schema
+
+
+def resolve(
+  config: ml_collections.ConfigDict, schema: tables.TableSchema | None = None
+) -> ExperimentConfig:
+  """Validated, typed experiment from a ConfigDict; raises ValueError naming the bad field.
+
+  Args:
+    config: the experiment's ConfigDict.
+    schema: a table run's saved schema (`tables.TableSchema.load`); None fits one to the table
+      at data.path. Ignored by image runs.
+  """
   flow_cfg = _section(config, "flow")
   data_type = flow_cfg["data_type"]
   model_cfg = _section(config, "model")
-  flow = make_flow(
-    data_type,
-    sigma1=flow_cfg["sigma1"],
-    beta1=flow_cfg["beta1"],
-    num_bins=flow_cfg["num_bins"],
-    num_classes=flow_cfg["num_classes"],
-    predict_std=model_cfg["predict_std"],
-  )
-
   data_values = _section(config, "data")
+  if data_type == "mixed":
+    flow, data_values["schema"] = _table_flow(data_values, flow_cfg, schema)
+  elif data_values.get("source") == "csv":
+    raise ValueError(
+      f"data.source='csv' reads tables of records, which need flow.data_type='mixed', got "
+      f"{data_type!r}."
+    )
+  else:
+    flow = make_flow(
+      data_type,
+      sigma1=flow_cfg["sigma1"],
+      beta1=flow_cfg["beta1"],
+      num_bins=flow_cfg["num_bins"],
+      num_classes=flow_cfg["num_classes"],
+      predict_std=model_cfg["predict_std"],
+    )
   if data_type == "discretised":
     data_values["num_bins"] = flow_cfg["num_bins"]
   data = _build(DataConfig, "data", data_values)
   binary = data.binarize != "none"
-  if binary != (data_type == "discrete"):
+  if data_type != "mixed" and binary != (data_type == "discrete"):
     raise ValueError(
       f"data.binarize={data.binarize!r} does not fit flow.data_type={data_type!r}: discrete "
       "data need binarised images (binarize='threshold' or 'bernoulli'), continuous and "

@@ -247,6 +247,11 @@ VARIANTS: dict[str, NetworkConfig] = {
   ),
   "paper_celeba": NetworkConfig(num_channels=64, channel_mult=(1, 2, 2, 2), latent_dim=64),
   "paper_shapes3d": NetworkConfig(num_channels=64, channel_mult=(1, 2, 2, 2), latent_dim=32),
+  # RecordNet (tables): tokens of width 64, 3 transformer blocks of 4 heads (channel_mult and
+  # num_groups are image-only fields)
+  "record": NetworkConfig(
+    num_channels=64, channel_mult=(1,), num_res_blocks=3, num_heads=4, num_groups=8, latent_dim=8
+  ),
 }
 
 

@@ -1,7 +1,7 @@
 """Shared base configuration: every dataset config starts here and overrides what differs.
 
 Sections (each becomes a frozen dataclass in `paramrel_jax.config.configuration`):
-  data      where images come from and how they are preprocessed;
+  data      where images (or a table's records) come from and how they are preprocessed;
   flow      the Bayesian flow (data type, sigma1 / beta1, bins, loss steps);
   model     the self-encoder and the output network (a named size plus latent settings);
   objective weights of the ParamReL terms (paper Eq. 6);
@@ -23,8 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "shapes2d"  # generated / TFDS dataset name (see paramrel_jax.data)
-  config.data.source = "generated"  # 'generated' | 'tfds' | 'npz'
-  config.data.path = ""  # .npz file for source='npz'
+  config.data.source = "generated"  # 'generated' | 'tfds' | 'npz' | 'csv' (tables)
+  config.data.path = ""  # .npz file for source='npz'; .csv / .parquet table for source='csv'
+  config.data.columns = ""  # source='csv': 'name:kind,...' overrides of the inferred kinds
+  config.data.label = ""  # source='csv': a column kept out of the model, the probes' label
   config.data.data_dir = ""  # TFDS data_dir for source='tfds' ('' = TFDS default)
   config.data.download = True  # source='tfds': prepare a missing dataset on first use
   config.data.image_size = 28  # H = W of the images fed to the model

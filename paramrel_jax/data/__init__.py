@@ -1,7 +1,8 @@
 """Datasets and input pipelines (grain, or in memory where a split fits).
 
 `DataConfig` says where images come from (TFDS, a local .npz file, or a generated set of
-`paramrel_jax.data.generated`) and how they are preprocessed; `create_train_iterator` /
+`paramrel_jax.data.generated`) and how they are preprocessed, or which table of records
+(`tables`: CSV or Parquet) to read; `create_train_iterator` /
 `create_eval_iterator` yield per-process batches of numpy arrays, `make_global_batch` and
 `DevicePrefetchIterator` place them on a device mesh, `dataset_info` describes the data.
 """

@@ -1,9 +1,13 @@
 """Typed settings of the input pipeline (the `data` section of the config)."""
 
+from __future__ import annotations
+
 import dataclasses
 import os
 
-SOURCES = ("generated", "tfds", "npz")
+from paramrel_jax.data.tables import TableSchema
+
+SOURCES = ("generated", "tfds", "npz", "csv")
 # grain workers that num_workers = -1 ('auto') never exceeds: more mostly add start-up time and
 # memory (experiments/BENCHMARKS.md, "Input pipeline").
 MAX_AUTO_WORKERS = 16
@@ -13,13 +17,21 @@ LOADERS = ("auto", "grain", "memory")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Where images come from and how they are preprocessed.
+  """Where images or table records come from and how they are preprocessed.
 
   Attributes:
     name: dataset name: a key of `paramrel_jax.data.generated.GENERATED` (source 'generated'),
-      of `paramrel_jax.data.sources.TFDS_DATASETS` (source 'tfds'), or a free label ('npz').
-    source: 'generated' | 'tfds' | 'npz'.
-    path: the .npz file for source 'npz' (relative paths resolve from the working directory).
+      of `paramrel_jax.data.sources.TFDS_DATASETS` (source 'tfds'), or a free label ('npz',
+      'csv').
+    source: 'generated' | 'tfds' | 'npz' | 'csv' (a table of records, CSV or Parquet).
+    path: the .npz file for source 'npz', the .csv / .parquet table for source 'csv' (relative
+      paths resolve from the working directory).
+    columns: source 'csv': 'name:kind,...' overrides of the inferred column kinds
+      (`tables.parse_kinds`).
+    label: source 'csv': a column kept out of the model as the label of probes ('' for none).
+    schema: source 'csv': the run's table schema (`tables.TableSchema`), set by
+      `configuration.resolve` (fitted on the training split, or the one saved with the run);
+      None otherwise.
     data_dir: TFDS data directory holding prepared array_record data ('' = TFDS default).
     download: source 'tfds': prepare a dataset missing under `data_dir` on first use (download
       and write array_record, `paramrel_jax.data.prepare`); false: a missing one is an error.
@@ -45,6 +57,9 @@ class DataConfig:
   name: str = "shapes2d"
   source: str = "generated"
   path: str = ""
+  columns: str = ""
+  label: str = ""
+  schema: TableSchema | None = None
   data_dir: str = ""
   download: bool = True
   image_size: int = 28
@@ -66,6 +81,13 @@ class DataConfig:
       raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}.")
     if self.source == "npz" and not self.path:
       raise ValueError("DataConfig.path must name an .npz file when source='npz'.")
+    if self.source == "csv" and not self.path:
+      raise ValueError("DataConfig.path must name a .csv or .parquet table when source='csv'.")
+    if self.source != "csv" and (self.columns or self.label):
+      raise ValueError(
+        f"DataConfig.columns and DataConfig.label describe tables (source='csv'); this run's "
+        f"source is {self.source!r}."
+      )
     if self.image_size < 1:
       raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
     if self.binarize not in BINARIZE_MODES:

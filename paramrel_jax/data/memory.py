@@ -39,7 +39,9 @@ READ_BATCH = 256
 
 def fits(cfg: DataConfig, source: sources.ArraySource | sources.TfdsSource) -> bool:
   """Whether loader 'auto' holds `source` in memory: its uint8 images at the model's size take
-  at most AUTO_LIMIT_BYTES."""
+  at most AUTO_LIMIT_BYTES. A table always does."""
+  if isinstance(source, sources.TableSource):
+    return True
   channels = source.meta.native_shape[-1]
   return len(source) * cfg.image_size**2 * channels <= AUTO_LIMIT_BYTES
 
@@ -76,6 +78,8 @@ def load_split(cfg: DataConfig, split: str) -> tuple[dict[str, np.ndarray], str]
 def _load_split(cfg: DataConfig, split: str, stamp: int) -> tuple[dict[str, np.ndarray], str]:
   del stamp  # Part of the cache key only.
   source = sources.open_split(cfg, split)
+  if isinstance(source, sources.TableSource):
+    return source.columns(), repr(source)
   geometry = transforms.geometry_op(
     image_size=cfg.image_size, native_shape=source.meta.native_shape, crop=source.meta.crop
   )
@@ -96,6 +100,23 @@ def _load_split(cfg: DataConfig, split: str, stamp: int) -> tuple[dict[str, np.n
   return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}, repr(source)
 
 
+def _leaves(arrays: dict) -> list[np.ndarray]:
+  """The arrays of a (nested) dict of arrays, depth first."""
+  return [
+    leaf
+    for value in arrays.values()
+    for leaf in (_leaves(value) if isinstance(value, dict) else [value])
+  ]
+
+
+def _take(arrays: dict, rows: np.ndarray) -> dict:
+  """The rows of every array of a (nested) dict: a table's 'record' holds a dict of columns."""
+  return {
+    key: _take(value, rows) if isinstance(value, dict) else value[rows]
+    for key, value in arrays.items()
+  }
+
+
 class _MemoryIterator(Iterator[Batch]):
   """Batches of rows of in-memory arrays; subclasses say which rows the j-th batch holds."""
 
@@ -110,7 +131,7 @@ class _MemoryIterator(Iterator[Batch]):
     shard_count: int,
   ):
     self._arrays, description = load_split(cfg, split)
-    self._num_rows = len(self._arrays["image"])
+    self._num_rows = len(_leaves(self._arrays)[0])
     self._cfg = cfg
     self._batch_size, self._seed = local_batch_size, seed
     self._shard_index, self._shard_count = shard_index, shard_count
@@ -131,16 +152,21 @@ class _MemoryIterator(Iterator[Batch]):
 
   def __next__(self) -> Batch:
     rows, mask = self._rows(self._position)
-    batch = {key: value[rows] for key, value in self._arrays.items()}
+    batch = _take(self._arrays, rows)
     cfg = self._cfg
-    rng = (
-      np.random.default_rng([self._seed, self._shard_index, self._position])
-      if cfg.binarize == "bernoulli"
-      else None
-    )
-    batch["image"] = transforms.preprocess_images(
-      batch["image"], binarize=cfg.binarize, threshold=cfg.threshold, num_bins=cfg.num_bins, rng=rng
-    )
+    if "image" in batch:  # a table's records are in flow space already
+      rng = (
+        np.random.default_rng([self._seed, self._shard_index, self._position])
+        if cfg.binarize == "bernoulli"
+        else None
+      )
+      batch["image"] = transforms.preprocess_images(
+        batch["image"],
+        binarize=cfg.binarize,
+        threshold=cfg.threshold,
+        num_bins=cfg.num_bins,
+        rng=rng,
+      )
     if mask is not None:
       batch["mask"] = mask
     self._position += 1

@@ -5,6 +5,8 @@ process count:
 
   'image'       int32 {0, 1} (B, S, S, C) when DataConfig.binarize != 'none', else float32 in
                 [-1, 1] (B, S, S, C), on the K bin centres when DataConfig.num_bins = K > 0;
+  'record'      a table's records instead of images (source 'csv'): {column: (B, 1)}, float32
+                (NaN missing) or int32 classes (-1 missing), always read in memory;
   'label', 'attributes', 'factors'   where the dataset has them (see `sources`);
   'mask'        bool (B,), evaluation batches only: False on padding rows.
 
@@ -81,6 +83,8 @@ def config_for_state(cfg: DataConfig, state: bytes) -> DataConfig:
 
 
 def _in_memory(cfg: DataConfig, source: sources.ArraySource | sources.TfdsSource) -> bool:
+  if isinstance(source, sources.TableSource):  # tables are read in memory, whatever the loader
+    return True
   if cfg.loader == "auto":
     return memory.fits(cfg, source)
   return cfg.loader == memory.LOADER
@@ -267,7 +271,10 @@ def make_global_batch(
   Raises:
     ValueError: unequal leading sizes, or a global batch the axis size does not divide.
   """
-  sizes = {key: np.shape(value)[0] for key, value in batch.items()}
+  sizes = {
+    jax.tree_util.keystr(path): np.shape(value)[0]
+    for path, value in jax.tree_util.tree_leaves_with_path(batch)
+  }
   if len(set(sizes.values())) != 1:
     raise ValueError(f"batch arrays differ in leading size: {sizes}.")
   global_size = next(iter(sizes.values())) * jax.process_count()
@@ -278,10 +285,9 @@ def make_global_batch(
       f"axis {axis!r}."
     )
   sharding = NamedSharding(mesh, PartitionSpec(axis))
-  return {
-    key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-    for key, value in batch.items()
-  }
+  return jax.tree.map(
+    lambda value: jax.make_array_from_process_local_data(sharding, np.asarray(value)), batch
+  )
 
 
 class DevicePrefetchIterator(Iterator[dict[str, jax.Array]]):

@@ -1,4 +1,5 @@
-"""Random-access example sources: TFDS array_record data, local .npz files, generated arrays.
+"""Random-access example sources: TFDS array_record data, local .npz files, generated arrays,
+and tables of records (CSV / Parquet).
 
 Every source is a grain random-access data source (`__len__`, `__getitem__`, a stable `__repr__`
 that grain stores in the iterator state) whose examples share one layout:
@@ -7,6 +8,8 @@ that grain stores in the iterator state) whose examples share one layout:
   'label'       int32 () class index                  (mnist, fashion_mnist, cifar10, npz 'label');
   'attributes'  int32 (A,) in {0, 1}                  (celeb_a: the 40 CelebA attributes);
   'factors'     int32 (F,) ground-truth factor indices (shapes3d, generated sets, npz 'factors').
+A table's examples hold 'record' instead of 'image': {column name: (1,)} in flow space
+(`tables.TableSchema.encode`), and 'label' where `DataConfig.label` names a column.
 
 TFDS data are read with `tfds.data_source` (array_record, no TensorFlow). A dataset missing under
 `DataConfig.data_dir` is prepared there on first use when `DataConfig.download` is true
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from paramrel_jax.data import prepare
+from paramrel_jax.data import prepare, tables
 from paramrel_jax.data.config import DataConfig
 from paramrel_jax.data.generated import GENERATED
 
@@ -56,7 +59,7 @@ class SourceMeta:
   """What a source holds besides images.
 
   Attributes:
-    native_shape: (H, W, C) of the stored images.
+    native_shape: (H, W, C) of the stored images; (columns,) of a table's records.
     num_label_classes: number of classes of 'label' (0: no label).
     attribute_names: names of the 'attributes' entries (empty: none).
     factor_names: names of the 'factors' entries (empty: none).
@@ -97,7 +100,8 @@ class DatasetInfo:
   """Shapes and annotations of a dataset, as the model and the evaluators see it.
 
   Attributes:
-    image_shape: (H, W, C) of the preprocessed images (H = W = DataConfig.image_size).
+    image_shape: (H, W, C) of the preprocessed images (H = W = DataConfig.image_size); (columns,)
+      of a table's records.
     num_train: examples in the training split.
     num_eval: examples in the evaluation split.
     has_label: batches carry 'label' int32 (B,).
@@ -141,6 +145,58 @@ class ArraySource:
 
   def __repr__(self) -> str:
     return f"ArraySource({self._description}, num_examples={len(self)})"
+
+
+class TableSource:
+  """grain source over one split of a table (source 'csv'), encoded by `DataConfig.schema`.
+
+  The rows are split into 'train' and 'test' by a fixed permutation (seed SPLIT_SEED) and
+  `DataConfig.test_fraction`.
+  """
+
+  def __init__(self, cfg: DataConfig, split: str):
+    if cfg.schema is None:
+      raise ValueError("a table source needs DataConfig.schema (set by configuration.resolve).")
+    path = os.path.abspath(cfg.path)
+    table = _load_table(path, os.stat(path).st_mtime_ns if os.path.isfile(path) else 0)
+    train, test = tables.split(table, cfg.test_fraction, SPLIT_SEED)
+    part = train if split == "train" else test
+    record, label = cfg.schema.encode(part)
+    self._arrays: dict[str, Any] = {"record": record}
+    if label is not None:
+      if np.any(label == tables.MISSING_CLASS):
+        raise ValueError(
+          f"data.label={cfg.label!r} is missing in {int(np.sum(label < 0))} row(s) of the "
+          f"{split!r} split; a probe label needs a value in every row."
+        )
+      self._arrays["label"] = label
+    self.meta = SourceMeta(
+      native_shape=(len(cfg.schema.columns),),
+      num_label_classes=cfg.schema.label.num_classes if cfg.schema.label else 0,
+    )
+    self._description = f"table={path!r}, split={split!r}"
+
+  def __len__(self) -> int:
+    return len(self._arrays["record"][next(iter(self._arrays["record"]))])
+
+  def __getitem__(self, index: int) -> Example:
+    return {
+      "record": {name: column[index] for name, column in self._arrays["record"].items()},
+      **{key: value[index] for key, value in self._arrays.items() if key != "record"},
+    }
+
+  def columns(self) -> dict[str, Any]:
+    """Every example at once: the record's columns (N, 1) and the labels (N,)."""
+    return self._arrays
+
+  def __repr__(self) -> str:
+    return f"TableSource({self._description}, num_examples={len(self)})"
+
+
+@functools.lru_cache(maxsize=2)
+def _load_table(path: str, mtime_ns: int) -> Any:
+  del mtime_ns  # Part of the cache key only: a rewritten file is read again.
+  return tables.read_table(path)
 
 
 class TfdsSource:
@@ -325,7 +381,7 @@ def _local_arrays(cfg: DataConfig) -> tuple[dict[str, np.ndarray], SourceMeta, s
   return arrays, meta, description
 
 
-def open_split(cfg: DataConfig, split: str) -> ArraySource | TfdsSource:
+def open_split(cfg: DataConfig, split: str) -> ArraySource | TfdsSource | TableSource:
   """Opens one split of the configured dataset as a grain random-access source.
 
   Args:
@@ -344,6 +400,8 @@ def open_split(cfg: DataConfig, split: str) -> ArraySource | TfdsSource:
     raise ValueError(
       f"split {split!r} does not exist for source {cfg.source!r}; use one of {LOCAL_SPLITS}."
     )
+  if cfg.source == "csv":
+    return TableSource(cfg, split)
   arrays, meta, description = _local_arrays(cfg)
   indices = _split_indices(len(arrays["image"]), cfg.test_fraction)[split]
   return ArraySource(arrays, indices, meta, f"{description}, split={split!r}")
@@ -357,8 +415,11 @@ def dataset_info(cfg: DataConfig) -> DatasetInfo:
   """
   train, evaluation = open_split(cfg, cfg.train_split), open_split(cfg, cfg.eval_split)
   meta = train.meta
+  image = len(meta.native_shape) == 3
   return DatasetInfo(
-    image_shape=(cfg.image_size, cfg.image_size, meta.native_shape[-1]),
+    image_shape=(cfg.image_size, cfg.image_size, meta.native_shape[-1])
+    if image
+    else meta.native_shape,
     num_train=len(train),
     num_eval=len(evaluation),
     has_label=meta.num_label_classes > 0,

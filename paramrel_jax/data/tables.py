@@ -134,14 +134,14 @@ class TableSchema:
     return "\n".join(lines)
 
   def encode(self, table: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """(record {name: (N, 1)}, label codes (N,) int32 or None) of a table with these columns."""
-    needed = list(self.names) + ([self.label.name] if self.label else [])
-    absent = [name for name in needed if name not in table.columns]
+    """(record {name: (N, 1)}, label codes (N,) int32 or None) of a table with these columns;
+    the label is None where the table has no label column (e.g. a table to impute)."""
+    absent = [name for name in self.names if name not in table.columns]
     if absent:
       raise ValueError(f"the table lacks the column(s) {absent} of the run's schema.")
     record = {column.name: column.encode(table[column.name]) for column in self.columns}
     label = None
-    if self.label is not None:
+    if self.label is not None and self.label.name in table.columns:
       label = self.label.encode(table[self.label.name])[:, 0]
     return record, label
 
@@ -181,9 +181,11 @@ class TableSchema:
     return cls(columns, label)
 
   def save(self, workdir: str) -> str:
+    """Writes workdir/SCHEMA_FILE (a temporary file renamed into place); returns its path."""
     path = os.path.join(workdir, SCHEMA_FILE)
-    with open(path, "w") as f:
+    with open(f"{path}.tmp", "w") as f:
       f.write(self.to_json())
+    os.replace(f"{path}.tmp", path)
     return path
 
   @classmethod

@@ -33,7 +33,7 @@ import numpy as np
 from paramrel_jax import data
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation.likelihood import split_size
-from paramrel_jax.methods import registry
+from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.interface import Model
 
 LABEL_KEYS = ("label", "attributes", "factors")
@@ -262,7 +262,7 @@ def _encode_split(
   )
   for index, batch in enumerate(batches):
     key = jax.random.fold_in(base_key, index)
-    x = jnp.asarray(batch["image"])
+    x = jax.tree.map(jnp.asarray, interface.batch_data(batch))
     mask = batch["mask"]
     for name, encode in encoders.items():
       chunks.setdefault(name, []).append(np.asarray(encode(key, x))[mask])

@@ -74,7 +74,8 @@ def evaluate_likelihood(
 
   Returns:
     A JSON-able dict: 'nats_per_image', 'nats_per_dim', 'bits_per_dim' and
-    'stderr_nats_per_image' (each {term: float} over `TERMS`, and `FITTED_TERMS` with a
+    'stderr_nats_per_image' ('..._record' for a table's records, with a 'column:<name>' share
+    of test_loss per column) (each {term: float} over `TERMS`, and `FITTED_TERMS` with a
     prior), and 'split', 'num_examples', 'dims_per_example', 'loss_steps', 'n_repeats',
     'loss_samples', 'z' ('sample' or 'mean').
 
@@ -106,28 +107,32 @@ def evaluate_likelihood(
   per_repeat = []
   dims = 0
   for repeat in range(n_repeats):
-    totals = np.zeros(len(terms) + 1)  # the term sums, then the number of examples
+    totals = None  # the term sums, then the number of examples
     batches = data.create_eval_iterator(
       data_cfg, split=split, batch_size=batch_size, num_examples=num_examples
     )
     for index, batch in enumerate(batches):
       key = jax.random.fold_in(jax.random.fold_in(base_key, repeat), index)
-      x = jnp.asarray(batch["image"])
+      x = jax.tree.map(jnp.asarray, interface.batch_data(batch))
       values = jax.device_get(model.likelihood_terms(params, key, x, **settings))
+      if totals is None:  # records add a share per column ('column:<name>')
+        terms = terms + tuple(term for term in values if term.startswith("column:"))
+        totals = np.zeros(len(terms) + 1)
       mask = batch["mask"]
       totals[:-1] += [float(values[term][mask].sum()) for term in terms]
       totals[-1] += mask.sum()
-      dims = math.prod(batch["image"].shape[1:])
+      dims = sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(x))
     totals = _sum_over_processes(totals)
     per_repeat.append(totals[:-1] / totals[-1])
   per_repeat = np.asarray(per_repeat)  # (n_repeats, len(terms)) nats per example
   mean = per_repeat.mean(axis=0)
   stderr = per_repeat.std(axis=0) / math.sqrt(n_repeats)
+  unit = "record" if isinstance(x, dict) else "image"
   return {
-    "nats_per_image": dict(zip(terms, mean.tolist(), strict=True)),
+    f"nats_per_{unit}": dict(zip(terms, mean.tolist(), strict=True)),
     "nats_per_dim": dict(zip(terms, (mean / dims).tolist(), strict=True)),
     "bits_per_dim": dict(zip(terms, (mean / (dims * math.log(2))).tolist(), strict=True)),
-    "stderr_nats_per_image": dict(zip(terms, stderr.tolist(), strict=True)),
+    f"stderr_nats_per_{unit}": dict(zip(terms, stderr.tolist(), strict=True)),
     "split": split,
     "num_examples": int(num_examples),
     "dims_per_example": int(dims),

@@ -11,6 +11,7 @@ interface, so nothing outside this module needs to know which one it holds.
 from __future__ import annotations
 
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.methods import paramrel
@@ -23,7 +24,7 @@ from paramrel_jax.methods.baselines.autoencoders import (
 from paramrel_jax.methods.baselines.diffusion import DiffusionAutoencoder, DiffusionAutoencoderNet
 from paramrel_jax.methods.interface import Model
 from paramrel_jax.methods.paramrel.objective import ObjectiveConfig
-from paramrel_jax.networks import NetworkConfig, ParamReLNet
+from paramrel_jax.networks import NetworkConfig, ParamReLNet, RecordNet
 
 # Whether a baseline's z is drawn by reparameterisation against N(0, I), its prior (a VAE), or
 # is the encoder's mean with no prior (AE, DiffAE).
@@ -54,15 +55,18 @@ def make_model(
   sample_steps: int = 100,
   z_source: str = "prior",
 ) -> Model:
-  """The model `kind` of `MODEL_KINDS` for images of shape (H, W, C).
+  """The model `kind` of `MODEL_KINDS` for images of shape (H, W, C), or for records.
+
+  A `MixedFlow` (tables of records) gets a `RecordNet`; image flows get a `ParamReLNet`.
 
   Args:
     kind: 'paramrel' or one of `BASELINE_KINDS`.
-    flow: the run's flow (ParamReL) or data type (baselines; discrete data must be binary).
+    flow: the run's flow (ParamReL) or data type (baselines; discrete data must be binary; no
+      baseline models records).
     network: network sizes; the baselines use its `latent_dim` (>= 1) and a 'vanilla' encoder.
     objective: the ParamReL objective; InfoVAE / InfoDiffusion take its kl_weight, mmd_weight
       and mmd_kernel.
-    image_shape: (H, W, C) of the data.
+    image_shape: (H, W, C) of the data; (columns,) of records.
     settings: beta (beta-VAE) and diffusion_steps (DiffAE, InfoDiffusion); None for the
       defaults.
     sample_steps: steps of reconstruction and sampling (ParamReL's n, DDIM steps of DiffAE and
@@ -76,8 +80,20 @@ def make_model(
   if kind not in MODEL_KINDS:
     raise ValueError(f"unknown model.kind {kind!r}; known: {MODEL_KINDS}.")
   channels = image_shape[-1]
+  if isinstance(flow, MixedFlow) and kind != "paramrel":
+    raise ValueError(
+      f"model.kind={kind!r} models images only; tables of records (flow.data_type='mixed') "
+      "need model.kind='paramrel'."
+    )
   if kind == "paramrel":
-    net = ParamReLNet(network, out_channels=channels * flow.params_per_dim)
+    if isinstance(flow, MixedFlow):
+      net = RecordNet(
+        network,
+        tuple(column.input_channels_per_dim + 1 for _, column in flow.columns),
+        tuple(column.params_per_dim for _, column in flow.columns),
+      )
+    else:
+      net = ParamReLNet(network, out_channels=channels * flow.params_per_dim)
     return paramrel.ParamReL(
       flow=flow,
       net=net,
@@ -126,18 +142,19 @@ def make_model(
 
 
 def build_model(config: ExperimentConfig, channels: int) -> Model:
-  """The model of `config.model_kind` for images of C = `channels`.
+  """The model of `config.model_kind` for images of C = `channels` (or a table's records).
 
-  Reads config.flow, config.network, config.objective, config.data.image_size,
-  config.sampling.num_steps and .z_source, and config.baseline (a `BaselineConfig`).
+  Reads config.flow, config.network, config.objective, config.data.image_size (or the columns
+  of config.data.schema), config.sampling.num_steps and .z_source, and config.baseline.
   """
   size = config.data.image_size
+  schema = config.data.schema
   return make_model(
     config.model_kind,
     flow=config.flow,
     network=config.network,
     objective=config.objective,
-    image_shape=(size, size, channels),
+    image_shape=(len(schema.columns),) if schema else (size, size, channels),
     settings=config.baseline,
     sample_steps=config.sampling.num_steps,
     z_source=config.sampling.z_source,

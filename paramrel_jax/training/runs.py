@@ -5,6 +5,7 @@ generation modes and the Python API (`api.load`) all open runs here:
 
   settle(config, workdir)            the config a run starts or resumes with, and its resolution
   saved_config(workdir)              the config a run was trained with (its config.json)
+  saved_schema(workdir)              a table run's schema (its schema.json), or None
   restore(config, workdir, step=)    the model and the EMA parameters of a checkpoint
   open_run(workdir, step=)           saved_config, resolved, then restore
 
@@ -24,6 +25,7 @@ import ml_collections
 from paramrel_jax import data
 from paramrel_jax.config import configuration
 from paramrel_jax.config.configuration import ExperimentConfig
+from paramrel_jax.data import tables
 from paramrel_jax.methods import registry
 from paramrel_jax.methods.interface import Model
 from paramrel_jax.training import checkpointing, workdir_utils
@@ -50,7 +52,22 @@ def settle(
     ValueError: the config does not resolve, naming the bad field.
   """
   config = workdir_utils.with_run_settings(config, workdir)
-  return config, configuration.resolve(config)
+  return config, configuration.resolve(config, saved_schema(workdir))
+
+
+def saved_schema(workdir: str) -> tables.TableSchema | None:
+  """The table schema a run saved in workdir (`tables.SCHEMA_FILE`); None for image runs.
+
+  Raises:
+    ValueError: the file is not a readable schema.
+  """
+  path = os.path.join(workdir, tables.SCHEMA_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    return tables.TableSchema.load(workdir)
+  except (OSError, ValueError, KeyError, TypeError) as error:
+    raise ValueError(f"{path} is not a table schema ({type(error).__name__}: {error}).") from None
 
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
@@ -101,5 +118,5 @@ def open_run(workdir: str, *, step: int | None = None) -> tuple[ExperimentConfig
     ValueError: workdir holds no config.json, or its config does not resolve.
     checkpointing.CheckpointError (a ValueError): no checkpoint, or one that does not fit.
   """
-  config = configuration.resolve(saved_config(workdir))
+  config = configuration.resolve(saved_config(workdir), saved_schema(workdir))
   return config, restore(config, workdir, step=step)

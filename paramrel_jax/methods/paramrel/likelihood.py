@@ -14,6 +14,10 @@ For one example x, with z_t drawn from the self-encoder q(z_t | e, t), e its inp
                   gamma = 0, lambda = 1);
   neg_elbo        test_loss + rate: the ParamReL negative ELBO with the step-averaged rate.
 
+For records of a table (`bfn.mixed.MixedFlow`), also each column's share of test_loss:
+  column:<name>   that column's bfn and reconstruction terms (0 where the cell is missing); the
+                  columns' shares sum to test_loss.
+
 Given a prior fitted to the codes (`prior`: the Gaussian over code paths that sampling draws
 from, `sampling.z_prior='fitted'`), also
   rate_fitted     KL[q(z_t | e, t) || p(z_t)] at the same x and t, p(z_t) the fitted prior's
@@ -41,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective, sampling
 from paramrel_jax.methods.paramrel.apply import net_fns
 from paramrel_jax.networks import ParamReLNet
@@ -61,10 +66,11 @@ class LikelihoodTerms:
   reconstruction: jax.Array
   rate: jax.Array
   rate_fitted: jax.Array | None = None
+  columns: dict[str, jax.Array] | None = None  # records: each column's share of test_loss
 
   def as_dict(self) -> dict[str, jax.Array]:
-    """All of `TERMS`, including the sums test_loss and neg_elbo, and `FITTED_TERMS` when
-    rate_fitted is given."""
+    """All of `TERMS`, including the sums test_loss and neg_elbo, `FITTED_TERMS` when
+    rate_fitted is given, and 'column:<name>' for records."""
     test_loss = self.bfn + self.reconstruction
     terms = {
       "bfn": self.bfn,
@@ -75,6 +81,8 @@ class LikelihoodTerms:
     }
     if self.rate_fitted is not None:
       terms.update(rate_fitted=self.rate_fitted, neg_elbo_fitted=test_loss + self.rate_fitted)
+    for name, share in (self.columns or {}).items():
+      terms[f"column:{name}"] = share
     return terms
 
 
@@ -95,7 +103,8 @@ def likelihood_terms(
 
   Args:
     key: PRNG key.
-    x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete).
+    x: data (B, H, W, C): floats in [-1, 1] or int class indices (discrete); or a record
+      {name: (B, 1)} of a MixedFlow.
     flow: the Bayesian flow of the data type.
     encode: (e, t) -> (mean, logvar) of q(z_t | e, t), each (B, L); L may be 0.
     decode: (net_in, z, t) -> raw network output (B, H, W, C * P).
@@ -109,7 +118,7 @@ def likelihood_terms(
   Returns:
     LikelihoodTerms of shape (B,) each.
   """
-  batch = x.shape[0]
+  batch = objective.data_shape(x)[0]
   k_time, k_flow, k_z, k_loss, k_flow1, k_z1, k_enc, k_enc1 = jax.random.split(key, 8)
 
   def latent(k, k_e, theta, t):
@@ -128,16 +137,29 @@ def likelihood_terms(
     prior_cov = prior_cov + PRIOR_RIDGE * jnp.eye(prior_cov.shape[-1], dtype=prior_cov.dtype)
     rate_fitted = objective.gaussian_kl_full(mean, logvar, prior_mean, prior_cov)
   out = flow.output_dist(decode(net_in, z, t).astype(jnp.float32), theta, t)
-  if loss_steps == 0:
-    bfn = flow.ctime_loss(x, out, t)
-  else:
-    bfn = flow.dtime_loss(k_loss, x, out, i, loss_steps, loss_samples)
-
   t1 = jnp.ones((batch,), jnp.float32)
   theta1 = flow.sample_flow(k_flow1, x, t1)
   net_in1 = flow.net_input(theta1)
   z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
+  if isinstance(flow, MixedFlow):  # per column, so that the columns' shares sum to the totals
+    if loss_steps == 0:
+      bfn_columns = flow.column_ctime_losses(x, out, t)
+    else:
+      bfn_columns = flow.column_dtime_losses(k_loss, x, out, i, loss_steps, loss_samples)
+    reconstruction_columns = flow.column_reconstruction_losses(x, out1)
+    columns = {name: bfn_columns[name] + reconstruction_columns[name] for name in flow.names}
+    return LikelihoodTerms(
+      bfn=sum(bfn_columns.values()),
+      reconstruction=sum(reconstruction_columns.values()),
+      rate=rate,
+      rate_fitted=rate_fitted,
+      columns=columns,
+    )
+  if loss_steps == 0:
+    bfn = flow.ctime_loss(x, out, t)
+  else:
+    bfn = flow.dtime_loss(k_loss, x, out, i, loss_steps, loss_samples)
   return LikelihoodTerms(
     bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate, rate_fitted=rate_fitted
   )

@@ -46,6 +46,11 @@ Discretised data reconstruct exactly from mu_n whenever |mu_n - x| < 1 / K. For 
 the flow's own estimate argmax theta_n is right with probability Phi(sqrt(beta1)) for K = 2; the
 network's accuracy at theta_n is reported by `reconstruction_stats`.
 
+Records of a table (`bfn.mixed.MixedFlow`): the subcodes are a dict of columns (B, n, 1[, K]).
+An observed cell is coded as above; a missing cell has no sender, so its y_i is a receiver draw
+y_i ~ p_R(. | theta_{i-1}; alpha_i), coded the same way: replaying the codes reproduces the
+observed cells exactly and fills the missing ones with one imputation given them.
+
 Memory: the subcodes hold n floats per data element (n K for discrete data, whose sender samples
 are K-vectors, K = 2 included), stored batch-first (B, n, H, W, C[, K]).
 """
@@ -57,6 +62,7 @@ import jax
 import jax.numpy as jnp
 
 from paramrel_jax.bfn.flows import Flow
+from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.methods.paramrel.sampling import (
   SampleResult,
@@ -74,7 +80,8 @@ class Codes(NamedTuple):
   Attributes:
     z: (B, L) semantic latent.
     subcodes: (B, n, H, W, C) standardised sender noise of the n steps ((B, n, H, W, C, K) for
-      discrete data). A batch of 1 is broadcast against z's batch in `decode`.
+      discrete data; records: {name: (B, n, 1[, K])}). A batch of 1 is broadcast against z's
+      batch in `decode`.
   """
 
   z: jax.Array
@@ -117,6 +124,9 @@ class Reconstruction(NamedTuple):
 
 
 def _check_images(flow: Flow, x0: jax.Array) -> None:
+  if isinstance(flow, MixedFlow):  # records: the columns' names and (B, 1) shapes
+    flow.observed(x0)
+    return
   if x0.ndim != 4:
     raise ValueError(f"x0 must have shape (B, H, W, C), got {x0.shape}.")
   integer = jnp.issubdtype(x0.dtype, jnp.integer)
@@ -137,7 +147,7 @@ def _encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Arra
   Returns:
     z: float32 (B, L).
   """
-  t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x0.shape[0],))
+  t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (objective.data_shape(x0)[0],))
   enc_in = objective.encoder_input(flow, net.encoder_input, key, x0, t)
   return posterior(net, params, enc_in, t)[0]
 
@@ -169,7 +179,11 @@ def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Fl
     theta = flow.bayesian_update(theta, y, alpha)
     return theta, (theta, y)
 
-  theta0 = flow.prior(x0.shape, jnp.float32)
+  theta0 = flow.prior(_prior_shape(x0), jnp.float32)
+  if isinstance(flow, MixedFlow):  # a missing cell has no sender: it keeps its prior
+    observed = flow.observed(x0)
+    flags = jnp.stack([observed[name] for name in flow.names], axis=1)
+    theta0 = theta0._replace(observed=flags.astype(theta0.observed.dtype))
   _, (thetas, ys) = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
   path = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), theta0, thetas)
   return FlowPath(theta=path, y=ys)
@@ -204,19 +218,31 @@ def _encode(
   _check_images(flow, x0)
   if n_steps < 1:
     raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
-  batch = x0.shape[0]
+  batch = objective.data_shape(x0)[0]
   z = encode_z(jax.random.fold_in(key, 0), flow, net, params, x0, z_time)
 
   def step(theta, i):
     t = step_times(i, n_steps, batch)
     alpha = flow.accuracy(i, n_steps)
-    m, s = flow.receiver_moments(output_dist(flow, net, params, theta, t, z), alpha)
-    y = flow.sender_sample(jax.random.fold_in(key, i), x0, alpha)
-    return flow.bayesian_update(theta, y, alpha), (y - m) / s
+    out = output_dist(flow, net, params, theta, t, z)
+    m, s = flow.receiver_moments(out, alpha)
+    key_i = jax.random.fold_in(key, i)
+    if isinstance(flow, MixedFlow):  # a missing cell: a receiver draw (module docstring)
+      drawn = flow.receiver_sample(jax.random.fold_in(key_i, 1), out, alpha)
+      y = flow.observe(x0)(key_i, drawn, alpha)
+    else:
+      y = flow.sender_sample(key_i, x0, alpha)
+    u = jax.tree.map(lambda y, m, s: (y - m) / s, y, m, s)
+    return flow.bayesian_update(theta, y, alpha), u
 
-  theta0 = flow.prior(x0.shape, jnp.float32)
+  theta0 = flow.prior(_prior_shape(x0), jnp.float32)
   _, u = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
-  return Codes(z=z, subcodes=jnp.moveaxis(u, 0, 1))
+  return Codes(z=z, subcodes=jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), u))
+
+
+def _prior_shape(x0) -> tuple[int, ...]:
+  """The data shape `flow.prior` takes: x0's (B, H, W, C), or (B, columns) of a record."""
+  return tuple(x0.shape) if hasattr(x0, "shape") else objective.data_shape(x0)
 
 
 encode = jax.jit(_encode, static_argnames=("flow", "net", "n_steps"))
@@ -239,25 +265,31 @@ def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: 
   """
   z, u = codes
   batch = z.shape[0]
-  extra = flow.y_event_ndim
-  if z.ndim != 2 or u.ndim != 5 + extra or u.shape[0] not in (1, batch):
-    raise ValueError(
-      f"codes must hold z (B, L) and subcodes (B or 1, n, H, W, C{', K' if extra else ''}), "
-      f"got {z.shape} and {u.shape}."
-    )
-  n_steps = u.shape[1]
-  data_shape = (batch,) + u.shape[2:5]
+  if isinstance(flow, MixedFlow):
+    _check_record_codes(flow, z, u)
+    n_steps = jax.tree.leaves(u)[0].shape[1]
+    data_shape = (batch, len(flow.columns))
+  else:
+    extra = flow.y_event_ndim
+    if z.ndim != 2 or u.ndim != 5 + extra or u.shape[0] not in (1, batch):
+      raise ValueError(
+        f"codes must hold z (B, L) and subcodes (B or 1, n, H, W, C{', K' if extra else ''}), "
+        f"got {z.shape} and {u.shape}."
+      )
+    n_steps = u.shape[1]
+    data_shape = (batch,) + u.shape[2:5]
 
   def step(theta, inputs):
     i, u_i = inputs
     t = step_times(i, n_steps, batch)
     alpha = flow.accuracy(i, n_steps)
     m, s = flow.receiver_moments(output_dist(flow, net, params, theta, t, z), alpha)
-    theta = flow.bayesian_update(theta, m + s * u_i, alpha)
+    theta = flow.bayesian_update(theta, jax.tree.map(lambda m, s, u: m + s * u, m, s, u_i), alpha)
     return theta, theta if return_path else None
 
   theta0 = flow.prior(data_shape, jnp.float32)
-  theta, thetas = jax.lax.scan(step, theta0, (jnp.arange(1, n_steps + 1), jnp.moveaxis(u, 1, 0)))
+  steps = (jnp.arange(1, n_steps + 1), jax.tree.map(lambda a: jnp.moveaxis(a, 1, 0), u))
+  theta, thetas = jax.lax.scan(step, theta0, steps)
   path = None
   if return_path:
     path = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), theta0, thetas)
@@ -265,6 +297,24 @@ def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: 
   return Reconstruction(
     x=flow.data_estimate(out), x_flow=flow.flow_estimate(theta), out=out, theta=theta, path=path
   )
+
+
+def _check_record_codes(flow: MixedFlow, z: jax.Array, u: dict) -> None:
+  """Record codes: z (B, L) and subcodes {name: (B or 1, n, 1[, K])} with one n."""
+  shapes = {name: tuple(jnp.shape(a)) for name, a in u.items()} if isinstance(u, dict) else u
+  expected = {name: 3 + column.y_event_ndim for name, column in flow.columns}
+  if (
+    z.ndim != 2
+    or not isinstance(u, dict)
+    or set(shapes) != set(expected)
+    or any(len(shapes[name]) != ndim for name, ndim in expected.items())
+    or len({shape[1] for shape in shapes.values()}) != 1
+    or any(shape[0] not in (1, z.shape[0]) for shape in shapes.values())
+  ):
+    raise ValueError(
+      f"record codes must hold z (B, L) and subcodes {{name: (B or 1, n, 1[, K])}} for the "
+      f"columns {list(flow.names)}, got {z.shape} and {shapes}."
+    )
 
 
 decode = jax.jit(_decode, static_argnames=("flow", "net", "return_path"))
@@ -359,6 +409,8 @@ def reconstruction_stats(flow: Flow, x0: jax.Array, rec: Reconstruction) -> dict
   Continuous and discretised data: 'max_abs_error' (and '_flow'); discretised and discrete data:
   'accuracy' (and '_flow'), the fraction of elements reconstructed exactly (bits for K = 2).
   """
+  if isinstance(flow, MixedFlow):
+    return _record_stats(flow, x0, rec)
   stats = {}
   axes = tuple(range(1, x0.ndim))
   for suffix, x in (("", rec.x), ("_flow", rec.x_flow)):
@@ -366,6 +418,33 @@ def reconstruction_stats(flow: Flow, x0: jax.Array, rec: Reconstruction) -> dict
       stats["max_abs_error" + suffix] = jnp.max(jnp.abs(x - x0), axis=axes)
     if flow.finite_values:
       stats["accuracy" + suffix] = jnp.mean((x == x0).astype(jnp.float32), axis=axes)
+  return stats
+
+
+def _record_stats(flow: MixedFlow, x0: dict, rec: Reconstruction) -> dict[str, jax.Array]:
+  """`reconstruction_stats` of records over their observed cells: 'max_abs_error' over the
+  continuous and discretised columns, 'accuracy' over the discretised and discrete ones."""
+  observed = flow.observed(x0)
+  stats = {}
+  for suffix, x in (("", rec.x), ("_flow", rec.x_flow)):
+    errors, hits, counts = [], [], []
+    for name, column in flow.columns:
+      seen = observed[name]
+      if not column.integer_data:
+        error = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0]))
+        errors.append(jnp.where(seen, error, 0.0))
+      if column.finite_values:  # the same class, or the same bin (width 2 / K)
+        if column.integer_data:
+          hit = x[name][:, 0] == x0[name][:, 0]
+        else:
+          hit = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0])) * column.num_bins < 1
+        hits.append(jnp.where(seen, hit, False))
+        counts.append(seen)
+    if errors:
+      stats["max_abs_error" + suffix] = jnp.max(jnp.stack(errors, axis=1), axis=1)
+    if hits:
+      hit, count = jnp.stack(hits, axis=1), jnp.stack(counts, axis=1)
+      stats["accuracy" + suffix] = jnp.sum(hit, axis=1) / jnp.maximum(jnp.sum(count, axis=1), 1)
   return stats
 
 

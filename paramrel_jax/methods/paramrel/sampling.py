@@ -231,6 +231,7 @@ def sample(
 
 
 @functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
+@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
 def impute(key: jax.Array, flow, net: ParamReLNet, params, x: dict, n_steps: int) -> dict:
   """Fills the missing cells of records x {name: (B, 1)} (`bfn.mixed`) by generation given the
   observed ones: z is the self-encoder's mean for the record as observed (missing cells flagged,

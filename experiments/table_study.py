@@ -1,0 +1,282 @@
+r"""The table study (issue 32, items 6-7), its first part: ParamReL on real tables against PCA, an
+autoencoder, mean / mode filling and scikit-learn's IterativeImputer.
+
+  .venv/bin/python -m experiments.table_study --tables penguins --seeds 0 1 2
+
+Needs the extra `tables` (`experiments.real_tables`). Per table and seed, the main job trains
+`configs/tabular.py` on the table (its label kept out of the model) for `--steps` steps, and then:
+
+  likelihood  nats per record on the test split (--mode=eval: test_loss, neg_elbo);
+  probe       5-fold logistic-probe AUROC of the label from the codes of every row
+              (`metrics.latent_auroc`, as on mnist10k): ParamReL's z (`LoadedModel.encode`), PCA
+              and an autoencoder (scikit-learn's MLPRegressor, bottleneck of L units) of the same
+              encoding, L = model.latent_dim;
+  imputation  10 % and 30 % of the observed test cells hidden at random (seeded); ParamReL
+              (`TableModel.impute`), mean / mode and IterativeImputer fill them: accuracy on the
+              discrete columns, RMSE over the training std on the others (mean over columns).
+
+The encoding of the baselines is the model's: continuous and discretised columns in [-1, 1]
+(`TableSchema.encode`), discrete ones one-hot; PCA and the AE see missing cells as the column
+mean (0 one-hot), IterativeImputer imputes the numeric codes (a category as its index, rounded).
+Each row reports the CPU seconds of its fit. Not measured yet: the generation metrics (sdmetrics
+quality report, machine-learning efficiency) and CTGAN, TVAE and a Gaussian copula.
+Writes `<out>/table_study.json` and `.md`; runs live in `<workdir>/<table>/seed<k>` and resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401 (registers the class)
+from sklearn.impute import IterativeImputer
+from sklearn.neural_network import MLPRegressor
+
+import paramrel_jax
+from experiments import real_tables
+from paramrel_jax.data import sources, tables
+from paramrel_jax.metrics import latent_auroc
+
+HIDE_FRACTIONS = (0.1, 0.3)
+TEST_FRACTION = 0.2  # configs/tabular.py
+
+
+def _cpu() -> float:
+  """CPU seconds of this process and its finished children."""
+  own, children = (
+    resource.getrusage(resource.RUSAGE_SELF),
+    resource.getrusage(resource.RUSAGE_CHILDREN),
+  )
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _main_job(workdir: str, path: str, label: str, seed: int, steps: int, mode: str) -> None:
+  args = [
+    sys.executable,
+    "-m",
+    "paramrel_jax.main",
+    "--config=configs/tabular.py",
+    f"--workdir={workdir}",
+    f"--config.data.path={path}",
+    f"--config.data.label={label}",
+    f"--config.seed={seed}",
+    f"--config.training.num_steps={steps}",
+    f"--mode={mode}",
+  ]
+  result = subprocess.run(args, capture_output=True, text=True)
+  if result.returncode:
+    raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+
+
+def design(schema: tables.TableSchema, table: pd.DataFrame) -> np.ndarray:
+  """The baselines' matrix (N, D): numeric columns in [-1, 1], discrete ones one-hot; a missing
+  cell is the column's mean over the rows (0 one-hot)."""
+  record, _ = schema.encode(table)
+  parts = []
+  for column in schema.columns:
+    values = record[column.name][:, 0]
+    if column.kind == "discrete":
+      parts.append((values[:, None] == np.arange(column.num_classes)).astype(np.float32))
+    else:
+      parts.append(np.where(np.isnan(values), np.nanmean(values), values)[:, None])
+  return np.concatenate(parts, axis=1)
+
+
+def autoencoder_codes(x: np.ndarray, latent_dim: int, seed: int) -> np.ndarray:
+  """The bottleneck (N, L) of an MLP autoencoder (64, L, 64 units, ReLU) fitted to x."""
+  ae = MLPRegressor(hidden_layer_sizes=(64, latent_dim, 64), max_iter=2000, random_state=seed)
+  ae.fit(x, x)
+  h = x
+  for weights, bias in zip(ae.coefs_[:2], ae.intercepts_[:2], strict=True):
+    h = np.maximum(h @ weights + bias, 0.0)
+  return h
+
+
+def _hide(table: pd.DataFrame, names, fraction: float, seed: int) -> pd.DataFrame:
+  """A mask (N, columns) of `fraction` of the observed cells of `names`, drawn with `seed`."""
+  observed = table[list(names)].notna().to_numpy()
+  rng = np.random.default_rng(seed)
+  return pd.DataFrame(observed & (rng.random(observed.shape) < fraction), columns=list(names))
+
+
+def with_gaps(table: pd.DataFrame, hidden: pd.DataFrame) -> pd.DataFrame:
+  """`table` with the cells of the mask `hidden` emptied (bool and int columns become objects)."""
+  gaps = table.copy()
+  for name in hidden.columns:
+    rows = hidden[name].to_numpy()
+    if rows.any():
+      gaps[name] = gaps[name].astype(object)
+      gaps.loc[rows, name] = None
+  return gaps
+
+
+def _score(schema, truth: pd.DataFrame, filled: pd.DataFrame, hidden: pd.DataFrame, stds) -> dict:
+  """Accuracy over the hidden discrete cells, mean RMSE / std over the numeric columns."""
+  hits, errors = [], []
+  for column in schema.columns:
+    rows = hidden[column.name].to_numpy()
+    if not rows.any():
+      continue
+    want, got = truth[column.name].to_numpy()[rows], filled[column.name].to_numpy()[rows]
+    if column.kind == "discrete":
+      hits.append(np.mean([str(a) == str(b) for a, b in zip(want, got, strict=True)]))
+    else:
+      error = np.asarray(want, float) - np.asarray(got, float)
+      errors.append(np.sqrt(np.mean(error**2)) / stds[column.name])
+  return {"accuracy": float(np.mean(hits)), "rmse_over_std": float(np.mean(errors))}
+
+
+def _codes(schema, table: pd.DataFrame) -> np.ndarray:
+  """The table's records as one float matrix (N, columns): a category as its index, NaN where a
+  cell is missing."""
+  record, _ = schema.encode(table)
+  codes = np.concatenate([record[name].astype(float) for name in schema.names], axis=1)
+  for k, column in enumerate(schema.columns):
+    if column.kind == "discrete":
+      codes[codes[:, k] < 0, k] = np.nan  # MISSING_CLASS
+  return codes
+
+
+def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) -> dict:
+  """{name: filled table} of mean / mode and IterativeImputer (fitted on train and the gaps)."""
+  fills = {"mean_mode": gaps.copy()}
+  for column in schema.columns:
+    values = train[column.name].dropna()
+    fill = values.mode().iloc[0] if column.kind == "discrete" else values.mean()
+    fills["mean_mode"][column.name] = gaps[column.name].fillna(fill)
+  names = list(schema.names)
+  codes = _codes(schema, gaps)
+  imputer = IterativeImputer(random_state=seed, max_iter=20)
+  imputer.fit(np.concatenate([_codes(schema, train), codes]))
+  done = imputer.transform(codes)
+  filled = {}
+  for k, column in enumerate(schema.columns):
+    value = done[:, k : k + 1]
+    if column.kind == "discrete":
+      value = np.clip(np.round(value), 0, column.num_classes - 1).astype(np.int32)
+    filled[column.name] = value.astype(np.int32 if column.kind == "discrete" else np.float32)
+  fills["iterative_imputer"] = gaps.copy()
+  decoded = schema.decode(filled)
+  for name in names:
+    missing = gaps[name].isna().to_numpy()
+    column = fills["iterative_imputer"][name].astype(object)
+    column[missing] = decoded[name].to_numpy()[missing]
+    fills["iterative_imputer"][name] = column
+  return fills
+
+
+def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
+  """Every score of one table and seed (module docstring)."""
+  info = real_tables.TABLES[name]
+  table = real_tables.load(name)
+  run = os.path.join(workdir, name, f"seed{seed}")
+  os.makedirs(run, exist_ok=True)
+  path = os.path.join(workdir, name, "table.csv")
+  table.to_csv(path, index=False)
+  table = pd.read_csv(path)  # the rows exactly as the model reads them
+  start = _cpu()
+  _main_job(run, path, info.label, seed, steps, "train")
+  result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": _cpu() - start}
+  _main_job(run, path, info.label, seed, steps, "eval")
+  with open(os.path.join(run, "eval", "metrics.json")) as f:
+    nats = json.load(f)["likelihood"]["nats_per_record"]
+  result["nats_per_record"] = {k: nats[k] for k in ("test_loss", "neg_elbo")}
+
+  model = paramrel_jax.load(run)
+  schema = model.schema
+  labels = schema.label.encode(table[schema.label.name])[:, 0]
+  keep = labels >= 0
+  x = design(schema, table)[keep]
+  codes = {"paramrel": model.encode(table, seed=seed)[keep]}
+  start = _cpu()
+  codes["pca"] = PCA(model.latent_dim, random_state=seed).fit_transform(x)
+  codes["ae"] = autoencoder_codes(x, model.latent_dim, seed)
+  result["baseline_fit_cpu_s"] = _cpu() - start
+  result["probe_auroc"] = {
+    row: latent_auroc(z, labels[keep], seed=seed)["auroc_mean"] for row, z in codes.items()
+  }
+
+  train, test = tables.split(table, TEST_FRACTION, sources.SPLIT_SEED)
+  stds = {
+    c.name: float(pd.to_numeric(train[c.name]).std())
+    for c in schema.columns
+    if c.kind != "discrete"
+  }
+  result["imputation"] = {}
+  for fraction in HIDE_FRACTIONS:
+    hidden = _hide(test, schema.names, fraction, seed)
+    gaps = with_gaps(test, hidden)
+    fills = {
+      "paramrel": model.impute(gaps, seed=seed),
+      **_baseline_fills(schema, train, gaps, seed),
+    }
+    result["imputation"][str(fraction)] = {
+      row: _score(schema, test, filled, hidden, stds) for row, filled in fills.items()
+    }
+  return result
+
+
+def summarise(results: list[dict]) -> str:
+  """A markdown table of the means and standard deviations over seeds, per table."""
+  lines = [
+    "| table | score | ParamReL | PCA | AE | mean / mode | IterativeImputer |",
+    "|" + " --- |" * 7,
+  ]
+
+  def cell(values):
+    values = np.asarray(values, float)
+    return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+  for name in sorted({r["table"] for r in results}):
+    rows = [r for r in results if r["table"] == name]
+    probe = [cell([r["probe_auroc"][k] for r in rows]) for k in ("paramrel", "pca", "ae")]
+    lines.append(f"| {name} | probe AUROC | {' | '.join(probe)} | | |")
+    for fraction in HIDE_FRACTIONS:
+      for score in ("accuracy", "rmse_over_std"):
+        values = [
+          cell([r["imputation"][str(fraction)][k][score] for r in rows])
+          for k in ("paramrel", "mean_mode", "iterative_imputer")
+        ]
+        lines.append(
+          f"| {name} | imputation {score}, {fraction:.0%} hidden | {values[0]} | | | "
+          f"{values[1]} | {values[2]} |"
+        )
+    nats = cell([r["nats_per_record"]["neg_elbo"] for r in rows])
+    cpu = cell([r["train_cpu_s"] for r in rows])
+    lines.append(f"| {name} | -ELBO nats / record (train CPU s {cpu}) | {nats} | | | | |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument(
+    "--tables", nargs="+", default=["penguins"], choices=sorted(real_tables.TABLES)
+  )
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+  parser.add_argument("--steps", type=int, default=3000)
+  parser.add_argument("--workdir", default="runs/table_study")
+  parser.add_argument("--out", default="experiments/results/table_study")
+  args = parser.parse_args(argv)
+  os.makedirs(args.out, exist_ok=True)
+  results = []
+  for name in args.tables:
+    for seed in args.seeds:
+      began = time.time()
+      results.append(run_seed(name, seed, args.steps, args.workdir))
+      print(f"{name} seed {seed}: {time.time() - began:.0f} s", flush=True)
+      with open(os.path.join(args.out, "table_study.json"), "w") as f:
+        json.dump(results, f, indent=1)
+      with open(os.path.join(args.out, "table_study.md"), "w") as f:
+        f.write(summarise(results))
+
+
+if __name__ == "__main__":
+  main()
