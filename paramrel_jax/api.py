@@ -557,10 +557,14 @@ class TableModel(LoadedModel):
     x = self.to_model(table)
     return self.to_table(self.reconstruct_arrays(x, seed=seed, steps=steps)["reconstruction"])
 
-  def impute(self, table, *, seed: int = 0, steps: int | None = None) -> pd.DataFrame:
-    """`table` with each missing cell of the run's columns drawn given the record's observed
-    cells (`sampling.impute`: z from the record as observed, then Eq. 4 with the observed cells
-    sent); observed cells and other columns are kept exactly as given.
+  def impute(
+    self, table, *, seed: int = 0, steps: int | None = None, draw: bool = True
+  ) -> pd.DataFrame:
+    """`table` with each missing cell of the run's columns filled given the record's observed
+    cells (`ParamReL.impute`: Eq. 4 with the observed cells sent, z from the record as
+    observed); observed cells and other columns are kept exactly as given. draw=True fills a
+    draw (one imputation; another seed gives another), False the point estimate (the most
+    probable category, the mean of a numeric column).
 
     Raises:
       ValueError: as `to_model`, or a run without a self-encoder.
@@ -569,7 +573,9 @@ class TableModel(LoadedModel):
     x = self.to_model(table)
     model, key = self._model(steps), jax.random.key(seed)
     parts = [
-      jax.device_get(model.impute(self.trained.params, jax.random.fold_in(key, start), batch))
+      jax.device_get(
+        model.impute(self.trained.params, jax.random.fold_in(key, start), batch, draw=draw)
+      )
       for start, batch in self._batches(x, "imputing")
     ]
     drawn = self.to_table(jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts))

@@ -136,6 +136,24 @@ def test_missing_cells_send_nothing_and_cost_nothing():
   assert np.all(grad[jnp.array([1, 2]), 0] != 0.0)
 
 
+def test_hide_empties_a_fraction_of_the_cells_and_keeps_the_rest():
+  x = _with_missing(_record(batch=4000))
+  before = MIXED.observed(x)
+  hidden = MIXED.hide(jax.random.key(3), x, 0.3)
+  after = MIXED.observed(hidden)
+  for name in MIXED.names:
+    assert not np.any(after[name] & ~before[name]), "a missing cell came back"
+    kept = np.asarray(after[name])
+    np.testing.assert_array_equal(hidden[name][kept], x[name][kept])  # kept cells unchanged
+    share = 1 - kept[np.asarray(before[name])].mean()
+    assert abs(share - 0.3) < 0.03, (name, share)
+  assert hidden["island"].dtype == x["island"].dtype and np.all(hidden["island"] >= MISSING_CLASS)
+  other = MIXED.hide(jax.random.key(4), x, 0.3)
+  assert any(np.any(after[n] != MIXED.observed(other)[n]) for n in MIXED.names)  # keyed
+  same = MIXED.hide(jax.random.key(3), x, 0.0)
+  assert all(np.array_equal(MIXED.observed(same)[n], before[n]) for n in MIXED.names)
+
+
 def test_updates_leave_unobserved_cells_and_invert():
   x = _with_missing(_record())
   t = jnp.full((B,), 0.3)

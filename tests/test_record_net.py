@@ -241,3 +241,21 @@ def test_reverse_sampling_of_a_record_with_gaps_keeps_its_observed_flow(trained)
   assert float(jnp.mean(stats["accuracy"])) > 0.95
   with pytest.raises(ValueError, match="record codes must hold z"):
     model.decode_codes(params, reverse_sampling.Codes(rec.x["size"][:, :0], {"size": x["size"]}))
+
+
+def test_encoder_mask_hides_cells_from_the_encoder_only():
+  """objective.encoder_mask: the encoder reads a record with cells hidden (its code changes),
+  the flow and the loss's data keep every cell (the same theta_t)."""
+  schema, flow, net = _setup()
+  x = _device(schema.encode(_table(16, seed=4))[0])
+  params = ParamReL(flow, net, ObjectiveConfig()).init(KEY, (16, len(flow.columns)))
+  aux = {}
+  for mask in (0.0, 0.5):
+    model = ParamReL(flow, net, ObjectiveConfig(encoder_mask=mask))
+    _, aux[mask] = model._terms(params, jax.random.key(8), {"record": x})[1:]
+  leaves = [jax.tree.leaves(aux[mask]["theta"]) for mask in (0.5, 0.0)]
+  for got, want in zip(*leaves, strict=True):
+    np.testing.assert_array_equal(got, want)
+  assert not np.allclose(aux[0.5]["mean"], aux[0.0]["mean"])
+  with pytest.raises(ValueError, match=r"encoder_mask must lie in \[0, 1\)"):
+    ObjectiveConfig(encoder_mask=1.0)

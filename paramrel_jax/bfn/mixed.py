@@ -130,6 +130,17 @@ class MixedFlow:
       for name, flow in self.columns
     }
 
+  def hide(self, key: Array, x: Record, fraction: float) -> Record:
+    """x with each cell made missing with probability `fraction` (one draw per cell, column k
+    with fold_in(key, k)); missing cells stay missing."""
+    self._check_record(x)
+    hidden = {}
+    for index, (name, flow) in enumerate(self.columns):
+      drop = jax.random.bernoulli(jax.random.fold_in(key, index), fraction, jnp.shape(x[name]))
+      missing = MISSING_CLASS if flow.integer_data else jnp.nan
+      hidden[name] = jnp.where(drop, jnp.asarray(missing, jnp.asarray(x[name]).dtype), x[name])
+    return hidden
+
   def _observed_matrix(self, x: Record) -> Array:
     observed = self.observed(x)
     return jnp.stack([observed[name] for name in self.names], axis=1)

@@ -295,6 +295,12 @@ def resolve(
     loss_steps=flow_cfg["loss_steps"],
     loss_samples=flow_cfg["loss_samples"],
   )
+  if objective.encoder_mask and (data_type != "mixed" or network.encoder_input == "theta_t"):
+    raise ValueError(
+      f"objective.encoder_mask={objective.encoder_mask} hides cells of a table's records from an "
+      f"encoder of the data: it needs flow.data_type='mixed' (got {data_type!r}) and "
+      f"model.encoder_input 'data' or 'final_params' (got {network.encoder_input!r})."
+    )
   training = _build(TrainingConfig, "training", _section(config, "training"))
   sampling = _build(SamplingConfig, "sampling", _section(config, "sampling"))
   if (

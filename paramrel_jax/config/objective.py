@@ -45,6 +45,10 @@ class ObjectiveConfig:
     time_sampling: 'iid' (each example's u independent) or 'stratified' (the batch's u one per
       stratum [b / B, (b + 1) / B) with a shared random offset, as VDM's low-discrepancy
       sampler: each u is still uniform, the batch covers [0, 1) evenly, the loss varies less).
+    encoder_mask: tables: the probability that each cell of a training record is hidden from
+      the self-encoder (`MixedFlow.hide`; the flow and the loss keep it), so that z learns to
+      describe a record from part of its cells, as imputation asks; 0 hides none. Needs
+      records and an encoder of the data ('data' or 'final_params').
     loss_steps: 0 for the continuous-time loss, n > 0 for the n-step loss.
     loss_samples: Monte-Carlo sender samples of the n-step loss.
   """
@@ -57,6 +61,7 @@ class ObjectiveConfig:
   posterior: str = "gaussian"
   time_power: float = 1.0
   time_sampling: str = "iid"
+  encoder_mask: float = 0.0
   loss_steps: int = 0
   loss_samples: int = 1
 
@@ -84,6 +89,8 @@ class ObjectiveConfig:
       raise ValueError(
         f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}."
       )
+    if not 0.0 <= self.encoder_mask < 1.0:
+      raise ValueError(f"objective.encoder_mask must lie in [0, 1), got {self.encoder_mask}.")
     if self.loss_steps < 0:
       raise ValueError(f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
     if self.loss_samples < 1:

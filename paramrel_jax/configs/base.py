@@ -101,6 +101,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.time_power = 2.0
   # 'iid' | 'stratified': a batch's u one per stratum of [0, 1) (VDM's low-discrepancy times)
   config.objective.time_sampling = "iid"
+  # tables: each cell of a training record hidden from the self-encoder with this probability
+  # (z learns to describe a record from part of it, as imputation asks; 0: none)
+  config.objective.encoder_mask = 0.0
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 64  # global batch, split over all devices

@@ -121,10 +121,11 @@ class ParamReL:
     )
     return result.x, result.z
 
-  def impute(self, params: dict, key: jax.Array, x: dict) -> dict:
-    """Records x {name: (B, 1)} with their missing cells drawn given the observed ones, in
-    `sample_steps` steps (`sampling.impute`); a table run's flow only."""
-    return sampling.impute(key, self.flow, self.net, params, x, self.sample_steps)
+  def impute(self, params: dict, key: jax.Array, x: dict, *, draw: bool = True) -> dict:
+    """Records x {name: (B, 1)} with their missing cells filled given the observed ones, in
+    `sample_steps` steps (`sampling.impute`: a draw, or with draw=False the point estimate); a
+    table run's flow only."""
+    return sampling.impute(key, self.flow, self.net, params, x, self.sample_steps, draw)
 
   # The capability interface.FLOW (interface.FlowModel).
 

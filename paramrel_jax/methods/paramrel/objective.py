@@ -257,7 +257,10 @@ def paramrel_loss(
   t, i = sample_time(k_t, batch, cfg.loss_steps, cfg.time_power, cfg.time_sampling == "stratified")
   theta = flow.sample_flow(k_flow, x, t)
   net_in = flow.net_input(theta)
-  mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
+  x_enc = x
+  if cfg.encoder_mask > 0:  # records: z learns to describe a record from part of its cells
+    x_enc = flow.hide(jax.random.fold_in(k_enc, 1), x, cfg.encoder_mask)
+  mean, logvar = encode(encoder_input(flow, encoder_input_mode, k_enc, x_enc, t, theta), t)
   mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
   if cfg.posterior == "deterministic":
     z, rate = mean, jnp.zeros((batch,), jnp.float32)

@@ -230,31 +230,37 @@ def sample(
   return SampleResult(x=result.x, out=result.out, z=z_final, theta=result.theta)
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
-@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps"))
-def impute(key: jax.Array, flow, net: ParamReLNet, params, x: dict, n_steps: int) -> dict:
+@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps", "draw"))
+def impute(
+  key: jax.Array, flow, net: ParamReLNet, params, x: dict, n_steps: int, draw: bool = True
+) -> dict:
   """Fills the missing cells of records x {name: (B, 1)} (`bfn.mixed`) by generation given the
-  observed ones: z is the self-encoder's mean for the record as observed (missing cells flagged,
-  as in training), and the n-step process of Eq. 4 runs with each observed cell's receiver
-  sample replaced by a sender sample of its value (`MixedFlow.observe`).
+  observed ones: the n-step process of Eq. 4 runs with each observed cell's receiver sample
+  replaced by a sender sample of its value (`MixedFlow.observe`), and every step i uses the code
+  of the record as observed at its own time, z_i = the mean of q(z | e(x), t_i) (missing cells
+  flagged, as in training), as the output network saw in training.
+
+  Args:
+    draw: True: a draw of the final output distribution (one imputation of many); False: its
+      point estimate (`data_estimate`: the mode of a discrete column, the mean of the others).
 
   Returns:
-    The records, observed cells as given, missing ones drawn from the final output distribution.
+    The records, observed cells as given, missing ones filled.
   """
   batch = jax.tree.leaves(x)[0].shape[0]
-  t1 = jnp.ones((batch,), jnp.float32)
-  enc_in = objective.encoder_input(flow, net.encoder_input, jax.random.fold_in(key, 0), x, t1)
-  z, _ = posterior(net, params, enc_in, t1)
 
   def output_fn(theta, t: jax.Array, k: jax.Array):
-    del k
-    return output_dist(flow, net, params, theta, t, z)
+    enc_in = objective.encoder_input(flow, net.encoder_input, jax.random.fold_in(k, 1), x, t)
+    return output_dist(flow, net, params, theta, t, posterior(net, params, enc_in, t)[0])
 
   shape = (batch, len(flow.columns))
   result = generate.generate(
     key, flow, output_fn, shape, n_steps, dtype=jnp.float32, observe=flow.observe(x)
   )
-  drawn = flow.sample_output(jax.random.fold_in(key, n_steps + 2), result.out)
+  if draw:
+    drawn = flow.sample_output(jax.random.fold_in(key, n_steps + 2), result.out)
+  else:
+    drawn = flow.data_estimate(result.out)
   observed = flow.observed(x)
   return {
     name: jnp.where(observed[name][:, None], x[name], drawn[name].astype(x[name].dtype))
