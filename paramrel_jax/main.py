@@ -10,6 +10,7 @@ Re-running the same command resumes from the latest checkpoint in `--workdir`.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -60,6 +61,10 @@ def _run(config, workdir: str, mode: str) -> None:
 
   from paramrel_jax.training import compile_cache, runs, workdir_utils
 
+  to_fill = None
+  if mode == "impute":  # data.path names the table to fill; the run keeps the one it learned
+    config, to_fill = copy.deepcopy(config), config.data.path
+    config.data.path = runs.saved_config(workdir).data.path
   config, resolved = runs.settle(config, workdir)
   compile_cache.configure(resolved.compile_cache, workdir)
   if resolved.distributed.initialize:
@@ -100,12 +105,15 @@ def _run(config, workdir: str, mode: str) -> None:
   elif resolved.data.schema is not None:
     from paramrel_jax.cli import table_modes
 
-    if mode not in table_modes.MODES:
+    if mode not in (*table_modes.MODES, "impute"):
       raise ValueError(
         f"--mode={mode} draws images; a table run offers train, eval, export_latents, "
-        f"plot_latents and {', '.join(table_modes.MODES)}."
+        f"plot_latents, {', '.join(table_modes.MODES)} and impute."
       )
-    result = json.dumps(table_modes.MODES[mode](resolved, workdir), indent=2)
+    if mode == "impute":
+      result = json.dumps(table_modes.run_impute(resolved, workdir, to_fill), indent=2)
+    else:
+      result = json.dumps(table_modes.MODES[mode](resolved, workdir), indent=2)
   elif mode == "impute":
     raise ValueError("--mode=impute fills the missing cells of tables; this run models images.")
   else:

@@ -105,6 +105,15 @@ def test_sample_reconstruct_and_impute_write_csv_in_the_tables_units(run, tmp_pa
   assert filled["legs"].dtype == np.int64
   summary = json.load(open(os.path.join(workdir, "impute", "summary.json")))
   assert summary["filled_cells"] == {name: int(n) for name, n in gaps.isna().sum().items()}
+  one = _table(1, seed=6).assign(size=np.nan, kind=None)  # one row; its label missing too
+  one_path = str(tmp_path / "one.csv")
+  one.to_csv(one_path, index=False)
+  result = _cli(*_args(one_path, workdir, "--mode=impute"))
+  assert result.returncode == 0, result.stderr
+  filled = pd.read_csv(os.path.join(workdir, "impute", "imputed.csv"))
+  assert len(filled) == 1 and np.isfinite(filled["size"][0]) and pd.isna(filled["kind"][0])
+  saved = json.load(open(os.path.join(workdir, "config.json")))
+  assert saved["data"]["path"] == path  # the run keeps the table it was trained on
 
 
 def test_export_latents_carries_the_label_and_the_api_encodes_the_same_codes(run, tmp_path):

@@ -121,10 +121,14 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   return _finish(out, summary)
 
 
-def run_impute(config: ExperimentConfig, workdir: str) -> dict:
-  """The table at data.path with its missing cells filled -> impute/imputed.csv."""
+def run_impute(config: ExperimentConfig, workdir: str, path: str) -> dict:
+  """The table at `path` with its missing cells filled -> impute/imputed.csv.
+
+  `config` is the run's, with the table it was trained on (main: `--config.data.path` names the
+  table to fill, which may have any number of rows and gaps anywhere, its label included).
+  """
   model = _load(config, workdir, "impute")
-  table = tables.read_table(config.data.path)
+  table = tables.read_table(path)
   missing = {name: int(table[name].isna().sum()) for name in model.schema.names if name in table}
   with stage(f"imputing {sum(missing.values())} cells of {len(table)} records", enabled=_writes()):
     filled = model.impute(table, seed=config.seed)
@@ -134,7 +138,7 @@ def run_impute(config: ExperimentConfig, workdir: str) -> dict:
     out,
     {
       "step": model.step,
-      "input": os.path.abspath(config.data.path),
+      "input": os.path.abspath(path),
       "num_records": len(table),
       "filled_cells": missing,
       "num_steps": config.sampling.num_steps,
@@ -143,4 +147,4 @@ def run_impute(config: ExperimentConfig, workdir: str) -> dict:
   )
 
 
-MODES = {"sample": run_sample, "reconstruct": run_reconstruct, "impute": run_impute}
+MODES = {"sample": run_sample, "reconstruct": run_reconstruct}  # and run_impute, given a table
