@@ -16,7 +16,7 @@ wheel: loading reads a file of the installed package, nothing is downloaded.
             `clarity` as strings, the integer price, 6 floats), no missing cell. The bundle's
             extra `rownames` column (1..53940, R's row names) is dropped. Label `cut` (Fair,
             Good, Very Good, Premium, Ideal).
-  fair      statsmodels, `statsmodels.datasets.fair` (Fair 1978, extramarital affairs): 6,366
+  fair      statsmodels, its datasets.fair (Fair 1978, extramarital affairs): 6,366
             rows, 9 columns, all floats (ratings and codes included), no missing cell. It has no
             categorical column, so the loader adds `had_affair` (bool, `affairs > 0`; 32 % True)
             as the label. `affairs` stays a column of the model, so the label is a function of
