@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 
 import grain
+import jax
 import numpy as np
 
 from paramrel_jax.data import grain_workers, sources, transforms
@@ -100,23 +101,6 @@ def _load_split(cfg: DataConfig, split: str, stamp: int) -> tuple[dict[str, np.n
   return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}, repr(source)
 
 
-def _leaves(arrays: dict) -> list[np.ndarray]:
-  """The arrays of a (nested) dict of arrays, depth first."""
-  return [
-    leaf
-    for value in arrays.values()
-    for leaf in (_leaves(value) if isinstance(value, dict) else [value])
-  ]
-
-
-def _take(arrays: dict, rows: np.ndarray) -> dict:
-  """The rows of every array of a (nested) dict: a table's 'record' holds a dict of columns."""
-  return {
-    key: _take(value, rows) if isinstance(value, dict) else value[rows]
-    for key, value in arrays.items()
-  }
-
-
 class _MemoryIterator(Iterator[Batch]):
   """Batches of rows of in-memory arrays; subclasses say which rows the j-th batch holds."""
 
@@ -131,7 +115,7 @@ class _MemoryIterator(Iterator[Batch]):
     shard_count: int,
   ):
     self._arrays, description = load_split(cfg, split)
-    self._num_rows = len(_leaves(self._arrays)[0])
+    self._num_rows = len(jax.tree.leaves(self._arrays)[0])  # images, or a table's columns
     self._cfg = cfg
     self._batch_size, self._seed = local_batch_size, seed
     self._shard_index, self._shard_count = shard_index, shard_count
@@ -152,7 +136,7 @@ class _MemoryIterator(Iterator[Batch]):
 
   def __next__(self) -> Batch:
     rows, mask = self._rows(self._position)
-    batch = _take(self._arrays, rows)
+    batch = jax.tree.map(lambda column: column[rows], self._arrays)
     cfg = self._cfg
     if "image" in batch:  # a table's records are in flow space already
       rng = (

@@ -116,7 +116,7 @@ def evaluate_likelihood(
       x = jax.tree.map(jnp.asarray, interface.batch_data(batch))
       values = jax.device_get(model.likelihood_terms(params, key, x, **settings))
       if totals is None:  # records add a share per column ('column:<name>')
-        terms = terms + tuple(term for term in values if term.startswith("column:"))
+        terms += tuple(t for t in values if t.startswith("column:") and t not in terms)
         totals = np.zeros(len(terms) + 1)
       mask = batch["mask"]
       totals[:-1] += [float(values[term][mask].sum()) for term in terms]
