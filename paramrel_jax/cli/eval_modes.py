@@ -36,6 +36,7 @@ import sklearn
 
 import paramrel_jax
 from paramrel_jax import data
+from paramrel_jax.cli import outputs
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import evaluators, latent_plots, latents, likelihood
 from paramrel_jax.methods import interface
@@ -131,7 +132,7 @@ def run_eval(config: ExperimentConfig, workdir: str) -> dict:
         "settings": evaluator.settings,
       }
   result = evaluators.jsonable(result)
-  if jax.process_index() == 0:
+  if outputs.writes():
     directory = os.path.join(workdir, EVAL_DIR)
     os.makedirs(directory, exist_ok=True)
     checkpointing.dump_json(os.path.join(directory, METRICS_FILE), result)
@@ -222,7 +223,7 @@ def run_export_latents(
       seed=config.seed,
     )
     paths[split] = latents_path(workdir, split)
-    if jax.process_index() == 0:
+    if outputs.writes():
       latents.save_latents(paths[split], arrays)
   return paths
 
@@ -242,7 +243,7 @@ def run_plot_latents(config: ExperimentConfig, workdir: str) -> dict[str, dict[s
   written = {}
   for split, path in run_export_latents(config, workdir).items():
     name = os.path.splitext(os.path.basename(path))[0]
-    if jax.process_index() == 0:
+    if outputs.writes():
       written[split] = latent_plots.save_projections(
         os.path.join(workdir, PLOTS_DIR),
         name,

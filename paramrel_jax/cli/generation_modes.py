@@ -15,30 +15,22 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 
 from paramrel_jax import api, data
-from paramrel_jax.cli import eval_modes
+from paramrel_jax.cli import eval_modes, outputs
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import reverse_sampling
-from paramrel_jax.training import runs
-from paramrel_jax.training.checkpointing import dump_json
 from paramrel_jax.training.logging_utils import stage
 from paramrel_jax.viz import images
-
-
-def _writes() -> bool:
-  """Every process computes the same outputs (same seed); process 0 alone writes them."""
-  return jax.process_index() == 0
 
 
 def _stage(description: str):
   """Process 0 names a generation that reports no progress of its own (jitted calls), with its
   time, compile included (`logging_utils.stage`)."""
-  return stage(f"{description} (compile included)", enabled=_writes())
+  return stage(f"{description} (compile included)", enabled=outputs.writes())
 
 
 def _in_steps(model: api.LoadedModel) -> str:
@@ -46,23 +38,6 @@ def _in_steps(model: api.LoadedModel) -> str:
   if not interface.has(model.trained.model, interface.FLOW):
     return ""
   return f" in {model.trained.model.sample_steps} steps"
-
-
-def _outdir(workdir: str, mode: str) -> str:
-  path = os.path.join(workdir, mode)
-  if _writes():
-    os.makedirs(path, exist_ok=True)
-  return path
-
-
-def _savez(path: str, **arrays) -> None:
-  if _writes():
-    np.savez(path, **arrays)
-
-
-def _summary(out: str, summary: dict) -> None:
-  if _writes():
-    dump_json(os.path.join(out, "summary.json"), summary)
 
 
 def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
@@ -76,7 +51,7 @@ def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
 
 def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
   """Writes the PNG grid (process 0); `labels`: row_labels / col_labels of `images.save_grid`."""
-  if not _writes():
+  if not outputs.writes():
     return
   flow = config.flow
   images.save_grid(
@@ -90,11 +65,8 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
 
 
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:
-  """The run's latest checkpoint as the API's model; `mode` names the errors of a run without
-  latents (every mode but sample needs a self-encoder)."""
-  model = api.model_for(config, runs.restore(config, workdir))
-  if mode != "sample" and model.latent_dim == 0:
-    raise ValueError(f"--mode={mode} needs a self-encoder, but model.latent_dim = 0.")
+  """`outputs.load`; conditional, interpolate and traverse need a Bayesian flow."""
+  model = outputs.load(config, workdir, mode)
   if mode in ("conditional", "interpolate", "traverse"):
     interface.require(model.trained.model, interface.FLOW, f"--mode={mode}")
   return model
@@ -118,8 +90,8 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
       model.latent_prior()
   with _stage(f"sampling {cfg.num_samples} images{_in_steps(model)}"):
     x, z = model.generate(cfg.num_samples, seed=config.seed)
-  out = _outdir(workdir, "sample")
-  _savez(os.path.join(out, "samples.npz"), samples=x, z=z)
+  out = outputs.outdir(workdir, "sample")
+  outputs.savez(os.path.join(out, "samples.npz"), samples=x, z=z)
   _grid(os.path.join(out, "samples.png"), x, config, nrow=int(np.ceil(cfg.num_samples**0.5)))
   summary = {
     "step": model.step,
@@ -129,7 +101,7 @@ def run_sample(config: ExperimentConfig, workdir: str) -> dict:
     "z_prior": cfg.z_prior,
     "seed": config.seed,
   }
-  _summary(out, summary)
+  outputs.write_summary(out, summary)
   return summary
 
 
@@ -147,8 +119,8 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   with _stage(f"reconstructing {len(x0)} images{_in_steps(model)}"):
     result = model.reconstruct_arrays(x0, seed=config.seed)
   rec = result.pop("reconstruction")
-  out = _outdir(workdir, "reconstruct")
-  _savez(
+  out = outputs.outdir(workdir, "reconstruct")
+  outputs.savez(
     os.path.join(out, "reconstruct.npz"),
     input=x0,
     reconstruction=rec,
@@ -159,7 +131,7 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   if not interface.has(model.trained.model, interface.FLOW):
     error = np.abs(rec.astype(np.float32) - x0.astype(np.float32))
     summary.update(model=type(model.trained.model).__name__, mean_abs_error=float(error.mean()))
-    _summary(out, summary)
+    outputs.write_summary(out, summary)
     return summary
   summary["num_steps"] = config.sampling.num_steps
   summary.update({f"mean_{name}": float(np.mean(value)) for name, value in result.items()})
@@ -171,11 +143,13 @@ def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
     times = np.asarray(config.sampling.z_times, np.float32)
     with _stage(f"reconstructing {num} images from their codes at {len(times)} times"):
       tv = model.time_varying_arrays(x0[:num], times, seed=config.seed)
-    _savez(os.path.join(out, "time_varying.npz"), input=x0[:num], times=times, reconstruction=tv)
+    outputs.savez(
+      os.path.join(out, "time_varying.npz"), input=x0[:num], times=times, reconstruction=tv
+    )
     rows = np.concatenate([x0[None, :num], tv]).reshape(-1, *x0.shape[1:])
     _grid(os.path.join(out, "time_varying.png"), rows, config, nrow=num)
     summary["time_varying_times"] = [float(t) for t in times]
-  _summary(out, summary)
+  outputs.write_summary(out, summary)
   return summary
 
 
@@ -201,8 +175,8 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
   variations = config.sampling.num_variations
   with _stage(f"sampling {variations} variations of each of {len(x0)} inputs{_in_steps(model)}"):
     samples = model.conditional_arrays(x0, variations, seed=config.seed)
-  out = _outdir(workdir, "conditional")
-  _savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
+  out = outputs.outdir(workdir, "conditional")
+  outputs.savez(os.path.join(out, "conditional.npz"), input=x0, samples=samples)
   rows = np.concatenate([x0[:, None], samples], axis=1).reshape(-1, *x0.shape[1:])
   _grid(
     os.path.join(out, "conditional.png"),
@@ -213,7 +187,7 @@ def run_conditional(config: ExperimentConfig, workdir: str) -> dict:
     col_labels=["input", *(f"sample {k + 1}" for k in range(variations))],
   )
   summary = {"step": model.step, "num_inputs": len(x0), "num_variations": variations}
-  _summary(out, summary)
+  outputs.write_summary(out, summary)
   return summary
 
 
@@ -227,8 +201,10 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
   x0 = _inputs(config, 2 * num_pairs)
   with _stage(f"interpolating {num_pairs} pairs, {cfg.interpolation_points} points each"):
     x = model.interpolate_arrays(x0[0::2], x0[1::2], cfg.interpolation_points, seed=config.seed)
-  out = _outdir(workdir, "interpolate")
-  _savez(os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2], interpolation=x)
+  out = outputs.outdir(workdir, "interpolate")
+  outputs.savez(
+    os.path.join(out, "interpolate.npz"), input_a=x0[0::2], input_b=x0[1::2], interpolation=x
+  )
   _grid(
     os.path.join(out, "interpolate.png"),
     x.reshape(-1, *x0.shape[1:]),
@@ -241,7 +217,7 @@ def run_interpolate(config: ExperimentConfig, workdir: str) -> dict:
     "points": cfg.interpolation_points,
     "method": cfg.interpolation_method,
   }
-  _summary(out, summary)
+  outputs.write_summary(out, summary)
   return summary
 
 
@@ -257,8 +233,8 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
   with _stage(f"traversing {model.latent_dim} latent units, {cfg.traverse_steps} values each"):
     zs, x = model.traverse_arrays(x0, seed=config.seed)
   latent_dim, steps = zs.shape[:2]
-  out = _outdir(workdir, "traverse")
-  _savez(os.path.join(out, "traverse.npz"), input=x0, z=zs, traversal=x)
+  out = outputs.outdir(workdir, "traverse")
+  outputs.savez(os.path.join(out, "traverse.npz"), input=x0, z=zs, traversal=x)
   rows = np.concatenate([np.broadcast_to(x0, (latent_dim, 1, *x0.shape[1:])), x], axis=1)
   values = np.linspace(-cfg.traverse_range, cfg.traverse_range, steps)
   factors = eval_modes.factor_of_units(workdir, latent_dim)
@@ -278,7 +254,7 @@ def run_traverse(config: ExperimentConfig, workdir: str) -> dict:
     "range": cfg.traverse_range,
     "row_labels": labels,
   }
-  _summary(out, summary)
+  outputs.write_summary(out, summary)
   return summary
 
 

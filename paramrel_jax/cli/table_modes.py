@@ -25,62 +25,35 @@ import jax
 import numpy as np
 import pandas as pd
 
-from paramrel_jax import api, data
+from paramrel_jax import data
+from paramrel_jax.cli import outputs
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import tables
 from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import interface
-from paramrel_jax.training import runs
-from paramrel_jax.training.checkpointing import dump_json
 from paramrel_jax.training.logging_utils import stage
-
-
-def _writes() -> bool:
-  """Every process computes the same outputs (same seed); process 0 alone writes them."""
-  return jax.process_index() == 0
-
-
-def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.TableModel:
-  model = api.model_for(config, runs.restore(config, workdir))
-  if mode != "sample" and model.latent_dim == 0:
-    raise ValueError(f"--mode={mode} needs a self-encoder, but model.latent_dim = 0.")
-  return model
-
-
-def _outdir(workdir: str, mode: str) -> str:
-  path = os.path.join(workdir, mode)
-  if _writes():
-    os.makedirs(path, exist_ok=True)
-  return path
 
 
 def _write_csv(table: pd.DataFrame, path: str) -> None:
   """Writes the table (process 0) through a temporary file, so no half-written CSV is left."""
-  if _writes():
+  if outputs.writes():
     table.to_csv(f"{path}.tmp", index=False)
     os.replace(f"{path}.tmp", path)
 
 
-def _finish(out: str, summary: dict) -> dict:
-  if _writes():
-    dump_json(os.path.join(out, "summary.json"), summary)
-  return summary
-
-
 def run_sample(config: ExperimentConfig, workdir: str) -> dict:
   """`sampling.num_samples` generated records -> sample/samples.csv (and z, samples.npz)."""
-  model = _load(config, workdir, "sample")
+  model = outputs.load(config, workdir, "sample")
   cfg = config.sampling
   if latents.uses_prior(model.trained.model, config):
-    with stage("fitting the latent prior to the training codes", enabled=_writes()):
+    with stage("fitting the latent prior to the training codes", enabled=outputs.writes()):
       model.latent_prior()
-  with stage(f"sampling {cfg.num_samples} records", enabled=_writes()):
+  with stage(f"sampling {cfg.num_samples} records", enabled=outputs.writes()):
     records, z = model.generate(cfg.num_samples, seed=config.seed)
-  out = _outdir(workdir, "sample")
+  out = outputs.outdir(workdir, "sample")
   _write_csv(model.to_table(records), os.path.join(out, "samples.csv"))
-  if _writes():
-    np.savez(os.path.join(out, "samples.npz"), z=z)
-  return _finish(
+  outputs.savez(os.path.join(out, "samples.npz"), z=z)
+  return outputs.write_summary(
     out,
     {
       "step": model.step,
@@ -107,18 +80,18 @@ def _eval_records(config: ExperimentConfig, num: int) -> dict[str, np.ndarray]:
 
 def run_reconstruct(config: ExperimentConfig, workdir: str) -> dict:
   """Eval records reverse-sampled and replayed -> reconstruct/{inputs,reconstructions}.csv."""
-  model = _load(config, workdir, "reconstruct")
+  model = outputs.load(config, workdir, "reconstruct")
   num = min(config.eval.num_examples, data.dataset_info(config.data).num_eval)
   x0 = _eval_records(config, num)
-  with stage(f"reconstructing {num} records", enabled=_writes()):
+  with stage(f"reconstructing {num} records", enabled=outputs.writes()):
     result = model.reconstruct_arrays(x0, seed=config.seed)
-  out = _outdir(workdir, "reconstruct")
+  out = outputs.outdir(workdir, "reconstruct")
   _write_csv(model.to_table(x0), os.path.join(out, "inputs.csv"))
   _write_csv(model.to_table(result.pop("reconstruction")), os.path.join(out, "reconstructions.csv"))
   result.pop("reconstruction_flow")
   summary = {"step": model.step, "num_examples": num, "num_steps": config.sampling.num_steps}
   summary.update({f"mean_{name}": float(np.mean(value)) for name, value in result.items()})
-  return _finish(out, summary)
+  return outputs.write_summary(out, summary)
 
 
 def run_impute(config: ExperimentConfig, workdir: str, path: str) -> dict:
@@ -127,14 +100,16 @@ def run_impute(config: ExperimentConfig, workdir: str, path: str) -> dict:
   `config` is the run's, with the table it was trained on (main: `--config.data.path` names the
   table to fill, which may have any number of rows and gaps anywhere, its label included).
   """
-  model = _load(config, workdir, "impute")
+  model = outputs.load(config, workdir, "impute")
   table = tables.read_table(path)
   missing = {name: int(table[name].isna().sum()) for name in model.schema.names if name in table}
-  with stage(f"imputing {sum(missing.values())} cells of {len(table)} records", enabled=_writes()):
+  with stage(
+    f"imputing {sum(missing.values())} cells of {len(table)} records", enabled=outputs.writes()
+  ):
     filled = model.impute(table, seed=config.seed)
-  out = _outdir(workdir, "impute")
+  out = outputs.outdir(workdir, "impute")
   _write_csv(filled, os.path.join(out, "imputed.csv"))
-  return _finish(
+  return outputs.write_summary(
     out,
     {
       "step": model.step,
