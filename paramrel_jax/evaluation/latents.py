@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paramrel_jax import data
+from paramrel_jax.bfn import checks
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation.likelihood import split_size
 from paramrel_jax.methods import interface, registry
@@ -98,8 +99,7 @@ def export_latents(
   times = {"z": _check_time("latent_time", latent_time)}
   for time in latent_times:
     times[latent_key(time)] = _check_time("latent_times", time)
-  if num_examples < 1:
-    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  checks.check_static_int("num_examples", num_examples, 1)
   encoders = {
     name: functools.partial(encode, model, params, t=time) for name, time in times.items()
   }
@@ -112,8 +112,7 @@ def export_pixels(
   data_cfg: data.DataConfig, *, split: str, batch_size: int, num_examples: int
 ) -> dict[str, np.ndarray]:
   """Like `export_latents` with the flattened float32 pixels (N, H * W * C) as 'z'."""
-  if num_examples < 1:
-    raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
+  checks.check_static_int("num_examples", num_examples, 1)
   flatten = lambda key, x: x.reshape(x.shape[0], -1).astype(jnp.float32)  # noqa: E731
   return _encode_split(
     data_cfg, {"z": flatten}, split=split, batch_size=batch_size, num_examples=num_examples, seed=0

@@ -11,6 +11,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.methods.paramrel.reverse_sampling import Codes
 
 METHODS = ("lerp", "slerp")
@@ -143,8 +144,7 @@ def traverse(
   latent_dim = z.shape[-1]
   if latent_dim == 0:
     raise ValueError("z has latent_dim 0: there is nothing to traverse.")
-  if num_steps < 1:
-    raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+  checks.check_static_int("num_steps", num_steps, 1)
   dims = list(range(latent_dim)) if dims is None else [int(d) for d in dims]
   if not dims or any(not 0 <= d < latent_dim for d in dims):
     raise ValueError(f"dims must be a non-empty list of ints in [0, {latent_dim}), got {dims}.")

@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective
@@ -170,8 +171,7 @@ def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Fl
     FlowPath with thetas (n + 1, ...) and sender samples (n, ...).
   """
   _check_images(flow, x0)
-  if n_steps < 1:
-    raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+  checks.check_static_int("n_steps", n_steps, 1)
 
   def step(theta, i):
     alpha = flow.accuracy(i, n_steps)
@@ -216,8 +216,7 @@ def _encode(
     Codes with z (B, L) and subcodes (B, n, H, W, C[, K]) (see the module docstring).
   """
   _check_images(flow, x0)
-  if n_steps < 1:
-    raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+  checks.check_static_int("n_steps", n_steps, 1)
   batch = objective.data_shape(x0)[0]
   z = encode_z(jax.random.fold_in(key, 0), flow, net, params, x0, z_time)
 
@@ -349,8 +348,7 @@ def _conditional_sample(
     each input's code at t = 1.
   """
   _check_images(flow, x0)
-  if num_variations < 1:
-    raise ValueError(f"num_variations must be >= 1, got {num_variations}.")
+  checks.check_static_int("num_variations", num_variations, 1)
   x_cond = jnp.repeat(x0, num_variations, axis=0)
   return sample(key, flow, net, params, data_shape=x_cond.shape, n_steps=n_steps, x_cond=x_cond)
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from paramrel_jax.bfn import generate
+from paramrel_jax.bfn import checks, generate
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.config.configuration import Z_SOURCES
 from paramrel_jax.methods.paramrel import objective
@@ -187,8 +187,7 @@ def sample(
   """
   if z_source not in Z_SOURCES:
     raise ValueError(f"z_source must be one of {Z_SOURCES}, got {z_source!r}.")
-  if n_steps < 1:
-    raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+  checks.check_static_int("n_steps", n_steps, 1)
   _check_data_shape(data_shape)
   batch = data_shape[0]
   dim = latent_dim(flow, net, params, data_shape)
