@@ -15,8 +15,6 @@ settings.register_profile("explore", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # the tests import the `experiments` scripts from the repository root
-  sys.path.insert(0, ROOT)
 
 # No test may load what another test compiled (that could hide a compile error): JAX's own switch
 # turns the persistent compilation cache off here and, through the environment, in every CLI
