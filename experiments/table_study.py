@@ -52,7 +52,7 @@ TEST_FRACTION = 0.2  # configs/tabular.py
 MAX_IMPUTED_ROWS = 2000  # imputation is scored on at most this many test rows (diamonds: 10,788)
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
   """CPU seconds of this process and its finished children."""
   own, children = (
     resource.getrusage(resource.RUSAGE_SELF),
@@ -61,7 +61,7 @@ def _cpu() -> float:
   return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _main_job(workdir: str, path: str, label: str, seed: int, steps: int, mode: str) -> None:
+def main_job(workdir: str, path: str, label: str, seed: int, steps: int, mode: str) -> None:
   args = [
     sys.executable,
     "-m",
@@ -185,10 +185,10 @@ def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
   path = os.path.join(workdir, name, "table.csv")
   table.to_csv(path, index=False)
   table = pd.read_csv(path)  # the rows exactly as the model reads them
-  start = _cpu()
-  _main_job(run, path, info.label, seed, steps, "train")
-  result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": _cpu() - start}
-  _main_job(run, path, info.label, seed, steps, "eval")
+  start = cpu_seconds()
+  main_job(run, path, info.label, seed, steps, "train")
+  result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}
+  main_job(run, path, info.label, seed, steps, "eval")
   with open(os.path.join(run, "eval", "metrics.json")) as f:
     nats = json.load(f)["likelihood"]["nats_per_record"]
   result["nats_per_record"] = {k: nats[k] for k in ("test_loss", "neg_elbo")}
@@ -199,10 +199,10 @@ def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
   keep = labels >= 0
   x = design(schema, table)[keep]
   codes = {"paramrel": model.encode(table, seed=seed)[keep]}
-  start = _cpu()
+  start = cpu_seconds()
   codes["pca"] = PCA(model.latent_dim, random_state=seed).fit_transform(x)
   codes["ae"] = autoencoder_codes(x, model.latent_dim, seed)
-  result["baseline_fit_cpu_s"] = _cpu() - start
+  result["baseline_fit_cpu_s"] = cpu_seconds() - start
   result["probe_auroc"] = {
     row: latent_auroc(z, labels[keep], seed=seed)["auroc_mean"] for row, z in codes.items()
   }
@@ -260,19 +260,26 @@ def summarise(results: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv, description: str, workdir: str) -> argparse.Namespace:
+  """The command line of the table studies: --tables, --seeds, --steps, --workdir, --out."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument(
     "--tables", nargs="+", default=["penguins"], choices=sorted(real_tables.TABLES)
   )
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--steps", type=int, default=8000)
-  parser.add_argument("--workdir", default="runs/table_study")
+  parser.add_argument("--workdir", default=workdir)
   parser.add_argument("--out", default="experiments/results/table_study")
-  args = parser.parse_args(argv)
+  return parser.parse_args(argv)
+
+
+def run_study(args: argparse.Namespace, stem: str, run_seed, summarise) -> None:
+  """run_seed(table, seed, steps, workdir) -> dict for every table and seed of args, saved after
+  each in <out>/<stem>.json (the saved results of other tables and seeds are kept) and
+  summarise(results) -> markdown in <out>/<stem>.md."""
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, "table_study.json")
-  results = []  # the saved results of other tables and seeds are kept
+  path = os.path.join(args.out, f"{stem}.json")
+  results = []
   if os.path.isfile(path):
     with open(path) as f:
       results = json.load(f)
@@ -284,8 +291,13 @@ def main(argv=None) -> None:
       print(f"{name} seed {seed}: {time.time() - began:.0f} s", flush=True)
       with open(path, "w") as f:
         json.dump(results, f, indent=1)
-      with open(os.path.join(args.out, "table_study.md"), "w") as f:
+      with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
         f.write(summarise(results))
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv, __doc__.splitlines()[0], "runs/table_study")
+  run_study(args, "table_study", run_seed, summarise)
 
 
 if __name__ == "__main__":
