@@ -165,15 +165,18 @@ def mle(rows: pd.DataFrame, test: pd.DataFrame, kinds, target: str, seed: int) -
   rows = rows[rows[target].notna()]
   test = test[test[target].notna()]
 
+  # a category as its index among the test rows' categories, NaN otherwise
+  categories = {k: sorted(test[k].dropna().unique()) for k in features if kinds[k] == "categorical"}
+
+  def codes(values, known):
+    index = pd.Categorical(values, categories=known).codes.astype(float)
+    return np.where(index < 0, np.nan, index)
+
   def matrix(frame):
-    columns = []
-    for k in features:
-      if kinds[k] == "categorical":  # codes of the test rows' categories, NaN otherwise
-        categories = sorted(test[k].dropna().unique())
-        columns.append(pd.Categorical(frame[k], categories=categories).codes.astype(float))
-        columns[-1][columns[-1] < 0] = np.nan
-      else:
-        columns.append(frame[k].to_numpy(float))
+    columns = [
+      codes(frame[k], categories[k]) if k in categories else frame[k].to_numpy(float)
+      for k in features
+    ]
     return np.stack(columns, axis=1)
 
   categorical = [kinds[k] == "categorical" for k in features]
