@@ -152,7 +152,11 @@ def test_encoder_input_values(case):
   with pytest.raises(ValueError, match=r"model\.encoder_input.*'data', 'final_params', 'theta_t'"):
     run("pixels")
   for mode in ("data", "final_params"):
-    with pytest.raises(ValueError, match="no data|none here"):
+    with pytest.raises(
+      ValueError,
+      match=rf"^model\.encoder_input='{mode}' encodes the data, but there is none here \(e\.g\. "
+      r"sampling\.z_source='encoder' while generating\); use 'theta_t'\.$",
+    ):
       objective.encoder_input(flow, mode, key, None, t, theta_t)
 
 

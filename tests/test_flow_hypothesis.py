@@ -13,6 +13,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, stats
@@ -144,6 +145,14 @@ def test_mmd_equals_the_direct_pairwise_sum(n, m, L, kernel, seed, shift):
   with jax.enable_x64(True):
     value = float(objective.mmd(jnp.asarray(z), jnp.asarray(prior), kernel))
   np.testing.assert_allclose(value, _brute_force_mmd(z, prior, kernel), rtol=1e-9, atol=1e-12)
+
+
+def test_mmd_kernel_defaults_to_imq_and_refuses_others():
+  z, prior = np.array([[0.0], [1.0]]), np.array([[0.5], [2.0], [-1.0]])
+  expected = _brute_force_mmd(z, prior, "imq")
+  np.testing.assert_allclose(objective.mmd(jnp.asarray(z), jnp.asarray(prior)), expected, rtol=1e-6)
+  with pytest.raises(ValueError, match=r"MMD kernel must be one of \('rbf', 'imq'\), got 'IMQ'"):
+    objective.mmd(jnp.asarray(z), jnp.asarray(prior), "IMQ")
 
 
 @given(sigma1=SIGMA1, t=st.floats(0.0, 1.0), error=st.floats(0.01, 2.0))

@@ -210,9 +210,13 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
   flow = _flow("discrete")
   encode, decode, params = _linear_nets(flow)
   cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_sampling="stratified")
-  x = _data(flow)
+  x = _batch(flow)  # a batch of 6: one time in each sixth of [0, 1)
   terms, _ = _linear_loss(jax.random.key(0), x, flow, cfg, params)
   np.testing.assert_array_equal(np.floor(np.asarray(terms.t) * len(x)), np.arange(len(x)))
+  # and the time power applies to them
+  cfg = objective.ObjectiveConfig(mmd_weight=0.0, time_sampling="stratified", time_power=2.0)
+  squared, _ = _linear_loss(jax.random.key(0), x, flow, cfg, params)
+  np.testing.assert_allclose(squared.t, np.asarray(terms.t) ** 2, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -288,6 +292,51 @@ def test_the_mmd_is_left_out_without_latents_or_with_one_example():
     np.testing.assert_allclose(terms.loss, terms.bfn)
 
 
+@pytest.mark.parametrize(("batch", "latent", "kernel"), [(6, 1, "rbf"), (2, 2, "imq")])
+def test_the_mmd_term_from_one_latent_or_two_examples_uses_the_configured_kernel(
+  batch, latent, kernel
+):
+  """The smallest codes that have an MMD, one latent unit or two examples: the term is the MMD of
+  the drawn z against the loss's prior draw, with objective.mmd_kernel."""
+  flow = _flow("continuous")
+  x = _batch(flow, batch)
+  mean = jnp.linspace(-1.0, 1.0, batch * latent).reshape(batch, latent)
+  cfg = objective.ObjectiveConfig(
+    kl_weight=0.0, mmd_weight=1.0, mmd_scale="none", mmd_kernel=kernel
+  )
+  key = jax.random.key(6)
+  terms, aux = objective.paramrel_loss(
+    key,
+    x,
+    flow=flow,
+    encode=lambda e, t: (mean, jnp.full_like(mean, -4.0)),
+    decode=lambda n, z, t: n[..., :1],
+    cfg=cfg,
+    encoder_input_mode="data",
+  )
+  k_prior = jax.random.split(key, 6)[3]
+  prior = jax.random.normal(k_prior, (batch, latent), jnp.float32)
+  expected = objective.mmd(aux["z"], prior, kernel)
+  assert float(expected) != 0.0
+  np.testing.assert_allclose(terms.mmd, np.full(batch, expected), rtol=1e-6)
+
+
+def test_flat_both_weights_the_bfn_term_of_the_loss():
+  """latent_weighting 'flat_both': the trained loss weights the BFN term by the same factor as the
+  encoder's gradient; the reported bfn term stays the unweighted one."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  key = jax.random.key(3)
+  plain, _ = _linear_loss(key, x, flow, objective.ObjectiveConfig(mmd_weight=0.0), params)
+  cfg = objective.ObjectiveConfig(mmd_weight=0.0, latent_weighting="flat_both")
+  terms, _ = _linear_loss(key, x, flow, cfg, params)
+  np.testing.assert_array_equal(terms.bfn, plain.bfn)
+  scale = objective.latent_gradient_scale(flow, terms.t)
+  assert not np.allclose(scale, 1.0)
+  np.testing.assert_allclose(terms.loss, terms.bfn * scale + cfg.kl_weight * terms.rate, rtol=1e-6)
+
+
 def test_gaussian_kl_and_reparameterise_follow_the_closed_forms():
   mean = jnp.array([[0.5, -1.0], [0.0, 2.0]])
   logvar = jnp.log(jnp.array([[0.25, 1.0], [4.0, 0.5]]))
@@ -304,6 +353,14 @@ def test_gaussian_kl_and_reparameterise_follow_the_closed_forms():
   )
   np.testing.assert_allclose(np.mean(z, 0), mean[0], atol=5 * 1.0 / np.sqrt(20_000))
   np.testing.assert_allclose(np.std(z, 0), np.sqrt(var[0]), rtol=0.03)
+  # The draw itself: z = mean + sigma * eps with eps the key's standard normals, in mean's dtype
+  # (also under x64), so one key gives one z everywhere (encode, the loss, reverse sampling).
+  key = jax.random.key(1)
+  eps = jax.random.normal(key, mean.shape, jnp.float32)
+  z = objective.reparameterise(key, mean, logvar)
+  np.testing.assert_allclose(z, mean + np.sqrt(var) * eps, rtol=1e-6)
+  with jax.enable_x64(True):
+    assert objective.reparameterise(key, mean, logvar).dtype == jnp.float32
 
 
 @pytest.mark.parametrize("kind", ["rbf", "imq"])
@@ -392,3 +449,170 @@ def test_latent_diagnostics_default_threshold_and_the_n_step_loss():
   assert int(diagnostics(aux=spread)["active_dims"]) == 2
   at_threshold = {"mean": signs * jnp.array([0.5, 0.0])}  # variance exactly 0.25
   assert int(diagnostics(aux=at_threshold, active_threshold=0.25)["active_dims"]) == 0
+
+
+def test_latent_diagnostics_shuffled_loss_is_float32_under_x64():
+  """The shuffled decoder output is cast to float32, the flow math's dtype: a bfloat16 network
+  under x64 gives a float32 gap, not a float64 one."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  cfg = objective.ObjectiveConfig(kl_weight=0.0, mmd_weight=0.0)
+  terms, aux = _linear_loss(jax.random.key(5), x, flow, cfg, params)
+  with jax.enable_x64(True):
+    diag = objective.latent_diagnostics(
+      x,
+      terms,
+      aux,
+      flow=flow,
+      decode=lambda n, z, t: decode(params, n, z, t).astype(jnp.bfloat16),
+      cfg=cfg,
+    )
+  assert diag["z_shuffle_gap"].dtype == jnp.float32
+
+
+def test_sample_time_defaults_to_iid_float32_times_under_x64_too():
+  """The default draw is iid (the key's own uniforms); times are float32 and steps int32 in
+  continuous and n-step time, iid or stratified, also under x64."""
+  key = jax.random.key(8)
+  t, _ = objective.sample_time(key, 5, 0)
+  np.testing.assert_array_equal(t, jax.random.uniform(key, (5,), jnp.float32))
+  with jax.enable_x64(True):
+    for loss_steps in (0, 10):
+      for stratified in (False, True):
+        t, i = objective.sample_time(key, 5, loss_steps, stratified=stratified)
+        assert (t.dtype, i.dtype) == (jnp.float32, jnp.int32), (loss_steps, stratified)
+
+
+def test_stratified_times_stay_below_one(monkeypatch):
+  """An offset just below 1 rounds the last stratum's (offset + B - 1) / B up to 1 in float32; the
+  sampler clips it to the largest float32 below 1, so t = 1 (a flow with no noise) never comes."""
+  below_one = np.nextafter(np.float32(1), np.float32(0))
+  monkeypatch.setattr(jax.random, "uniform", lambda key, shape, dtype: jnp.full(shape, below_one))
+  t, _ = objective.sample_time(jax.random.key(0), 3, 0, stratified=True)
+  assert float(jnp.float32(below_one) + 2) / 3 == 1.0  # the rounding the clip catches
+  assert t.dtype == jnp.float32 and float(t[-1]) == below_one and float(t.max()) < 1.0
+  # n steps: the last stratum is step n
+  _, i = objective.sample_time(jax.random.key(0), 3, 10, stratified=True)
+  np.testing.assert_array_equal(i, [4, 7, 10])
+
+
+def test_iid_steps_of_the_n_step_loss_are_uniform_on_one_to_n():
+  """power 1, iid: i ~ U{1..n} (every step, none outside), t = (i - 1) / n."""
+  t, i = objective.sample_time(jax.random.key(2), 20_000, 10)
+  counts = np.bincount(np.asarray(i), minlength=12)
+  assert counts[0] == counts[11] == 0 and np.all(np.abs(counts[1:11] / 20_000 - 0.1) < 0.01)
+  np.testing.assert_allclose(t, (np.asarray(i) - 1) / 10)
+
+
+@pytest.mark.parametrize("data_type", ["discrete", "discretised"])
+def test_bfn_loss_of_n_steps_draws_the_configured_sender_samples(data_type):
+  """The n-step loss of discrete and discretised data is a Monte-Carlo estimate: bfn_loss passes
+  loss_samples on (3 draws, not the flow's default of 1)."""
+  flow = _flow(data_type)
+  x = _batch(flow) if data_type == "discrete" else _data(flow)
+  theta = flow.prior(x.shape)
+  t, i = jnp.full((len(x),), 0.3), jnp.full((len(x),), 4)
+  net_out = jnp.zeros(x.shape[:-1] + (x.shape[-1] * flow.params_per_dim,))
+  cfg = objective.ObjectiveConfig(loss_steps=10, loss_samples=3)
+  key = jax.random.key(9)
+  got = objective.bfn_loss(key, flow, x, net_out, theta, t, i, cfg)
+  out = flow.output_dist(net_out, theta, t)
+  np.testing.assert_allclose(got, flow.dtime_loss(key, x, out, i, 10, 3), rtol=1e-6)
+  assert not np.allclose(got, flow.dtime_loss(key, x, out, i, 10, 1), rtol=1e-3)
+
+
+def test_encoder_mask_hides_record_cells_from_the_encoder_only():
+  """objective.encoder_mask > 0: the encoder reads the record with a fraction of its cells hidden
+  (`MixedFlow.hide` with the encoder's key), the flow and the BFN term keep every cell."""
+  from paramrel_jax.bfn import flows
+  from paramrel_jax.bfn.mixed import MixedFlow
+
+  flow = MixedFlow(
+    (("a", flows.ContinuousFlow(0.02, 16)), ("b", flows.DiscreteFlow(1.5, 3)))
+    + tuple((f"c{k}", flows.ContinuousFlow(0.02, 16)) for k in range(6))
+  )
+  rng = np.random.default_rng(3)
+  x = {name: jnp.asarray(rng.uniform(-1, 1, (8, 1)), jnp.float32) for name in flow.names}
+  x["b"] = jnp.asarray(rng.integers(0, 3, (8, 1)), jnp.int32)
+  seen = []
+
+  def encode(e, t):
+    seen.append(e)
+    return jnp.zeros((8, 2)), jnp.zeros((8, 2))
+
+  def loss(mask):
+    cfg = objective.ObjectiveConfig(mmd_weight=0.0, encoder_mask=mask)
+    return objective.paramrel_loss(
+      jax.random.key(1),
+      x,
+      flow=flow,
+      encode=encode,
+      decode=lambda n, z, t: jnp.zeros((8, flow.output_channels)),
+      cfg=cfg,
+      encoder_input_mode="data",
+    )[0]
+
+  full = loss(0.0)
+  np.testing.assert_array_equal(seen[-1], flow.data_input(x))
+  masked = loss(0.5)
+  k_enc = jax.random.split(jax.random.key(1), 6)[5]
+  hidden = flow.hide(jax.random.fold_in(k_enc, 1), x, 0.5)
+  np.testing.assert_array_equal(seen[-1], flow.data_input(hidden))
+  assert not np.array_equal(seen[-1], seen[0])  # some cells were hidden
+  np.testing.assert_array_equal(masked.bfn, full.bfn)  # the BFN term sees the whole record
+
+
+@pytest.mark.parametrize("posterior", ["gaussian", "deterministic"])
+def test_paramrel_loss_is_float32_under_x64_with_bfloat16_networks(posterior):
+  """Networks in bfloat16, x64 on: the posterior, the network output and every loss term are
+  cast to float32, the flow math's dtype (float64 would be a silent x64 promotion)."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  encode, decode, params = _linear_nets(flow)
+  cfg = objective.ObjectiveConfig(mmd_weight=0.1, posterior=posterior)
+  with jax.enable_x64(True):
+    terms, aux = objective.paramrel_loss(
+      jax.random.key(3),
+      x,
+      flow=flow,
+      encode=lambda e, t: tuple(a.astype(jnp.bfloat16) for a in encode(params, e, t)),
+      decode=lambda n, z, t: decode(params, n, z, t).astype(jnp.bfloat16),
+      cfg=cfg,
+      encoder_input_mode="data",
+    )
+  for name in ("loss", "bfn", "rate", "mmd", "t"):
+    assert getattr(terms, name).dtype == jnp.float32, name
+  assert aux["mean"].dtype == aux["z"].dtype == jnp.float32
+  with jax.enable_x64(True):  # one example: no MMD, a float32 zero
+    terms, _ = _linear_loss(jax.random.key(3), x[:1], flow, cfg, params)
+  assert terms.mmd.dtype == terms.loss.dtype == jnp.float32
+
+
+def test_the_theta_t_encoder_reads_the_losss_own_theta_t():
+  """encoder_input 'theta_t' (the paper's Eq. 3): the encoder reads net_input of the very theta_t
+  the BFN term is computed at, not a second draw of the flow."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  _, decode, params = _linear_nets(flow)
+  seen = []
+
+  def encode(e, t):
+    seen.append(e)
+    return jnp.zeros((len(x), 2)), jnp.zeros((len(x), 2))
+
+  _, aux = objective.paramrel_loss(
+    jax.random.key(4),
+    x,
+    flow=flow,
+    encode=encode,
+    decode=lambda n, z, t: decode(params, n, z, t),
+    cfg=objective.ObjectiveConfig(mmd_weight=0.0),
+    encoder_input_mode="theta_t",
+  )
+  np.testing.assert_array_equal(seen[0], flow.net_input(aux["theta"]))
+
+
+def test_data_shape_counts_the_dimensions_of_an_image_or_the_columns_of_a_record():
+  assert objective.data_shape(jnp.zeros((2, 3, 4, 5))) == (2, 60)
+  assert objective.data_shape({"a": jnp.zeros((2, 1)), "b": jnp.zeros((2, 1), jnp.int32)}) == (2, 2)

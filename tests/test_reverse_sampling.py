@@ -17,6 +17,8 @@ from sampling_testlib import (
   tiny_model,
 )
 
+from paramrel_jax.bfn import flows
+from paramrel_jax.bfn.mixed import MISSING_CLASS, MixedFlow
 from paramrel_jax.config.network import ENCODER_INPUTS
 from paramrel_jax.methods.paramrel import reverse_sampling as rs
 from paramrel_jax.methods.paramrel import sampling
@@ -113,7 +115,23 @@ def test_data_flow_is_float32_under_x64():
     flow = flow_of(case)
     with jax.enable_x64(True):
       path = rs.data_flow(jax.random.key(0), flow, data_batch(flow), n_steps=2)
-    assert {leaf.dtype for leaf in jax.tree.leaves(path.theta)} == {jnp.dtype("float32")}, case
+    leaves = [*jax.tree.leaves(path.theta), path.y]  # the sender samples too (int steps)
+    assert {leaf.dtype for leaf in leaves} == {jnp.dtype("float32")}, case
+
+
+def test_codes_and_their_replay_are_float32_under_x64():
+  """encode and decode start from a float32 prior, so the codes and theta_n stay float32."""
+  for case in ("continuous", "categorical"):
+    flow = flow_of(case)
+    net, params = tiny_model(flow)
+    with jax.enable_x64(True):
+      codes = rs.encode(jax.random.key(0), flow, net, params, data_batch(flow), n_steps=2)
+      rec = rs.decode(flow, net, params, codes)
+    leaves = [codes.z, codes.subcodes, *jax.tree.leaves(rec.theta), *jax.tree.leaves(rec.out)]
+    assert {leaf.dtype for leaf in leaves} == {jnp.dtype("float32")}, case
+    # the output distribution at theta_n is the one x was read from; no path unless asked for
+    np.testing.assert_array_equal(flow.data_estimate(rec.out), rec.x)
+    assert rec.path is None
 
 
 @pytest.mark.parametrize("sigma1", [0.02, 0.001])
@@ -229,6 +247,23 @@ def test_time_varying_reconstruction_changes_with_the_latent_time():
   assert not np.allclose(z_early, z_late)
 
 
+def test_encode_takes_z_at_the_data_end_by_default():
+  """z of the codes is the encoder's mean at z_time, t = 1 unless given, drawn with
+  fold_in(key, 0) (an encoder of theta_1 reads the key); one step is a valid code."""
+  flow = flow_of("discretised")
+  net, params = tiny_model(flow, net_cls=functools.partial(TinyNet, encoder_input="final_params"))
+  x0 = data_batch(flow)
+  key = jax.random.key(2)
+  codes = rs.encode(key, flow, net, params, x0, n_steps=1)
+  assert codes.subcodes.shape[:2] == (x0.shape[0], 1)
+  z_one = rs.encode_z(jax.random.fold_in(key, 0), flow, net, params, x0, 1.0)
+  np.testing.assert_allclose(codes.z, z_one, rtol=1e-6)
+  z_half = rs.encode_z(jax.random.fold_in(key, 0), flow, net, params, x0, 0.5)
+  assert not np.allclose(z_one, z_half)  # the encoder reads t, so the default is seen
+  z_other = rs.encode_z(jax.random.fold_in(key, 1), flow, net, params, x0, 1.0)
+  assert not np.allclose(z_one, z_other)  # and the key, so its fold is seen
+
+
 def test_time_varying_reconstruction_is_the_subcodes_with_z_of_each_time():
   """Each batch is x0's subcodes, encoded with z at z_time (default 1), decoded with z at t."""
   flow = flow_of("discretised")
@@ -259,13 +294,21 @@ def test_reconstruction_error_bound_values():
 def test_bad_inputs_raise():
   flow = flow_of("binary")
   net, params = tiny_model(flow)
-  with pytest.raises(ValueError, match="int class indices"):
+  with pytest.raises(ValueError, match="discrete data must hold int class indices, got dtype"):
     rs.encode(jax.random.key(0), flow, net, params, jnp.zeros(DATA_SHAPE), n_steps=2)
   with pytest.raises(ValueError, match="shape"):
     rs.data_flow(jax.random.key(0), flow, jnp.zeros((2, 8, 8), jnp.int32), n_steps=2)
-  with pytest.raises(ValueError, match="subcodes"):
+  with pytest.raises(ValueError, match=r"subcodes \(B or 1, n, H, W, C, K\), got"):
     rs.decode(flow, net, params, rs.Codes(jnp.zeros((2, LATENT_DIM)), jnp.zeros((2, 3, 8, 8, 1))))
-  with pytest.raises(ValueError, match="num_variations"):
+  gaussian = flow_of("continuous")
+  g_net, g_params = tiny_model(gaussian)
+  with pytest.raises(ValueError, match=r"subcodes \(B or 1, n, H, W, C\), got"):
+    rs.decode(gaussian, g_net, g_params, rs.Codes(jnp.zeros((2, LATENT_DIM)), jnp.zeros((2, 3))))
+  with pytest.raises(ValueError, match=r"continuous data must hold floats in \[-1, 1\], got dtype"):
+    rs.data_flow(jax.random.key(0), gaussian, jnp.zeros(DATA_SHAPE, jnp.int32), n_steps=2)
+  with pytest.raises(ValueError, match="^n_steps must be >= 1, got 0"):
+    rs.encode(jax.random.key(0), flow, net, params, data_batch(flow), n_steps=0)
+  with pytest.raises(ValueError, match="^num_variations must be >= 1, got 0"):
     rs.conditional_sample(
       jax.random.key(0), flow, net, params, data_batch(flow), num_variations=0, n_steps=2
     )
@@ -307,3 +350,152 @@ def test_reconstruction_accuracy_is_float32_under_x64():
     x0 = jnp.zeros((2, 2, 2, 1), jnp.int32)
     rec = rs.Reconstruction(x=x0, x_flow=x0, out=None, theta=None, path=None)
     assert rs.reconstruction_stats(flow, x0, rec)["accuracy"].dtype == jnp.float32
+
+
+RECORD_FLOW = MixedFlow(
+  (
+    ("height", flows.ContinuousFlow(0.02, 16)),
+    ("age", flows.DiscretisedFlow(0.01, 8)),
+    ("island", flows.DiscreteFlow(1.5, 4)),
+  )
+)
+
+
+def test_record_stats_count_the_observed_cells_only():
+  """reconstruction_stats of records against a direct count: the largest error over the observed
+  continuous and discretised cells, the share of observed discretised cells in the right bin
+  (|x - x0| K < 1; one half-bin off misses) and of observed discrete cells of the right class."""
+  nan, gap = np.nan, MISSING_CLASS
+  x0 = {  # age: the bin centres of K = 8
+    "height": np.array([[0.5], [nan], [-0.2], [0.1], [nan]], np.float32),
+    "age": np.array([[-0.875], [0.125], [nan], [0.625], [nan]], np.float32),
+    "island": np.array([[2], [0], [1], [gap], [gap]], np.int32),
+  }
+  estimates = {
+    "": {
+      "height": np.array([[0.25], [0.9], [-0.2], [0.4], [0.7]], np.float32),
+      "age": np.array([[-0.75], [0.125], [0.9], [0.6], [0.3]], np.float32),
+      "island": np.array([[2], [1], [3], [0], [2]], np.int32),
+    },
+    "_flow": {
+      "height": np.array([[0.5], [0.0], [0.6], [0.1], [0.0]], np.float32),
+      "age": np.array([[-0.9], [-0.125], [0.0], [0.625], [0.0]], np.float32),
+      "island": np.array([[1], [0], [1], [3], [0]], np.int32),
+    },
+  }
+  device = lambda record: {name: jnp.asarray(a) for name, a in record.items()}  # noqa: E731
+  rec = rs.Reconstruction(
+    x=device(estimates[""]), x_flow=device(estimates["_flow"]), out=None, theta=None, path=None
+  )
+  stats = rs.reconstruction_stats(RECORD_FLOW, device(x0), rec)
+  assert set(stats) == {"max_abs_error", "accuracy", "max_abs_error_flow", "accuracy_flow"}
+  for suffix, x in estimates.items():
+    errors, accuracy = [], []
+    for i in range(5):
+      cell_errors = [
+        abs(float(x[name][i, 0]) - float(x0[name][i, 0]))
+        for name in ("height", "age")
+        if not np.isnan(x0[name][i, 0])
+      ]
+      errors.append(max(cell_errors, default=0.0))
+      hits = []
+      if not np.isnan(x0["age"][i, 0]):
+        hits.append(abs(float(x["age"][i, 0]) - float(x0["age"][i, 0])) * 8 < 1)
+      if x0["island"][i, 0] != gap:
+        hits.append(x["island"][i, 0] == x0["island"][i, 0])
+      accuracy.append(sum(hits) / max(len(hits), 1))
+    np.testing.assert_allclose(stats["max_abs_error" + suffix], errors, rtol=1e-6)
+    np.testing.assert_allclose(stats["accuracy" + suffix], accuracy, rtol=1e-6)
+  # the values the count gives, written out: the half-bin miss of row 0 and the empty row 4
+  np.testing.assert_allclose(stats["accuracy"], [0.5, 0.5, 0.0, 1.0, 0.0])
+  np.testing.assert_allclose(stats["accuracy_flow"], [0.5, 0.5, 1.0, 1.0, 0.0])
+
+
+def test_record_codes_are_checked_by_shape():
+  """decode refuses record codes whose z or subcodes do not fit the flow's columns, naming them."""
+  z = jnp.zeros((3, 2))
+  good = {
+    "height": jnp.zeros((3, 5, 1)),
+    "age": jnp.zeros((1, 5, 1)),  # one subcode batch shared by every z
+    "island": jnp.zeros((3, 5, 1, 4)),
+  }
+  rs._check_record_codes(RECORD_FLOW, z, good)
+  bad = {
+    "z of one axis": (jnp.zeros((3,)), good),
+    "subcodes not a dict": (z, tuple(good.values())),
+    "a column missing": (z, {k: v for k, v in good.items() if k != "age"}),
+    "an extra column": (z, {**good, "weight": jnp.zeros((3, 5, 1))}),
+    "a discrete column without K": (z, {**good, "island": jnp.zeros((3, 5, 1))}),
+    "a Gaussian column with an extra axis": (z, {**good, "height": jnp.zeros((3, 5, 1, 1))}),
+    "two step counts": (z, {**good, "age": jnp.zeros((3, 4, 1))}),
+    "a batch that is neither B nor 1": (z, {**good, "height": jnp.zeros((2, 5, 1))}),
+  }
+  for what, (z_bad, u_bad) in bad.items():
+    with pytest.raises(ValueError, match=r"record codes must hold z \(B, L\).*'height', 'age'"):
+      rs._check_record_codes(RECORD_FLOW, z_bad, u_bad)
+      pytest.fail(what)
+
+
+def test_data_flow_of_a_record_keeps_missing_cells_at_their_prior():
+  """The n-step flow of a record with gaps: every step's flags are the observed cells, a missing
+  cell stays at its column's prior, and an observed one follows its own column's n-step flow."""
+  x0 = {
+    "height": jnp.array([[0.5], [jnp.nan], [-0.2]]),
+    "age": jnp.array([[-0.875], [0.125], [jnp.nan]]),
+    "island": jnp.array([[2], [MISSING_CLASS], [1]], jnp.int32),
+  }
+  key = jax.random.key(5)
+  path = rs.data_flow(key, RECORD_FLOW, x0, n_steps=4)
+  flags = np.array([[1, 1, 1], [0, 1, 0], [1, 0, 1]], np.float32)
+  assert path.theta.observed.shape == (5, 3, 3)
+  np.testing.assert_array_equal(path.theta.observed, np.broadcast_to(flags, (5, 3, 3)))
+  filled = RECORD_FLOW.fill(x0)
+  for index, (name, flow) in enumerate(RECORD_FLOW.columns):
+    seen = flags[:, index].astype(bool)
+    prior = flow.prior((3, 1), jnp.float32)
+
+    def step(theta, i, flow=flow, name=name, index=index):  # the column's own flow, its own key
+      alpha = flow.accuracy(i, 4)
+      key_i = jax.random.fold_in(jax.random.fold_in(key, i), index)
+      return flow.bayesian_update(theta, flow.sender_sample(key_i, filled[name], alpha), alpha)
+
+    theta = prior
+    for i in range(1, 5):
+      theta = step(theta, i)
+      for got, alone, first in zip(path.theta.columns[name], theta, prior, strict=True):
+        np.testing.assert_allclose(got[i][seen], alone[seen], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got[i][~seen], first[~seen])
+
+
+def test_codes_of_a_record_with_gaps_replay_its_observed_flow():
+  """Eq. 5 on records with an untrained RecordNet: decode(encode(x)) retraces x's own n-step flow
+  on every observed cell; a missing cell's sender is a receiver draw, so it leaves the prior."""
+  from paramrel_jax.config.network import get_variant
+  from paramrel_jax.networks.record_net import RecordNet
+
+  flow = RECORD_FLOW
+  net = RecordNet(
+    get_variant("tiny", num_channels=16, num_res_blocks=1, num_heads=2, latent_dim=2),
+    tuple(f.input_channels_per_dim + 1 for _, f in flow.columns),
+    tuple(f.params_per_dim for _, f in flow.columns),
+  )
+  x0 = {
+    "height": jnp.array([[0.5], [jnp.nan], [-0.2]]),
+    "age": jnp.array([[-0.875], [0.125], [jnp.nan]]),
+    "island": jnp.array([[2], [MISSING_CLASS], [1]], jnp.int32),
+  }
+  params = net.init(
+    jax.random.key(0), flow.data_input(x0), jnp.full((3,), 0.5), jnp.zeros((3, 2)), train=False
+  )["params"]
+  key = jax.random.key(7)
+  rec = rs.decode(flow, net, params, rs.encode(key, flow, net, params, x0, n_steps=4))
+  end = jax.tree.map(lambda a: a[-1], rs.data_flow(key, flow, x0, n_steps=4).theta)
+  flags = np.array([[1, 1, 1], [0, 1, 0], [1, 0, 1]], bool)
+  for index, (name, column) in enumerate(flow.columns):
+    seen = flags[:, index]
+    prior = column.prior((3, 1), jnp.float32)
+    for got, want, first in zip(rec.theta.columns[name], end.columns[name], prior, strict=True):
+      np.testing.assert_allclose(
+        np.asarray(got)[seen], np.asarray(want)[seen], rtol=1e-4, atol=1e-5
+      )
+      assert not np.allclose(np.asarray(got)[~seen], np.asarray(first)[~seen]), name

@@ -31,7 +31,7 @@ from jax.scipy.linalg import solve_triangular
 
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.config.network import ENCODER_INPUTS
-from paramrel_jax.config.objective import ObjectiveConfig
+from paramrel_jax.config.objective import MMD_KERNELS, ObjectiveConfig
 
 # Apply function of the networks: (variables-free) callables closed over the params.
 EncodeFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -93,7 +93,9 @@ def _kernel(a: jax.Array, b: jax.Array, kind: str) -> jax.Array:
   sq_dist = jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), axis=-1)
   if kind == "rbf":
     return jnp.exp(-sq_dist / scale)
-  return scale / (scale + sq_dist)
+  if kind == "imq":
+    return scale / (scale + sq_dist)
+  raise ValueError(f"the MMD kernel must be one of {MMD_KERNELS}, got {kind!r}.")
 
 
 def mmd(z: jax.Array, prior_z: jax.Array, kernel: str = "imq") -> jax.Array:
@@ -202,7 +204,7 @@ def sample_time(
     u = _uniforms(key, batch, stratified)
     return (u if power == 1.0 else u**power), jnp.zeros((batch,), jnp.int32)
   if power == 1.0 and not stratified:
-    i = jax.random.randint(key, (batch,), 1, loss_steps + 1)
+    i = jax.random.randint(key, (batch,), 1, loss_steps + 1, jnp.int32)
   else:
     u = _uniforms(key, batch, stratified) ** power
     i = jnp.minimum(jnp.floor(u * loss_steps).astype(jnp.int32), loss_steps - 1) + 1

@@ -174,7 +174,7 @@ def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Fl
   checks.check_static_int("n_steps", n_steps, 1)
 
   def step(theta, i):
-    alpha = flow.accuracy(i, n_steps)
+    alpha = flow.accuracy(i, n_steps, jnp.float32)
     y = flow.sender_sample(jax.random.fold_in(key, i), x0, alpha)
     theta = flow.bayesian_update(theta, y, alpha)
     return theta, (theta, y)
@@ -222,7 +222,7 @@ def _encode(
 
   def step(theta, i):
     t = step_times(i, n_steps, batch)
-    alpha = flow.accuracy(i, n_steps)
+    alpha = flow.accuracy(i, n_steps, jnp.float32)
     out = output_dist(flow, net, params, theta, t, z)
     m, s = flow.receiver_moments(out, alpha)
     key_i = jax.random.fold_in(key, i)
@@ -281,7 +281,7 @@ def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: 
   def step(theta, inputs):
     i, u_i = inputs
     t = step_times(i, n_steps, batch)
-    alpha = flow.accuracy(i, n_steps)
+    alpha = flow.accuracy(i, n_steps, jnp.float32)
     m, s = flow.receiver_moments(output_dist(flow, net, params, theta, t, z), alpha)
     theta = flow.bayesian_update(theta, jax.tree.map(lambda m, s, u: m + s * u, m, s, u_i), alpha)
     return theta, theta if return_path else None
@@ -393,7 +393,7 @@ def _time_varying_reconstruction(
     z_t = encode_z(k_t, flow, net, params, x0, t)
     return decode(flow, net, params, codes._replace(z=z_t)).x
 
-  return jax.lax.map(reconstruct_at, jnp.asarray(times, jnp.float32))
+  return jax.lax.map(reconstruct_at, jnp.asarray(times))  # encode_z casts t to float32
 
 
 time_varying_reconstruction = jax.jit(
