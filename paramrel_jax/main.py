@@ -72,7 +72,8 @@ def _run(config, workdir: str, mode: str) -> None:
   # Every process runs every mode (the collectives and Orbax's barriers need them all); process
   # 0 alone writes the run's files and prints.
   primary = jax.process_index() == 0
-  workdir_utils.prepare_workdir(workdir, config, save_config=primary)
+  # Only training saves its config: the other modes leave the config a run was trained with.
+  workdir_utils.prepare_workdir(workdir, config, save_config=primary and mode == "train")
   schema = resolved.data.schema
   if mode == "train" and primary and schema is not None and runs.saved_schema(workdir) is None:
     path = schema.save(workdir)

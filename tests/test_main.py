@@ -263,12 +263,16 @@ def test_generation_modes_write_arrays_and_pngs(trained, tmp_path):
     "interpolate": ["interpolate.npz", "interpolate.png"],
     "traverse": ["traverse.npz", "traverse.png"],
   }
+  trained_config = open(os.path.join(workdir, "config.json")).read()
   for mode, files in expected.items():
     result = _cli(*_TINY, f"--workdir={workdir}", f"--mode={mode}", *overrides)
     assert result.returncode == 0, (mode, result.stderr)
     assert re.search(r"\(compile included\): done in \d+\.\d s", result.stderr), result.stderr
     for name in [*files, "summary.json"]:
       assert os.path.getsize(os.path.join(workdir, mode, name)) > 0, (mode, name)
+  # Only training saves its config: the run's config.json stays the one it was trained with.
+  assert open(os.path.join(workdir, "config.json")).read() == trained_config
+  assert not os.path.exists(os.path.join(workdir, "config.1.json"))
   import numpy as np
   from PIL import Image
 
