@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from paramrel_jax.bfn import flows
 from paramrel_jax.bfn.flows import make_flow
+from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective
 
 SHAPE = (1, 4, 4, 1)  # one example: the MMD (a batch statistic) is left out
@@ -525,9 +527,6 @@ def test_bfn_loss_of_n_steps_draws_the_configured_sender_samples(data_type):
 def test_encoder_mask_hides_record_cells_from_the_encoder_only():
   """objective.encoder_mask > 0: the encoder reads the record with a fraction of its cells hidden
   (`MixedFlow.hide` with the encoder's key), the flow and the BFN term keep every cell."""
-  from paramrel_jax.bfn import flows
-  from paramrel_jax.bfn.mixed import MixedFlow
-
   flow = MixedFlow(
     (("a", flows.ContinuousFlow(0.02, 16)), ("b", flows.DiscreteFlow(1.5, 3)))
     + tuple((f"c{k}", flows.ContinuousFlow(0.02, 16)) for k in range(6))

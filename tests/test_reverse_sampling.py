@@ -19,9 +19,10 @@ from sampling_testlib import (
 
 from paramrel_jax.bfn import flows
 from paramrel_jax.bfn.mixed import MISSING_CLASS, MixedFlow
-from paramrel_jax.config.network import ENCODER_INPUTS
+from paramrel_jax.config.network import ENCODER_INPUTS, get_variant
 from paramrel_jax.methods.paramrel import reverse_sampling as rs
 from paramrel_jax.methods.paramrel import sampling
+from paramrel_jax.networks.record_net import RecordNet
 
 N_STEPS = 12
 
@@ -361,6 +362,19 @@ RECORD_FLOW = MixedFlow(
 )
 
 
+# A record batch of RECORD_FLOW with gaps: height missing in example 1, age in 2, island in 1;
+# GAP_FLAGS (B, columns) marks the observed cells.
+GAP_FLAGS = np.array([[1, 1, 1], [0, 1, 0], [1, 0, 1]], bool)
+
+
+def _record_with_gaps() -> dict:
+  return {
+    "height": jnp.array([[0.5], [jnp.nan], [-0.2]]),
+    "age": jnp.array([[-0.875], [0.125], [jnp.nan]]),
+    "island": jnp.array([[2], [MISSING_CLASS], [1]], jnp.int32),
+  }
+
+
 def test_record_stats_count_the_observed_cells_only():
   """reconstruction_stats of records against a direct count: the largest error over the observed
   continuous and discretised cells, the share of observed discretised cells in the right bin
@@ -439,14 +453,10 @@ def test_record_codes_are_checked_by_shape():
 def test_data_flow_of_a_record_keeps_missing_cells_at_their_prior():
   """The n-step flow of a record with gaps: every step's flags are the observed cells, a missing
   cell stays at its column's prior, and an observed one follows its own column's n-step flow."""
-  x0 = {
-    "height": jnp.array([[0.5], [jnp.nan], [-0.2]]),
-    "age": jnp.array([[-0.875], [0.125], [jnp.nan]]),
-    "island": jnp.array([[2], [MISSING_CLASS], [1]], jnp.int32),
-  }
+  x0 = _record_with_gaps()
   key = jax.random.key(5)
   path = rs.data_flow(key, RECORD_FLOW, x0, n_steps=4)
-  flags = np.array([[1, 1, 1], [0, 1, 0], [1, 0, 1]], np.float32)
+  flags = GAP_FLAGS.astype(np.float32)
   assert path.theta.observed.shape == (5, 3, 3)
   np.testing.assert_array_equal(path.theta.observed, np.broadcast_to(flags, (5, 3, 3)))
   filled = RECORD_FLOW.fill(x0)
@@ -470,27 +480,20 @@ def test_data_flow_of_a_record_keeps_missing_cells_at_their_prior():
 def test_codes_of_a_record_with_gaps_replay_its_observed_flow():
   """Eq. 5 on records with an untrained RecordNet: decode(encode(x)) retraces x's own n-step flow
   on every observed cell; a missing cell's sender is a receiver draw, so it leaves the prior."""
-  from paramrel_jax.config.network import get_variant
-  from paramrel_jax.networks.record_net import RecordNet
-
   flow = RECORD_FLOW
   net = RecordNet(
     get_variant("tiny", num_channels=16, num_res_blocks=1, num_heads=2, latent_dim=2),
     tuple(f.input_channels_per_dim + 1 for _, f in flow.columns),
     tuple(f.params_per_dim for _, f in flow.columns),
   )
-  x0 = {
-    "height": jnp.array([[0.5], [jnp.nan], [-0.2]]),
-    "age": jnp.array([[-0.875], [0.125], [jnp.nan]]),
-    "island": jnp.array([[2], [MISSING_CLASS], [1]], jnp.int32),
-  }
+  x0 = _record_with_gaps()
   params = net.init(
     jax.random.key(0), flow.data_input(x0), jnp.full((3,), 0.5), jnp.zeros((3, 2)), train=False
   )["params"]
   key = jax.random.key(7)
   rec = rs.decode(flow, net, params, rs.encode(key, flow, net, params, x0, n_steps=4))
   end = jax.tree.map(lambda a: a[-1], rs.data_flow(key, flow, x0, n_steps=4).theta)
-  flags = np.array([[1, 1, 1], [0, 1, 0], [1, 0, 1]], bool)
+  flags = GAP_FLAGS
   for index, (name, column) in enumerate(flow.columns):
     seen = flags[:, index]
     prior = column.prior((3, 1), jnp.float32)
