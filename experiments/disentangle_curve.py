@@ -5,7 +5,7 @@ r"""Disentanglement against training steps (issue 29, item 6): one latent-study 
   .venv/bin/python -m experiments.disentangle_curve --workdir runs/curve --report
 
 Trains the row's config (`latent_study.row_config` on scenes3d, at the flags' resolution and
-bins) with a DCI evaluator in training: the quick protocol (`--dci_examples` codes of the
+bins) with a DCI evaluator in training: the quick protocol (`--num_examples` codes of the
 evaluation split, 5-fold, 20 trees) every `--every` steps, on the EMA weights. Meant for an
 accelerator, where `--steps` is an upper bound and the run is stopped by a time limit
 (`timeout`): the curve is whatever was logged. `--report` reads the run's metrics.jsonl and writes
@@ -28,17 +28,7 @@ ROW_FILE = "curve_row.json"  # the row a run trains, for --report
 
 def curve_config(args) -> object:
   """The row's scenes3d config at the flags' resolution, bins and budget, with a DCI evaluator."""
-  budget = argparse.Namespace(
-    steps=args.steps,
-    batch_size=args.batch_size,
-    size=args.size,
-    latent_dim=args.latent_dim,
-    learning_rate=args.learning_rate,
-    ema_decay=args.ema_decay,
-    num_examples=args.dci_examples,
-    curve_every=args.every,
-    dci_protocol="quick",
-  )
+  budget = argparse.Namespace(**vars(args), curve_every=args.every, dci_protocol="quick")
   config = latent_study.row_config("scenes3d", args.row, args.seed, budget)
   config.data.image_size = args.image_size
   config.flow.num_bins = args.num_bins
@@ -91,15 +81,9 @@ def main(argv: list[str] | None = None) -> None:
   )
   parser.add_argument("--image_size", type=int, default=64)
   parser.add_argument("--num_bins", type=int, default=256)
-  parser.add_argument("--steps", type=int, default=100_000)
+  study.add_budget_flags(parser, steps=100_000)  # --num_examples: the codes DCI scores
   parser.add_argument("--every", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--size", default="small")
-  parser.add_argument("--latent_dim", type=int, default=16)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--ema_decay", type=float, default=0.99)
-  parser.add_argument("--dci_examples", type=int, default=1000)
   parser.add_argument("--dci_jobs", type=int, default=1)
   parser.add_argument("--workdir", default="runs/disentangle_curve")
   parser.add_argument("--out", default="experiments/results")

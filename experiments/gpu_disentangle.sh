@@ -28,7 +28,7 @@ curve=(--row pool_flatten --image_size 64 --num_bins 256 --steps 200000 --every 
 if [[ "${GPU_DRY:-0}" == "1" ]]; then
   STEPS=20; study=(--datasets scenes3d --seeds 0 --dci_jobs 2 --curve_every 10)
   curve=(--row pool_flatten --image_size 32 --num_bins 16 --steps 30 --every 10
-         --dci_examples 200)
+         --num_examples 200)
 fi
 
 "$PYTHON" -c "import jax; print('jax', jax.__version__, jax.devices())" || exit 1

@@ -17,7 +17,7 @@ def test_curve_logs_dci_in_training_and_tabulates_it(tmp_path):
       "4",
       "--every",
       "2",
-      "--dci_examples",
+      "--num_examples",
       "100",
       "--latent_dim",
       "4",
@@ -28,6 +28,7 @@ def test_curve_logs_dci_in_training_and_tabulates_it(tmp_path):
   with open(f"{workdir}/config.json") as f:
     config = json.load(f)
   assert config["data"]["image_size"] == 16 and config["flow"]["num_bins"] == 4
+  assert config["eval"]["num_examples"] == 100 and config["training"]["num_steps"] == 4
   assert config["model"]["encoder_pool"] == "flatten"  # the default row, pool_flatten
   disentangle_curve.main(["--workdir", workdir, "--report", "--out", out, "--row", "paramrel"])
   with open(f"{out}/disentangle_curve.json") as f:
