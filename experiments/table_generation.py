@@ -189,12 +189,7 @@ def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
   """Every score of one table and seed (module docstring)."""
   target = real_tables.TABLES[name].label
   table = real_tables.load(name).drop(columns=list(DROPPED.get(name, ())))
-  os.makedirs(os.path.join(workdir, name), exist_ok=True)
-  path = os.path.join(workdir, name, "table.csv")
-  table.to_csv(path, index=False)
-  table = pd.read_csv(path)  # the rows exactly as the model reads them
-  run = os.path.join(workdir, name, f"seed{seed}")
-  os.makedirs(run, exist_ok=True)
+  path, table, run = table_study.table_csv(name, table, workdir, seed)
   spent = os.path.join(run, "train_cpu_s.json")  # the budget of a finished run, kept for reruns
   if not os.path.isfile(spent):
     start = table_study.cpu_seconds()

@@ -176,15 +176,24 @@ def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) 
   return fills
 
 
-def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
-  """Every score of one table and seed (module docstring)."""
-  info = real_tables.TABLES[name]
-  table = real_tables.load(name)
+def table_csv(name: str, table: pd.DataFrame, workdir: str, seed: int) -> tuple:
+  """Writes `table` to <workdir>/<name>/table.csv and makes the seed's run directory.
+
+  Returns:
+    (path of the CSV, the table read back from it: the rows exactly as the model reads them,
+    the run directory <workdir>/<name>/seed<seed>).
+  """
   run = os.path.join(workdir, name, f"seed{seed}")
   os.makedirs(run, exist_ok=True)
   path = os.path.join(workdir, name, "table.csv")
   table.to_csv(path, index=False)
-  table = pd.read_csv(path)  # the rows exactly as the model reads them
+  return path, pd.read_csv(path), run
+
+
+def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
+  """Every score of one table and seed (module docstring)."""
+  info = real_tables.TABLES[name]
+  path, table, run = table_csv(name, real_tables.load(name), workdir, seed)
   start = cpu_seconds()
   main_job(run, path, info.label, seed, steps, "train")
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}

@@ -141,3 +141,26 @@ def test_table_study_baselines_encode_fill_and_score_a_table():
   assert scores["iterative_imputer"]["accuracy"] > scores["mean_mode"]["accuracy"]
   perfect = table_study._score(schema, test, test, hidden, stds)
   assert perfect == {"accuracy": 1.0, "rmse_over_std": 0.0}
+
+
+def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
+  """run_seed on a generated table in place of a bundled one (2 training steps): the CSV the
+  model reads, the run, and every score of the summary."""
+  from test_record_net import _table
+
+  from experiments import real_tables, table_study
+
+  table = _table(300, seed=2)
+  for i in range(4):  # as wide as the default's 8 latent dimensions, for PCA's codes
+    table[f"x{i}"] = table["legs"] / 20 + np.random.default_rng(i).normal(0, 0.5, len(table))
+  monkeypatch.setitem(
+    real_tables.TABLES, "generated", real_tables.Table("-", lambda: table, "flag")
+  )
+  result = table_study.run_seed("generated", 0, 2, str(tmp_path))
+  written = tmp_path / "generated" / "table.csv"
+  assert written.is_file() and (tmp_path / "generated" / "seed0" / "checkpoints").is_dir()
+  assert len(open(written).read().splitlines()) == 301  # the header and every row
+  assert set(result["probe_auroc"]) == {"paramrel", "pca", "ae"}
+  assert set(result["imputation"]) == {str(f) for f in table_study.HIDE_FRACTIONS}
+  summary = table_study.summarise([result])
+  assert summary.count("| generated |") == 2 + 2 * len(table_study.HIDE_FRACTIONS)
