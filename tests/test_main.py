@@ -214,6 +214,29 @@ def test_every_config_resolves_to_its_data_and_flow(name):
   assert smoke.training.batch_size <= full.training.batch_size
 
 
+@pytest.mark.parametrize(
+  "data_type,binarize,expected",
+  [
+    ("discrete", "auto", "threshold"),
+    ("discretised", "auto", "none"),
+    ("continuous", "auto", "none"),
+    ("discrete", "bernoulli", "bernoulli"),
+    ("continuous", "threshold", None),  # an explicit value that does not fit
+  ],
+)
+def test_binarize_follows_the_data_type_unless_set(data_type, binarize, expected):
+  from paramrel_jax.config import configuration
+  from paramrel_jax.configs import default
+
+  config = default.get_config()
+  config.flow.data_type, config.data.binarize = data_type, binarize
+  if expected is None:
+    with pytest.raises(ValueError, match="does not fit flow.data_type='continuous'"):
+      configuration.resolve(config)
+  else:
+    assert configuration.resolve(config).data.binarize == expected
+
+
 _LOAD_BY_PATH = """
 import json, runpy, sys
 print(json.dumps({p: runpy.run_path(p)["get_config"]().to_dict() for p in sys.argv[1:]}))

@@ -267,6 +267,8 @@ def resolve(
     )
   if data_type == "discretised":
     data_values["num_bins"] = flow_cfg["num_bins"]
+  if data_values.get("binarize") == "auto":
+    data_values["binarize"] = "threshold" if data_type == "discrete" else "none"
   data = _build(DataConfig, "data", data_values)
   binary = data.binarize != "none"
   if data_type != "mixed" and binary != (data_type == "discrete"):

@@ -30,7 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.data_dir = ""  # TFDS data_dir for source='tfds' ('' = TFDS default)
   config.data.download = True  # source='tfds': prepare a missing dataset on first use
   config.data.image_size = 28  # H = W of the images fed to the model
-  config.data.binarize = "threshold"  # 'threshold' | 'bernoulli' | 'none' (for discrete data)
+  # 'auto': from flow.data_type ('threshold' for discrete data, 'none' otherwise) | 'threshold'
+  # | 'bernoulli' (discrete data) | 'none' (continuous, discretised and mixed data)
+  config.data.binarize = "auto"
   config.data.threshold = 127  # 'threshold' binarisation: pixel > threshold -> 1
   config.data.num_examples = 20_000  # size of generated datasets
   config.data.test_fraction = 0.1  # held-out fraction for npz / generated sources

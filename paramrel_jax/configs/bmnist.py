@@ -22,7 +22,6 @@ def get_config(variant: str = ""):
   config.data.name = "mnist"
   config.data.source = "tfds"
   config.data.image_size = 28
-  config.data.binarize = "threshold"
   config.flow.data_type = "discrete"
   config.flow.num_classes = 2
   config.model.size = "paper_mnist"

@@ -16,7 +16,6 @@ def get_config(variant: str = ""):
   config.data.name = "celeb_a"
   config.data.source = "tfds"
   config.data.image_size = 64
-  config.data.binarize = "none"
   config.data.eval_split = "test"
   config.flow.data_type = "discretised"
   # The flat weighting and time_power 2 were measured on discrete data only (experiments/README.md,

@@ -15,7 +15,6 @@ def get_config(variant: str = ""):
   config.data.name = "cifar10"
   config.data.source = "tfds"
   config.data.image_size = 32
-  config.data.binarize = "none"
   config.flow.data_type = "discretised"
   # The flat weighting and time_power 2 were measured on discrete data only (experiments/README.md,
   # latent study); for Gaussian flows the flat factor spans sigma1^-2 (10^6 at sigma1 = 1e-3), so

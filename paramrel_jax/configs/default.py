@@ -18,7 +18,6 @@ def get_config(variant: str = ""):
   config.data.name = "shapes2d"
   config.data.source = "generated"
   config.data.image_size = 28
-  config.data.binarize = "threshold"
   config.data.num_examples = 20_000
   # in-process reading: the in-memory generated set is read far faster than the CPU step trains
   # (experiments/BENCHMARKS.md, "Input pipeline"), and a worker would take a core from the step

@@ -16,7 +16,6 @@ def get_config(variant: str = ""):
   config.data.name = "shapes3d"
   config.data.source = "tfds"
   config.data.image_size = 64
-  config.data.binarize = "none"
   config.data.train_split = "train[:90%]"
   config.data.eval_split = "train[90%:]"
   config.flow.data_type = "discretised"

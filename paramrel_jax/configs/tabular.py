@@ -27,7 +27,6 @@ def get_config(variant: str = ""):
   config.data.source = "csv"
   config.data.path = PENGUINS
   config.data.label = "species"
-  config.data.binarize = "none"
   config.data.test_fraction = 0.2
   config.flow.data_type = "mixed"
   config.flow.beta1 = 3.0  # discrete columns

@@ -37,7 +37,8 @@ class DataConfig:
       and write array_record, `paramrel_jax.data.prepare`); false: a missing one is an error.
     image_size: H = W of the images fed to the model; other sizes are resized.
     binarize: 'threshold' (pixel > `threshold` -> 1), 'bernoulli' (pixel ~ Bernoulli(v / 255),
-      resampled every epoch) or 'none' (float32 in [-1, 1]).
+      resampled every epoch) or 'none' (float32 in [-1, 1]). A config's 'auto' is resolved
+      from flow.data_type before this is built (`configuration.resolve`).
     threshold: fixed binarisation threshold on uint8 pixels, in [0, 254].
     num_bins: K > 1 quantises float images to the K bin centres (2k + 1) / K - 1 (discretised
       data); 0 keeps them continuous. Only with binarize == 'none'.
