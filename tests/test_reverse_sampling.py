@@ -502,3 +502,26 @@ def test_codes_of_a_record_with_gaps_replay_its_observed_flow():
         np.asarray(got)[seen], np.asarray(want)[seen], rtol=1e-4, atol=1e-5
       )
       assert not np.allclose(np.asarray(got)[~seen], np.asarray(first)[~seen]), name
+
+
+def test_codes_of_a_one_column_record_replay_its_flow():
+  """A record of one column: its subcodes hold one array, whose second axis is the step count
+  decode replays (n = 3 here), ending where x's own 3-step flow ends."""
+  flow = MixedFlow((("age", flows.DiscretisedFlow(0.01, 8)),))
+  net = RecordNet(
+    get_variant("tiny", num_channels=16, num_res_blocks=1, num_heads=2, latent_dim=2),
+    (flow.columns[0][1].input_channels_per_dim + 1,),
+    (flow.columns[0][1].params_per_dim,),
+  )
+  x0 = {"age": jnp.array([[-0.875], [0.125], [0.625]])}
+  params = net.init(
+    jax.random.key(0), flow.data_input(x0), jnp.full((3,), 0.5), jnp.zeros((3, 2)), train=False
+  )["params"]
+  key = jax.random.key(3)
+  codes = rs.encode(key, flow, net, params, x0, n_steps=3)
+  assert codes.subcodes["age"].shape == (3, 3, 1)
+  rec = rs.decode(flow, net, params, codes, return_path=True)
+  assert rec.path.columns["age"][0].shape == (4, 3, 1)  # theta_0..theta_3
+  end = jax.tree.map(lambda a: a[-1], rs.data_flow(key, flow, x0, n_steps=3).theta)
+  for got, want in zip(rec.theta.columns["age"], end.columns["age"], strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
