@@ -21,7 +21,7 @@ from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
 from paramrel_jax.config.network import NetworkConfig, get_variant
 from paramrel_jax.config.objective import ObjectiveConfig
 from paramrel_jax.data import tables
-from paramrel_jax.data.config import DataConfig
+from paramrel_jax.data.config import BINARIZE_MODES, DataConfig
 
 LR_SCHEDULES = ("constant", "cosine")
 Z_SOURCES = ("prior", "encoder")
@@ -267,7 +267,10 @@ def resolve(
     )
   if data_type == "discretised":
     data_values["num_bins"] = flow_cfg["num_bins"]
-  if data_values.get("binarize") == "auto":
+  binarize = data_values.get("binarize")
+  if binarize not in ("auto", *BINARIZE_MODES):
+    raise ValueError(f"data.binarize must be 'auto' or one of {BINARIZE_MODES}, got {binarize!r}.")
+  if binarize == "auto":
     data_values["binarize"] = "threshold" if data_type == "discrete" else "none"
   data = _build(DataConfig, "data", data_values)
   binary = data.binarize != "none"
