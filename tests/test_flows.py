@@ -113,6 +113,15 @@ def test_every_flow_has_the_protocols_members(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_the_prior_keeps_mixed_precision_math_in_float32(flow):
+  """theta_0 in the default float is a strong float32: a bfloat16 network output or sender
+  sample mixed into it promotes to float32 (a weakly typed prior would give bfloat16)."""
+  bf16 = jnp.ones((), jnp.bfloat16)
+  for leaf in jax.tree.leaves(flow.prior((2, 3, 3, 1))):
+    assert leaf.dtype == jnp.float32 and (leaf + bf16).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
 def test_receiver_moments_give_the_receiver_distribution(flow):
   """y = m + s u with u ~ N(0, I) has the mean and spread of `receiver_sample` (20,000 draws)."""
   net_out = jax.random.normal(KEY, (1, 2, 2, flow.params_per_dim))
@@ -158,18 +167,20 @@ def test_make_flow_builds_each_type_and_rejects_unknown():
 @pytest.mark.parametrize(
   "make, match",
   [
-    (lambda: flows.ContinuousFlow(0.0), "sigma1"),
-    (lambda: flows.ContinuousFlow(1.0), "sigma1"),
-    (lambda: flows.ContinuousFlow(0.1, num_bins=1), "num_bins"),
-    (lambda: flows.DiscretisedFlow(-0.1, 16), "sigma1"),
-    (lambda: flows.DiscretisedFlow(0.1, 16.0), "num_bins"),
-    (lambda: flows.DiscreteFlow(0.0, 2), "beta1"),
-    (lambda: flows.DiscreteFlow(1.0, 1), "num_classes"),
+    (lambda: flows.ContinuousFlow(0.0), "sigma1 must lie in (0, 1), got 0.0."),
+    (lambda: flows.ContinuousFlow(1.0), "sigma1 must lie in (0, 1), got 1.0."),
+    (lambda: flows.ContinuousFlow(0.1, num_bins=1), "num_bins must be >= 2, got 1."),
+    (lambda: flows.DiscretisedFlow(-0.1, 16), "sigma1 must lie in (0, 1), got -0.1."),
+    (lambda: flows.DiscretisedFlow(0.1, 16.0), "num_bins must be a static Python int, got 16.0."),
+    (lambda: flows.DiscreteFlow(0.0, 2), "beta1 must be > 0, got 0.0."),
+    (lambda: flows.DiscreteFlow(1.0, 1), "num_classes must be >= 2, got 1."),
   ],
 )
 def test_bad_hyperparameters_raise(make, match):
-  with pytest.raises(ValueError, match=match):
+  """Each bad hyperparameter is refused by one message naming it and its value."""
+  with pytest.raises(ValueError) as error:
     make()
+  assert str(error.value) == match
 
 
 @pytest.mark.parametrize(
