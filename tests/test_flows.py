@@ -122,6 +122,27 @@ def test_the_prior_keeps_mixed_precision_math_in_float32(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_the_prior_takes_an_empty_batch_and_refuses_a_bad_shape(flow):
+  assert jax.tree.leaves(flow.prior((0, 2, 2, 1)))[0].shape[0] == 0
+  for shape in ((), (2, -1), (-1,)):
+    with pytest.raises(ValueError) as error:
+      flow.prior(shape)
+    assert str(error.value) == f"data_shape must be (B, ...) of non-negative ints, got {shape}."
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_a_network_output_of_the_wrong_shape_is_named_with_both_shapes(flow):
+  theta = flow.prior((2, 3, 3, 1))
+  with pytest.raises(ValueError) as error:
+    flow.output_dist(jnp.zeros((2, 3, 3, 7)), theta, jnp.full((2,), 0.5))
+  expected = (2, 3, 3, flow.params_per_dim)
+  assert str(error.value) == (
+    f"net_out must have shape {expected} ({flow.params_per_dim} per data channel), "
+    "got (2, 3, 3, 7)."
+  )
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
 def test_receiver_moments_give_the_receiver_distribution(flow):
   """y = m + s u with u ~ N(0, I) has the mean and spread of `receiver_sample` (20,000 draws)."""
   net_out = jax.random.normal(KEY, (1, 2, 2, flow.params_per_dim))
@@ -162,6 +183,8 @@ def test_make_flow_builds_each_type_and_rejects_unknown():
   assert flows.make_flow("discrete", **kwargs) == flows.DiscreteFlow(3.0, 2)
   with pytest.raises(ValueError, match="data_type"):
     flows.make_flow("binary", **kwargs)
+  del kwargs["predict_std"]  # a discretised flow predicts only the mean unless asked
+  assert flows.make_flow("discretised", **kwargs).params_per_dim == 1
 
 
 @pytest.mark.parametrize(

@@ -159,8 +159,9 @@ class _GaussianFlow:
 
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> GaussianTheta:
     """theta_0 = (0, 1) for a batch of shape (B, ...), in dtype (default: the default float)."""
+    batch_shape = _batch_shape(data_shape)  # checked before any array is made
     dtype = jnp.result_type(float) if dtype is None else dtype
-    return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(_batch_shape(data_shape), dtype))
+    return GaussianTheta(jnp.zeros(data_shape, dtype), jnp.ones(batch_shape, dtype))
 
   def sample_flow(self, key: Array, x: Array, t: Array) -> GaussianTheta:
     """theta ~ p_F(theta | x; t) (BFN Eq. 77); x (B, ...), t (B,)."""
