@@ -16,16 +16,51 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# No test may load what another test compiled (that could hide a compile error): JAX's own switch
-# turns the persistent compilation cache off here and, through the environment, in every CLI
-# subprocess. tests/test_compile_cache.py switches it on for its own directories.
+# The persistent compilation cache, one per test session: every in-process compile and every CLI
+# subprocess (through XDG_CACHE_HOME, which the CLI's default `compile_cache='user'` reads) of
+# this session shares one fresh directory, so the many CLI runs of the same smoke shapes compile
+# their steps once. An entry is keyed by the compiled program itself (with the compile options,
+# backend and JAX version), so a changed program compiles afresh, and nothing outlives the
+# session: no test can load what an earlier run of the suite compiled. Until the fixture below
+# sets it up (and with PARAMREL_TEST_COMPILE_CACHE=off, for a run that compiles everything), the
+# cache is off, here and in subprocesses; tests/test_compile_cache.py points it at its own
+# directories.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 if "jax" in sys.modules:  # imported before this file (by a plugin): the variable came too late
   sys.modules["jax"].config.update("jax_enable_compilation_cache", False)
 
+
+def use_session_compile_cache() -> None:
+  """Points this process's compiles, and its future subprocesses', at the session's cache."""
+  base = os.environ.get("PARAMREL_SESSION_CACHE_HOME")
+  if not base:
+    return
+  import jax
+
+  from paramrel_jax.training import compile_cache
+
+  os.environ["XDG_CACHE_HOME"] = base
+  os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "true"
+  jax.config.update("jax_enable_compilation_cache", True)
+  compile_cache.configure("user", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_compile_cache(tmp_path_factory):
+  if os.environ.get("PARAMREL_TEST_COMPILE_CACHE") == "off" or os.environ.get(
+    "PARAMREL_MUTATION_COMPILE_CACHE"
+  ):
+    return
+  # pytest-xdist's workers each get basetemp/popen-gwN: their parent is the run's, shared.
+  basetemp = tmp_path_factory.getbasetemp()
+  shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+  os.environ["PARAMREL_SESSION_CACHE_HOME"] = str(shared / "cache_home")
+  use_session_compile_cache()
+
+
 # Mutation testing (tests/mutation/run.sh) runs the same tests once per mutant, thousands of times:
-# it shares one cache directory between them. A cache entry is keyed by the compiled program
-# itself, so a mutant that changes a computation is compiled afresh and cannot hide behind it.
+# it shares one cache directory between them (keyed as above, so a mutant that changes a
+# computation is compiled afresh and cannot hide behind it).
 if os.environ.get("PARAMREL_MUTATION_COMPILE_CACHE"):
   import jax
 

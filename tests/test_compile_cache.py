@@ -8,18 +8,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, use_session_compile_cache
 
 from paramrel_jax.training import compile_cache
 
 
 @pytest.fixture
 def cache_on():
-  """JAX's cache switch on for one test (conftest turns it off), restored afterwards."""
+  """JAX's cache switch on for one test, then the session's cache (conftest) restored."""
   jax.config.update("jax_enable_compilation_cache", True)
   yield
   jax.config.update("jax_enable_compilation_cache", False)
   compile_cache.configure("off", "")
+  use_session_compile_cache()
 
 
 def test_cache_dir_settings(tmp_path, monkeypatch):
