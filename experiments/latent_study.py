@@ -68,7 +68,6 @@ DATASETS: dict[str, tuple] = {
       "data.source": "generated",
       "data.num_examples": 10_000,
       "data.image_size": 32,
-      "data.binarize": "none",
       "flow.data_type": "discretised",
       "flow.num_bins": 16,
       "objective.latent_weighting": "elbo",

@@ -46,7 +46,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES = {
   "data.name": "scenes3d",
   "data.image_size": 32,
-  "data.binarize": "none",
   "flow.num_bins": 16,
   "flow.sigma1": 0.02,
 }
@@ -56,7 +55,6 @@ MODELS = {
   "paramreld": {
     "data.name": "shapes2d",
     "data.image_size": 28,
-    "data.binarize": "threshold",
     "flow.data_type": "discrete",
   },
 }

@@ -176,7 +176,9 @@ def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) 
   return fills
 
 
-def table_csv(name: str, table: pd.DataFrame, workdir: str, seed: int) -> tuple:
+def table_csv(
+  name: str, table: pd.DataFrame, workdir: str, seed: int
+) -> tuple[str, pd.DataFrame, str]:
   """Writes `table` to <workdir>/<name>/table.csv and makes the seed's run directory.
 
   Returns:
