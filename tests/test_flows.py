@@ -113,6 +113,36 @@ def test_every_flow_has_the_protocols_members(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_batch_methods_read_every_element_of_an_array(flow):
+  """An array batch has no missing element: its theta_0 is the prior of its shape and each step
+  reads it through the sender, whatever the receiver would say."""
+  x = _data(flow)
+  with jax.enable_x64(True):  # the dtype is passed on
+    want, got = flow.prior(SHAPE, jnp.float64), flow.batch_prior(x, jnp.float64)
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  assert jax.tree.leaves(got)[0].dtype == jnp.float64
+  alpha = flow.accuracy(2, 5)
+  net_out = jax.random.normal(KEY, SHAPE[:-1] + (C * flow.params_per_dim,))
+  out = flow.output_dist(net_out, flow.prior(SHAPE), jnp.full((B,), 0.5))
+  np.testing.assert_array_equal(
+    flow.data_sample(KEY, x, out, alpha), flow.sender_sample(KEY, x, alpha)
+  )
+
+
+def test_agreement_counts_errors_and_equal_elements():
+  x0 = jnp.array([[0.5, -0.5], [0.25, 1.0]])
+  x = jnp.array([[0.5, 0.0], [0.25, 1.0]])
+  for flow in (flows.ContinuousFlow(0.02, 4), flows.DiscretisedFlow(0.02, 4)):
+    stats = flow.agreement(x0, x)
+    np.testing.assert_allclose(stats["max_abs_error"], [0.5, 0.0])
+    assert ("accuracy" in stats) == flow.finite_values
+  np.testing.assert_allclose(flows.DiscretisedFlow(0.02, 4).agreement(x0, x)["accuracy"], [0.5, 1])
+  classes = flows.DiscreteFlow(1.5, 5).agreement(jnp.array([[1, 2, 3]]), jnp.array([[1, 0, 3]]))
+  assert set(classes) == {"accuracy"}
+  np.testing.assert_allclose(classes["accuracy"], [2 / 3])
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
 def test_the_prior_keeps_mixed_precision_math_in_float32(flow):
   """theta_0 in the default float is a strong float32: a bfloat16 network output or sender
   sample mixed into it promotes to float32 (a weakly typed prior would give bfloat16)."""

@@ -136,6 +136,44 @@ def test_missing_cells_send_nothing_and_cost_nothing():
   assert np.all(grad[jnp.array([1, 2]), 0] != 0.0)
 
 
+def test_batch_methods_keep_missing_cells_out_of_the_sender():
+  """A record batch's theta_0 flags its missing cells 0; a step's y sends each observed cell and
+  draws each missing one from the receiver (fold_in(key, 1)); agreement counts observed cells."""
+  x = _with_missing(_record())
+  theta0 = MIXED.batch_prior(x, jnp.float32)
+  prior = MIXED.prior((B, 4), jnp.float32)
+  jax.tree.map(np.testing.assert_array_equal, theta0.columns, prior.columns)
+  expected_flags = np.ones((B, 4))
+  expected_flags[[0, 3], 0] = 0
+  expected_flags[1, 3] = 0
+  np.testing.assert_array_equal(theta0.observed, expected_flags)
+  assert theta0.observed.dtype == prior.observed.dtype
+
+  out = MIXED.output_dist(_net_out(), prior, jnp.full((B,), 0.5))
+  alpha = MIXED.accuracy(jnp.full((B,), 3), 5)
+  y = MIXED.data_sample(KEY, x, out, alpha)
+  sent = MIXED.sender_sample(KEY, x, alpha)
+  drawn = MIXED.receiver_sample(jax.random.fold_in(KEY, 1), out, alpha)
+  observed = MIXED.observed(x)
+  for name in MIXED.names:
+    seen = np.asarray(observed[name])
+    np.testing.assert_array_equal(y[name][seen], sent[name][seen])
+    np.testing.assert_array_equal(y[name][~seen], drawn[name][~seen])
+  assert not np.array_equal(y["height"][0], sent["height"][0])
+
+  estimate = dict(MIXED.fill(x))
+  estimate["height"] = estimate["height"] + 0.25  # every height off by 0.25, the missing ones too
+  estimate["island"] = (estimate["island"] + 1) % 4  # every island wrong
+  stats = MIXED.agreement(x, estimate)
+  # over age (exact) and height (0.25 off where observed; examples 0 and 3 miss theirs)
+  np.testing.assert_allclose(stats["max_abs_error"], [0, 0.25, 0.25, 0, 0.25, 0.25], rtol=1e-6)
+  # accuracy over the discretised and discrete columns (age, smoker, island) that are observed:
+  # island is wrong wherever observed; example 1's island is missing
+  want = np.full(B, 2 / 3)
+  want[1] = 1.0
+  np.testing.assert_allclose(stats["accuracy"], want, rtol=1e-6)
+
+
 def test_hide_empties_a_fraction_of_the_cells_and_keeps_the_rest():
   x = _with_missing(_record(batch=4000))
   before = MIXED.observed(x)

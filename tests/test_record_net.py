@@ -13,6 +13,7 @@ import pytest
 from paramrel_jax.config.network import get_variant
 from paramrel_jax.config.objective import ObjectiveConfig
 from paramrel_jax.data import tables
+from paramrel_jax.methods import registry
 from paramrel_jax.methods.paramrel import objective, reverse_sampling, sampling
 from paramrel_jax.methods.paramrel.model import ParamReL
 from paramrel_jax.networks.record_net import RecordNet
@@ -181,6 +182,27 @@ def test_record_net_refuses_mismatched_columns():
   bad = dataclasses.replace(net, output_channels=(1,))
   with pytest.raises(ValueError, match="must name the same, non-zero number of columns"):
     bad.init(KEY, jnp.zeros((2, 10)), jnp.zeros((2,)), jnp.zeros((2, 4)), train=False)
+
+
+def test_the_registry_gives_records_their_network_and_no_baseline():
+  _, flow, net = _setup()
+  objective_config = ObjectiveConfig()
+  model = registry.make_model(
+    "paramrel",
+    flow=flow,
+    network=net.config,
+    objective=objective_config,
+    image_shape=(len(flow.columns),),
+  )
+  assert model.net == net
+  with pytest.raises(ValueError, match=r"^model.kind='vae' models images only; flow.data_type="):
+    registry.make_model(
+      "vae",
+      flow=flow,
+      network=net.config,
+      objective=objective_config,
+      image_shape=(len(flow.columns),),
+    )
 
 
 def _device(record: dict) -> dict:

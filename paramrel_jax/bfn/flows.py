@@ -154,7 +154,34 @@ def _check_num_samples(num_samples) -> None:
 # --- flows ---------------------------------------------------------------------------------------
 
 
-class _GaussianFlow:
+class _ArrayBatches:
+  """Methods on whole batches shared by the flows of one array x (B, ...): every element of x is
+  known (unlike a record's missing cells, `mixed.MixedFlow`)."""
+
+  def batch_prior(self, x: Array, dtype=None) -> Theta:
+    """theta_0 of the batch x: `prior(x.shape, dtype)`."""
+    return self.prior(tuple(x.shape), dtype)
+
+  def data_sample(self, key: Array, x: Array, out: OutputDist, alpha: ArrayLike) -> Array:
+    """y of a step that reads the data x: the sender sample y ~ p_S(. | x; alpha) (`out`, the
+    receiver a missing cell would draw from, is unused: no element is missing)."""
+    del out
+    return self.sender_sample(key, x, alpha)
+
+  def agreement(self, x0: Array, x: Array) -> dict[str, Array]:
+    """Per-example agreement of an estimate x with the data x0 (B, ...), (B,) each:
+    'max_abs_error' (float data) and 'accuracy' (data of finitely many values: the fraction of
+    elements equal to x0's)."""
+    axes = tuple(range(1, jnp.ndim(x0)))
+    stats = {}
+    if not self.integer_data:
+      stats["max_abs_error"] = jnp.max(jnp.abs(x - x0), axis=axes)
+    if self.finite_values:
+      stats["accuracy"] = jnp.mean((x == x0).astype(jnp.float32), axis=axes)
+    return stats
+
+
+class _GaussianFlow(_ArrayBatches):
   """Methods shared by the flows with a Gaussian input distribution (continuous, discretised)."""
 
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> GaussianTheta:
@@ -434,7 +461,7 @@ class DiscretisedFlow(_GaussianFlow):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
-class DiscreteFlow:
+class DiscreteFlow(_ArrayBatches):
   """Bayesian flow of int class indices in [0, K) (BFN Sec. 6).
 
   K = 2: the network sees 2 p_0 - 1 and predicts one Bernoulli logit of class 1 per data channel
@@ -610,8 +637,10 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   """What every flow offers; code outside `bfn` uses these members, never `data_type` strings.
 
   Implemented by `ContinuousFlow`, `DiscretisedFlow` and `DiscreteFlow` (static pytrees: pass
-  them as static arguments of `jax.jit`). Arrays are per example (B, ...); times and accuracies
-  (B,) or scalars.
+  them as static arguments of `jax.jit`), and over the named columns of a record by
+  `mixed.MixedFlow`. Arrays are per example (B, ...); times and accuracies (B,) or scalars. The
+  batch methods (`batch_prior`, `data_sample`, `agreement`) read a whole batch, whose elements
+  may be missing (a record's cells), so that callers need not know which flow they hold.
   """
 
   data_type: ClassVar[str]  # 'continuous' | 'discretised' | 'discrete': names, configs, files
@@ -643,6 +672,9 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   def flow_estimate(self, theta: Theta) -> Array: ...
   def data_estimate(self, out: OutputDist) -> Array: ...
   def sample_output(self, key: Array, out: OutputDist) -> Array: ...
+  def batch_prior(self, x: Array, dtype=None) -> Theta: ...
+  def data_sample(self, key: Array, x: Array, out: OutputDist, alpha: ArrayLike) -> Array: ...
+  def agreement(self, x0: Array, x: Array) -> dict[str, Array]: ...
 
 
 def make_flow(

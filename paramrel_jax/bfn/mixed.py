@@ -167,6 +167,12 @@ class MixedFlow:
     columns = {name: flow.prior((batch, 1), dtype) for name, flow in self.columns}
     return RecordTheta(columns, jnp.ones((batch, len(self.columns)), jnp.result_type(float)))
 
+  def batch_prior(self, x: Record, dtype=None) -> RecordTheta:
+    """theta_0 of the batch x: each column's prior, a missing cell flagged 0 (it has no sender,
+    so `bayesian_update` keeps its prior)."""
+    theta = self.prior((jnp.shape(x[self.names[0]])[0], len(self.columns)), dtype)
+    return theta._replace(observed=self._observed_matrix(x).astype(theta.observed.dtype))
+
   def sample_flow(self, key: Array, x: Record, t: Array) -> RecordTheta:
     """theta ~ p_F(theta | x; t) column by column (its own key), one t (B,) for the record; a
     missing cell keeps its prior."""
@@ -296,6 +302,13 @@ class MixedFlow:
 
     return replace
 
+  def data_sample(self, key: Array, x: Record, out: dict, alpha: dict) -> dict[str, Array]:
+    """y of a step that reads the record x: a sender sample of each observed cell (key, as
+    `sender_sample`), a receiver draw y ~ p_R(. | out; alpha) of each missing one
+    (fold_in(key, 1)), which has no sender."""
+    drawn = self.receiver_sample(jax.random.fold_in(key, 1), out, alpha)
+    return self.observe(x)(key, drawn, alpha)
+
   def receiver_moments(self, out: dict, alpha: dict) -> tuple[dict, dict]:
     """(m, s): name -> that column's `receiver_moments`."""
     moments = {name: flow.receiver_moments(out[name], alpha[name]) for name, flow in self.columns}
@@ -331,6 +344,33 @@ class MixedFlow:
       name: flow.sample_output(jax.random.fold_in(key, index), out[name])
       for index, (name, flow) in enumerate(self.columns)
     }
+
+  def agreement(self, x0: Record, x: Record) -> dict[str, Array]:
+    """Per-record agreement of an estimate x with the records x0 over their observed cells, (B,)
+    each: 'max_abs_error' over the continuous and discretised columns, 'accuracy' (the fraction
+    of cells in the same class, or the same bin of width 2 / K) over the discretised and
+    discrete ones."""
+    observed = self.observed(x0)
+    errors, hits, counts = [], [], []
+    for name, column in self.columns:
+      seen = observed[name]
+      if not column.integer_data:
+        error = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0]))
+        errors.append(jnp.where(seen, error, 0.0))
+      if column.finite_values:
+        if column.integer_data:
+          hit = x[name][:, 0] == x0[name][:, 0]
+        else:
+          hit = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0])) * column.num_bins < 1
+        hits.append(jnp.where(seen, hit, False))
+        counts.append(seen)
+    stats = {}
+    if errors:
+      stats["max_abs_error"] = jnp.max(jnp.stack(errors, axis=1), axis=1)
+    if hits:
+      hit, count = jnp.stack(hits, axis=1), jnp.stack(counts, axis=1)
+      stats["accuracy"] = jnp.sum(hit, axis=1) / jnp.maximum(jnp.sum(count, axis=1), 1)
+    return stats
 
 
 def _total(per_column: dict[str, Array]) -> Array:

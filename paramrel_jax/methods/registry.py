@@ -39,6 +39,23 @@ _VARIATIONAL = {
 }
 
 
+def _image_net(network: NetworkConfig, flow: Flow, image_shape: tuple[int, ...]) -> ParamReLNet:
+  return ParamReLNet(network, out_channels=image_shape[-1] * flow.params_per_dim)
+
+
+def _record_net(network: NetworkConfig, flow: MixedFlow, image_shape: tuple[int, ...]) -> RecordNet:
+  return RecordNet(
+    network,
+    tuple(column.input_channels_per_dim + 1 for _, column in flow.columns),
+    tuple(column.params_per_dim for _, column in flow.columns),
+  )
+
+
+# ParamReL's output network psi by `flow.data_type`: images (B, H, W, C) unless listed here (a new
+# kind of data adds its line); only image data have baselines.
+_NETWORKS = {"mixed": _record_net}
+
+
 def has_prior(kind: str) -> bool:
   """Whether models of `kind` can sample (the AE and DiffAE have no prior over their codes)."""
   return kind == "paramrel" or _VARIATIONAL.get(kind, False)
@@ -80,20 +97,13 @@ def make_model(
   if kind not in MODEL_KINDS:
     raise ValueError(f"unknown model.kind {kind!r}; known: {MODEL_KINDS}.")
   channels = image_shape[-1]
-  if isinstance(flow, MixedFlow) and kind != "paramrel":
+  if flow.data_type in _NETWORKS and kind != "paramrel":
     raise ValueError(
-      f"model.kind={kind!r} models images only; tables of records (flow.data_type='mixed') "
-      "need model.kind='paramrel'."
+      f"model.kind={kind!r} models images only; flow.data_type={flow.data_type!r} needs "
+      "model.kind='paramrel'."
     )
   if kind == "paramrel":
-    if isinstance(flow, MixedFlow):
-      net = RecordNet(
-        network,
-        tuple(column.input_channels_per_dim + 1 for _, column in flow.columns),
-        tuple(column.params_per_dim for _, column in flow.columns),
-      )
-    else:
-      net = ParamReLNet(network, out_channels=channels * flow.params_per_dim)
+    net = _NETWORKS.get(flow.data_type, _image_net)(network, flow, tuple(image_shape))
     return paramrel.ParamReL(
       flow=flow,
       net=net,

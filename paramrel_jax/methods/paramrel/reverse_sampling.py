@@ -179,11 +179,7 @@ def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Fl
     theta = flow.bayesian_update(theta, y, alpha)
     return theta, (theta, y)
 
-  theta0 = flow.prior(_prior_shape(x0), jnp.float32)
-  if isinstance(flow, MixedFlow):  # a missing cell has no sender: it keeps its prior
-    observed = flow.observed(x0)
-    flags = jnp.stack([observed[name] for name in flow.names], axis=1)
-    theta0 = theta0._replace(observed=flags.astype(theta0.observed.dtype))
+  theta0 = flow.batch_prior(x0, jnp.float32)  # a record's missing cell keeps its prior
   _, (thetas, ys) = jax.lax.scan(step, theta0, jnp.arange(1, n_steps + 1))
   path = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), theta0, thetas)
   return FlowPath(theta=path, y=ys)
@@ -225,12 +221,7 @@ def _encode(
     alpha = flow.accuracy(i, n_steps, jnp.float32)
     out = output_dist(flow, net, params, theta, t, z)
     m, s = flow.receiver_moments(out, alpha)
-    key_i = jax.random.fold_in(key, i)
-    if isinstance(flow, MixedFlow):  # a missing cell: a receiver draw (module docstring)
-      drawn = flow.receiver_sample(jax.random.fold_in(key_i, 1), out, alpha)
-      y = flow.observe(x0)(key_i, drawn, alpha)
-    else:
-      y = flow.sender_sample(key_i, x0, alpha)
+    y = flow.data_sample(jax.random.fold_in(key, i), x0, out, alpha)  # module docstring
     u = jax.tree.map(lambda y, m, s: (y - m) / s, y, m, s)
     return flow.bayesian_update(theta, y, alpha), u
 
@@ -402,47 +393,16 @@ time_varying_reconstruction = jax.jit(
 
 
 def reconstruction_stats(flow: Flow, x0: jax.Array, rec: Reconstruction) -> dict[str, jax.Array]:
-  """Per-example reconstruction quality, (B,) each; `_flow` keys use `rec.x_flow`.
+  """Per-example reconstruction quality, (B,) each, `flow.agreement` of `rec.x` with x0 (and of
+  `rec.x_flow`, keys ending in '_flow').
 
-  Continuous and discretised data: 'max_abs_error' (and '_flow'); discretised and discrete data:
-  'accuracy' (and '_flow'), the fraction of elements reconstructed exactly (bits for K = 2).
+  Continuous and discretised data: 'max_abs_error'; discretised and discrete data: 'accuracy',
+  the fraction of elements reconstructed exactly (bits for K = 2); records: the same over their
+  observed cells.
   """
-  if isinstance(flow, MixedFlow):
-    return _record_stats(flow, x0, rec)
-  stats = {}
-  axes = tuple(range(1, x0.ndim))
-  for suffix, x in (("", rec.x), ("_flow", rec.x_flow)):
-    if not flow.integer_data:
-      stats["max_abs_error" + suffix] = jnp.max(jnp.abs(x - x0), axis=axes)
-    if flow.finite_values:
-      stats["accuracy" + suffix] = jnp.mean((x == x0).astype(jnp.float32), axis=axes)
-  return stats
-
-
-def _record_stats(flow: MixedFlow, x0: dict, rec: Reconstruction) -> dict[str, jax.Array]:
-  """`reconstruction_stats` of records over their observed cells: 'max_abs_error' over the
-  continuous and discretised columns, 'accuracy' over the discretised and discrete ones."""
-  observed = flow.observed(x0)
   stats = {}
   for suffix, x in (("", rec.x), ("_flow", rec.x_flow)):
-    errors, hits, counts = [], [], []
-    for name, column in flow.columns:
-      seen = observed[name]
-      if not column.integer_data:
-        error = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0]))
-        errors.append(jnp.where(seen, error, 0.0))
-      if column.finite_values:  # the same class, or the same bin (width 2 / K)
-        if column.integer_data:
-          hit = x[name][:, 0] == x0[name][:, 0]
-        else:
-          hit = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0])) * column.num_bins < 1
-        hits.append(jnp.where(seen, hit, False))
-        counts.append(seen)
-    if errors:
-      stats["max_abs_error" + suffix] = jnp.max(jnp.stack(errors, axis=1), axis=1)
-    if hits:
-      hit, count = jnp.stack(hits, axis=1), jnp.stack(counts, axis=1)
-      stats["accuracy" + suffix] = jnp.sum(hit, axis=1) / jnp.maximum(jnp.sum(count, axis=1), 1)
+    stats.update({key + suffix: value for key, value in flow.agreement(x0, x).items()})
   return stats
 
 
