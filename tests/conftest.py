@@ -21,10 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # this session shares one fresh directory, so the many CLI runs of the same smoke shapes compile
 # their steps once. An entry is keyed by the compiled program itself (with the compile options,
 # backend and JAX version), so a changed program compiles afresh, and nothing outlives the
-# session: no test can load what an earlier run of the suite compiled. Until the fixture below
-# sets it up (and with PARAMREL_TEST_COMPILE_CACHE=off, for a run that compiles everything), the
-# cache is off, here and in subprocesses; tests/test_compile_cache.py points it at its own
-# directories.
+# session: no test can load what an earlier run of the suite compiled. (An entry half-written
+# by one process and read by another fails to decompress: JAX warns and compiles.) Until the
+# fixture below sets it up (and with PARAMREL_TEST_COMPILE_CACHE=off, for a run that compiles
+# everything), the cache is off, here and in subprocesses; tests/test_compile_cache.py points it
+# at its own directories.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 if "jax" in sys.modules:  # imported before this file (by a plugin): the variable came too late
   sys.modules["jax"].config.update("jax_enable_compilation_cache", False)

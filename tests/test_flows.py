@@ -117,10 +117,10 @@ def test_batch_methods_read_every_element_of_an_array(flow):
   """An array batch has no missing element: its theta_0 is the prior of its shape and each step
   reads it through the sender, whatever the receiver would say."""
   x = _data(flow)
-  with jax.enable_x64(True):  # the dtype is passed on
-    want, got = flow.prior(SHAPE, jnp.float64), flow.batch_prior(x, jnp.float64)
+  with jax.enable_x64(True):  # the dtype is passed on (the default would be float64)
+    want, got = flow.prior(SHAPE, jnp.float32), flow.batch_prior(x, jnp.float32)
   jax.tree.map(np.testing.assert_array_equal, got, want)
-  assert jax.tree.leaves(got)[0].dtype == jnp.float64
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(got))
   alpha = flow.accuracy(2, 5)
   net_out = jax.random.normal(KEY, SHAPE[:-1] + (C * flow.params_per_dim,))
   out = flow.output_dist(net_out, flow.prior(SHAPE), jnp.full((B,), 0.5))
@@ -140,6 +140,8 @@ def test_agreement_counts_errors_and_equal_elements():
   classes = flows.DiscreteFlow(1.5, 5).agreement(jnp.array([[1, 2, 3]]), jnp.array([[1, 0, 3]]))
   assert set(classes) == {"accuracy"}
   np.testing.assert_allclose(classes["accuracy"], [2 / 3])
+  with jax.enable_x64(True):  # a fraction in float32 whatever the default float
+    assert flows.DiscretisedFlow(0.02, 4).agreement(x0, x)["accuracy"].dtype == jnp.float32
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
