@@ -170,8 +170,9 @@ class MixedFlow:
   def batch_prior(self, x: Record, dtype=None) -> RecordTheta:
     """theta_0 of the batch x: each column's prior, a missing cell flagged 0 (it has no sender,
     so `bayesian_update` keeps its prior)."""
-    theta = self.prior((jnp.shape(x[self.names[0]])[0], len(self.columns)), dtype)
-    return theta._replace(observed=self._observed_matrix(x).astype(theta.observed.dtype))
+    flags = self._observed_matrix(x)  # checks the record first
+    theta = self.prior(flags.shape, dtype)
+    return theta._replace(observed=flags.astype(theta.observed.dtype))
 
   def sample_flow(self, key: Array, x: Record, t: Array) -> RecordTheta:
     """theta ~ p_F(theta | x; t) column by column (its own key), one t (B,) for the record; a
@@ -354,14 +355,13 @@ class MixedFlow:
     errors, hits, counts = [], [], []
     for name, column in self.columns:
       seen = observed[name]
-      if not column.integer_data:
+      if column.integer_data:
+        hit = x[name][:, 0] == x0[name][:, 0]
+      else:
         error = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0]))
         errors.append(jnp.where(seen, error, 0.0))
+        hit = error * column.num_bins < 1  # the same bin, of width 2 / K (discretised)
       if column.finite_values:
-        if column.integer_data:
-          hit = x[name][:, 0] == x0[name][:, 0]
-        else:
-          hit = jnp.abs(x[name][:, 0] - jnp.nan_to_num(x0[name][:, 0])) * column.num_bins < 1
         hits.append(jnp.where(seen, hit, False))
         counts.append(seen)
     stats = {}
