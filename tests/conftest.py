@@ -59,6 +59,39 @@ def _session_compile_cache(tmp_path_factory):
   use_session_compile_cache()
 
 
+# Scheduling under `-n 2` (`--dist=loadgroup`, pyproject.toml): the modules below run first, in
+# this order, the slowest work first (CLI runs of whole jobs, from the `--durations` that close
+# every run), so that neither worker is left alone with a long test at the end. A module marked
+# `xdist_group` (test_main, test_api, ...) runs on one worker: its module fixture trains a run
+# once, where split between the workers it would train twice. The other modules keep pytest's
+# order after them.
+FIRST = (
+  "test_multihost.py",
+  "test_main.py",
+  "test_prepare.py",
+  "test_api.py",
+  "test_compile_cache.py",
+  "test_conditioning.py",
+  "test_experiment_scripts.py",
+  "test_table_runs.py",
+  "test_train.py",
+  "test_benchmark.py",
+  "test_checkpoint_faults.py",
+  "test_study.py",
+  "test_evaluation.py",
+  "test_record_net.py",
+  "test_runs.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  missing = set(FIRST) - {os.path.basename(f) for f in os.listdir(os.path.join(ROOT, "tests"))}
+  if missing:
+    raise pytest.UsageError(f"conftest.FIRST names test files that do not exist: {sorted(missing)}")
+  rank = {name: i for i, name in enumerate(FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: keeps the rest
+
+
 # Mutation testing (tests/mutation/run.sh) runs the same tests once per mutant, thousands of times:
 # it shares one cache directory between them (keyed as above, so a mutant that changes a
 # computation is compiled afresh and cannot hide behind it).

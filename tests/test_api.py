@@ -19,6 +19,8 @@ from paramrel_jax.data import sources
 from paramrel_jax.training import runs, train, workdir_utils
 from paramrel_jax.viz import images
 
+pytestmark = pytest.mark.xdist_group("api")  # one worker: the module fixture trains once
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> str:

@@ -13,6 +13,8 @@ import child_patches
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("checkpoint_faults")  # one worker: the reference trains once
+
 ARGS = [
   "--config=configs/default.py:smoke",
   "--config.training.num_steps=6",

@@ -20,6 +20,8 @@ from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 from paramrel_jax.networks import ParamReLNet, get_variant
 from paramrel_jax.training import runs, train
 
+pytestmark = pytest.mark.xdist_group("evaluation")  # one worker: the module fixture trains once
+
 # The smoke run: 2 steps of the tiny discrete config on generated 16x16 shapes (115 train, 13 test).
 _RUN = {"training.num_steps": 2, "training.log_every": 2, "training.checkpoint_every": 2}
 

@@ -15,6 +15,8 @@ import tomllib
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("main")  # one worker: the module fixture trains once
+
 
 def _cli(*args, env=None, timeout=600):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}

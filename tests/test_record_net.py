@@ -18,6 +18,8 @@ from paramrel_jax.methods.paramrel import objective, reverse_sampling, sampling
 from paramrel_jax.methods.paramrel.model import ParamReL
 from paramrel_jax.networks.record_net import RecordNet
 
+pytestmark = pytest.mark.xdist_group("record_net")  # one worker: the module fixture trains once
+
 KEY = jax.random.key(0)
 
 

@@ -12,6 +12,8 @@ from conftest import tiny_config
 from paramrel_jax.config import configuration
 from paramrel_jax.training import checkpointing, runs, train, workdir_utils
 
+pytestmark = pytest.mark.xdist_group("runs")  # one worker: the module fixture trains once
+
 _RUN = {"training.num_steps": 2, "training.log_every": 2, "training.checkpoint_every": 1}
 
 

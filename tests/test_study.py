@@ -12,6 +12,8 @@ from paramrel_jax import api, metrics, study
 from paramrel_jax.config import configuration
 from paramrel_jax.evaluation import latents
 
+pytestmark = pytest.mark.xdist_group("study")  # one worker: the module fixture trains once
+
 # The factor AUROC needs every value of every factor in each fold: too many values for a test set
 # this small; DCI and TAD exercise the scoring.
 SCORES = {"dci": {"protocol": "quick", "n_estimators": 5, "n_folds": 2}, "tad": {"n_folds": 2}}

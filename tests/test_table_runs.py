@@ -15,6 +15,8 @@ from test_record_net import _table as record_table
 import paramrel_jax
 from paramrel_jax.data import sources, tables
 
+pytestmark = pytest.mark.xdist_group("table_runs")  # one worker: the module fixture trains once
+
 _TABULAR = ["--config=configs/tabular.py:smoke"]
 
 
