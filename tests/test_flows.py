@@ -129,6 +129,26 @@ def test_batch_methods_read_every_element_of_an_array(flow):
   )
 
 
+@pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
+def test_batch_checks_read_images_of_the_flows_dtype_and_their_codes(flow):
+  x = _data(flow)
+  flow.check_batch(x)
+  other = x.astype(jnp.float32) if flow.integer_data else x.astype(jnp.int32)
+  with pytest.raises(ValueError, match=f"x0 for {flow.data_type} data must hold .* got dtype"):
+    flow.check_batch(other)
+  with pytest.raises(ValueError, match=r"x0 must have shape \(B, H, W, C\), got \(2, 4, 3\)"):
+    flow.check_batch(x[..., 0])
+  z = jnp.zeros((3, 5))
+  k = (flow.num_classes,) if flow.y_event_ndim else ()
+  for batch in (1, 3):  # a batch of 1 is shared by all z
+    assert flow.codes_layout(z, jnp.zeros((batch, 7, H, W, C) + k)) == (7, (3, H, W, C))
+  for u in (jnp.zeros((2, 7, H, W, C) + k), jnp.zeros((3, 7, H, W) + k)):
+    with pytest.raises(ValueError, match=r"codes must hold z \(B, L\) and subcodes"):
+      flow.codes_layout(z, u)
+  with pytest.raises(ValueError, match=r"codes must hold z"):
+    flow.codes_layout(z[0], jnp.zeros((3, 7, H, W, C) + k))
+
+
 def test_agreement_counts_errors_and_equal_elements():
   x0 = jnp.array([[0.5, -0.5], [0.25, 1.0]])
   x = jnp.array([[0.5, 0.0], [0.25, 1.0]])

@@ -136,6 +136,14 @@ def test_missing_cells_send_nothing_and_cost_nothing():
   assert np.all(grad[jnp.array([1, 2]), 0] != 0.0)
 
 
+def test_check_batch_reads_a_record_of_the_flows_columns():
+  MIXED.check_batch(_record())
+  with pytest.raises(ValueError, match=r"every column must have shape \(B, 1\) with one B"):
+    MIXED.check_batch({name: a[:, 0] for name, a in _record().items()})
+  with pytest.raises(ValueError, match="a record batch must be a dict of columns, got Array"):
+    MIXED.check_batch(jnp.zeros((B, 4)))
+
+
 def test_batch_methods_keep_missing_cells_out_of_the_sender():
   """A record batch's theta_0 flags its missing cells 0; a step's y sends each observed cell and
   draws each missing one from the receiver (fold_in(key, 1)); agreement counts observed cells."""

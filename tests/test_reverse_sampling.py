@@ -426,14 +426,15 @@ def test_record_stats_count_the_observed_cells_only():
 
 
 def test_record_codes_are_checked_by_shape():
-  """decode refuses record codes whose z or subcodes do not fit the flow's columns, naming them."""
+  """decode refuses record codes whose z or subcodes do not fit the flow's columns, naming them
+  (`MixedFlow.codes_layout`, which gives the steps and the records' shape of good ones)."""
   z = jnp.zeros((3, 2))
   good = {
     "height": jnp.zeros((3, 5, 1)),
     "age": jnp.zeros((1, 5, 1)),  # one subcode batch shared by every z
     "island": jnp.zeros((3, 5, 1, 4)),
   }
-  rs._check_record_codes(RECORD_FLOW, z, good)
+  assert RECORD_FLOW.codes_layout(z, good) == (5, (3, 3))
   bad = {
     "z of one axis": (jnp.zeros((3,)), good),
     "subcodes not a dict": (z, tuple(good.values())),
@@ -446,7 +447,7 @@ def test_record_codes_are_checked_by_shape():
   }
   for what, (z_bad, u_bad) in bad.items():
     with pytest.raises(ValueError, match=r"record codes must hold z \(B, L\).*'height', 'age'"):
-      rs._check_record_codes(RECORD_FLOW, z_bad, u_bad)
+      RECORD_FLOW.codes_layout(z_bad, u_bad)
       pytest.fail(what)
 
 

@@ -156,7 +156,29 @@ def _check_num_samples(num_samples) -> None:
 
 class _ArrayBatches:
   """Methods on whole batches shared by the flows of one array x (B, ...): every element of x is
-  known (unlike a record's missing cells, `mixed.MixedFlow`)."""
+  known (unlike a record's missing cells, `mixed.MixedFlow`). The batch checks read x as images
+  (B, H, W, C), the layout of the image networks."""
+
+  def check_batch(self, x: Array) -> None:
+    """Raises ValueError unless x is a batch of images (B, H, W, C) of this flow's dtype: int
+    class indices (discrete data) or floats in [-1, 1]."""
+    if jnp.ndim(x) != 4:
+      raise ValueError(f"x0 must have shape (B, H, W, C), got {jnp.shape(x)}.")
+    integer = jnp.issubdtype(x.dtype, jnp.integer)
+    if self.integer_data != integer:
+      kind = "int class indices" if self.integer_data else "floats in [-1, 1]"
+      raise ValueError(f"x0 for {self.data_type} data must hold {kind}, got dtype {x.dtype}.")
+
+  def codes_layout(self, z: Array, u: Array) -> tuple[int, tuple[int, ...]]:
+    """(n, data shape (B, H, W, C)) of codes z (B, L) with subcodes (B or 1, n, H, W, C[, K]) (a
+    batch of 1 is shared by all z); raises ValueError for other shapes."""
+    extra = self.y_event_ndim
+    if jnp.ndim(z) != 2 or jnp.ndim(u) != 5 + extra or jnp.shape(u)[0] not in (1, z.shape[0]):
+      raise ValueError(
+        f"codes must hold z (B, L) and subcodes (B or 1, n, H, W, C{', K' if extra else ''}), "
+        f"got {jnp.shape(z)} and {jnp.shape(u)}."
+      )
+    return u.shape[1], (z.shape[0],) + u.shape[2:5]
 
   def batch_prior(self, x: Array, dtype=None) -> Theta:
     """theta_0 of the batch x: `prior(x.shape, dtype)`."""
@@ -639,8 +661,9 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   Implemented by `ContinuousFlow`, `DiscretisedFlow` and `DiscreteFlow` (static pytrees: pass
   them as static arguments of `jax.jit`), and over the named columns of a record by
   `mixed.MixedFlow`. Arrays are per example (B, ...); times and accuracies (B,) or scalars. The
-  batch methods (`batch_prior`, `data_sample`, `agreement`) read a whole batch, whose elements
-  may be missing (a record's cells), so that callers need not know which flow they hold.
+  batch methods (`check_batch`, `codes_layout`, `batch_prior`, `data_sample`, `agreement`) read
+  a whole batch, whose elements may be missing (a record's cells), so that callers need not know
+  which flow, or which layout of data, they hold.
   """
 
   data_type: ClassVar[str]  # 'continuous' | 'discretised' | 'discrete': names, configs, files
@@ -672,6 +695,8 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   def flow_estimate(self, theta: Theta) -> Array: ...
   def data_estimate(self, out: OutputDist) -> Array: ...
   def sample_output(self, key: Array, out: OutputDist) -> Array: ...
+  def check_batch(self, x: Array) -> None: ...
+  def codes_layout(self, z: Array, u: Array) -> tuple[int, tuple[int, ...]]: ...
   def batch_prior(self, x: Array, dtype=None) -> Theta: ...
   def data_sample(self, key: Array, x: Array, out: OutputDist, alpha: ArrayLike) -> Array: ...
   def agreement(self, x0: Array, x: Array) -> dict[str, Array]: ...

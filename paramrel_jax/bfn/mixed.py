@@ -167,6 +167,30 @@ class MixedFlow:
     columns = {name: flow.prior((batch, 1), dtype) for name, flow in self.columns}
     return RecordTheta(columns, jnp.ones((batch, len(self.columns)), jnp.result_type(float)))
 
+  def check_batch(self, x: Record) -> None:
+    """Raises ValueError unless x is a record batch: a dict of this flow's columns, (B, 1) each."""
+    self._check_record(x)
+
+  def codes_layout(self, z: Array, u: dict[str, Array]) -> tuple[int, tuple[int, int]]:
+    """(n, data shape (B, columns)) of codes z (B, L) with subcodes {name: (B or 1, n, 1[, K])}
+    of one n (a batch of 1 is shared by all z); raises ValueError for other shapes."""
+    is_dict = isinstance(u, dict)
+    shapes = {name: tuple(jnp.shape(a)) for name, a in u.items()} if is_dict else type(u).__name__
+    expected = {name: 3 + column.y_event_ndim for name, column in self.columns}
+    if (
+      jnp.ndim(z) != 2
+      or not is_dict
+      or set(shapes) != set(expected)
+      or any(len(shapes[name]) != ndim for name, ndim in expected.items())
+      or len({shape[1] for shape in shapes.values()}) != 1
+      or any(shape[0] not in (1, z.shape[0]) for shape in shapes.values())
+    ):
+      raise ValueError(
+        f"record codes must hold z (B, L) and subcodes {{name: (B or 1, n, 1[, K])}} for the "
+        f"columns {list(self.names)}, got {jnp.shape(z)} and {shapes}."
+      )
+    return next(iter(shapes.values()))[1], (z.shape[0], len(self.columns))
+
   def batch_prior(self, x: Record, dtype=None) -> RecordTheta:
     """theta_0 of the batch x: each column's prior, a missing cell flagged 0 (it has no sender,
     so `bayesian_update` keeps its prior)."""

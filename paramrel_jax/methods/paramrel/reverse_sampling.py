@@ -63,7 +63,6 @@ import jax.numpy as jnp
 
 from paramrel_jax.bfn import checks
 from paramrel_jax.bfn.flows import Flow
-from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.methods.paramrel.sampling import (
   SampleResult,
@@ -124,18 +123,6 @@ class Reconstruction(NamedTuple):
 # that mutation testing (tests/mutation/), which skips decorated functions, mutates their bodies.
 
 
-def _check_images(flow: Flow, x0: jax.Array) -> None:
-  if isinstance(flow, MixedFlow):  # records: the columns' names and (B, 1) shapes
-    flow.observed(x0)
-    return
-  if x0.ndim != 4:
-    raise ValueError(f"x0 must have shape (B, H, W, C), got {x0.shape}.")
-  integer = jnp.issubdtype(x0.dtype, jnp.integer)
-  if flow.integer_data != integer:
-    kind = "int class indices" if flow.integer_data else "floats in [-1, 1]"
-    raise ValueError(f"x0 for {flow.data_type} data must hold {kind}, got dtype {x0.dtype}.")
-
-
 def _encode_z(key: jax.Array, flow: Flow, net: ParamReLNet, params, x0: jax.Array, t) -> jax.Array:
   """Semantic latent: the mean of q(z | e, t), e = `objective.encoder_input` of x0.
 
@@ -170,7 +157,7 @@ def _data_flow(key: jax.Array, flow: Flow, x0: jax.Array, *, n_steps: int) -> Fl
   Returns:
     FlowPath with thetas (n + 1, ...) and sender samples (n, ...).
   """
-  _check_images(flow, x0)
+  flow.check_batch(x0)
   checks.check_static_int("n_steps", n_steps, 1)
 
   def step(theta, i):
@@ -211,7 +198,7 @@ def _encode(
   Returns:
     Codes with z (B, L) and subcodes (B, n, H, W, C[, K]) (see the module docstring).
   """
-  _check_images(flow, x0)
+  flow.check_batch(x0)
   checks.check_static_int("n_steps", n_steps, 1)
   batch = objective.data_shape(x0)[0]
   z = encode_z(jax.random.fold_in(key, 0), flow, net, params, x0, z_time)
@@ -254,20 +241,8 @@ def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: 
     Reconstruction (x from the network at theta_n, t = 1; x_flow from theta_n itself).
   """
   z, u = codes
-  batch = z.shape[0]
-  if isinstance(flow, MixedFlow):
-    _check_record_codes(flow, z, u)
-    n_steps = jax.tree.leaves(u)[0].shape[1]
-    data_shape = (batch, len(flow.columns))
-  else:
-    extra = flow.y_event_ndim
-    if z.ndim != 2 or u.ndim != 5 + extra or u.shape[0] not in (1, batch):
-      raise ValueError(
-        f"codes must hold z (B, L) and subcodes (B or 1, n, H, W, C{', K' if extra else ''}), "
-        f"got {z.shape} and {u.shape}."
-      )
-    n_steps = u.shape[1]
-    data_shape = (batch,) + u.shape[2:5]
+  n_steps, data_shape = flow.codes_layout(z, u)
+  batch = data_shape[0]
 
   def step(theta, inputs):
     i, u_i = inputs
@@ -287,24 +262,6 @@ def _decode(flow: Flow, net: ParamReLNet, params, codes: Codes, *, return_path: 
   return Reconstruction(
     x=flow.data_estimate(out), x_flow=flow.flow_estimate(theta), out=out, theta=theta, path=path
   )
-
-
-def _check_record_codes(flow: MixedFlow, z: jax.Array, u: dict) -> None:
-  """Record codes: z (B, L) and subcodes {name: (B or 1, n, 1[, K])} with one n."""
-  shapes = {name: tuple(jnp.shape(a)) for name, a in u.items()} if isinstance(u, dict) else u
-  expected = {name: 3 + column.y_event_ndim for name, column in flow.columns}
-  if (
-    z.ndim != 2
-    or not isinstance(u, dict)
-    or set(shapes) != set(expected)
-    or any(len(shapes[name]) != ndim for name, ndim in expected.items())
-    or len({shape[1] for shape in shapes.values()}) != 1
-    or any(shape[0] not in (1, z.shape[0]) for shape in shapes.values())
-  ):
-    raise ValueError(
-      f"record codes must hold z (B, L) and subcodes {{name: (B or 1, n, 1[, K])}} for the "
-      f"columns {list(flow.names)}, got {z.shape} and {shapes}."
-    )
 
 
 decode = jax.jit(_decode, static_argnames=("flow", "net", "return_path"))
@@ -338,7 +295,7 @@ def _conditional_sample(
     SampleResult of B * V samples, input-major (input b's V samples are contiguous); its z is
     each input's code at t = 1.
   """
-  _check_images(flow, x0)
+  flow.check_batch(x0)
   checks.check_static_int("num_variations", num_variations, 1)
   x_cond = jnp.repeat(x0, num_variations, axis=0)
   return sample(key, flow, net, params, data_shape=x_cond.shape, n_steps=n_steps, x_cond=x_cond)
