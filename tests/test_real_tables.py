@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from experiments import real_tables
-from paramrel_jax.data.tables import infer_kind, read_table
+from paramrel_jax.data.tables import infer_kind, infer_schema, parse_kinds, read_table
 
 # name -> (package, rows, {column: (dtype kind as bundled, kind inferred from the CSV)}).
 EXPECTED = {
@@ -62,6 +62,7 @@ EXPECTED = {
     },
   ),
 }
+EXPECTED["fair-coded"] = EXPECTED["fair"]  # the same table; its runs declare kinds (test below)
 # Missing cells per column of penguins (the only table with any).
 PENGUINS_MISSING = {
   "bill_length_mm": 2,
@@ -100,6 +101,19 @@ def test_fair_label_is_whether_affairs_is_positive():
   table = real_tables.load("fair")
   assert table["had_affair"].equals(table["affairs"] > 0)
   assert table["had_affair"].sum() == 2053  # of 6366
+
+
+def test_fair_coded_declares_the_banded_columns_discrete(tmp_path, capsys):
+  pytest.importorskip("statsmodels")
+  info = real_tables.TABLES["fair-coded"]
+  out = real_tables.main(["fair-coded", "--out", str(tmp_path / "fair.csv")])
+  assert f"columns {info.columns!r}" in capsys.readouterr().out
+  schema = infer_schema(read_table(out), parse_kinds(info.columns), label=info.label)
+  kinds = {column.name: column.kind for column in schema.columns}
+  assert [kinds[name] for name in ("age", "yrs_married", "children")] == ["discrete"] * 3
+  assert kinds["affairs"] == "continuous"  # undeclared columns keep their inferred kinds
+  ages = next(c for c in schema.columns if c.name == "age")
+  assert ages.num_classes == 6  # its six bands
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
