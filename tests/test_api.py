@@ -212,11 +212,11 @@ def test_likelihood_gives_the_bound_per_image(model):
 
 
 def test_with_sampling_rebuilds_the_model_and_keeps_the_prior_it_can(model):
+  prior = model.latent_prior()  # computed before: the rebuilt model keeps it (not another test)
   fewer = model.with_sampling(num_steps=2)
   assert fewer.trained.model.sample_steps == 2 and fewer.trained.params is model.trained.params
   assert model.config.sampling.num_steps != 2  # the original is unchanged
   np.testing.assert_array_equal(fewer.sample(2, seed=3), model.sample(2, seed=3, steps=2))
-  prior = model.latent_prior()
   assert fewer.latent_prior() is prior  # computed once for both
   coarse = model.with_sampling(prior_times=3).latent_prior()
   assert coarse.mean.shape == (3, model.latent_dim)
