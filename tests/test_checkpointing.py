@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import types
 
 import jax
@@ -128,3 +129,71 @@ def test_nothing_is_reported_after_the_error_not_even_at_exit(tmp_path):
   for report in ("Traceback", "never retrieved", "Event loop is closed", "Exception ignored"):
     assert report not in result.stderr, result.stderr
   assert result.stderr.endswith("reported\n"), result.stderr
+
+
+def _fail_like_orbax_run_sync(restore) -> asyncio.AbstractEventLoop:
+  """Runs the coroutine `restore`, which fails with OSError, in a fresh loop of the restore's
+  event-loop policy and closes it, as Orbax's run_sync does; returns the closed loop."""
+  with checkpointing._draining_event_loops():
+    loop = asyncio.new_event_loop()
+    try:
+      loop.run_until_complete(restore)
+    except OSError:
+      pass
+    finally:
+      loop.close()
+  return loop
+
+
+def test_a_closing_restore_loop_waits_for_work_that_posts_back_to_it():
+  """A read whose completion another thread posts to the loop (as TensorStore's callbacks do) and
+  that ends after a sibling failed: closing the loop waits for it instead of cancelling it, so the
+  thread never meets a closed loop. (Cancelled, the read's thread posts 0.2 s later and fails.)"""
+  failures = []
+
+  async def read_posted_by_a_thread():
+    future = asyncio.get_running_loop().create_future()
+
+    def complete():
+      time.sleep(0.2)
+      try:
+        future.get_loop().call_soon_threadsafe(lambda: future.done() or future.set_result("read"))
+      except RuntimeError as e:
+        failures.append(e)
+
+    thread = threading.Thread(target=complete)
+    thread.start()
+    threads.append(thread)
+    return await future
+
+  async def failing_read():
+    raise OSError("damaged")
+
+  async def restore():
+    return await asyncio.gather(read_posted_by_a_thread(), failing_read())
+
+  threads = []
+  loop = _fail_like_orbax_run_sync(restore())
+  for thread in threads:
+    thread.join()
+  assert len(threads) == 1
+  assert failures == []
+  assert loop.is_closed() and not asyncio.all_tasks(loop)
+
+
+def test_a_closing_restore_loop_cancels_what_outlasts_the_drain_timeout(monkeypatch):
+  """A read that never ends (a hung remote store) is cancelled after DRAIN_TIMEOUT, not awaited
+  for ever."""
+  monkeypatch.setattr(checkpointing, "DRAIN_TIMEOUT", 0.1)
+
+  async def hung_read():
+    await asyncio.get_running_loop().create_future()  # never set
+
+  async def restore():
+    reads.append(asyncio.get_running_loop().create_task(hung_read()))
+    await asyncio.sleep(0)
+    raise OSError("damaged")
+
+  reads = []
+  loop = _fail_like_orbax_run_sync(restore())
+  assert loop.is_closed() and reads[0].cancelled()

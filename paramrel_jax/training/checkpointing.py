@@ -22,6 +22,7 @@ from etils import epath
 
 CHECKPOINT_DIR = "checkpoints"
 _STATE = "state"  # the TrainState item of a step directory
+DRAIN_TIMEOUT = 60.0  # seconds a failed restore waits for its other reads before cancelling them
 
 
 class CheckpointError(ValueError):
@@ -293,12 +294,23 @@ class _DrainingPolicy(asyncio.DefaultEventLoopPolicy):
 
 
 class _DrainingEventLoop(asyncio.SelectorEventLoop):
-  """An event loop that, on close, ends its tasks and executor threads as `asyncio.run` does: the
-  pending tasks are cancelled and awaited, their errors retrieved, the threads joined."""
+  """An event loop that, on close, first lets its pending tasks end, then ends its executor
+  threads: their errors are retrieved, the threads joined.
+
+  The tasks are awaited before any is cancelled: cancelling a TensorStore read that has just
+  completed does not stop its done callback, which, on TensorStore's thread, posts the result to
+  this loop with `call_soon_threadsafe`; had the loop closed meanwhile, that thread would print
+  'Event loop is closed'. Tasks still pending after `DRAIN_TIMEOUT` seconds are cancelled.
+  """
 
   def close(self) -> None:
     try:
       if not self.is_closed() and not self.is_running():
+        if tasks := asyncio.all_tasks(self):
+          done, _ = self.run_until_complete(asyncio.wait(tasks, timeout=DRAIN_TIMEOUT))
+          for task in done:
+            if not task.cancelled():
+              task.exception()  # retrieved: no 'Task exception was never retrieved'
         while tasks := asyncio.all_tasks(self):
           for task in tasks:
             task.cancel()
