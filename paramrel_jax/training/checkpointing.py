@@ -270,7 +270,7 @@ def _reporting_read_errors(directory: str, step: int):
 
 @contextlib.contextmanager
 def _draining_event_loops():
-  """Within the scope, an event loop being closed first cancels and awaits its pending tasks.
+  """Within the scope, a closing event loop first awaits its pending tasks (`_DrainingEventLoop`).
 
   Orbax reads the arrays concurrently (an `asyncio.gather` of TensorStore reads) in an event loop
   that its asyncio_utils.run_sync makes with `asyncio.new_event_loop()` and closes as soon as the
