@@ -12,7 +12,8 @@ Needs the extra `tables` (`experiments.real_tables`). Per table and seed, the ma
               and an autoencoder (scikit-learn's MLPRegressor, bottleneck of L units) of the same
               encoding, L = model.latent_dim;
   imputation  10 % and 30 % of the observed cells of the first 2,000 test rows hidden at random
-              (seeded); ParamReL (`TableModel.impute`: its point estimate, and one draw),
+              (seeded); ParamReL (`TableModel.impute`: its point estimate from 16 pooled
+              imputations, and one draw),
               mean / mode and IterativeImputer fill them: accuracy on the discrete columns, RMSE
               over the training std on the others (mean over columns).
 

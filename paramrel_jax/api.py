@@ -40,7 +40,7 @@ from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.data import transforms
 from paramrel_jax.evaluation import latent_plots, latents
 from paramrel_jax.methods import interface, registry
-from paramrel_jax.methods.paramrel import interpolation, reverse_sampling
+from paramrel_jax.methods.paramrel import interpolation, reverse_sampling, sampling
 from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 from paramrel_jax.training import logging_utils, runs
 from paramrel_jax.viz.images import to_uint8
@@ -558,13 +558,20 @@ class TableModel(LoadedModel):
     return self.to_table(self.reconstruct_arrays(x, seed=seed, steps=steps)["reconstruction"])
 
   def impute(
-    self, table, *, seed: int = 0, steps: int | None = None, draw: bool = True
+    self,
+    table,
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    draw: bool = True,
+    num_draws: int = sampling.POINT_DRAWS,
   ) -> pd.DataFrame:
     """`table` with each missing cell of the run's columns filled given the record's observed
     cells (`ParamReL.impute`: Eq. 4 with the observed cells sent, z from the record as
     observed); observed cells and other columns are kept exactly as given. draw=True fills a
-    draw (one imputation; another seed gives another), False the point estimate (the most
-    probable category, the mean of a numeric column).
+    draw (one imputation; another seed gives another), False the point estimate from
+    `num_draws` imputations (the most frequent category, the mean of a numeric column; K times
+    the work of a draw).
 
     Raises:
       ValueError: as `to_model`, or a run without a self-encoder.
@@ -574,7 +581,13 @@ class TableModel(LoadedModel):
     model, key = self._model(steps), jax.random.key(seed)
     parts = [
       jax.device_get(
-        model.impute(self.trained.params, jax.random.fold_in(key, start), batch, draw=draw)
+        model.impute(
+          self.trained.params,
+          jax.random.fold_in(key, start),
+          batch,
+          draw=draw,
+          num_draws=num_draws,
+        )
       )
       for start, batch in self._batches(x, "imputing")
     ]

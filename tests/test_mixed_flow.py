@@ -250,6 +250,26 @@ def test_sampling_pieces_are_per_column():
   )
 
 
+def test_the_point_of_draws_votes_and_averages_per_column():
+  # three draws (K, B = 2, 1) of each cell
+  draws = {
+    "height": jnp.array([[[0.1], [0.5]], [[0.3], [0.5]], [[0.2], [-0.4]]]),
+    "age": discretised.quantize(jnp.array([[[-0.8], [0.9]], [[-0.6], [0.9]], [[-0.5], [0.1]]]), 8),
+    "smoker": jnp.array([[[1], [0]], [[1], [1]], [[0], [0]]]),
+    "island": jnp.array([[[3], [2]], [[1], [0]], [[3], [1]]]),  # row 1: a three-way tie
+  }
+  point = MIXED.point_of_draws(draws)
+  np.testing.assert_allclose(point["height"], [[0.2], [0.2]], rtol=1e-6)
+  # age's draws sit on bin centres -0.875, -0.625, -0.375 (mean -0.625) and 0.875, 0.875, 0.125
+  # (mean 0.625): the mean moves to its bin centre
+  np.testing.assert_allclose(point["age"], [[-0.625], [0.625]])
+  np.testing.assert_array_equal(point["smoker"], [[1], [0]])
+  np.testing.assert_array_equal(point["island"], [[3], [0]])  # the tie goes to the lower class
+  assert point["island"].dtype == draws["island"].dtype
+  with pytest.raises(ValueError):
+    MIXED.point_of_draws({"height": draws["height"]})
+
+
 @pytest.mark.parametrize(
   "columns, match",
   [((), "at least one column"), ((("a", CONT), ("a", BINS)), r"unique.*\['a'\]")],

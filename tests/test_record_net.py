@@ -179,6 +179,40 @@ def test_imputation_keeps_observed_cells_and_fills_missing_ones(trained):
   assert accuracy > 0.8 and accuracy > mode_accuracy + 0.3, (accuracy, mode_accuracy)
 
 
+def test_the_point_estimate_pools_independent_imputations(trained):
+  schema, model, params, _, _ = trained
+  test = _table(300, seed=12)
+  truth = test.copy()
+  hidden = test.copy()
+  hidden["colour"] = None
+  hidden["size"] = np.nan  # legs and flag tell the kind, which sets the size's mean
+  record, _ = schema.encode(hidden)
+  record = {name: jnp.asarray(column) for name, column in record.items()}
+
+  def fill(**kwargs):
+    filled = sampling.impute(jax.random.key(9), model.flow, model.net, params, record, 50, **kwargs)
+    return schema.decode({k: np.asarray(v) for k, v in filled.items()})
+
+  draw, one = fill(), fill(draw=False, num_draws=1)
+  pd.testing.assert_frame_equal(draw, one)  # the point of one imputation is that imputation
+  point = fill(draw=False, num_draws=16)
+  pd.testing.assert_series_equal(point["legs"], draw["legs"])  # observed cells as given
+  known = truth["colour"].notna().to_numpy() & truth["size"].notna().to_numpy()
+
+  def scores(filled):
+    accuracy = np.mean(filled["colour"][known].to_numpy() == truth["colour"][known].to_numpy())
+    error = filled["size"][known].to_numpy() - truth["size"][known].to_numpy()
+    return accuracy, np.sqrt(np.mean(error**2))
+
+  (draw_accuracy, draw_rmse), (point_accuracy, point_rmse) = scores(draw), scores(point)
+  # a draw from the predictive distribution of the size (kind * 2 + N(0, 0.3^2)) errs by about
+  # sqrt(2) * 0.3; its mean, by about 0.3
+  assert point_rmse < 0.85 * draw_rmse, (point_rmse, draw_rmse)
+  assert point_accuracy >= draw_accuracy, (point_accuracy, draw_accuracy)
+  with pytest.raises(ValueError, match="num_draws must be >= 1"):
+    fill(draw=False, num_draws=0)
+
+
 def test_record_net_refuses_mismatched_columns():
   _, _, net = _setup()
   bad = dataclasses.replace(net, output_channels=(1,))

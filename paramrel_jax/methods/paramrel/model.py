@@ -121,11 +121,19 @@ class ParamReL:
     )
     return result.x, result.z
 
-  def impute(self, params: dict, key: jax.Array, x: dict, *, draw: bool = True) -> dict:
+  def impute(
+    self,
+    params: dict,
+    key: jax.Array,
+    x: dict,
+    *,
+    draw: bool = True,
+    num_draws: int = sampling.POINT_DRAWS,
+  ) -> dict:
     """Records x {name: (B, 1)} with their missing cells filled given the observed ones, in
-    `sample_steps` steps (`sampling.impute`: a draw, or with draw=False the point estimate); a
-    table run's flow only."""
-    return sampling.impute(key, self.flow, self.net, params, x, self.sample_steps, draw)
+    `sample_steps` steps (`sampling.impute`: a draw, or with draw=False the point estimate of
+    `num_draws` draws); a table run's flow only."""
+    return sampling.impute(key, self.flow, self.net, params, x, self.sample_steps, draw, num_draws)
 
   # The capability interface.FLOW (interface.FlowModel).
 

@@ -35,6 +35,8 @@ from paramrel_jax.config.configuration import Z_SOURCES
 from paramrel_jax.methods.paramrel import objective
 from paramrel_jax.networks import ParamReLNet
 
+POINT_DRAWS = 16  # imputations behind impute's point estimate (draw=False)
+
 
 class SampleResult(NamedTuple):
   """Output of `sample`.
@@ -229,9 +231,16 @@ def sample(
   return SampleResult(x=result.x, out=result.out, z=z_final, theta=result.theta)
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps", "draw"))
+@functools.partial(jax.jit, static_argnames=("flow", "net", "n_steps", "draw", "num_draws"))
 def impute(
-  key: jax.Array, flow, net: ParamReLNet, params, x: dict, n_steps: int, draw: bool = True
+  key: jax.Array,
+  flow,
+  net: ParamReLNet,
+  params,
+  x: dict,
+  n_steps: int,
+  draw: bool = True,
+  num_draws: int = POINT_DRAWS,
 ) -> dict:
   """Fills the missing cells of records x {name: (B, 1)} (`bfn.mixed`) by generation given the
   observed ones: the n-step process of Eq. 4 runs with each observed cell's receiver sample
@@ -240,27 +249,36 @@ def impute(
   flagged, as in training), as the output network saw in training.
 
   Args:
-    draw: True: a draw of the final output distribution (one imputation of many); False: its
-      point estimate (`data_estimate`: the mode of a discrete column, the mean of the others).
+    draw: True: a draw of the final output distribution (one imputation of many); False: the
+      point estimate of the predictive distribution from `num_draws` independent imputations
+      (`MixedFlow.point_of_draws`: the most frequent class of a discrete cell, the mean of a
+      numeric one). One path's own output distribution is no such estimate: by t = 1 its
+      missing cells are committed to the values its path drew.
+    num_draws: imputations behind the point estimate (draw=False), K >= 1; K times the work.
 
   Returns:
     The records, observed cells as given, missing ones filled.
   """
+  checks.check_static_int("num_draws", num_draws, 1)
   batch = jax.tree.leaves(x)[0].shape[0]
+  observed = flow.observed(x)
+  repeats = 1 if draw else num_draws
+  # the records repeated: rows k * B ... (k + 1) * B - 1 are imputation k
+  repeated = {name: jnp.tile(column, (repeats, 1)) for name, column in x.items()}
 
   def output_fn(theta, t: jax.Array, k: jax.Array):
-    enc_in = objective.encoder_input(flow, net.encoder_input, jax.random.fold_in(k, 1), x, t)
+    enc_in = objective.encoder_input(flow, net.encoder_input, jax.random.fold_in(k, 1), repeated, t)
     return output_dist(flow, net, params, theta, t, posterior(net, params, enc_in, t)[0])
 
-  shape = (batch, len(flow.columns))
+  shape = (repeats * batch, len(flow.columns))
   result = generate.generate(
-    key, flow, output_fn, shape, n_steps, dtype=jnp.float32, observe=flow.observe(x)
+    key, flow, output_fn, shape, n_steps, dtype=jnp.float32, observe=flow.observe(repeated)
   )
-  if draw:
-    drawn = flow.sample_output(jax.random.fold_in(key, n_steps + 2), result.out)
-  else:
-    drawn = flow.data_estimate(result.out)
-  observed = flow.observed(x)
+  drawn = flow.sample_output(jax.random.fold_in(key, n_steps + 2), result.out)
+  if not draw:
+    drawn = flow.point_of_draws(
+      {name: column.reshape(repeats, batch, 1) for name, column in drawn.items()}
+    )
   return {
     name: jnp.where(observed[name][:, None], x[name], drawn[name].astype(x[name].dtype))
     for name in flow.names
