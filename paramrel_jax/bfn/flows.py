@@ -361,6 +361,10 @@ class ContinuousFlow(_GaussianFlow):
     del key
     return out.x_hat
 
+  def point_of_draws(self, draws: Array) -> Array:
+    """The point estimate (B, ...) of K draws (K, B, ...): their mean."""
+    return jnp.mean(draws, axis=0)
+
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
@@ -479,6 +483,10 @@ class DiscretisedFlow(_GaussianFlow):
   def sample_output(self, key: Array, out: DiscretisedNormalOutput) -> Array:
     """A draw of the discretised Normal (bin centres)."""
     return discretised.sample(key, out.mean, out.std, self.num_bins)
+
+  def point_of_draws(self, draws: Array) -> Array:
+    """The point estimate (B, ...) of K draws (K, B, ...): their mean, moved to its bin centre."""
+    return discretised.quantize(jnp.mean(draws, axis=0), self.num_bins)
 
 
 @jax.tree_util.register_static
@@ -654,6 +662,12 @@ class DiscreteFlow(_ArrayBatches):
     """A class drawn from the output distribution, int32 (B, ...)."""
     return discrete.sample(key, out.log_probs)
 
+  def point_of_draws(self, draws: Array) -> Array:
+    """The point estimate (B, ...) of K draws (K, B, ...): the most frequent class (ties to the
+    lower class), in the draws' dtype."""
+    votes = jax.nn.one_hot(draws, self.num_classes, dtype=jnp.int32).sum(0)
+    return jnp.argmax(votes, axis=-1).astype(draws.dtype)
+
 
 class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   """What every flow offers; code outside `bfn` uses these members, never `data_type` strings.
@@ -695,6 +709,7 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   def flow_estimate(self, theta: Theta) -> Array: ...
   def data_estimate(self, out: OutputDist) -> Array: ...
   def sample_output(self, key: Array, out: OutputDist) -> Array: ...
+  def point_of_draws(self, draws: Array) -> Array: ...
   def check_batch(self, x: Array) -> None: ...
   def codes_layout(self, z: Array, u: Array) -> tuple[int, tuple[int, ...]]: ...
   def batch_prior(self, x: Array, dtype=None) -> Theta: ...

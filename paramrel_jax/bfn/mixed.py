@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax.bfn import discretised
 from paramrel_jax.bfn.flows import Flow, OutputDist, Theta
 
 Array = jax.Array
@@ -366,21 +365,10 @@ class MixedFlow:
 
   def point_of_draws(self, draws: dict) -> Record:
     """name -> the point estimate (B, 1) of K draws (K, B, 1) of each cell (e.g. K imputations
-    of a record, whose mixture estimates its predictive distribution): the most frequent class
-    of a discrete column (ties to the lower class), the mean of a continuous one, the mean moved
-    to its bin centre in a discretised one."""
+    of a record, whose mixture estimates its predictive distribution): each column's own
+    (`Flow.point_of_draws`: the most frequent class, the mean, or the mean at its bin centre)."""
     self._check_record({name: draws[name][0] for name in draws})
-    point = {}
-    for name, flow in self.columns:
-      column = draws[name]
-      if flow.data_type == "discrete":
-        votes = jax.nn.one_hot(column[..., 0], flow.num_classes, dtype=jnp.int32).sum(0)
-        point[name] = jnp.argmax(votes, axis=-1)[:, None].astype(column.dtype)
-      elif flow.data_type == "discretised":
-        point[name] = discretised.quantize(column.mean(0), flow.num_bins)
-      else:
-        point[name] = column.mean(0)
-    return point
+    return {name: flow.point_of_draws(draws[name]) for name, flow in self.columns}
 
   def sample_output(self, key: Array, out: dict) -> Record:
     """name -> a draw of the column's output distribution, its own key."""
