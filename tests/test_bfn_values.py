@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from paramrel_jax.bfn import discrete, discretised
+from paramrel_jax.bfn import continuous, discrete, discretised
 
 KEY = jax.random.key(0, impl="rbg")
 BETA1 = 3.0
@@ -369,6 +369,19 @@ def test_delta_reconstruction_loss_scores_x_under_the_official_normal(K, scale):
   mass = stats.norm.cdf((c + 1 / K - x_hat) / s) - stats.norm.cdf((c - 1 / K - x_hat) / s)
   got = discretised.delta_reconstruction_loss(np.full(3, c), x_hat, sigma1, K)
   np.testing.assert_allclose(got, -np.log(mass), rtol=1e-4)
+
+
+def test_the_unquantised_reconstruction_loss_is_the_normal_density():
+  """-ln N(x; x_hat, sigma1^2), and the limit of the discretised loss as the bins narrow:
+  P(bin of width 2 / K) = density x 2 / K, so the two differ by ln(K / 2)."""
+  sigma1, K = 0.05, 4096
+  x = np.full(3, _centres(K)[K // 3])
+  x_hat = x + np.array([-0.02, 0.0, 0.07])
+  got = continuous.reconstruction_loss(x, x_hat, sigma1)
+  np.testing.assert_allclose(got, -stats.norm.logpdf(x, x_hat, sigma1), rtol=1e-5)
+  assert got[1] < 0  # a density above 1 where x_hat hits x
+  binned = discretised.delta_reconstruction_loss(x, x_hat, sigma1, K)
+  np.testing.assert_allclose(binned - got, np.log(K / 2), rtol=1e-4)
 
 
 # --- low-precision arguments ----------------------------------------------------------------------

@@ -244,7 +244,11 @@ def test_make_flow_builds_each_type_and_rejects_unknown():
   [
     (lambda: flows.ContinuousFlow(0.0), "sigma1 must lie in (0, 1), got 0.0."),
     (lambda: flows.ContinuousFlow(1.0), "sigma1 must lie in (0, 1), got 1.0."),
-    (lambda: flows.ContinuousFlow(0.1, num_bins=1), "num_bins must be >= 2, got 1."),
+    (
+      lambda: flows.ContinuousFlow(0.1, num_bins=1),
+      "num_bins must be 0 (data not quantised) or >= 2, got 1.",
+    ),
+    (lambda: flows.ContinuousFlow(0.1, num_bins=-2), "num_bins must be >= 0, got -2."),
     (lambda: flows.DiscretisedFlow(-0.1, 16), "sigma1 must lie in (0, 1), got -0.1."),
     (lambda: flows.DiscretisedFlow(0.1, 16.0), "num_bins must be a static Python int, got 16.0."),
     (lambda: flows.DiscreteFlow(0.0, 2), "beta1 must be > 0, got 0.0."),
@@ -401,6 +405,10 @@ def test_reconstruction_losses_follow_the_official_code():
   )
   cont256 = flows.ContinuousFlow(1e-3, 256).reconstruction_loss(x, flows.DeltaOutput(x_hat))
   np.testing.assert_allclose(cont256, -discretised.log_prob(x, x_hat, 1e-3, 256).sum(), rtol=1e-6)
+  unbinned = flows.ContinuousFlow(1e-3, 0).reconstruction_loss(x, flows.DeltaOutput(x_hat))
+  np.testing.assert_allclose(
+    unbinned, -continuous.sender_log_prob(x, x_hat, 1e-3**-2).sum(), rtol=1e-6
+  )
   xc = jnp.array([[0, 1, 1]])
   logits = jnp.array([[0.3, -2.0, 4.0]])
   flow = flows.DiscreteFlow(3.0, 2)
@@ -682,8 +690,11 @@ def test_hyperparameters_are_stored_as_python_scalars():
   assert type(flow.beta1) is float and type(flow.num_classes) is int
   for make in (flows.DiscretisedFlow, flows.ContinuousFlow):
     assert make(0.02, 2).num_bins == 2  # the fewest bins
-    with pytest.raises(ValueError, match="^num_bins must be >= 2"):
+    with pytest.raises(ValueError, match="^num_bins must be (>= 2|0 .* or >= 2), got 1"):
       make(0.02, 1)
+  assert flows.ContinuousFlow(0.02, 0).num_bins == 0  # continuous data need no bins
+  with pytest.raises(ValueError, match="^num_bins must be >= 2, got 0"):
+    flows.DiscretisedFlow(0.02, 0)
 
 
 @pytest.mark.parametrize("flow", VALUE_FLOWS, ids=_flow_id)

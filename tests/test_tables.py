@@ -70,6 +70,7 @@ def test_round_trip_through_flow_space():
   assert np.all(np.abs(record["bill_length_mm"][~np.isnan(record["bill_length_mm"])]) <= 1)
   assert np.nanmin(record["bill_length_mm"]) == -1 and np.nanmax(record["bill_length_mm"]) == 1
   assert isinstance(flow.columns[1][1], flows.ContinuousFlow)
+  assert flow.columns[1][1].num_bins == 0  # not quantised: scored by a density
   assert flow.columns[2][1].num_bins == tables.MAX_BINS
   assert flow.columns[3][1].num_classes == 3
   np.testing.assert_array_equal(label, pd.Categorical(table["species"]).codes)

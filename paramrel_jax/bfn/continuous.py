@@ -302,3 +302,25 @@ def dtime_loss(x: ArrayLike, x_hat: ArrayLike, i: ArrayLike, n: int, sigma1: flo
   check_broadcast(x=x, x_hat=x_hat, i=i)
   x, x_hat, i = as_float(x, x_hat, i)  # alpha in the data's dtype, float64 for float64 data
   return n * accuracy(i, n, sigma1) * jnp.square(x - x_hat) / 2
+
+
+def reconstruction_loss(x: ArrayLike, x_hat: ArrayLike, sigma1: float) -> Array:
+  """-ln N(x; x_hat, sigma1^2) per element: the reconstruction loss of unquantised data.
+
+  The delta output distribution at t = 1 has no density, so truly continuous data (table columns)
+  are scored as if measured with Normal noise of the input distribution's final std sigma1 (BFN
+  Sec. 4.8 allows either this or a quantisation of the data; quantised data use
+  `discretised.delta_reconstruction_loss`). A density, in nats per unit of x: it is negative
+  where x_hat lies within about sigma1 of x.
+
+  Args:
+    x: data.
+    x_hat: predictions at t = 1.
+    sigma1: in (0, 1).
+
+  Returns:
+    Losses in nats of the broadcast shape.
+  """
+  check_open_unit("sigma1", sigma1)
+  x, x_hat = as_float(x, x_hat)
+  return -sender_log_prob(x, x_hat, jnp.asarray(sigma1**-2, x.dtype))

@@ -283,8 +283,9 @@ class ContinuousFlow(_GaussianFlow):
 
   Attributes:
     sigma1: standard deviation of the input distribution at t = 1, in (0, 1).
-    num_bins: bins of the data's quantisation, used only by `reconstruction_loss` (which scores
-      x under a discretised Normal around x_hat, as the official code).
+    num_bins: bins of the data's quantisation, used only by `reconstruction_loss`, which scores x
+      under a Normal around x_hat discretised to these bins (as the official code); 0 for data
+      that are not quantised (table columns), scored by the Normal's density instead.
   """
 
   sigma1: float
@@ -299,7 +300,10 @@ class ContinuousFlow(_GaussianFlow):
 
   def __post_init__(self):
     object.__setattr__(self, "sigma1", _check_sigma1(self.sigma1))
-    object.__setattr__(self, "num_bins", checks.check_static_int("num_bins", self.num_bins, 2))
+    num_bins = checks.check_static_int("num_bins", self.num_bins, 0)
+    if num_bins == 1:
+      raise ValueError("num_bins must be 0 (data not quantised) or >= 2, got 1.")
+    object.__setattr__(self, "num_bins", num_bins)
 
   def validate_data(self, x: ArrayLike) -> None:
     """Host-side check: x is a float array (B, ...) with finite values in [-1, 1]."""
@@ -336,8 +340,12 @@ class ContinuousFlow(_GaussianFlow):
     return _sum_per_example(loss.astype(out.x_hat.dtype))
 
   def reconstruction_loss(self, x: Array, out: DeltaOutput) -> Array:
-    """-ln p(x | theta_1) under the official discretised Normal around x_hat: (B,)."""
-    loss = discretised.delta_reconstruction_loss(x, out.x_hat, self.sigma1, self.num_bins)
+    """-ln p(x | theta_1) around x_hat: (B,). Quantised data (num_bins >= 2): the official
+    discretised Normal, a probability; else the density N(x; x_hat, sigma1^2)."""
+    if self.num_bins:
+      loss = discretised.delta_reconstruction_loss(x, out.x_hat, self.sigma1, self.num_bins)
+    else:
+      loss = continuous.reconstruction_loss(x, out.x_hat, self.sigma1)
     return _sum_per_example(loss)
 
   def receiver_sample(self, key: Array, out: DeltaOutput, alpha: ArrayLike) -> Array:
@@ -732,7 +740,8 @@ def make_flow(
     data_type: 'continuous' | 'discretised' | 'discrete'.
     sigma1: continuous / discretised: final input std, in (0, 1).
     beta1: discrete: beta(1) > 0.
-    num_bins: discretised: K bins; continuous: the data's bins for the reconstruction loss.
+    num_bins: discretised: K bins; continuous: the data's bins for the reconstruction loss (0:
+      not quantised).
     num_classes: discrete: K classes.
     predict_std: discretised: the network also predicts a log std.
 

@@ -153,7 +153,8 @@ class TableSchema:
 
   def flow(self, *, sigma1: float, beta1: float) -> MixedFlow:
     """The MixedFlow of these columns: continuous and discretised columns with sigma1, discrete
-    ones with beta(1)."""
+    ones with beta(1). Continuous columns are not quantised (num_bins 0): their reconstruction
+    term is a density over the column's [-1, 1] scale."""
     return MixedFlow(
       tuple(
         (
@@ -162,7 +163,7 @@ class TableSchema:
             column.kind,
             sigma1=sigma1,
             beta1=beta1,
-            num_bins=max(column.num_bins, 2),
+            num_bins=0 if column.kind == "continuous" else max(column.num_bins, 2),
             num_classes=max(column.num_classes, 2),
           ),
         )
