@@ -183,20 +183,21 @@ def mle(rows: pd.DataFrame, test: pd.DataFrame, kinds, target: str, seed: int) -
   return float(f1_score(test[target].to_numpy(str), trees.predict(matrix(test)), average="macro"))
 
 
-def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
+def run_seed(name: str, seed: int, steps: int, workdir: str, scaling: str) -> dict:
   """Every score of one table and seed (module docstring)."""
   spec = real_tables.TABLES[name]  # fair's had_affair = affairs > 0: affairs would give it away
   target, table = spec.label, real_tables.load(name).drop(columns=list(spec.label_source))
-  path, table, run = table_study.table_csv(name, table, workdir, seed)
+  path, table, run = table_study.table_csv(name, table, workdir, seed, scaling)
   spent = os.path.join(run, "train_cpu_s.json")  # the budget of a finished run, kept for reruns
   if not os.path.isfile(spent):
     start = table_study.cpu_seconds()
-    table_study.main_job(run, path, "", seed, steps, "train", spec.columns)
+    table_study.main_job(run, path, "", seed, steps, "train", spec.columns, scaling)
     with open(spent, "w") as f:
       json.dump(table_study.cpu_seconds() - start, f)
   with open(spent) as f:
     budget = json.load(f)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": {"paramrel": budget}}
+  result["scaling"] = scaling
 
   model = paramrel_jax.load(run)
   kinds = {
@@ -228,8 +229,7 @@ def summarise(results: list[dict]) -> str:
     values = np.asarray(values, float)
     return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
-  for name in sorted({r["table"] for r in results}):
-    rows = [r for r in results if r["table"] == name]
+  for name, rows in table_study.by_variant(results).items():
     for score in ("score", "column_shapes", "column_pair_trends"):
       cells = [cell([r["quality"][k][score] for r in rows]) for k in models]
       lines.append(f"| {name} | quality: {score} | {' | '.join(cells)} | |")

@@ -29,6 +29,7 @@ runs live in `<workdir>/<table>/seed<k>` and resume.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -63,7 +64,14 @@ def cpu_seconds() -> float:
 
 
 def main_job(
-  workdir: str, path: str, label: str, seed: int, steps: int, mode: str, columns: str = ""
+  workdir: str,
+  path: str,
+  label: str,
+  seed: int,
+  steps: int,
+  mode: str,
+  columns: str = "",
+  scaling: str = "range",
 ) -> None:
   args = [
     sys.executable,
@@ -74,6 +82,7 @@ def main_job(
     f"--config.data.path={path}",
     f"--config.data.label={label}",
     f"--config.data.columns={columns}",
+    f"--config.data.scaling={scaling}",
     f"--config.seed={seed}",
     f"--config.training.num_steps={steps}",
     f"--mode={mode}",
@@ -181,35 +190,47 @@ def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) 
 
 
 def table_csv(
-  name: str, table: pd.DataFrame, workdir: str, seed: int
+  name: str, table: pd.DataFrame, workdir: str, seed: int, scaling: str = "range"
 ) -> tuple[str, pd.DataFrame, str]:
   """Writes `table` to <workdir>/<name>/table.csv and makes the seed's run directory.
 
   Returns:
     (path of the CSV, the table read back from it: the rows exactly as the model reads them,
-    the run directory <workdir>/<name>/seed<seed>).
+    the run directory <workdir>/<name>/seed<seed>, or <workdir>/<name>/<scaling>/seed<seed> for a
+    scaling other than 'range').
   """
-  run = os.path.join(workdir, name, f"seed{seed}")
+  variant = () if scaling == "range" else (scaling,)
+  run = os.path.join(workdir, name, *variant, f"seed{seed}")
   os.makedirs(run, exist_ok=True)
   path = os.path.join(workdir, name, "table.csv")
   table.to_csv(path, index=False)
   return path, pd.read_csv(path), run
 
 
-def run_seed(name: str, seed: int, steps: int, workdir: str) -> dict:
+def range_scaled(schema: tables.TableSchema) -> tables.TableSchema:
+  """The schema with every continuous column on the linear range map: the baselines' encoding,
+  the same whatever scaling the model uses."""
+  plain = dict(scaling="range", knots=(), levels=())
+  return tables.TableSchema(
+    tuple(dataclasses.replace(column, **plain) for column in schema.columns), schema.label
+  )
+
+
+def run_seed(name: str, seed: int, steps: int, workdir: str, scaling: str) -> dict:
   """Every score of one table and seed (module docstring)."""
   info = real_tables.TABLES[name]
-  path, table, run = table_csv(name, real_tables.load(name), workdir, seed)
+  path, table, run = table_csv(name, real_tables.load(name), workdir, seed, scaling)
   start = cpu_seconds()
-  main_job(run, path, info.label, seed, steps, "train", info.columns)
+  main_job(run, path, info.label, seed, steps, "train", info.columns, scaling)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}
-  main_job(run, path, info.label, seed, steps, "eval", info.columns)
+  result["scaling"] = scaling
+  main_job(run, path, info.label, seed, steps, "eval", info.columns, scaling)
   with open(os.path.join(run, "eval", "metrics.json")) as f:
     nats = json.load(f)["likelihood"]["nats_per_record"]
   result["nats_per_record"] = {k: nats[k] for k in ("test_loss", "neg_elbo")}
 
   model = paramrel_jax.load(run)
-  schema = model.schema
+  schema = range_scaled(model.schema)
   labels = schema.label.encode(table[schema.label.name])[:, 0]
   keep = labels >= 0
   x = design(schema, table)[keep]
@@ -255,8 +276,7 @@ def summarise(results: list[dict]) -> str:
     values = np.asarray(values, float)
     return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
-  for name in sorted({r["table"] for r in results}):
-    rows = [r for r in results if r["table"] == name]
+  for name, rows in by_variant(results).items():
     probe = [cell([r["probe_auroc"][k] for r in rows]) for k in ("paramrel", "pca", "ae")]
     lines.append(f"| {name} | probe AUROC | {probe[0]} | | {probe[1]} | {probe[2]} | | |")
     for fraction in HIDE_FRACTIONS:
@@ -275,23 +295,42 @@ def summarise(results: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def variant(result: dict) -> tuple[str, str]:
+  """(table, scaling) of a result (results saved before the scaling existed are 'range')."""
+  return result["table"], result.get("scaling", "range")
+
+
+def by_variant(results: list[dict]) -> dict[str, list[dict]]:
+  """{'table' or 'table (<scaling> scaling)': its results}, in order of table and scaling."""
+  groups = {}
+  for result in sorted(results, key=variant):
+    name, scaling = variant(result)
+    label = name if scaling == "range" else f"{name} ({scaling} scaling)"
+    groups.setdefault(label, []).append(result)
+  return groups
+
+
 def parse_args(argv, description: str, workdir: str) -> argparse.Namespace:
-  """The command line of the table studies: --tables, --seeds, --steps, --workdir, --out."""
+  """The command line of the table studies: --tables, --seeds, --steps, --scaling, --workdir,
+  --out."""
   parser = argparse.ArgumentParser(description=description)
   parser.add_argument(
     "--tables", nargs="+", default=["penguins"], choices=sorted(real_tables.TABLES)
   )
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--steps", type=int, default=8000)
+  parser.add_argument(
+    "--scaling", default="range", choices=tables.SCALINGS, help="the runs' data.scaling"
+  )
   parser.add_argument("--workdir", default=workdir)
   parser.add_argument("--out", default="experiments/results/table_study")
   return parser.parse_args(argv)
 
 
 def run_study(args: argparse.Namespace, stem: str, run_seed, summarise) -> None:
-  """run_seed(table, seed, steps, workdir) -> dict for every table and seed of args, saved after
-  each in <out>/<stem>.json (the saved results of other tables and seeds are kept) and
-  summarise(results) -> markdown in <out>/<stem>.md."""
+  """run_seed(table, seed, steps, workdir, scaling) -> dict for every table and seed of args,
+  saved after each in <out>/<stem>.json (the saved results of other tables, seeds and scalings
+  are kept) and summarise(results) -> markdown in <out>/<stem>.md."""
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, f"{stem}.json")
   results = []
@@ -301,8 +340,9 @@ def run_study(args: argparse.Namespace, stem: str, run_seed, summarise) -> None:
   for name in args.tables:
     for seed in args.seeds:
       began = time.time()
-      results = [r for r in results if (r["table"], r["seed"]) != (name, seed)]
-      results.append(run_seed(name, seed, args.steps, args.workdir))
+      key = (name, args.scaling, seed)
+      results = [r for r in results if (*variant(r), r["seed"]) != key]
+      results.append(run_seed(name, seed, args.steps, args.workdir, args.scaling))
       print(f"{name} seed {seed}: {time.time() - began:.0f} s", flush=True)
       with open(path, "w") as f:
         json.dump(results, f, indent=1)

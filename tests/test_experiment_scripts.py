@@ -122,6 +122,8 @@ def test_table_study_baselines_encode_fill_and_score_a_table():
 
   table = _table(300, seed=1)
   schema = tables.infer_schema(table)
+  # whatever the model's scaling, the baselines see the range map
+  assert table_study.range_scaled(tables.infer_schema(table, scaling="quantile")) == schema
   x = table_study.design(schema, table)
   assert x.shape == (300, 3 + 1 + 1 + 2) and np.isfinite(x).all()  # colour, size, legs, flag
   assert table_study.autoencoder_codes(x, 2, seed=0).shape == (300, 2)
@@ -149,6 +151,7 @@ def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
   from test_record_net import _table
 
   from experiments import real_tables, table_study
+  from paramrel_jax.data import tables
 
   table = _table(300, seed=2)
   for i in range(4):  # as wide as the default's 8 latent dimensions, for PCA's codes
@@ -156,11 +159,19 @@ def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setitem(
     real_tables.TABLES, "generated", real_tables.Table("-", lambda: table, "flag")
   )
-  result = table_study.run_seed("generated", 0, 2, str(tmp_path))
+  result = table_study.run_seed("generated", 0, 2, str(tmp_path), "quantile")
   written = tmp_path / "generated" / "table.csv"
-  assert written.is_file() and (tmp_path / "generated" / "seed0" / "checkpoints").is_dir()
+  run = tmp_path / "generated" / "quantile" / "seed0"  # a scaling other than range: its own runs
+  assert written.is_file() and (run / "checkpoints").is_dir()
   assert len(open(written).read().splitlines()) == 301  # the header and every row
+  schema = tables.TableSchema.load(str(run))
+  assert {c.scaling for c in schema.columns if c.kind == "continuous"} == {"quantile"}
   assert set(result["probe_auroc"]) == {"paramrel", "pca", "ae"}
   assert set(result["imputation"]) == {str(f) for f in table_study.HIDE_FRACTIONS}
-  summary = table_study.summarise([result])
+  older = {**result, "scaling": None}
+  del older["scaling"]  # saved before the scaling existed: the range rows
+  summary = table_study.summarise([result, older])
+  assert summary.count("| generated (quantile scaling) |") == 2 + 2 * len(
+    table_study.HIDE_FRACTIONS
+  )
   assert summary.count("| generated |") == 2 + 2 * len(table_study.HIDE_FRACTIONS)

@@ -165,6 +165,7 @@ def test_a_resumed_table_run_equals_an_uninterrupted_one(tmp_path):
     (["--config.data.columns=legs:ordinal"], None, "unknown kind 'ordinal' for column 'legs'"),
     (["--config.data.columns=colour:continuous"], None, "column 'colour' must be numeric"),
     (["--config.data.label=species"], None, "data.label='species' is not a column"),
+    (["--config.data.scaling=rank"], None, "data.scaling must be one of ('range', 'quantile')"),
     ([], "empty", "is empty"),
     (["--config.flow.data_type=discrete"], None, "need flow.data_type='mixed'"),
     (["--mode=traverse"], None, "--mode=traverse draws images"),

@@ -97,9 +97,43 @@ def test_integers_with_one_bin_per_value_come_back_exactly():
 
 
 def test_schema_is_saved_and_loaded(tmp_path):
-  schema = tables.infer_schema(_penguins_like(), label="species")
-  schema.save(str(tmp_path))
-  assert tables.TableSchema.load(str(tmp_path)) == schema
+  for scaling in tables.SCALINGS:
+    schema = tables.infer_schema(_penguins_like(), label="species", scaling=scaling)
+    schema.save(str(tmp_path))
+    assert tables.TableSchema.load(str(tmp_path)) == schema
+  # a schema saved before continuous columns had a scaling loads with the range map
+  old = '{"columns": [{"name": "x", "kind": "continuous", "low": 0.0, "high": 4.0}]}'
+  (column,) = tables.TableSchema.from_json(old).columns
+  assert column.scaling == "range" and column.encode(pd.Series([1.0]))[0, 0] == -0.5
+
+
+def test_the_quantile_scaling_spreads_a_skewed_column_and_inverts_exactly():
+  rng = np.random.default_rng(0)
+  values = np.concatenate([rng.lognormal(0.0, 0.3, 2000).round(2), [58.9]])  # one far outlier
+  series = pd.Series(values)
+  ranged = tables.fit_column(series, "size", "continuous")
+  column = tables.fit_column(series, "size", "continuous", "quantile")
+  assert column.levels[0] == -1 and column.levels[-1] == 1 and column.knots[-1] == 58.9
+  assert len(column.knots) == len(np.unique(values))  # rounded values: fewer than MAX_KNOTS
+  encoded = column.encode(series)[:, 0]
+  # the range map puts the bulk into a sliver of [-1, 1], the quantile map spreads it evenly
+  assert np.ptp(np.quantile(ranged.encode(series), [0.05, 0.95])) < 0.1
+  np.testing.assert_allclose(np.quantile(encoded, [0.25, 0.5, 0.75]), [-0.5, 0, 0.5], atol=0.02)
+  # exact but for the float32 of flow space, coarsest on the long last segment to the outlier
+  np.testing.assert_allclose(column.decode(encoded[:, None]), values, rtol=1e-3)
+  np.testing.assert_allclose(column.decode(column.encode(series[:100])), values[:100], rtol=1e-5)
+  # order kept, outside the training range clamped, missing stays missing
+  probe = column.encode(pd.Series([0.1, 1.0, 1.01, 100.0, np.nan]))[:, 0]
+  assert probe[0] == -1 and probe[1] < probe[2] and probe[3] == 1 and np.isnan(probe[4])
+  # ties: one knot per distinct value, each at the middle of its step of the empirical CDF
+  ties = tables.fit_column(pd.Series([1.0, 1.0, 2.0, 3.0, 3.0]), "t", "continuous", "quantile")
+  assert ties.knots == (1.0, 2.0, 3.0) and ties.levels == (-1.0, 0.0, 1.0)
+  uneven = tables.fit_column(pd.Series([1.0, 1.0, 1.0, 2.0, 3.0]), "t", "continuous", "quantile")
+  np.testing.assert_allclose(uneven.levels, [-1.0, 1 / 3, 1.0])  # mid-CDF 0.3, 0.7, 0.9
+  dense = tables.fit_column(pd.Series(rng.normal(size=5000)), "d", "continuous", "quantile")
+  assert len(dense.knots) == tables.MAX_KNOTS and np.all(np.diff(dense.levels) > 0)
+  constant = tables.fit_column(pd.Series([2.5, 2.5]), "c", "continuous", "quantile")
+  assert constant.decode(constant.encode(pd.Series([2.5]))).tolist() == [2.5]
 
 
 def test_split_is_seeded_and_disjoint():
@@ -155,6 +189,10 @@ def test_bad_input_gets_one_clear_error(tmp_path):
     tables.read_table(str(tmp_path / "t.xlsx"))
   with pytest.raises(ValueError, match="has no values"):
     tables.infer_schema(table.assign(bill_length_mm=np.nan))
+  with pytest.raises(ValueError, match=r"data.scaling must be one of \('range', 'quantile'\)"):
+    tables.infer_schema(table, scaling="rank")
+  with pytest.raises(ValueError, match="a quantile scaling needs as many knots as levels"):
+    tables.ColumnSchema("x", "continuous", scaling="quantile", knots=(1.0, 2.0), levels=(0.0,))
 
 
 def test_categories_of_mixed_python_types_stay_apart():

@@ -231,6 +231,7 @@ def _table_flow(
       tables.read_table(data_values["path"]),
       tables.parse_kinds(data_values.get("columns", "")),
       data_values.get("label") or None,
+      data_values.get("scaling", "range"),
     )
   return schema.flow(sigma1=flow_cfg["sigma1"], beta1=flow_cfg["beta1"]), schema
 

@@ -27,6 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.path = ""  # .npz file for source='npz'; .csv / .parquet table for source='csv'
   config.data.columns = ""  # source='csv': 'name:kind,...' overrides of the inferred kinds
   config.data.label = ""  # source='csv': a column kept out of the model, the probes' label
+  config.data.scaling = "range"  # source='csv': continuous columns to [-1, 1]: range | quantile
   config.data.data_dir = ""  # TFDS data_dir for source='tfds' ('' = TFDS default)
   config.data.download = True  # source='tfds': prepare a missing dataset on first use
   config.data.image_size = 28  # H = W of the images fed to the model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from paramrel_jax.data.tables import TableSchema
+from paramrel_jax.data.tables import SCALINGS, TableSchema
 
 SOURCES = ("generated", "tfds", "npz", "csv")
 # grain workers that num_workers = -1 ('auto') never exceeds: more mostly add start-up time and
@@ -29,6 +29,8 @@ class DataConfig:
     columns: source 'csv': 'name:kind,...' overrides of the inferred column kinds
       (`tables.parse_kinds`).
     label: source 'csv': a column kept out of the model as the label of probes ('' for none).
+    scaling: source 'csv': how continuous columns map to [-1, 1] (`tables.SCALINGS`): 'range'
+      (linear from the training range) or 'quantile' (through the empirical CDF).
     schema: source 'csv': the run's table schema (`tables.TableSchema`), set by
       `configuration.resolve` (fitted on the training split, or the one saved with the run);
       None otherwise.
@@ -60,6 +62,7 @@ class DataConfig:
   path: str = ""
   columns: str = ""
   label: str = ""
+  scaling: str = "range"
   schema: TableSchema | None = None
   data_dir: str = ""
   download: bool = True
@@ -84,11 +87,13 @@ class DataConfig:
       raise ValueError("DataConfig.path must name an .npz file when source='npz'.")
     if self.source == "csv" and not self.path:
       raise ValueError("DataConfig.path must name a .csv or .parquet table when source='csv'.")
-    if self.source != "csv" and (self.columns or self.label):
+    if self.source != "csv" and (self.columns or self.label or self.scaling != "range"):
       raise ValueError(
-        f"DataConfig.columns and DataConfig.label describe tables (source='csv'); this run's "
+        f"DataConfig.columns, label and scaling describe tables (source='csv'); this run's "
         f"source is {self.source!r}."
       )
+    if self.scaling not in SCALINGS:
+      raise ValueError(f"DataConfig.scaling must be one of {SCALINGS}, got {self.scaling!r}.")
     if self.image_size < 1:
       raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
     if self.binarize not in BINARIZE_MODES:

@@ -2,8 +2,11 @@
 
 A `TableSchema` says what each column is and how its values map to the data of its flow
 (`bfn.mixed.MixedFlow`):
-  continuous   floats, scaled from the training range [low, high] to [-1, 1] (values outside it
-               are clipped to it);
+  continuous   floats mapped to [-1, 1] by their `scaling` (values outside the training range
+               [low, high] are clipped to it): 'range', linear from [low, high]; 'quantile',
+               piecewise linear through the training values' empirical CDF (at most MAX_KNOTS
+               knots), so that a skewed column or one with outliers spreads evenly over [-1, 1]
+               (as TabDDPM's quantile transform); both are inverted exactly by `decode`;
   discretised  integers on K bins in [-1, 1]: one bin per value when the range has at most
                MAX_BINS values, else MAX_BINS equal-width bins (decoded to the nearest integer of
                the bin centre);
@@ -34,6 +37,8 @@ from paramrel_jax.bfn.mixed import MISSING_CLASS, MixedFlow
 KINDS = ("continuous", "discretised", "discrete")
 MAX_CATEGORICAL_INTEGERS = 10
 MAX_BINS = 256
+SCALINGS = ("range", "quantile")
+MAX_KNOTS = 512
 SCHEMA_FILE = "schema.json"
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 
@@ -48,6 +53,9 @@ class ColumnSchema:
     low, high: continuous: the training range; discretised: the integer range.
     num_bins: discretised: K bins.
     categories: discrete: the categories, class k is categories[k] (JSON values).
+    scaling: continuous: one of SCALINGS (schemas saved before it existed are 'range').
+    knots, levels: continuous, scaling 'quantile': increasing training values (from low to high)
+      and their places in [-1, 1] (from -1 to 1), the points of the piecewise-linear map.
   """
 
   name: str
@@ -56,6 +64,25 @@ class ColumnSchema:
   high: float = 0.0
   num_bins: int = 0
   categories: tuple = ()
+  scaling: str = "range"
+  knots: tuple = ()
+  levels: tuple = ()
+
+  def __post_init__(self):
+    if self.scaling not in SCALINGS:
+      raise ValueError(
+        f"column {self.name!r}: scaling must be one of {SCALINGS}, got {self.scaling!r}."
+      )
+    if self.scaling == "quantile" and (
+      len(self.knots) != len(self.levels)
+      or not self.knots
+      or np.any(np.diff(self.knots) <= 0)
+      or np.any(np.diff(self.levels) <= 0)
+    ):
+      raise ValueError(
+        f"column {self.name!r}: a quantile scaling needs as many knots as levels, both "
+        f"increasing, got {len(self.knots)} knots and {len(self.levels)} levels."
+      )
 
   @property
   def num_classes(self) -> int:
@@ -63,7 +90,8 @@ class ColumnSchema:
 
   def describe(self) -> str:
     if self.kind == "continuous":
-      return f"{self.name}: continuous in [{self.low:g}, {self.high:g}]"
+      scaled = ", quantile-scaled" if self.scaling == "quantile" else ""
+      return f"{self.name}: continuous in [{self.low:g}, {self.high:g}]{scaled}"
     if self.kind == "discretised":
       return (
         f"{self.name}: discretised, integers {self.low:g}..{self.high:g} on {self.num_bins} bins"
@@ -87,6 +115,9 @@ class ColumnSchema:
       codes[~missing] = [index[_key(v)] for v in observed]
       return codes[:, None]
     numbers = _numeric(values, self.name)
+    if self.kind == "continuous" and self.scaling == "quantile":
+      scaled = np.interp(numbers, self.knots, self.levels)  # clamps to [-1, 1]; NaN stays NaN
+      return scaled.astype(np.float32)[:, None]
     if self.kind == "continuous":
       scaled = 2 * (numbers - self.low) / max(self.high - self.low, 1e-12) - 1
       return np.clip(scaled, -1, 1).astype(np.float32)[:, None]
@@ -101,6 +132,8 @@ class ColumnSchema:
     if self.kind == "discrete":
       values = [None if c == MISSING_CLASS else self.categories[int(c)] for c in column]
       return pd.Series(values, name=self.name, dtype=object)
+    if self.kind == "continuous" and self.scaling == "quantile":
+      return pd.Series(np.interp(column, self.levels, self.knots), name=self.name)
     if self.kind == "continuous":
       position = (np.clip(column, -1, 1) + 1) / 2
       return pd.Series(self.low + position * (self.high - self.low), name=self.name)
@@ -196,7 +229,24 @@ class TableSchema:
 
 
 def _column_from_dict(data: dict[str, Any]) -> ColumnSchema:
-  return ColumnSchema(**{**data, "categories": tuple(data.get("categories", ()))})
+  sequences = {key: tuple(data.get(key, ())) for key in ("categories", "knots", "levels")}
+  return ColumnSchema(**{**data, **sequences})
+
+
+def quantile_map(numbers: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(knots, levels) of the quantile scaling of observed values (N,): at most MAX_KNOTS distinct
+  values from min to max, each at the mid-point of its step of the empirical CDF, stretched so
+  that min -> -1 and max -> 1."""
+  values = np.sort(numbers)
+  knots = np.unique(values)
+  if len(knots) > MAX_KNOTS:
+    grid = np.linspace(0, 1, MAX_KNOTS)
+    knots = np.unique(np.quantile(values, grid, method="inverted_cdf"))
+  if len(knots) == 1:
+    return (float(knots[0]),), (-1.0,)
+  cdf = np.searchsorted(values, knots, "left") + np.searchsorted(values, knots, "right")
+  levels = -1 + 2 * (cdf - cdf[0]) / (cdf[-1] - cdf[0])
+  return tuple(map(float, knots)), tuple(map(float, levels))
 
 
 def _key(value) -> str:
@@ -272,8 +322,9 @@ def infer_kind(values: pd.Series) -> str:
   return "discrete" if observed.nunique() <= MAX_CATEGORICAL_INTEGERS else "discretised"
 
 
-def fit_column(values: pd.Series, name: str, kind: str) -> ColumnSchema:
-  """A column's schema of the given kind, fitted on its (training) values."""
+def fit_column(values: pd.Series, name: str, kind: str, scaling: str = "range") -> ColumnSchema:
+  """A column's schema of the given kind, fitted on its (training) values; `scaling` (one of
+  SCALINGS) is a continuous column's map to [-1, 1]."""
   if kind not in KINDS:
     raise ValueError(f"unknown kind {kind!r} for column {name!r}; known: {KINDS}.")
   observed = values.dropna()
@@ -289,17 +340,26 @@ def fit_column(values: pd.Series, name: str, kind: str) -> ColumnSchema:
     return ColumnSchema(name, kind, categories=tuple(categories))
   numbers = _numeric(observed, name)
   low, high = float(numbers.min()), float(numbers.max())
+  if kind == "continuous" and scaling == "quantile":
+    knots, levels = quantile_map(numbers)
+    return ColumnSchema(name, kind, low, high, scaling=scaling, knots=knots, levels=levels)
   if kind == "continuous":
-    return ColumnSchema(name, kind, low=low, high=high)
+    return ColumnSchema(name, kind, low=low, high=high, scaling=scaling)
   if not np.all(np.mod(numbers, 1) == 0):
     raise ValueError(f"column {name!r} is discretised but holds non-integers, e.g. {numbers[0]}.")
   return ColumnSchema(name, kind, low=low, high=high, num_bins=int(min(high - low + 1, MAX_BINS)))
 
 
 def infer_schema(
-  table: pd.DataFrame, kinds: dict[str, str] | None = None, label: str | None = None
+  table: pd.DataFrame,
+  kinds: dict[str, str] | None = None,
+  label: str | None = None,
+  scaling: str = "range",
 ) -> TableSchema:
-  """The schema of a (training) table: every column but `label`, kinds inferred or as given."""
+  """The schema of a (training) table: every column but `label`, kinds inferred or as given,
+  continuous columns mapped to [-1, 1] by `scaling` (one of SCALINGS)."""
+  if scaling not in SCALINGS:
+    raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}.")
   kinds = dict(kinds or {})
   unknown = sorted(set(kinds) - set(map(str, table.columns)))
   if unknown:
@@ -307,7 +367,7 @@ def infer_schema(
   if label and label not in table.columns:
     raise ValueError(f"data.label={label!r} is not a column of the table {list(table.columns)}.")
   columns = tuple(
-    fit_column(table[name], str(name), kinds.get(str(name)) or infer_kind(table[name]))
+    fit_column(table[name], str(name), kinds.get(str(name)) or infer_kind(table[name]), scaling)
     for name in table.columns
     if name != label
   )
