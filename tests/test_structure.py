@@ -1,14 +1,14 @@
 """The flow stays inside methods/ (issue 31): no module outside `paramrel_jax/methods/` reads a
 model's `.flow` or `.net`; callers use the model's methods (`interface.Model`,
-`interface.FlowModel`). perf/ is the one exception: it times the flow math and the networks of a
-sampling step apart."""
+`interface.FlowModel`). The benchmark's probes of a sampling step, which time the flow math and
+the networks apart, are ParamReL's own (`methods.paramrel.sampler_cost`)."""
 
 import ast
 import os
 
 from conftest import ROOT
 
-ALLOWED = ("paramrel_jax/methods/", "paramrel_jax/perf/")
+ALLOWED = ("paramrel_jax/methods/",)
 
 
 def _model_attribute_reads(tree: ast.AST) -> list[tuple[int, str]]:

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -25,9 +24,8 @@ from paramrel_jax import data
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.config import configuration
 from paramrel_jax.data.generated import GENERATED
-from paramrel_jax.methods import paramrel
-from paramrel_jax.methods.paramrel import sampling
-from paramrel_jax.perf import hlo, sampler_cost
+from paramrel_jax.methods.paramrel import sampler_cost
+from paramrel_jax.perf import hlo
 from paramrel_jax.perf.flops import first_cost, measure_matmul_flops, mfu
 from paramrel_jax.training import train
 
@@ -125,25 +123,13 @@ def _memory(device) -> dict[str, Any]:
   }
 
 
-def _network_output_dtypes(model, params, data_shape: tuple[int, ...]) -> dict[str, str]:
-  """dtypes of what the networks hand to the flow math and the objective (shapes only)."""
-  encode, decode = paramrel.net_fns(model.net, params)
-  net_in = model.flow.net_input(model.flow.prior(data_shape, jnp.float32))
-  t = jnp.zeros(data_shape[:1], jnp.float32)
-  mean, _ = jax.eval_shape(encode, net_in, t)
-  net_out = jax.eval_shape(decode, net_in, jnp.zeros(mean.shape, jnp.float32), t)
-  return {"encoder_out_dtype": str(mean.dtype), "net_out_dtype": str(net_out.dtype)}
-
-
 def _time_sampling(model, params, shape: tuple[int, ...], opts: Options) -> list[dict]:
   """Lowering, compile and run times of `sampling.sample` for each n of opts.sample_steps."""
   runs = []
   key = jax.random.key(1)
   for n in opts.sample_steps:
     start = time.perf_counter()
-    lowered = sampling.sample.lower(
-      key, model.flow, model.net, params, data_shape=shape, n_steps=n, z_source="prior"
-    )
+    lowered = sampler_cost.lower(model, params, shape, n, key)
     lower_s = time.perf_counter() - start
     start = time.perf_counter()
     compiled = lowered.compile()
@@ -192,22 +178,12 @@ def _sampler_step(model, params, shape: tuple[int, ...], profile_dir: str) -> di
   key = jax.random.key(1)
 
   def run(seed: int = 1):
-    return sampling.sample(
-      jax.random.key(seed),
-      model.flow,
-      model.net,
-      params,
-      data_shape=shape,
-      n_steps=10,
-      z_source="prior",
-    ).x
+    return sampler_cost.sample(model, params, shape, 10, seed)
 
-  compiled = sampling.sample.lower(
-    key, model.flow, model.net, params, data_shape=shape, n_steps=10, z_source="prior"
-  ).compile()
+  compiled = sampler_cost.lower(model, params, shape, 10, key).compile()
   run()
   result = {
-    **sampler_cost.step_costs(model.flow, model.net, params, shape),
+    **sampler_cost.step_costs(model, params, shape),
     "host_transfers_in_sampler": sampler_cost.host_transfers(compiled.as_text()),
     "compiles_on_a_second_call": sampler_cost.compiles_while(lambda: run(2)),
   }
@@ -318,7 +294,7 @@ def benchmark(
   cpu_peak = None
   if device.platform == "cpu":
     cpu_peak = {"fp32": measure_matmul_flops(opts.cpu_peak_size)}
-  dtypes = _network_output_dtypes(exp.model, state.params, data_shape)
+  dtypes = sampler_cost.network_dtypes(exp.model, state.params, data_shape)
 
   sampling_runs, step_cost = [], None
   if opts.sample_steps or opts.sampler_cost:
