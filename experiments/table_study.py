@@ -167,7 +167,9 @@ def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) 
   for column in schema.columns:
     values = train[column.name].dropna()
     fill = values.mode().iloc[0] if column.kind == "discrete" else values.mean()
-    fills["mean_mode"][column.name] = gaps[column.name].fillna(fill)
+    filled = gaps[column.name].copy()
+    filled[filled.isna()] = fill  # no fillna: it would downcast object columns
+    fills["mean_mode"][column.name] = filled
   names = list(schema.names)
   codes = _codes(schema, gaps)
   imputer = IterativeImputer(random_state=seed, max_iter=20)
