@@ -130,8 +130,16 @@ def test_the_quantile_scaling_spreads_a_skewed_column_and_inverts_exactly():
   assert ties.knots == (1.0, 2.0, 3.0) and ties.levels == (-1.0, 0.0, 1.0)
   uneven = tables.fit_column(pd.Series([1.0, 1.0, 1.0, 2.0, 3.0]), "t", "continuous", "quantile")
   np.testing.assert_allclose(uneven.levels, [-1.0, 1 / 3, 1.0])  # mid-CDF 0.3, 0.7, 0.9
-  dense = tables.fit_column(pd.Series(rng.normal(size=5000)), "d", "continuous", "quantile")
-  assert len(dense.knots) == tables.MAX_KNOTS and np.all(np.diff(dense.levels) > 0)
+  # many distinct values: a quantile grid, plus every one of the most extreme values
+  dense_values = np.append(rng.normal(size=5000), 40.0)
+  dense = tables.fit_column(pd.Series(dense_values), "d", "continuous", "quantile")
+  assert tables.MAX_KNOTS < len(dense.knots) <= tables.MAX_KNOTS + 2 * tables.TAIL_KNOTS
+  assert np.all(np.diff(dense.levels) > 0)
+  extreme = np.sort(dense_values)
+  assert set(extreme[: tables.TAIL_KNOTS]) | set(extreme[-tables.TAIL_KNOTS :]) <= set(dense.knots)
+  # the outlier spans one value's share of [-1, 1], so few draws near +1 decode far beyond the bulk
+  assert 1 - dense.levels[-2] < 3 / len(dense_values)
+  assert dense.decode(np.array([[1 - 4 / len(dense_values)]]))[0] < 4
   constant = tables.fit_column(pd.Series([2.5, 2.5]), "c", "continuous", "quantile")
   assert constant.decode(constant.encode(pd.Series([2.5]))).tolist() == [2.5]
 

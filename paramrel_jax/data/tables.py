@@ -4,9 +4,9 @@ A `TableSchema` says what each column is and how its values map to the data of i
 (`bfn.mixed.MixedFlow`):
   continuous   floats mapped to [-1, 1] by their `scaling` (values outside the training range
                [low, high] are clipped to it): 'range', linear from [low, high]; 'quantile',
-               piecewise linear through the training values' empirical CDF (at most MAX_KNOTS
-               knots), so that a skewed column or one with outliers spreads evenly over [-1, 1]
-               (as TabDDPM's quantile transform); both are inverted exactly by `decode`;
+               piecewise linear through the training values' empirical CDF (`quantile_map`), so
+               that a skewed column or one with outliers spreads evenly over [-1, 1] (as
+               TabDDPM's quantile transform); both are inverted exactly by `decode`;
   discretised  integers on K bins in [-1, 1]: one bin per value when the range has at most
                MAX_BINS values, else MAX_BINS equal-width bins (decoded to the nearest integer of
                the bin centre);
@@ -39,6 +39,7 @@ MAX_CATEGORICAL_INTEGERS = 10
 MAX_BINS = 256
 SCALINGS = ("range", "quantile")
 MAX_KNOTS = 512
+TAIL_KNOTS = 64
 SCHEMA_FILE = "schema.json"
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 
@@ -234,14 +235,19 @@ def _column_from_dict(data: dict[str, Any]) -> ColumnSchema:
 
 
 def quantile_map(numbers: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-  """(knots, levels) of the quantile scaling of observed values (N,): at most MAX_KNOTS distinct
-  values from min to max, each at the mid-point of its step of the empirical CDF, stretched so
-  that min -> -1 and max -> 1."""
+  """(knots, levels) of the quantile scaling of observed values (N,).
+
+  The knots are the distinct values, or where there are more than MAX_KNOTS, the values at
+  MAX_KNOTS evenly spaced quantiles plus the TAIL_KNOTS smallest and largest distinct values (so
+  that an outlier spans only its own share of [-1, 1], not the last quantile's, where draws near
+  +-1 would land anywhere between the bulk and the outlier). Each knot's level is the mid-point of
+  its step of the empirical CDF, stretched so that min -> -1 and max -> 1.
+  """
   values = np.sort(numbers)
   knots = np.unique(values)
   if len(knots) > MAX_KNOTS:
-    grid = np.linspace(0, 1, MAX_KNOTS)
-    knots = np.unique(np.quantile(values, grid, method="inverted_cdf"))
+    grid = np.quantile(values, np.linspace(0, 1, MAX_KNOTS), method="inverted_cdf")
+    knots = np.union1d(grid, np.concatenate([knots[:TAIL_KNOTS], knots[-TAIL_KNOTS:]]))
   if len(knots) == 1:
     return (float(knots[0]),), (-1.0,)
   cdf = np.searchsorted(values, knots, "left") + np.searchsorted(values, knots, "right")
