@@ -17,13 +17,16 @@ Needs the extra `tables` (`experiments.real_tables`). Per table and seed, the ma
               mean / mode and IterativeImputer fill them: accuracy on the discrete columns, RMSE
               over the training std on the others (mean over columns).
 
-The encoding of the baselines is the model's: continuous and discretised columns in [-1, 1]
-(`TableSchema.encode`), discrete ones one-hot; PCA and the AE see missing cells as the column
-mean (0 one-hot), IterativeImputer imputes the numeric codes (a category as its index, rounded).
-Each row reports the CPU seconds of its fit. Not measured yet: the generation metrics (sdmetrics
-quality report, machine-learning efficiency) and CTGAN, TVAE and a Gaussian copula.
+The encoding of the baselines is the model's schema with the range map for continuous columns
+(`range_scaled`, whatever the model's `--scaling`): continuous and discretised columns in
+[-1, 1] (`TableSchema.encode`), discrete ones one-hot; PCA and the AE see missing cells as the
+column mean (0 one-hot), IterativeImputer imputes the numeric codes (a category as its index,
+rounded). Each row reports the CPU seconds of its fit. The generation metrics (sdmetrics'
+quality report, machine-learning efficiency; CTGAN, TVAE and a Gaussian copula) are
+`table_generation.py`'s.
 Writes `<out>/table_study.json` (keeping the saved results of other tables and seeds) and `.md`;
-runs live in `<workdir>/<table>/seed<k>` and resume.
+runs live in `<workdir>/<table>/seed<k>` (`<workdir>/<table>/quantile/seed<k>` with
+`--scaling quantile`) and resume.
 """
 
 from __future__ import annotations
