@@ -14,7 +14,7 @@ from paramrel_jax.config import configuration
 from paramrel_jax.data import generated
 from paramrel_jax.evaluation import latents
 from paramrel_jax.methods import baselines, interface, registry
-from paramrel_jax.methods.baselines import autoencoders, diffusion
+from paramrel_jax.methods.baselines import diffusion
 from paramrel_jax.training import train
 
 SIZE = 16
@@ -137,47 +137,6 @@ def test_kinds_set_the_loss_weights_and_the_loss_adds_the_terms():
   )
   with pytest.raises(ValueError, match="model.beta must be >= 1 for a beta-TCVAE"):
     _model("beta_tcvae", cfg, 1, beta=0.5)
-
-
-def _total_correlation_brute_force(z, mean, logvar):
-  """The same estimate with explicit loops over examples and dimensions (numpy, float64)."""
-  z, mean, var = (np.asarray(a, np.float64) for a in (z, mean, np.exp(logvar)))
-  m, dims = z.shape
-
-  def log_normal(value, mu, v):
-    return -0.5 * (np.log(2 * np.pi * v) + (value - mu) ** 2 / v)
-
-  total = 0.0
-  for i in range(m):
-    joint = [sum(log_normal(z[i, d], mean[j, d], var[j, d]) for d in range(dims)) for j in range(m)]
-    marginal = sum(
-      np.logaddexp.reduce([log_normal(z[i, d], mean[j, d], var[j, d]) for j in range(m)])
-      for d in range(dims)
-    )
-    total += np.logaddexp.reduce(joint) - marginal
-  return total / m
-
-
-def test_total_correlation_matches_a_brute_force_sum_and_vanishes_for_independent_codes():
-  rng = np.random.default_rng(0)
-  mean, logvar = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) - 1.0
-  z = mean + np.exp(0.5 * logvar) * rng.normal(size=(6, 3))
-  got = float(
-    autoencoders.total_correlation(*(jnp.asarray(a, jnp.float32) for a in (z, mean, logvar)))
-  )
-  np.testing.assert_allclose(got, _total_correlation_brute_force(z, mean, logvar), rtol=1e-4)
-  # Correlated codes (every unit a copy of one factor) score far above independent ones.
-  base = rng.normal(size=(256, 1))
-  correlated = np.repeat(base, 3, axis=1)
-  independent = rng.normal(size=(256, 3))
-  small = np.full((256, 3), np.log(0.01))
-
-  def tc(codes):
-    return float(
-      autoencoders.total_correlation(jnp.asarray(codes), jnp.asarray(codes), jnp.asarray(small))
-    )
-
-  assert tc(correlated) > tc(independent) + 1.0  # about 2.4 nats apart here
 
 
 # ---------------------------------------------------------------------------------------------

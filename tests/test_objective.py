@@ -1,5 +1,6 @@
 """The ParamReL objective's options: latent weighting, posterior form, MMD scale (Eq. 6)."""
 
+import dataclasses
 import math
 
 import jax
@@ -229,6 +230,7 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
     ("mmd_scale", "pixels"),
     ("time_power", 0.0),
     ("time_sampling", "sobol"),
+    ("tc_weight", -1.0),
   ],
 )
 def test_bad_options_name_the_key(field, value):
@@ -273,6 +275,71 @@ def test_paramrel_loss_is_the_bfn_term_plus_the_weighted_rate_and_mmd(loss_steps
   for name in ("loss", "bfn", "rate", "mmd"):
     np.testing.assert_allclose(means[name], np.mean(getattr(terms, name)), rtol=1e-6)
   assert not np.allclose(aux["z"], aux["mean"])  # z is drawn, not the mean
+
+
+def _total_correlation_brute_force(z, mean, logvar):
+  """The same estimate with explicit loops over examples and dimensions (numpy, float64)."""
+  z, mean, var = (np.asarray(a, np.float64) for a in (z, mean, np.exp(logvar)))
+  m, dims = z.shape
+
+  def log_normal(value, mu, v):
+    return -0.5 * (np.log(2 * np.pi * v) + (value - mu) ** 2 / v)
+
+  total = 0.0
+  for i in range(m):
+    joint = [sum(log_normal(z[i, d], mean[j, d], var[j, d]) for d in range(dims)) for j in range(m)]
+    marginal = sum(
+      np.logaddexp.reduce([log_normal(z[i, d], mean[j, d], var[j, d]) for j in range(m)])
+      for d in range(dims)
+    )
+    total += np.logaddexp.reduce(joint) - marginal
+  return total / m
+
+
+def test_total_correlation_matches_a_brute_force_sum_and_vanishes_for_independent_codes():
+  rng = np.random.default_rng(0)
+  mean, logvar = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) - 1.0
+  z = mean + np.exp(0.5 * logvar) * rng.normal(size=(6, 3))
+  got = float(
+    objective.total_correlation(*(jnp.asarray(a, jnp.float32) for a in (z, mean, logvar)))
+  )
+  np.testing.assert_allclose(got, _total_correlation_brute_force(z, mean, logvar), rtol=1e-4)
+  # Correlated codes (every unit a copy of one factor) score far above independent ones.
+  base = rng.normal(size=(256, 1))
+  correlated = np.repeat(base, 3, axis=1)
+  independent = rng.normal(size=(256, 3))
+  small = np.full((256, 3), np.log(0.01))
+
+  def tc(codes):
+    return float(
+      objective.total_correlation(jnp.asarray(codes), jnp.asarray(codes), jnp.asarray(small))
+    )
+
+  assert tc(correlated) > tc(independent) + 1.0  # about 2.4 nats apart here
+
+
+def test_the_total_correlation_enters_the_loss_at_its_weight():
+  """tc_weight adds tc_weight * total_correlation(z, mean, logvar) of the batch's own draws; at 0
+  the loss and its term are those without it."""
+  flow = _flow("continuous")
+  x = _batch(flow)
+  _, _, params = _linear_nets(flow)
+  base = objective.ObjectiveConfig(kl_weight=0.3, mmd_weight=0.2, mmd_scale="none")
+  with_tc = dataclasses.replace(base, tc_weight=2.5)
+  plain, _ = _linear_loss(jax.random.key(4), x, flow, base, params)
+  terms, aux = _linear_loss(jax.random.key(4), x, flow, with_tc, params)
+  np.testing.assert_array_equal(plain.tc, 0.0)
+  logvar = _linear_nets(flow)[0](params, flow.data_input(x), aux["t"])[1]
+  expected = objective.total_correlation(aux["z"], aux["mean"], logvar)
+  assert np.all(terms.tc == terms.tc[0]) and terms.tc[0] != 0
+  np.testing.assert_allclose(terms.tc[0], expected, rtol=1e-6)
+  np.testing.assert_allclose(terms.loss, plain.loss + 2.5 * terms.tc, rtol=1e-6)
+  np.testing.assert_allclose(terms.means()["tc"], terms.tc[0], rtol=1e-6)
+
+
+def test_the_total_correlation_needs_a_gaussian_posterior():
+  with pytest.raises(ValueError, match="objective.tc_weight=1.0 needs objective.posterior"):
+    objective.ObjectiveConfig(tc_weight=1.0, posterior="deterministic", kl_weight=0.0)
 
 
 def test_the_mmd_is_left_out_without_latents_or_with_one_example():

@@ -26,6 +26,9 @@ class ObjectiveConfig:
     kl_weight: weight (1 - gamma) of the rate KL[q(z_t | e, t) || N(0, I)].
     mmd_weight: weight (gamma + lambda - 1) of MMD(q(z) || N(0, I)).
     mmd_kernel: 'rbf' or 'imq' (inverse multiquadric, as in WAE / InfoVAE).
+    tc_weight: weight of the batch's total correlation TC[q(z)] in nats (Chen et al.'s
+      minibatch-weighted estimate, as beta-TCVAE's beta - 1); not in the paper, 0 leaves it out.
+      Needs posterior='gaussian' (the estimate reads the posterior's variance).
     mmd_scale: 'data_dims': the MMD term is mmd_weight * D * MMD, D = H * W * C. The BFN term
       sums over the D dimensions and the rate over the L latent dimensions (both in nats, so
       kl_weight trades nats for nats at any image size), but the MMD is a unitless kernel
@@ -56,6 +59,7 @@ class ObjectiveConfig:
   kl_weight: float = 1e-3
   mmd_weight: float = 0.1
   mmd_kernel: str = "imq"
+  tc_weight: float = 0.0
   mmd_scale: str = "data_dims"
   latent_weighting: str = "elbo"
   posterior: str = "gaussian"
@@ -70,6 +74,8 @@ class ObjectiveConfig:
       raise ValueError(f"objective.kl_weight must be >= 0, got {self.kl_weight}.")
     if self.mmd_weight < 0:
       raise ValueError(f"objective.mmd_weight must be >= 0, got {self.mmd_weight}.")
+    if not self.tc_weight >= 0:
+      raise ValueError(f"objective.tc_weight must be >= 0, got {self.tc_weight}.")
     if self.mmd_kernel not in MMD_KERNELS:
       raise ValueError(
         f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}."
@@ -83,6 +89,11 @@ class ObjectiveConfig:
       )
     if self.posterior not in POSTERIORS:
       raise ValueError(f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
+    if self.tc_weight > 0 and self.posterior != "gaussian":
+      raise ValueError(
+        f"objective.tc_weight={self.tc_weight} needs objective.posterior='gaussian' (the total "
+        f"correlation's estimate reads the posterior's variance), got {self.posterior!r}."
+      )
     if not self.time_power > 0:
       raise ValueError(f"objective.time_power must be > 0, got {self.time_power}.")
     if self.time_sampling not in TIME_SAMPLINGS:

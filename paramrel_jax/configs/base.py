@@ -92,6 +92,8 @@ def get_config() -> ml_collections.ConfigDict:
   # (gamma + lambda - 1): weight of MMD(q(z) || N(0, I)), per data dimension (mmd_scale)
   config.objective.mmd_weight = 1e-4
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
+  # weight of the batch's total correlation TC[q(z)] (beta-TCVAE's, not the paper's; 0: none)
+  config.objective.tc_weight = 0.0
   # 'data_dims': the MMD term is mmd_weight * (H * W * C) * MMD | 'none': mmd_weight * MMD
   config.objective.mmd_scale = "data_dims"
   # the encoder's gradient: 'elbo' (the BFN term's) | 'flat' (every flow time at equal weight)

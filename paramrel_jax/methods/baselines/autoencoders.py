@@ -13,8 +13,8 @@ beta-VAE: kl_weight beta (Higgins et al., 2017); InfoVAE: the ParamReL objective
 mmd_weight, i.e. (1 - alpha) and (alpha + lambda - 1) of Zhao et al. (2019), the MMD of Eq. 7
 on the batch of z). beta-TCVAE (Chen et al., 2018) adds tc_weight * TC[q(z)] with tc_weight =
 beta - 1 to the VAE's loss, so that the total correlation inside the KL weighs beta and its mutual
-information and dimension-wise parts weigh 1 (`total_correlation`). The likelihood p(x | z) is
-Bernoulli (one logit per pixel) for binary data,
+information and dimension-wise parts weigh 1 (`objective.total_correlation`). The likelihood
+p(x | z) is Bernoulli (one logit per pixel) for binary data,
 the discretised Normal of the BFN (`bfn.discretised.log_prob`) with a learned log-std per channel
 for discretised data, and a Normal with the fixed std `CONTINUOUS_STD` for continuous data.
 """
@@ -207,33 +207,6 @@ def batch_mmd(key: jax.Array, z: jax.Array, kernel: str) -> jax.Array:
   return jnp.broadcast_to(value, (batch,))
 
 
-def total_correlation(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-  """Minibatch-weighted-sampling estimate of TC[q(z)] (Chen et al., 2018, Eq. 5 and App. C.1).
-
-  With q(z_i | x_j) the Gaussian posterior of example j evaluated at example i's draw z_i,
-
-    TC ~ mean_i [ logsumexp_j ln q(z_i | x_j) - sum_d logsumexp_j ln q(z_id | x_j) ]
-         + (L - 1) ln(N M),
-
-  for a batch of M from N examples. The constant (L - 1) ln(N M) carries no gradient and is left
-  out, so the value is the estimate less that constant (it can be negative).
-
-  Args:
-    z: (M, L) draws, one per example.
-    mean: (M, L) posterior means.
-    logvar: (M, L) posterior log-variances.
-
-  Returns:
-    () the estimate, up to the constant.
-  """
-  # log q(z_i,d | x_j): (M_i, M_j, L)
-  diff = z[:, None, :] - mean[None, :, :]
-  log_q = -0.5 * (jnp.log(2 * jnp.pi) + logvar[None] + diff**2 * jnp.exp(-logvar[None]))
-  joint = jax.nn.logsumexp(log_q.sum(axis=-1), axis=1)
-  marginals = jax.nn.logsumexp(log_q, axis=1).sum(axis=-1)
-  return jnp.mean(joint - marginals)
-
-
 def check_no_flow_time(kind: str, t) -> None:
   """A baseline's codes have no flow time: t must be 1 (a Python number, static under jit)."""
   if t != 1.0:
@@ -256,7 +229,7 @@ class Autoencoder:
     variational: sample z by reparameterisation (VAEs) instead of taking the mean (AE).
     kl_weight: weight of KL[q(z | x) || N(0, I)].
     mmd_weight: weight of MMD(q(z) || N(0, I)).
-    tc_weight: weight of the batch's total correlation (`total_correlation`; beta-TCVAE).
+    tc_weight: weight of the batch's total correlation (`objective.total_correlation`; beta-TCVAE).
     mmd_kernel: 'rbf' or 'imq'.
   """
 
@@ -329,7 +302,7 @@ class Autoencoder:
     mmd = batch_mmd(k_prior, z, self.mmd_kernel)
     tc = jnp.zeros_like(nll)
     if self.tc_weight:
-      tc = jnp.broadcast_to(total_correlation(z, mean, logvar), nll.shape)
+      tc = jnp.broadcast_to(objective.total_correlation(z, mean, logvar), nll.shape)
     loss = nll + self.kl_weight * rate + self.mmd_weight * mmd + self.tc_weight * tc
     terms = AutoencoderTerms(loss=loss, recon=nll, rate=rate, mmd=mmd, tc=tc)
     return terms, {"mean": mean, "z": z}

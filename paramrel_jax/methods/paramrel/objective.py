@@ -5,6 +5,7 @@ For one example x the loss is
   L(x) = L_bfn(x | z_t)                                   BFN KL term (continuous / n-step)
        + kl_weight  * KL[q(z_t | e, t) || N(0, I)]        the rate, weight (1 - gamma)
        + mmd_weight * MMD(q(z) || N(0, I))                aggregate posterior, (gamma + lambda - 1)
+       + tc_weight  * TC[q(z)]                            total correlation (not in the paper)
 
 with theta_t ~ p_F(theta | x; t), z_t ~ q_phi(z_t | e, t) by reparameterisation and the
 output network psi(theta_t, z_t, t) giving the output distribution. The MMD (Eq. 7) is a batch
@@ -17,6 +18,11 @@ The encoder's input e is `encoder_input`: the clean data x ('data'), theta_1 ~ p
 the output network what its own input already holds, so a Bayes-optimal network ignores z; the
 other two carry information about x that theta_t lacks. Every consumer of the encoder (training,
 likelihood, latent export, reverse sampling, generation) calls `encoder_input`, so all see one e.
+
+The total correlation (Chen et al., 2018; `total_correlation`, a batch estimate like the MMD) is
+an option for disentanglement, 0 by default: the MMD pulls q(z) towards the isotropic N(0, I),
+which any rotation of z matches as well, so neither it nor the small rate prefers axes that
+separate the factors; TC[q(z)] is lowest when the units are independent.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class LossTerms:
   bfn: jax.Array  # BFN KL term in nats per example
   rate: jax.Array  # KL[q(z_t | e, t) || N(0, I)] in nats per example
   mmd: jax.Array  # the batch MMD, repeated per example
+  tc: jax.Array  # the batch's total correlation (up to a constant), repeated; 0 when tc_weight is 0
   t: jax.Array  # flow time of each example
 
   def means(self) -> dict[str, jax.Array]:
@@ -58,6 +65,7 @@ class LossTerms:
       "bfn": self.bfn.mean(),
       "rate": self.rate.mean(),
       "mmd": self.mmd.mean(),
+      "tc": self.tc.mean(),
     }
 
 
@@ -85,6 +93,33 @@ def gaussian_kl_full(
 def reparameterise(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """z = mean + exp(logvar / 2) * eps with eps ~ N(0, I); shapes (B, L)."""
   return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def total_correlation(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+  """Minibatch-weighted-sampling estimate of TC[q(z)] (Chen et al., 2018, Eq. 5 and App. C.1).
+
+  With q(z_i | x_j) the Gaussian posterior of example j evaluated at example i's draw z_i,
+
+    TC ~ mean_i [ logsumexp_j ln q(z_i | x_j) - sum_d logsumexp_j ln q(z_id | x_j) ]
+         + (L - 1) ln(N M),
+
+  for a batch of M from N examples. The constant (L - 1) ln(N M) carries no gradient and is left
+  out, so the value is the estimate less that constant (it can be negative).
+
+  Args:
+    z: (M, L) draws, one per example.
+    mean: (M, L) posterior means.
+    logvar: (M, L) posterior log-variances.
+
+  Returns:
+    () the estimate, up to the constant.
+  """
+  # log q(z_i,d | x_j): (M_i, M_j, L)
+  diff = z[:, None, :] - mean[None, :, :]
+  log_q = -0.5 * (jnp.log(2 * jnp.pi) + logvar[None] + diff**2 * jnp.exp(-logvar[None]))
+  joint = jax.nn.logsumexp(log_q.sum(axis=-1), axis=1)
+  marginals = jax.nn.logsumexp(log_q, axis=1).sum(axis=-1)
+  return jnp.mean(joint - marginals)
 
 
 def _kernel(a: jax.Array, b: jax.Array, kind: str) -> jax.Array:
@@ -281,8 +316,17 @@ def paramrel_loss(
   else:
     mmd_value = jnp.zeros((), jnp.float32)
   mmd_b = jnp.broadcast_to(mmd_value, (batch,))
-  loss = trained_bfn + cfg.kl_weight * rate + mmd_weight(cfg, (batch, dims)) * mmd_b
-  terms = LossTerms(loss=loss, bfn=bfn, rate=rate, mmd=mmd_b, t=t)
+  tc_value = jnp.zeros((), jnp.float32)
+  if cfg.tc_weight > 0 and z.shape[-1] > 0 and batch > 1:
+    tc_value = total_correlation(z, mean, logvar)
+  tc_b = jnp.broadcast_to(tc_value, (batch,))
+  loss = (
+    trained_bfn
+    + cfg.kl_weight * rate
+    + mmd_weight(cfg, (batch, dims)) * mmd_b
+    + cfg.tc_weight * tc_b
+  )
+  terms = LossTerms(loss=loss, bfn=bfn, rate=rate, mmd=mmd_b, tc=tc_b, t=t)
   aux = {"mean": mean, "z": z, "net_in": net_in, "theta": theta, "t": t, "i": i, "key": k_loss}
   return terms, aux
 
