@@ -177,11 +177,8 @@ class LoadedModel:
 
   def to_images(self, x) -> np.ndarray:
     """Model-space arrays (..., H, W, C) -> uint8 images of the same shape."""
-    flow, x = self.config.flow, np.asarray(x)
-    flat = x.reshape(-1, *x.shape[-3:])
-    return to_uint8(flat, flow.data_type, num_classes=getattr(flow, "num_classes", 2)).reshape(
-      x.shape
-    )
+    x = np.asarray(x)
+    return to_uint8(x.reshape(-1, *x.shape[-3:]), self.config.flow).reshape(x.shape)
 
   def _one(self, image, name: str, seed: int) -> np.ndarray:
     """One uint8 image (H, W, C) as a model-space batch of one."""

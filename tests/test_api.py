@@ -73,8 +73,8 @@ def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
   copy = shutil.copytree(workdir, str(tmp_path / "copy"))
   generation_modes.run_reconstruct(model.config, copy)
   with np.load(os.path.join(copy, "reconstruct", "reconstruct.npz")) as cli:
-    np.testing.assert_array_equal(images.to_uint8(cli["input"], "discrete"), x)
-    np.testing.assert_array_equal(images.to_uint8(cli["reconstruction"], "discrete"), rec)
+    np.testing.assert_array_equal(images.to_uint8(cli["input"], model.config.flow), x)
+    np.testing.assert_array_equal(images.to_uint8(cli["reconstruction"], model.config.flow), rec)
   # After 4 training steps the estimate is not yet the input everywhere, but it is the input on
   # most ink (8 % of the pixels) and most background: an all-black or all-white output fails.
   assert set(np.unique(x)) == {0, 255}

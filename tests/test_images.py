@@ -4,19 +4,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from paramrel_jax.bfn.flows import ContinuousFlow, DiscreteFlow, DiscretisedFlow
+from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.viz import images
+
+FLOWS = {
+  "continuous": ContinuousFlow(sigma1=0.02),
+  "discretised": DiscretisedFlow(sigma1=0.02, num_bins=16),
+  "discrete": DiscreteFlow(beta1=3.0, num_classes=2),
+}
 
 
 def test_to_uint8_maps_floats_and_classes():
   floats = np.array([-1.0, -0.5, 0.0, 1.0, 3.0], np.float32).reshape(1, 1, 5, 1)
   np.testing.assert_array_equal(
-    images.to_uint8(floats, "continuous").ravel(), [0, 64, 128, 255, 255]
+    images.to_uint8(floats, FLOWS["continuous"]).ravel(), [0, 64, 128, 255, 255]
   )
   binary = np.array([0, 1], np.int32).reshape(1, 1, 2, 1)
-  np.testing.assert_array_equal(images.to_uint8(binary, "discrete").ravel(), [0, 255])
+  np.testing.assert_array_equal(images.to_uint8(binary, FLOWS["discrete"]).ravel(), [0, 255])
   classes = np.array([0, 1, 2, 3], np.int32).reshape(1, 2, 2, 1)
   np.testing.assert_array_equal(
-    images.to_uint8(classes, "discrete", num_classes=4).ravel(), [0, 85, 170, 255]
+    images.to_uint8(classes, DiscreteFlow(beta1=3.0, num_classes=4)).ravel(), [0, 85, 170, 255]
   )
 
 
@@ -32,7 +40,7 @@ def test_save_grid_writes_png_of_expected_size(tmp_path, data_type, channels, mo
   else:
     batch = rng.uniform(-1, 1, shape).astype(np.float32)
   path = tmp_path / "sub" / "grid.png"
-  grid = images.save_grid(path, batch, nrow=3, data_type=data_type, padding=2)
+  grid = images.save_grid(path, batch, nrow=3, flow=FLOWS[data_type], padding=2)
   # 28 px cells are upscaled by ceil(64 / 28) = 3 to 84 px; 2 rows x 3 columns with 2 px padding.
   width, height = 3 * (84 + 2) + 2, 2 * (84 + 2) + 2
   with Image.open(path) as png:
@@ -42,7 +50,7 @@ def test_save_grid_writes_png_of_expected_size(tmp_path, data_type, channels, mo
     np.testing.assert_array_equal(np.asarray(png).reshape(grid.shape), grid)
   # The first cell holds the first image, upscaled by pixel repetition.
   cell = grid[2 : 2 + 84, 2 : 2 + 84]
-  expected = images.to_uint8(batch[:1], data_type)[0].repeat(3, axis=0).repeat(3, axis=1)
+  expected = images.to_uint8(batch[:1], FLOWS[data_type])[0].repeat(3, axis=0).repeat(3, axis=1)
   np.testing.assert_array_equal(cell, expected)
   # The unused last cell stays padding.
   assert np.all(grid[88:-2, 2 * 86 + 2 : -2] == 255)
@@ -56,19 +64,25 @@ def test_make_grid_keeps_large_images_unscaled():
 
 
 @pytest.mark.parametrize(
-  "batch, kwargs, match",
+  "batch, flow, match",
   [
-    (np.zeros((2, 4, 4), np.float32), {"data_type": "continuous"}, "shape"),
-    (np.zeros((2, 4, 4, 2), np.float32), {"data_type": "continuous"}, "C in"),
-    (np.zeros((2, 4, 4, 1), np.float32), {"data_type": "binary"}, "data_type"),
-    (np.zeros((2, 4, 4, 1), np.float32), {"data_type": "discrete"}, "integer"),
-    (np.full((2, 4, 4, 1), 2, np.int32), {"data_type": "discrete"}, "lie in"),
-    (np.zeros((2, 4, 4, 1), np.int32), {"data_type": "continuous"}, "floats"),
+    (np.zeros((2, 4, 4), np.float32), "continuous", "shape"),
+    (np.zeros((2, 4, 4, 2), np.float32), "continuous", "C in"),
+    (np.zeros((2, 4, 4, 1), np.float32), "discrete", "integer"),
+    (np.full((2, 4, 4, 1), 2, np.int32), "discrete", "lie in"),
+    (np.zeros((2, 4, 4, 1), np.int32), "continuous", "continuous images must be floats"),
+    (np.zeros((2, 4, 4, 1), np.int32), "discretised", "discretised images must be floats"),
   ],
 )
-def test_to_uint8_rejects_bad_inputs(batch, kwargs, match):
+def test_to_uint8_rejects_bad_inputs(batch, flow, match):
   with pytest.raises(ValueError, match=match):
-    images.to_uint8(batch, **kwargs)
+    images.to_uint8(batch, FLOWS[flow])
+
+
+def test_records_have_no_pixels():
+  flow = MixedFlow((("a", FLOWS["continuous"]), ("b", DiscreteFlow(beta1=3.0, num_classes=3))))
+  with pytest.raises(ValueError, match="records have no pixels"):
+    images.to_uint8(np.zeros((2, 4, 4, 1), np.float32), flow)
 
 
 def test_make_grid_rejects_bad_nrow():
@@ -79,12 +93,12 @@ def test_make_grid_rejects_bad_nrow():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_labelled_grid_adds_margins_with_text(tmp_path, channels):
   batch = np.zeros((6, 28, 28, channels), np.float32)
-  plain = images.save_grid(tmp_path / "plain.png", batch, nrow=3, data_type="continuous")
+  plain = images.save_grid(tmp_path / "plain.png", batch, nrow=3, flow=FLOWS["continuous"])
   labelled = images.save_grid(
     tmp_path / "labelled.png",
     batch,
     nrow=3,
-    data_type="continuous",
+    flow=FLOWS["continuous"],
     row_labels=["z[0]", "z[10]"],
     col_labels=["input", "-3", "+3"],
   )

@@ -206,6 +206,13 @@ class _ArrayBatches:
 class _GaussianFlow(_ArrayBatches):
   """Methods shared by the flows with a Gaussian input distribution (continuous, discretised)."""
 
+  def image_pixels(self, x: ArrayLike) -> np.ndarray:
+    """Host-side 8-bit intensities of floats in [-1, 1] (clipped): round(127.5 (x + 1)), uint8."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+      raise ValueError(f"{self.data_type} images must be floats in [-1, 1], got dtype {x.dtype}.")
+    return np.rint((np.clip(x.astype(np.float64), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> GaussianTheta:
     """theta_0 = (0, 1) for a batch of shape (B, ...), in dtype (default: the default float)."""
     batch_shape = _batch_shape(data_shape)  # checked before any array is made
@@ -546,6 +553,17 @@ class DiscreteFlow(_ArrayBatches):
         f"x must hold classes in [0, {self.num_classes}), got values in [{x.min()}, {x.max()}]."
       )
 
+  def image_pixels(self, x: ArrayLike) -> np.ndarray:
+    """Host-side 8-bit intensities of classes in [0, K): class k is round(255 k / (K - 1))."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+      raise ValueError(f"discrete images must hold integer classes, got dtype {x.dtype}.")
+    if x.size and (x.min() < 0 or x.max() >= self.num_classes):
+      raise ValueError(
+        f"discrete images must lie in [0, {self.num_classes}), got [{x.min()}, {x.max()}]."
+      )
+    return np.rint(x.astype(np.float64) * (255.0 / (self.num_classes - 1))).astype(np.uint8)
+
   def ctime_weight(self, t: Array) -> Array:
     """Weight K beta1 t of the squared error ||e_x - p||^2 in L^inf, t's shape."""
     return self.num_classes * self.beta1 * t
@@ -696,6 +714,7 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   y_event_ndim: ClassVar[int]  # trailing axes of a sender sample y beyond x's shape
 
   def validate_data(self, x: ArrayLike) -> None: ...
+  def image_pixels(self, x: ArrayLike) -> np.ndarray: ...  # host-side uint8 intensities of x
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> Theta: ...
   def sample_flow(self, key: Array, x: Array, t: Array) -> Theta: ...
   def net_input(self, theta: Theta) -> Array: ...

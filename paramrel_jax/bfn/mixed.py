@@ -159,6 +159,12 @@ class MixedFlow:
       except ValueError as error:
         raise ValueError(f"column {name!r}: {error}") from None
 
+  def image_pixels(self, x: Record) -> np.ndarray:
+    """Records are not images: always raises ValueError (the table modes write CSV instead)."""
+    raise ValueError(
+      "a table's records have no pixels: flow.data_type='mixed' writes CSV files, not images."
+    )
+
   # --- the flow ----------------------------------------------------------------------------------
 
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> RecordTheta:

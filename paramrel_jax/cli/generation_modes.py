@@ -53,15 +53,7 @@ def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
   """Writes the PNG grid (process 0); `labels`: row_labels / col_labels of `images.save_grid`."""
   if not outputs.writes():
     return
-  flow = config.flow
-  images.save_grid(
-    path,
-    np.asarray(x),
-    nrow=nrow,
-    data_type=flow.data_type,
-    num_classes=getattr(flow, "num_classes", 2),
-    **labels,
-  )
+  images.save_grid(path, np.asarray(x), nrow=nrow, flow=config.flow, **labels)
 
 
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:

@@ -14,43 +14,28 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from paramrel_jax.bfn.flows import DATA_TYPES
+from paramrel_jax.bfn.flows import Flow
 
 
-def to_uint8(images, data_type: str, *, num_classes: int = 2) -> np.ndarray:
-  """Maps model-space images to 8-bit pixels.
+def to_uint8(images, flow: Flow) -> np.ndarray:
+  """Maps model-space images to 8-bit pixels by their flow (`Flow.image_pixels`).
 
   Args:
-    images: (N, H, W, C) array (numpy or jax): floats in [-1, 1] for 'continuous' and
-      'discretised' (values outside are clipped), int classes in [0, num_classes) for 'discrete'.
-    data_type: 'continuous' | 'discretised' | 'discrete'.
-    num_classes: K of discrete data; class k maps to round(255 k / (K - 1)).
+    images: (N, H, W, C) array (numpy or jax) of the flow's data: floats in [-1, 1] for
+      continuous and discretised data (values outside are clipped), int classes in [0, K) for
+      discrete data (class k maps to round(255 k / (K - 1))).
+    flow: the flow whose data the images are.
 
   Returns:
     uint8 array (N, H, W, C).
 
   Raises:
-    ValueError: for a bad data_type, rank, channel count, dtype or class index.
+    ValueError: for a bad rank, channel count, dtype or class index, or a flow without images.
   """
   images = np.asarray(images)
-  if data_type not in DATA_TYPES:
-    raise ValueError(f"data_type must be one of {DATA_TYPES}, got {data_type!r}.")
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f"images must have shape (N, H, W, C) with C in (1, 3), got {images.shape}.")
-  if data_type == "discrete":
-    if num_classes < 2:
-      raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
-    if not np.issubdtype(images.dtype, np.integer):
-      raise ValueError(f"discrete images must hold integer classes, got dtype {images.dtype}.")
-    if images.size and (images.min() < 0 or images.max() >= num_classes):
-      raise ValueError(
-        f"discrete images must lie in [0, {num_classes}), got [{images.min()}, {images.max()}]."
-      )
-    return np.rint(images.astype(np.float64) * (255.0 / (num_classes - 1))).astype(np.uint8)
-  if not np.issubdtype(images.dtype, np.floating):
-    raise ValueError(f"{data_type} images must be floats in [-1, 1], got dtype {images.dtype}.")
-  pixels = np.rint((np.clip(images.astype(np.float64), -1.0, 1.0) + 1.0) * 127.5)
-  return pixels.astype(np.uint8)
+  return flow.image_pixels(images)
 
 
 def make_grid(
@@ -144,8 +129,7 @@ def save_grid(
   images,
   *,
   nrow: int,
-  data_type: str,
-  num_classes: int = 2,
+  flow: Flow,
   padding: int = 2,
   pad_value: int = 255,
   min_cell_size: int = 64,
@@ -158,8 +142,7 @@ def save_grid(
     path: output file; parent folders are created.
     images: (N, H, W, C) model-space images (see `to_uint8`).
     nrow: images per grid row.
-    data_type: 'continuous' | 'discretised' | 'discrete'.
-    num_classes: K of discrete data.
+    flow: the flow whose data the images are.
     padding: pixels between cells and around the border.
     pad_value: grey level of the padding.
     min_cell_size: minimum cell size in pixels after integer upscaling (28x28 -> 84x84 at 64).
@@ -169,7 +152,7 @@ def save_grid(
   Returns:
     The uint8 grid that was written, (height, width, C).
   """
-  pixels = to_uint8(images, data_type, num_classes=num_classes)
+  pixels = to_uint8(images, flow)
   grid = make_grid(
     pixels,
     nrow=nrow,
