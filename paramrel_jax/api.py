@@ -52,6 +52,12 @@ def _reconstruct(model: interface.Model, params, key: jax.Array, x: jax.Array) -
   return model.reconstruct(params, key, x)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _latent_gaps(model: interface.Model, params, key: jax.Array, x: jax.Array, times: jax.Array):
+  """`model.latent_gap_by_time`, compiled once per model, batch shape and number of times."""
+  return model.latent_gap_by_time(params, key, x, times)
+
+
 def load(workdir: str, *, step: int | None = None) -> LoadedModel:
   """The run in `workdir`: its saved config.json and the EMA weights of a checkpoint.
 
@@ -328,6 +334,37 @@ class LoadedModel:
       for start, batch in self._batches(x)
     ]
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
+
+  def latent_gap_arrays(self, x: np.ndarray, times, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Where along the flow the output network reads z, for model-space x (N, H, W, C), N >= 2.
+
+    The BFN term L^inf (nats per example) at each of `times` (T,) in [0, 1], the output network
+    given theta_t and x's own code, another example's (the batch rolled by one), or z = 0:
+    {'own', 'shuffled', 'zero'}, each (T, N) (`methods.paramrel.objective.latent_gap_by_time`).
+    One theta_t per example and time; batches keyed by their offset.
+
+    Raises:
+      ValueError: not a Bayesian flow, no latents, times outside [0, 1], a batch of one example.
+    """
+    model = interface.require(self.trained.model, interface.FLOW, "latent_gap_arrays")
+    self._needs_latents("latent_gap_arrays")
+    times = np.asarray(times, np.float32)
+    if times.ndim != 1 or times.size == 0 or times.min() < 0 or times.max() > 1:
+      raise ValueError(f"times must be a non-empty 1-D array in [0, 1], got {times!r}.")
+    size = self.config.eval.batch_size
+    if len(x) < 2 or len(x) % size == 1:
+      raise ValueError(
+        f"latent_gap_arrays swaps codes within a batch of eval.batch_size = {size}: every batch "
+        f"needs 2 or more examples, got N = {len(x)}."
+      )
+    key = jax.random.key(seed)
+    parts = [
+      jax.device_get(
+        _latent_gaps(model, self.trained.params, jax.random.fold_in(key, start), batch, times)
+      )
+      for start, batch in self._batches(x)
+    ]
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=1), *parts)
 
   def time_varying_arrays(
     self, x: np.ndarray, times, *, seed: int = 0, steps: int | None = None

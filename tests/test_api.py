@@ -390,3 +390,35 @@ def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():
   sample = vae.sample(2, seed=0)
   assert sample.shape == (2, 16, 16, 1) and sample.dtype == np.uint8
   np.testing.assert_array_equal(sample, vae.sample(2, seed=0))
+
+
+def test_latent_gap_arrays_compare_own_shuffled_and_zero_codes(model, workdir, tmp_path):
+  """Own, shuffled and zero codes meet the same theta_t: identical images have identical codes,
+  so their shuffled loss is their own; z = 0 is another input. The script tabulates the run."""
+  from experiments import z_gap_by_time
+
+  x = model.to_model(_eval_images(model, 8))  # one batch of eval.batch_size = 8
+  times = [0.0, 0.5, 1.0]
+  gaps = model.latent_gap_arrays(x, times)
+  assert set(gaps) == {"own", "shuffled", "zero"}
+  assert all(v.shape == (3, 8) and np.isfinite(v).all() for v in gaps.values())
+  np.testing.assert_array_equal(gaps["own"], model.latent_gap_arrays(x, times)["own"])  # seeded
+  same = model.latent_gap_arrays(np.repeat(x[:1], 8, axis=0), times)
+  np.testing.assert_array_equal(same["shuffled"], same["own"])
+  assert not np.allclose(same["zero"], same["own"])
+  for bad, match in (
+    (dict(x=np.concatenate([x, x[:1]]), times=times), "every batch needs 2 or more examples"),
+    (dict(x=x, times=[0.5, 1.5]), "times must be a non-empty 1-D array in"),
+  ):
+    with pytest.raises(ValueError, match=match):
+      model.latent_gap_arrays(**bad)
+
+  out = str(tmp_path / "gaps")
+  rows = z_gap_by_time.main([workdir, "--num", "8", "--times", "0", "0.5", "1", "--out", out])
+  assert len(rows) == 2 + 4  # header, three times and the mean
+  saved = json.load(open(os.path.join(out, "z_gap_by_time.json")))["runs"][workdir]
+  np.testing.assert_allclose(saved["own"], gaps["own"].mean(axis=1), rtol=1e-6)  # the same images
+  np.testing.assert_allclose(
+    saved["shuffled"][1] - saved["own"][1], float(rows[3].split("|")[4]), atol=0.051
+  )
+  assert os.path.getsize(os.path.join(out, "z_gap_by_time.png")) > 0

@@ -111,6 +111,12 @@ class FlowModel(Model, Protocol):
   ) -> jax.Array:
     """x regenerated from its code at each of `times` (T,): (T, B, H, W, C) (Sec. 5.2.2)."""
 
+  def latent_gap_by_time(
+    self, params: dict, key: jax.Array, x: jax.Array, times: jax.Array
+  ) -> dict[str, jax.Array]:
+    """The BFN term at each of `times` (T,) with x's own z, another example's and z = 0:
+    {'own', 'shuffled', 'zero'}, each (T, B) nats per example."""
+
   def likelihood_terms(
     self,
     params: dict,

@@ -182,6 +182,22 @@ class ParamReL:
       key, self.flow, self.net, params, x, times, n_steps=self.sample_steps
     )
 
+  def latent_gap_by_time(
+    self, params: dict, key: jax.Array, x: jax.Array, times: jax.Array
+  ) -> dict[str, jax.Array]:
+    """The BFN term at each of `times` (T,) with x's own z, a shuffled z and z = 0: each (T, B)
+    (`objective.latent_gap_by_time`)."""
+    encode, decode = net_fns(self.net, params)
+    return objective.latent_gap_by_time(
+      key,
+      x,
+      times,
+      flow=self.flow,
+      encode=encode,
+      decode=decode,
+      encoder_input_mode=self.net.encoder_input,
+    )
+
   def likelihood_terms(
     self,
     params: dict,

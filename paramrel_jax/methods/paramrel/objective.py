@@ -354,3 +354,57 @@ def latent_diagnostics(
     "z_shuffle_gap": jnp.mean(bfn_shuffled - terms.bfn),
     "active_dims": jnp.sum(jnp.var(aux["mean"], axis=0) > active_threshold),
   }
+
+
+def latent_gap_by_time(
+  key: jax.Array,
+  x: jax.Array,
+  times: jax.Array,
+  *,
+  flow: Flow,
+  encode: EncodeFn,
+  decode: DecodeFn,
+  encoder_input_mode: str,
+) -> dict[str, jax.Array]:
+  """Where along the flow the output network reads z: the BFN term L^inf at fixed times.
+
+  At each time t of `times` one theta_t ~ p_F(theta | x; t) is drawn per example and the
+  output network sees it with three codes: the example's own z (the posterior mean of
+  q(z_t | e, t)), another example's (the batch rolled by one), and z = 0, the prior's mean. The
+  continuous-time loss at t already carries the ELBO's weight of t, so the mean over uniform
+  times of a difference is that difference's share of the bound.
+
+  Args:
+    key: PRNG key (theta_t draws, and the encoder's for 'final_params' / 'theta_t').
+    x: (B, H, W, C) data, or a record {name: (B, 1)}; B >= 2.
+    times: (T,) flow times in [0, 1].
+    flow, encode, decode, encoder_input_mode: as in `paramrel_loss`.
+
+  Returns:
+    {'own', 'shuffled', 'zero'}: each (T, B), nats per example.
+  """
+  batch, _ = data_shape(x)
+  if batch < 2:
+    raise ValueError(f"latent_gap_by_time needs a batch of at least 2 examples, got {batch}.")
+
+  def at(args):
+    t_value, k = args
+    k_flow, k_enc = jax.random.split(k)
+    t = jnp.full((batch,), t_value, jnp.float32)
+    theta = flow.sample_flow(k_flow, x, t)
+    net_in = flow.net_input(theta)
+    mean, _ = encode(encoder_input(flow, encoder_input_mode, k_enc, x, t, theta), t)
+    mean = mean.astype(jnp.float32)
+
+    def loss(z):
+      out = flow.output_dist(decode(net_in, z, t).astype(jnp.float32), theta, t)
+      return flow.ctime_loss(x, out, t)
+
+    return {
+      "own": loss(mean),
+      "shuffled": loss(jnp.roll(mean, shift=1, axis=0)),
+      "zero": loss(jnp.zeros_like(mean)),
+    }
+
+  times = jnp.asarray(times, jnp.float32)
+  return jax.lax.map(at, (times, jax.random.split(key, times.shape[0])))
