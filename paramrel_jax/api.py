@@ -351,11 +351,11 @@ class LoadedModel:
     times = np.asarray(times, np.float32)
     if times.ndim != 1 or times.size == 0 or times.min() < 0 or times.max() > 1:
       raise ValueError(f"times must be a non-empty 1-D array in [0, 1], got {times!r}.")
-    size = self.config.eval.batch_size
-    if len(x) < 2 or len(x) % size == 1:
+    size, num = self.config.eval.batch_size, len(jax.tree.leaves(x)[0])  # as `_batches` counts
+    if num < 2 or num % size == 1:
       raise ValueError(
         f"latent_gap_arrays swaps codes within a batch of eval.batch_size = {size}: every batch "
-        f"needs 2 or more examples, got N = {len(x)}."
+        f"needs 2 or more examples, got N = {num}."
       )
     key = jax.random.key(seed)
     parts = [
