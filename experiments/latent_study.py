@@ -160,6 +160,7 @@ ABLATIONS: dict[str, dict] = {
 # How z enters the output network and how the encoder pools its features (disentanglement);
 # not run unless named in --rows.
 _XATTN = {"model.conditioning": "cross_attention"}
+_PRIOR_RECON = {"model.encoder_pool": "flatten", "objective.prior_recon_weight": 1.0}
 FACTOR_ROWS: dict[str, dict] = {
   "xattn": _XATTN,
   "xattn_l10": {**_XATTN, "model.latent_dim": 10},
@@ -176,6 +177,10 @@ FACTOR_ROWS: dict[str, dict] = {
   # does not): at beta-TCVAE's weight (beta - 1 = 3), and at a tenth of it on the flattened head
   "tc_3": {"objective.tc_weight": 3.0},
   "pool_flatten_tc_3e-1": {"model.encoder_pool": "flatten", "objective.tc_weight": 0.3},
+  # the output network also decodes z alone, at the prior theta_0 (z must then carry what
+  # theta_t settles late: the object's factors): as an AE's code, and at beta-VAE's rate weight
+  "pool_flatten_prior_recon": _PRIOR_RECON,
+  "pool_flatten_prior_recon_kl_4": {**_PRIOR_RECON, "objective.kl_weight": 4.0},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS, **FACTOR_ROWS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

@@ -29,6 +29,10 @@ class ObjectiveConfig:
     tc_weight: weight of the batch's total correlation TC[q(z)] in nats (Chen et al.'s
       minibatch-weighted estimate, as beta-TCVAE's beta - 1); not in the paper, 0 leaves it out.
       Needs posterior='gaussian' (the estimate reads the posterior's variance).
+    prior_recon_weight: weight of -ln p_O(x | psi(theta_0, z_t, 0)), the output distribution at
+      the prior theta_0, where the output network sees nothing of x but z: a decoder of z alone,
+      as a VAE's reconstruction term. Not in the paper (the BFN term needs z only while theta_t
+      is vague, experiments/README.md); 0 leaves it out.
     mmd_scale: 'data_dims': the MMD term is mmd_weight * D * MMD, D = H * W * C. The BFN term
       sums over the D dimensions and the rate over the L latent dimensions (both in nats, so
       kl_weight trades nats for nats at any image size), but the MMD is a unitless kernel
@@ -60,6 +64,7 @@ class ObjectiveConfig:
   mmd_weight: float = 0.1
   mmd_kernel: str = "imq"
   tc_weight: float = 0.0
+  prior_recon_weight: float = 0.0
   mmd_scale: str = "data_dims"
   latent_weighting: str = "elbo"
   posterior: str = "gaussian"
@@ -76,6 +81,8 @@ class ObjectiveConfig:
       raise ValueError(f"objective.mmd_weight must be >= 0, got {self.mmd_weight}.")
     if not self.tc_weight >= 0:
       raise ValueError(f"objective.tc_weight must be >= 0, got {self.tc_weight}.")
+    if not self.prior_recon_weight >= 0:
+      raise ValueError(f"objective.prior_recon_weight must be >= 0, got {self.prior_recon_weight}.")
     if self.mmd_kernel not in MMD_KERNELS:
       raise ValueError(
         f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}."

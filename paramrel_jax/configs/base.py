@@ -94,6 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
   # weight of the batch's total correlation TC[q(z)] (beta-TCVAE's, not the paper's; 0: none)
   config.objective.tc_weight = 0.0
+  # weight of -ln p_O(x | psi(theta_0, z, 0)): the output network as a decoder of z alone (0: none)
+  config.objective.prior_recon_weight = 0.0
   # 'data_dims': the MMD term is mmd_weight * (H * W * C) * MMD | 'none': mmd_weight * MMD
   config.objective.mmd_scale = "data_dims"
   # the encoder's gradient: 'elbo' (the BFN term's) | 'flat' (every flow time at equal weight)
