@@ -68,8 +68,8 @@ def test_make_grid_keeps_large_images_unscaled():
   [
     (np.zeros((2, 4, 4), np.float32), "continuous", "shape"),
     (np.zeros((2, 4, 4, 2), np.float32), "continuous", "C in"),
-    (np.zeros((2, 4, 4, 1), np.float32), "discrete", "integer"),
-    (np.full((2, 4, 4, 1), 2, np.int32), "discrete", "lie in"),
+    (np.zeros((2, 4, 4, 1), np.float32), "discrete", "int array"),
+    (np.full((2, 4, 4, 1), 2, np.int32), "discrete", "hold classes in"),
     (np.zeros((2, 4, 4, 1), np.int32), "continuous", "continuous images must be floats"),
     (np.zeros((2, 4, 4, 1), np.int32), "discretised", "discretised images must be floats"),
   ],

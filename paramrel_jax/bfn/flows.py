@@ -555,13 +555,8 @@ class DiscreteFlow(_ArrayBatches):
 
   def image_pixels(self, x: ArrayLike) -> np.ndarray:
     """Host-side 8-bit intensities of classes in [0, K): class k is round(255 k / (K - 1))."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.integer):
-      raise ValueError(f"discrete images must hold integer classes, got dtype {x.dtype}.")
-    if x.size and (x.min() < 0 or x.max() >= self.num_classes):
-      raise ValueError(
-        f"discrete images must lie in [0, {self.num_classes}), got [{x.min()}, {x.max()}]."
-      )
+    x = _host_data(x)
+    self.validate_data(x)
     return np.rint(x.astype(np.float64) * (255.0 / (self.num_classes - 1))).astype(np.uint8)
 
   def ctime_weight(self, t: Array) -> Array:
