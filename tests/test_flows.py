@@ -115,7 +115,7 @@ def test_every_flow_has_the_protocols_members(flow):
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)
 def test_batch_methods_read_every_element_of_an_array(flow):
   """An array batch has no missing element: its theta_0 is the prior of its shape and each step
-  reads it through the sender, whatever the receiver would say."""
+  reads it through the sender, whatever the receiver would say; it has no named columns."""
   x = _data(flow)
   with jax.enable_x64(True):  # the dtype is passed on (the default would be float64)
     want, got = flow.prior(SHAPE, jnp.float32), flow.batch_prior(x, jnp.float32)
@@ -127,6 +127,10 @@ def test_batch_methods_read_every_element_of_an_array(flow):
   np.testing.assert_array_equal(
     flow.data_sample(KEY, x, out, alpha), flow.sender_sample(KEY, x, alpha)
   )
+  t = jnp.full((B,), 0.5)
+  assert flow.column_ctime_losses(x, out, t) == {}  # no named columns: the totals are all
+  assert flow.column_dtime_losses(KEY, x, out, jnp.full((B,), 2), 5) == {}
+  assert flow.column_reconstruction_losses(x, out) == {}
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=_flow_id)

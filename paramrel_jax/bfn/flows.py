@@ -190,6 +190,23 @@ class _ArrayBatches:
     del out
     return self.sender_sample(key, x, alpha)
 
+  def column_ctime_losses(self, x: Array, out: OutputDist, t: Array) -> dict[str, Array]:
+    """{}: an array has no named columns (a record's: `mixed.MixedFlow`)."""
+    del x, out, t
+    return {}
+
+  def column_dtime_losses(
+    self, key: Array, x: Array, out: OutputDist, i: Array, n: int, num_samples: int = 1
+  ) -> dict[str, Array]:
+    """{}: an array has no named columns."""
+    del key, x, out, i, n, num_samples
+    return {}
+
+  def column_reconstruction_losses(self, x: Array, out: OutputDist) -> dict[str, Array]:
+    """{}: an array has no named columns."""
+    del x, out
+    return {}
+
   def agreement(self, x0: Array, x: Array) -> dict[str, Array]:
     """Per-example agreement of an estimate x with the data x0 (B, ...), (B,) each:
     'max_abs_error' (float data) and 'accuracy' (data of finitely many values: the fraction of
@@ -697,8 +714,9 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   them as static arguments of `jax.jit`), and over the named columns of a record by
   `mixed.MixedFlow`. Arrays are per example (B, ...); times and accuracies (B,) or scalars. The
   batch methods (`check_batch`, `codes_layout`, `batch_prior`, `data_sample`, `agreement`) read
-  a whole batch, whose elements may be missing (a record's cells), so that callers need not know
-  which flow, or which layout of data, they hold.
+  a whole batch, whose elements may be missing (a record's cells), and the `column_*` losses
+  split a record's by column, so that callers need not know which flow, or which layout of
+  data, they hold.
   """
 
   data_type: ClassVar[str]  # 'continuous' | 'discretised' | 'discrete': names, configs, files
@@ -737,6 +755,12 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   def batch_prior(self, x: Array, dtype=None) -> Theta: ...
   def data_sample(self, key: Array, x: Array, out: OutputDist, alpha: ArrayLike) -> Array: ...
   def agreement(self, x0: Array, x: Array) -> dict[str, Array]: ...
+  # A record's losses per named column {name: (B,)}, summing to the totals; {} for an array.
+  def column_ctime_losses(self, x: Array, out: OutputDist, t: Array) -> dict[str, Array]: ...
+  def column_dtime_losses(
+    self, key: Array, x: Array, out: OutputDist, i: Array, n: int, num_samples: int = 1
+  ) -> dict[str, Array]: ...
+  def column_reconstruction_losses(self, x: Array, out: OutputDist) -> dict[str, Array]: ...
 
 
 def make_flow(

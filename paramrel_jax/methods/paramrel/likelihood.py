@@ -45,7 +45,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from paramrel_jax.bfn.flows import Flow
-from paramrel_jax.bfn.mixed import MixedFlow
 from paramrel_jax.methods.paramrel import objective, sampling
 from paramrel_jax.methods.paramrel.apply import net_fns
 from paramrel_jax.networks import ParamReLNet
@@ -142,19 +141,18 @@ def likelihood_terms(
   net_in1 = flow.net_input(theta1)
   z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
-  if isinstance(flow, MixedFlow):  # per column, so that the columns' shares sum to the totals
-    if loss_steps == 0:
-      bfn_columns = flow.column_ctime_losses(x, out, t)
-    else:
-      bfn_columns = flow.column_dtime_losses(k_loss, x, out, i, loss_steps, loss_samples)
-    reconstruction_columns = flow.column_reconstruction_losses(x, out1)
-    columns = {name: bfn_columns[name] + reconstruction_columns[name] for name in flow.names}
+  if loss_steps == 0:
+    bfn_columns = flow.column_ctime_losses(x, out, t)
+  else:
+    bfn_columns = flow.column_dtime_losses(k_loss, x, out, i, loss_steps, loss_samples)
+  reconstruction_columns = flow.column_reconstruction_losses(x, out1)
+  if bfn_columns:  # a record: the totals are the sums of the columns' shares
     return LikelihoodTerms(
       bfn=sum(bfn_columns.values()),
       reconstruction=sum(reconstruction_columns.values()),
       rate=rate,
       rate_fitted=rate_fitted,
-      columns=columns,
+      columns={name: bfn_columns[name] + reconstruction_columns[name] for name in bfn_columns},
     )
   if loss_steps == 0:
     bfn = flow.ctime_loss(x, out, t)
