@@ -232,6 +232,7 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
     ("time_sampling", "sobol"),
     ("tc_weight", -1.0),
     ("prior_recon_weight", -0.5),
+    ("prior_recon_time", 0.0),
   ],
 )
 def test_bad_options_name_the_key(field, value):
@@ -340,27 +341,51 @@ def test_the_total_correlation_enters_the_loss_at_its_weight():
 
 @pytest.mark.parametrize("data_type", ["continuous", "discretised", "discrete"])
 def test_the_prior_reconstruction_decodes_z_alone_at_its_weight(data_type):
-  """prior_recon_weight adds weight * -ln p_O(x | psi(theta_0, z, 0)): the output network at the
-  flow's prior, so with z fixed (the deterministic posterior of the linear encoder, which reads
-  neither t nor the key) the term is the same whatever t and theta_t the key draws."""
+  """prior_recon_weight adds weight * L^inf(x | theta_0, z; t0): the BFN term at t0 with the
+  network reading the prior theta_0, so it moves with z (the output network decodes z), and with
+  z fixed (the deterministic posterior of the linear encoder, which reads neither t nor the key)
+  it is the same whatever t and theta_t the key draws."""
   flow = _flow(data_type)
   x = _batch(flow)
   encode, decode, params = _linear_nets(flow)
   base = objective.ObjectiveConfig(posterior="deterministic", kl_weight=0.0, mmd_weight=0.0)
-  weighted = dataclasses.replace(base, prior_recon_weight=1.5)
+  weighted = dataclasses.replace(base, prior_recon_weight=1.5, prior_recon_time=0.2)
   plain, _ = _linear_loss(jax.random.key(5), x, flow, base, params)
   terms, aux = _linear_loss(jax.random.key(5), x, flow, weighted, params)
   np.testing.assert_array_equal(plain.prior_recon, 0.0)
   np.testing.assert_allclose(terms.loss, plain.loss + 1.5 * terms.prior_recon, rtol=1e-6)
   np.testing.assert_allclose(terms.means()["prior_recon"], terms.prior_recon.mean(), rtol=1e-6)
-  theta0 = flow.prior(x.shape)
-  t0 = jnp.zeros((x.shape[0],))
-  out = flow.output_dist(decode(params, flow.net_input(theta0), aux["z"], t0), theta0, t0)
-  np.testing.assert_allclose(terms.prior_recon, flow.reconstruction_loss(x, out), rtol=1e-6)
+
+  def at_prior(z):
+    t0 = jnp.full((x.shape[0],), 0.2)
+    theta0 = flow.prior(x.shape)
+    out = flow.output_dist(decode(params, flow.net_input(theta0), z, t0), theta0, t0)
+    return flow.ctime_loss(x, out, t0)
+
+  np.testing.assert_allclose(terms.prior_recon, at_prior(aux["z"]), rtol=1e-6)
   other, other_aux = _linear_loss(jax.random.key(6), x, flow, weighted, params)
   assert not np.allclose(other_aux["t"], aux["t"]) and not np.allclose(other.bfn, terms.bfn)
   np.testing.assert_allclose(other.prior_recon, terms.prior_recon, rtol=1e-6)
-  assert np.all(np.isfinite(terms.prior_recon)) and np.all(terms.prior_recon != 0)
+  moved = at_prior(aux["z"] + 0.5)  # it reads z: every example's term moves with its code
+  assert np.all(np.isfinite(moved)) and np.all(np.abs(moved - terms.prior_recon) > 1e-4)
+
+
+@pytest.mark.parametrize("data_type", ["continuous", "discretised", "discrete"])
+def test_the_prior_reconstruction_trains_the_encoder(data_type):
+  """The term alone gives the encoder's parameters a gradient (through z)."""
+  flow = _flow(data_type)
+  x = _batch(flow)
+  cfg = objective.ObjectiveConfig(
+    posterior="deterministic", kl_weight=0.0, mmd_weight=0.0, prior_recon_weight=1.0
+  )
+  encode, decode, params = _linear_nets(flow)
+
+  def term(p):
+    terms, _ = _linear_loss(jax.random.key(7), x, flow, cfg, p)
+    return terms.prior_recon.sum()
+
+  grads = jax.grad(term)(params)
+  assert np.all(np.abs(np.asarray(grads["w"])) > 1e-6)
 
 
 def test_the_total_correlation_needs_a_gaussian_posterior():

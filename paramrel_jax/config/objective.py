@@ -29,10 +29,15 @@ class ObjectiveConfig:
     tc_weight: weight of the batch's total correlation TC[q(z)] in nats (Chen et al.'s
       minibatch-weighted estimate, as beta-TCVAE's beta - 1); not in the paper, 0 leaves it out.
       Needs posterior='gaussian' (the estimate reads the posterior's variance).
-    prior_recon_weight: weight of -ln p_O(x | psi(theta_0, z_t, 0)), the output distribution at
-      the prior theta_0, where the output network sees nothing of x but z: a decoder of z alone,
-      as a VAE's reconstruction term. Not in the paper (the BFN term needs z only while theta_t
-      is vague, experiments/README.md); 0 leaves it out.
+    prior_recon_weight: weight of the BFN term L^inf at time prior_recon_time with theta_t
+      replaced by the prior theta_0: the output network sees nothing of x but z, so this is a
+      decoder of z alone, as a VAE's reconstruction term (`objective.prior_reconstruction`). Not
+      in the paper (the BFN term needs z only while theta_t is vague, experiments/README.md); 0
+      leaves it out.
+    prior_recon_time: the flow time t0 > 0 of that term. The Gaussian flows' output is
+      x_hat = mu / gamma - B(t) eps_hat, with mu = 0 at theta_0 and B(t) = sqrt(sigma1^(2t) /
+      gamma(t)): B = 1 at t0 = ln 2 / (2 ln(1 / sigma1)), 0.05 at sigma1 = 1e-3; below the
+      flows' t_min (1e-6) the output is fixed and the term would not reach z.
     mmd_scale: 'data_dims': the MMD term is mmd_weight * D * MMD, D = H * W * C. The BFN term
       sums over the D dimensions and the rate over the L latent dimensions (both in nats, so
       kl_weight trades nats for nats at any image size), but the MMD is a unitless kernel
@@ -65,6 +70,7 @@ class ObjectiveConfig:
   mmd_kernel: str = "imq"
   tc_weight: float = 0.0
   prior_recon_weight: float = 0.0
+  prior_recon_time: float = 0.05
   mmd_scale: str = "data_dims"
   latent_weighting: str = "elbo"
   posterior: str = "gaussian"
@@ -83,6 +89,10 @@ class ObjectiveConfig:
       raise ValueError(f"objective.tc_weight must be >= 0, got {self.tc_weight}.")
     if not self.prior_recon_weight >= 0:
       raise ValueError(f"objective.prior_recon_weight must be >= 0, got {self.prior_recon_weight}.")
+    if not 1e-3 <= self.prior_recon_time <= 1:
+      raise ValueError(
+        f"objective.prior_recon_time must lie in [1e-3, 1], got {self.prior_recon_time}."
+      )
     if self.mmd_kernel not in MMD_KERNELS:
       raise ValueError(
         f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}."

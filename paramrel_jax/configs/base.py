@@ -94,8 +94,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.mmd_kernel = "imq"  # 'rbf' | 'imq'
   # weight of the batch's total correlation TC[q(z)] (beta-TCVAE's, not the paper's; 0: none)
   config.objective.tc_weight = 0.0
-  # weight of -ln p_O(x | psi(theta_0, z, 0)): the output network as a decoder of z alone (0: none)
+  # weight of L^inf at prior_recon_time with theta_t -> theta_0: the output network as a decoder
+  # of z alone (0: none; not the paper's)
   config.objective.prior_recon_weight = 0.0
+  config.objective.prior_recon_time = 0.05
   # 'data_dims': the MMD term is mmd_weight * (H * W * C) * MMD | 'none': mmd_weight * MMD
   config.objective.mmd_scale = "data_dims"
   # the encoder's gradient: 'elbo' (the BFN term's) | 'flat' (every flow time at equal weight)

@@ -6,7 +6,7 @@ For one example x the loss is
        + kl_weight  * KL[q(z_t | e, t) || N(0, I)]        the rate, weight (1 - gamma)
        + mmd_weight * MMD(q(z) || N(0, I))                aggregate posterior, (gamma + lambda - 1)
        + tc_weight  * TC[q(z)]                            total correlation (not in the paper)
-       + prior_recon_weight * -ln p_O(x | psi(theta_0, z_t, 0))   z alone (not in the paper)
+       + prior_recon_weight * L^inf(x | theta_0, z_t; t0)   z alone (not in the paper)
 
 with theta_t ~ p_F(theta | x; t), z_t ~ q_phi(z_t | e, t) by reparameterisation and the
 output network psi(theta_t, z_t, t) giving the output distribution. The MMD (Eq. 7) is a batch
@@ -25,7 +25,7 @@ an option for disentanglement, 0 by default: the MMD pulls q(z) towards the isot
 which any rotation of z matches as well, so neither it nor the small rate prefers axes that
 separate the factors; TC[q(z)] is lowest when the units are independent.
 
-The prior-time reconstruction (`prior_reconstruction`, 0 by default) asks the output network to
+The prior reconstruction (`prior_reconstruction`, 0 by default) asks the output network to
 describe x from z alone: at the prior theta_0 its input holds nothing of x. The BFN term needs z
 only while theta_t is vague (t <= 0.5 on scenes3d), where it pays for the big global factors;
 this term makes z carry everything a VAE's code must.
@@ -62,7 +62,7 @@ class LossTerms:
   rate: jax.Array  # KL[q(z_t | e, t) || N(0, I)] in nats per example
   mmd: jax.Array  # the batch MMD, repeated per example
   tc: jax.Array  # the batch's total correlation (up to a constant), repeated; 0 when tc_weight is 0
-  prior_recon: jax.Array  # -ln p_O(x | psi(theta_0, z_t, 0)); 0 when prior_recon_weight is 0
+  prior_recon: jax.Array  # L^inf(x | theta_0, z_t; t0); 0 when prior_recon_weight is 0
   t: jax.Array  # flow time of each example
 
   def means(self) -> dict[str, jax.Array]:
@@ -271,18 +271,22 @@ def bfn_loss(
   return flow.dtime_loss(key, x, out, i, cfg.loss_steps, cfg.loss_samples)
 
 
-def prior_reconstruction(flow: Flow, x: jax.Array, z: jax.Array, decode: DecodeFn) -> jax.Array:
-  """-ln p_O(x | psi(theta_0, z, 0)): (B,) nats, the output distribution at the prior theta_0
-  (the flow's time 0, where theta holds nothing of x), so the output network decodes z alone.
+def prior_reconstruction(
+  flow: Flow, x: jax.Array, z: jax.Array, decode: DecodeFn, t0: float
+) -> jax.Array:
+  """L^inf(x | theta_0, z; t0): (B,) nats, the continuous-time BFN term at time t0 with the
+  network's input theta_t replaced by the prior theta_0, which holds nothing of x, so that the
+  output network decodes z alone (a squared error of its estimate of x, weighted as at t0).
 
   Args:
     flow: the Bayesian flow; x: its data (B, H, W, C) or record; z: (B, L) codes.
     decode: (net_in, z, t) -> raw network output.
+    t0: the flow time, above the flows' t_min (`ObjectiveConfig.prior_recon_time`).
   """
   theta0 = flow.batch_prior(x, jnp.float32)
-  t0 = jnp.zeros(z.shape[:1], jnp.float32)
-  out = flow.output_dist(decode(flow.net_input(theta0), z, t0).astype(jnp.float32), theta0, t0)
-  return flow.reconstruction_loss(x, out)
+  t = jnp.full(z.shape[:1], t0, jnp.float32)
+  out = flow.output_dist(decode(flow.net_input(theta0), z, t).astype(jnp.float32), theta0, t)
+  return flow.ctime_loss(x, out, t)
 
 
 def paramrel_loss(
@@ -344,7 +348,7 @@ def paramrel_loss(
   tc_b = jnp.broadcast_to(tc_value, (batch,))
   prior_recon = jnp.zeros((batch,), jnp.float32)
   if cfg.prior_recon_weight > 0:
-    prior_recon = prior_reconstruction(flow, x, z, decode)
+    prior_recon = prior_reconstruction(flow, x, z, decode, cfg.prior_recon_time)
   loss = (
     trained_bfn
     + cfg.kl_weight * rate
