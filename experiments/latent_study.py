@@ -178,9 +178,9 @@ FACTOR_ROWS: dict[str, dict] = {
   "tc_3": {"objective.tc_weight": 3.0},
   "pool_flatten_tc_3e-1": {"model.encoder_pool": "flatten", "objective.tc_weight": 0.3},
   # the output network also decodes z alone, at the prior theta_0 (z must then carry what
-  # theta_t settles late: the object's factors), with the default rate weight and with 1e-1
+  # theta_t settles late: the object's factors), at weight 1 and at 1e-1
   "pool_flatten_prior_recon": _PRIOR_RECON,
-  "pool_flatten_prior_recon_kl_1e-1": {**_PRIOR_RECON, "objective.kl_weight": 0.1},
+  "pool_flatten_prior_recon_w1e-1": {**_PRIOR_RECON, "objective.prior_recon_weight": 0.1},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS, **FACTOR_ROWS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on
