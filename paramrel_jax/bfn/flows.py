@@ -572,9 +572,8 @@ class DiscreteFlow(_ArrayBatches):
 
   def image_pixels(self, x: ArrayLike) -> np.ndarray:
     """Host-side 8-bit intensities of classes in [0, K): class k is round(255 k / (K - 1))."""
-    x = _host_data(x)
     self.validate_data(x)
-    return np.rint(x.astype(np.float64) * (255.0 / (self.num_classes - 1))).astype(np.uint8)
+    return np.rint(np.asarray(x, np.float64) * (255.0 / (self.num_classes - 1))).astype(np.uint8)
 
   def ctime_weight(self, t: Array) -> Array:
     """Weight K beta1 t of the squared error ||e_x - p||^2 in L^inf, t's shape."""
