@@ -11,7 +11,6 @@ import pathlib
 import socket
 import subprocess
 import sys
-import time
 
 import child_patches
 import numpy as np
@@ -122,12 +121,16 @@ def _assert_one_line(result, *needles):
     assert needle in lines[0], lines[0]
 
 
-def test_offline_the_run_stops_within_a_minute_with_one_line(tmp_path):
-  env = child_patches.sitecustomize_env(tmp_path / "site", "tfds_archives", "install_offline()")
+def test_offline_the_run_stops_after_one_probe_with_one_line(tmp_path):
+  attempts = tmp_path / "attempts.txt"
+  env = child_patches.sitecustomize_env(
+    tmp_path / "site", "tfds_archives", f"install_offline({str(attempts)!r})"
+  )
   data_dir = tmp_path / "tfds"
-  start = time.monotonic()
   result = _cli(*_train_args("cifar10", tmp_path / "run", data_dir), env=env)
-  assert time.monotonic() - start < 60
+  # One connection was tried, the probe's, and none by TFDS's downloader with its retries (which
+  # would take minutes): counted, since a bound on the wall clock fails on a loaded machine.
+  assert attempts.read_text().splitlines() == ["www.cs.toronto.edu:443"]
   _assert_one_line(
     result,
     "'cifar10'",

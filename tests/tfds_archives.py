@@ -104,10 +104,20 @@ def install(archive_dir: str, name: str) -> None:
   mock.patch.object(prepare, "unreachable_host", return_value=None).start()
 
 
-def _no_network(*args, **kwargs):
-  raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+def install_offline(attempts: str) -> None:
+  """In this process, every outgoing connection fails as on a machine without a network: the
+  probe's `socket.create_connection` and the name lookup (`socket.getaddrinfo`) that every other
+  client (urllib3, so TFDS's downloader) starts with. Each attempt appends 'host:port' to the file
+  `attempts`."""
 
+  def no_network(host, port):
+    with open(attempts, "a") as log:
+      log.write(f"{host}:{port}\n")
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-def install_offline() -> None:
-  """In this process, every outgoing TCP connection fails as on a machine without a network."""
-  mock.patch.object(socket, "create_connection", _no_network).start()
+  mock.patch.object(
+    socket, "create_connection", lambda address, *_, **__: no_network(*address)
+  ).start()
+  mock.patch.object(
+    socket, "getaddrinfo", lambda host, port, *_, **__: no_network(host, port)
+  ).start()
