@@ -142,24 +142,18 @@ def likelihood_terms(
   z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
   if loss_steps == 0:
-    bfn_columns = flow.column_ctime_losses(x, out, t)
+    bfn, bfn_columns = flow.ctime_loss(x, out, t), flow.column_ctime_losses(x, out, t)
   else:
-    bfn_columns = flow.column_dtime_losses(k_loss, x, out, i, loss_steps, loss_samples)
+    args = (k_loss, x, out, i, loss_steps, loss_samples)
+    bfn, bfn_columns = flow.dtime_loss(*args), flow.column_dtime_losses(*args)
   reconstruction_columns = flow.column_reconstruction_losses(x, out1)
-  if bfn_columns:  # a record: the totals are the sums of the columns' shares
-    return LikelihoodTerms(
-      bfn=sum(bfn_columns.values()),
-      reconstruction=sum(reconstruction_columns.values()),
-      rate=rate,
-      rate_fitted=rate_fitted,
-      columns={name: bfn_columns[name] + reconstruction_columns[name] for name in bfn_columns},
-    )
-  if loss_steps == 0:
-    bfn = flow.ctime_loss(x, out, t)
-  else:
-    bfn = flow.dtime_loss(k_loss, x, out, i, loss_steps, loss_samples)
-  return LikelihoodTerms(
-    bfn=bfn, reconstruction=flow.reconstruction_loss(x, out1), rate=rate, rate_fitted=rate_fitted
+  return LikelihoodTerms(  # a record: MixedFlow totals are the sums of the columns' shares
+    bfn=bfn,
+    reconstruction=flow.reconstruction_loss(x, out1),
+    rate=rate,
+    rate_fitted=rate_fitted,
+    columns={name: bfn_columns[name] + reconstruction_columns[name] for name in bfn_columns}
+    or None,
   )
 
 

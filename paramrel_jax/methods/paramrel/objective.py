@@ -265,10 +265,16 @@ def bfn_loss(
   cfg: ObjectiveConfig,
 ) -> jax.Array:
   """BFN KL term (B,) for network output net_out at theta_t: L^inf (ctime) or L^n (n-step)."""
-  out = flow.output_dist(net_out, theta, t)
   if cfg.loss_steps == 0:
-    return flow.ctime_loss(x, out, t)
+    return ctime_bfn(flow, x, net_out, theta, t)
+  out = flow.output_dist(net_out, theta, t)
   return flow.dtime_loss(key, x, out, i, cfg.loss_steps, cfg.loss_samples)
+
+
+def ctime_bfn(flow: Flow, x: jax.Array, net_out: jax.Array, theta, t: jax.Array) -> jax.Array:
+  """L^inf(x) (B,) nats: the continuous-time BFN term of raw network output net_out (cast to
+  float32) at theta_t and times t (B,)."""
+  return flow.ctime_loss(x, flow.output_dist(net_out.astype(jnp.float32), theta, t), t)
 
 
 def prior_reconstruction(
@@ -285,8 +291,7 @@ def prior_reconstruction(
   """
   theta0 = flow.batch_prior(x, jnp.float32)
   t = jnp.full(z.shape[:1], t0, jnp.float32)
-  out = flow.output_dist(decode(flow.net_input(theta0), z, t).astype(jnp.float32), theta0, t)
-  return flow.ctime_loss(x, out, t)
+  return ctime_bfn(flow, x, decode(flow.net_input(theta0), z, t), theta0, t)
 
 
 def paramrel_loss(
@@ -427,8 +432,7 @@ def latent_gap_by_time(
     mean = mean.astype(jnp.float32)
 
     def loss(z):
-      out = flow.output_dist(decode(net_in, z, t).astype(jnp.float32), theta, t)
-      return flow.ctime_loss(x, out, t)
+      return ctime_bfn(flow, x, decode(net_in, z, t), theta, t)
 
     return {
       "own": loss(mean),
