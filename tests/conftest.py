@@ -16,6 +16,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# XLA's CPU backend at optimisation level 0 for every compile of the test session, in-process and
+# in the CLI subprocesses (which inherit the variable): the test programs run for milliseconds,
+# and LLVM's optimisation passes were most of their compile time (one `:smoke` CLI run, compile
+# cache off: 91 s at the default level, 42 s at 0). The same HLO programs run, unvectorised.
+# PARAMREL_TEST_XLA_OPT=default keeps XLA's default level. A test that sets XLA_FLAGS for a
+# subprocess adds to them (`xla_flags`).
+if os.environ.get("PARAMREL_TEST_XLA_OPT") != "default":
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
+
+
+def xla_flags(*flags: str) -> str:
+  """This session's XLA_FLAGS followed by `flags`, for a subprocess's environment."""
+  return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
 # The persistent compilation cache, one per test session: every in-process compile and every CLI
 # subprocess (through XDG_CACHE_HOME, which the CLI's default `compile_cache='user'` reads) of
 # this session shares one fresh directory, so the many CLI runs of the same smoke shapes compile

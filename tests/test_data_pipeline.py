@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import xla_flags
 
 from paramrel_jax import data
 from paramrel_jax.bfn import discretised
@@ -363,7 +364,7 @@ def test_global_batch_on_four_simulated_devices(npz_cfg):
   )
   env = {
     **os.environ,
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=4"),
     "JAX_PLATFORMS": "cpu",
   }
   result = subprocess.run(

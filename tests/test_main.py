@@ -13,7 +13,7 @@ import time
 import tomllib
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 
 pytestmark = pytest.mark.xdist_group("main")  # one worker: the module fixture trains once
 
@@ -111,7 +111,7 @@ def test_batch_not_divisible_by_devices(tmp_path):
     *_TINY,
     f"--workdir={tmp_path}",
     "--config.training.batch_size=3",
-    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    env={"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2")},
   )
   _assert_one_error(result, "batch_size=3", "2 devices")
 

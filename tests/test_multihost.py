@@ -8,7 +8,7 @@ import sys
 import time
 
 import numpy as np
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 
 _ARGS = [
   "--config=configs/default.py:smoke",
@@ -23,7 +23,7 @@ def _env(devices: int) -> dict:
   return {
     **os.environ,
     "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    "XLA_FLAGS": xla_flags(f"--xla_force_host_platform_device_count={devices}"),
   }
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, tiny_config, xla_flags
 
 from paramrel_jax import data as pipeline
 from paramrel_jax.config import configuration
@@ -169,7 +169,7 @@ def _run_on_devices(tmp_path, n):
   out = str(tmp_path / f"devices{n}.npz")
   env = {
     **os.environ,
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
+    "XLA_FLAGS": xla_flags(f"--xla_force_host_platform_device_count={n}"),
     "JAX_PLATFORMS": "cpu",
   }
   script = _MULTI_DEVICE_SCRIPT.format(root=ROOT, tests=os.path.join(ROOT, "tests"), out=out)
