@@ -393,8 +393,10 @@ def test_remat_keeps_params_outputs_and_gradients(tiny):
 
   grads = jax.jit(jax.grad(loss), static_argnums=1)(params, net)
   remat_grads = jax.jit(jax.grad(loss), static_argnums=1)(params, remat_net)
+  # Remat recomputes the forward pass in another order: float32 sums of terms up to about 10
+  # differ by 1e-5 absolute (seen at XLA's optimisation level 0); a wrong recompute by O(1).
   jax.tree.map(
-    lambda g, rg: np.testing.assert_allclose(g, rg, rtol=1e-4, atol=1e-5), grads, remat_grads
+    lambda g, rg: np.testing.assert_allclose(g, rg, rtol=1e-4, atol=1e-4), grads, remat_grads
   )
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
   assert float(jnp.abs(grads["encoder"]["time_embedding"]["dense_0"]["kernel"]).sum()) > 0
