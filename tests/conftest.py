@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # XLA's CPU backend at optimisation level 0 for every compile of the test session, in-process and
 # in the CLI subprocesses (which inherit the variable): the test programs run for milliseconds,
-# and LLVM's optimisation passes were most of their compile time (one `:smoke` CLI run, compile
-# cache off: 91 s at the default level, 42 s at 0). The same HLO programs run, unvectorised.
+# and LLVM's optimisation passes were much of their compile time (one `:smoke` CLI run, compile
+# cache off: 91 s at the default level, 42 s at 0; README, "Tests", for the whole suite). The
+# same HLO programs run, unvectorised.
 # PARAMREL_TEST_XLA_OPT=default keeps XLA's default level. A test that sets XLA_FLAGS for a
 # subprocess adds to them (`xla_flags`).
 if os.environ.get("PARAMREL_TEST_XLA_OPT") != "default":
