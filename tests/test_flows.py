@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paramrel_jax.bfn import continuous, discrete, discretised, flows
+from paramrel_jax.bfn import continuous, discrete, discretised, flows, mixed
 
 KEY = jax.random.key(0, impl="rbg")  # RngBitGenerator: much faster to compile than threefry
 B, H, W, C = 2, 4, 3, 2
@@ -241,6 +241,20 @@ def test_make_flow_builds_each_type_and_rejects_unknown():
     flows.make_flow("binary", **kwargs)
   del kwargs["predict_std"]  # a discretised flow predicts only the mean unless asked
   assert flows.make_flow("discretised", **kwargs).params_per_dim == 1
+  assert flows.DATA_TYPES == ("continuous", "discretised", "discrete")
+
+
+def test_each_flow_names_the_images_it_models():
+  """What `configuration.resolve` prepares the images by: binarised for a 2-class discrete flow,
+  the K bin centres for a discretised flow, raw floats for a continuous one; none for records."""
+  assert flows.ContinuousFlow(0.01, 256).image_format() == flows.ImageFormat(False, 0)
+  assert flows.DiscretisedFlow(0.01, 16).image_format() == flows.ImageFormat(False, 16)
+  assert flows.DiscreteFlow(3.0, 2).image_format() == flows.ImageFormat(True, 0)
+  with pytest.raises(ValueError, match="flow.num_classes=5 but binarised images have 2"):
+    flows.DiscreteFlow(3.0, 5).image_format()
+  record = mixed.MixedFlow((("a", flows.ContinuousFlow(0.01, 0)),))
+  with pytest.raises(ValueError, match="records, not images"):
+    record.image_format()
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,8 @@ def test_every_config_resolves_to_its_data_and_flow(name):
     ("continuous", "auto", "none"),
     ("discrete", "bernoulli", "bernoulli"),
     ("continuous", "threshold", "does not fit flow.data_type='continuous'"),
+    ("discretised", "bernoulli", "its images are floats in [-1, 1] (binarize='none')"),
+    ("discrete", "none", "its images are binarised (binarize='threshold' or 'bernoulli')"),
     ("discrete", "gray", "data.binarize must be 'auto' or one of"),
   ],
 )
@@ -238,6 +240,28 @@ def test_binarize_follows_the_data_type_unless_set(data_type, binarize, expected
       configuration.resolve(config)
   else:
     assert configuration.resolve(config).data.binarize == expected
+
+
+@pytest.mark.parametrize("data_type,num_bins", [("discretised", 16), ("continuous", 0)])
+def test_the_flow_decides_how_images_are_quantised(data_type, num_bins):
+  """The data's bins come from the flow's `image_format`: a discretised flow's K, none for a
+  continuous flow (whose num_bins only scores the reconstruction)."""
+  from paramrel_jax.config import configuration
+  from paramrel_jax.configs import default
+
+  config = default.get_config()
+  config.flow.data_type, config.flow.num_bins = data_type, 16
+  assert configuration.resolve(config).data.num_bins == num_bins
+
+
+def test_binarised_images_need_two_classes():
+  from paramrel_jax.config import configuration
+  from paramrel_jax.configs import default
+
+  config = default.get_config()
+  config.flow.num_classes = 3
+  with pytest.raises(ValueError, match=re.escape("flow.num_classes=3 but binarised images")):
+    configuration.resolve(config)
 
 
 _LOAD_BY_PATH = """

@@ -38,7 +38,13 @@ from paramrel_jax.bfn import checks, continuous, discrete, discretised
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-DATA_TYPES = ("continuous", "discretised", "discrete")
+
+class ImageFormat(NamedTuple):
+  """The images a flow models, as the data pipeline prepares them: binarised (int 0 / 1) or
+  floats in [-1, 1] quantised to `num_bins` bin centres (0: not quantised)."""
+
+  binarized: bool
+  num_bins: int
 
 
 class GaussianTheta(NamedTuple):
@@ -329,6 +335,10 @@ class ContinuousFlow(_GaussianFlow):
       raise ValueError("num_bins must be 0 (data not quantised) or >= 2, got 1.")
     object.__setattr__(self, "num_bins", num_bins)
 
+  def image_format(self) -> ImageFormat:
+    """Float images, not quantised (`num_bins` only scores the reconstruction, Eq. 10)."""
+    return ImageFormat(binarized=False, num_bins=0)
+
   def validate_data(self, x: ArrayLike) -> None:
     """Host-side check: x is a float array (B, ...) with finite values in [-1, 1]."""
     _check_float_data(_host_data(x))
@@ -432,6 +442,10 @@ class DiscretisedFlow(_GaussianFlow):
   @property
   def params_per_dim(self) -> int:
     return 2 if self.predict_std else 1
+
+  def image_format(self) -> ImageFormat:
+    """Float images quantised to the K bin centres."""
+    return ImageFormat(binarized=False, num_bins=self.num_bins)
 
   def validate_data(self, x: ArrayLike) -> None:
     """Host-side check: x is a float array (B, ...) in [-1, 1] on the bin centres."""
@@ -569,6 +583,12 @@ class DiscreteFlow(_ArrayBatches):
       raise ValueError(
         f"x must hold classes in [0, {self.num_classes}), got values in [{x.min()}, {x.max()}]."
       )
+
+  def image_format(self) -> ImageFormat:
+    """Binarised images; raises ValueError unless K = 2."""
+    if self.num_classes != 2:
+      raise ValueError(f"flow.num_classes={self.num_classes} but binarised images have 2 classes.")
+    return ImageFormat(binarized=True, num_bins=0)
 
   def image_pixels(self, x: ArrayLike) -> np.ndarray:
     """Host-side 8-bit intensities of classes in [0, K): class k is round(255 k / (K - 1))."""
@@ -726,6 +746,7 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   y_event_ndim: ClassVar[int]  # trailing axes of a sender sample y beyond x's shape
 
   def validate_data(self, x: ArrayLike) -> None: ...
+  def image_format(self) -> ImageFormat: ...  # raises ValueError if the flow models no images
   def image_pixels(self, x: ArrayLike) -> np.ndarray: ...  # host-side uint8 intensities of x
   def prior(self, data_shape: tuple[int, ...], dtype=None) -> Theta: ...
   def sample_flow(self, key: Array, x: Array, t: Array) -> Theta: ...
@@ -762,6 +783,18 @@ class Flow(Protocol):  # pragma: no mutate block (a type: its stubs never run)
   def column_reconstruction_losses(self, x: Array, out: OutputDist) -> dict[str, Array]: ...
 
 
+# The flow of each data type, from the config's flow settings (each takes the keywords it reads):
+# a new data type is its flow class and one line here.
+_FLOWS = {
+  "continuous": lambda *, sigma1, num_bins, **_: ContinuousFlow(sigma1, num_bins),
+  "discretised": lambda *, sigma1, num_bins, predict_std, **_: DiscretisedFlow(
+    sigma1, num_bins, predict_std
+  ),
+  "discrete": lambda *, beta1, num_classes, **_: DiscreteFlow(beta1, num_classes),
+}
+DATA_TYPES = tuple(_FLOWS)
+
+
 def make_flow(
   data_type: str,
   *,
@@ -774,7 +807,7 @@ def make_flow(
   """The flow of a data type; arguments that the type does not use are ignored.
 
   Args:
-    data_type: 'continuous' | 'discretised' | 'discrete'.
+    data_type: one of DATA_TYPES: 'continuous' | 'discretised' | 'discrete'.
     sigma1: continuous / discretised: final input std, in (0, 1).
     beta1: discrete: beta(1) > 0.
     num_bins: discretised: K bins; continuous: the data's bins for the reconstruction loss (0:
@@ -785,13 +818,15 @@ def make_flow(
   Raises:
     ValueError: for an unknown data_type or a bad hyperparameter (naming it).
   """
-  if data_type == "continuous":
-    return ContinuousFlow(sigma1, num_bins)
-  if data_type == "discretised":
-    return DiscretisedFlow(sigma1, num_bins, predict_std)
-  if data_type == "discrete":
-    return DiscreteFlow(beta1, num_classes)
-  raise ValueError(f"data_type must be one of {DATA_TYPES}, got {data_type!r}.")
+  if data_type not in _FLOWS:
+    raise ValueError(f"data_type must be one of {DATA_TYPES}, got {data_type!r}.")
+  return _FLOWS[data_type](
+    sigma1=sigma1,
+    beta1=beta1,
+    num_bins=num_bins,
+    num_classes=num_classes,
+    predict_std=predict_std,
+  )
 
 
 def nats_per_dim(loss: ArrayLike, data_shape: tuple[int, ...]) -> Array:

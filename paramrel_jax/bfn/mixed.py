@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramrel_jax.bfn.flows import Flow, OutputDist, Theta
+from paramrel_jax.bfn.flows import Flow, ImageFormat, OutputDist, Theta
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -158,6 +158,10 @@ class MixedFlow:
         flow.validate_data(column[observed])
       except ValueError as error:
         raise ValueError(f"column {name!r}: {error}") from None
+
+  def image_format(self) -> ImageFormat:
+    """Records are not images: always raises ValueError (tables are read by `data.tables`)."""
+    raise ValueError("flow.data_type='mixed' models a table's records, not images.")
 
   def image_pixels(self, x: Record) -> np.ndarray:
     """Records are not images: always raises ValueError (the table modes write CSV instead)."""

@@ -266,25 +266,26 @@ def resolve(
       num_classes=flow_cfg["num_classes"],
       predict_std=model_cfg["predict_std"],
     )
-  if data_type == "discretised":
-    data_values["num_bins"] = flow_cfg["num_bins"]
   binarize = data_values.get("binarize")
   if binarize not in ("auto", *BINARIZE_MODES):
     raise ValueError(f"data.binarize must be 'auto' or one of {BINARIZE_MODES}, got {binarize!r}.")
-  if binarize == "auto":
-    data_values["binarize"] = "threshold" if data_type == "discrete" else "none"
+  if data_type != "mixed":  # images, prepared as the flow models them
+    image = flow.image_format()
+    data_values["num_bins"] = image.num_bins
+    if binarize == "auto":
+      data_values["binarize"] = "threshold" if image.binarized else "none"
+    elif (binarize != "none") != image.binarized:
+      raise ValueError(
+        f"data.binarize={binarize!r} does not fit flow.data_type={data_type!r}: its images are "
+        + (
+          "binarised (binarize='threshold' or 'bernoulli')."
+          if image.binarized
+          else "floats in [-1, 1] (binarize='none')."
+        )
+      )
+  elif binarize == "auto":
+    data_values["binarize"] = "none"
   data = _build(DataConfig, "data", data_values)
-  binary = data.binarize != "none"
-  if data_type != "mixed" and binary != (data_type == "discrete"):
-    raise ValueError(
-      f"data.binarize={data.binarize!r} does not fit flow.data_type={data_type!r}: discrete "
-      "data need binarised images (binarize='threshold' or 'bernoulli'), continuous and "
-      "discretised data need binarize='none'."
-    )
-  if data_type == "discrete" and flow_cfg["num_classes"] != 2:
-    raise ValueError(
-      f"flow.num_classes={flow_cfg['num_classes']} but binarised images have 2 classes."
-    )
 
   model_kind = model_cfg.pop("kind")
   if model_kind not in MODEL_KINDS:
