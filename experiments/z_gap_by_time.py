@@ -22,23 +22,15 @@ import os
 import numpy as np
 
 from paramrel_jax import api
-from paramrel_jax.data import sources
 from paramrel_jax.viz import plots
 
 DEFAULT_TIMES = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
-def eval_images(model: api.LoadedModel, num: int) -> np.ndarray:
-  """The first `num` images of the run's evaluation split, in model space (N, H, W, C)."""
-  split = sources.open_split(model.config.data, model.config.data.eval_split)
-  num = min(num, len(split))
-  return model.to_model(np.stack([split[i]["image"] for i in range(num)]))
-
-
 def run_gaps(run: str, times: np.ndarray, num: int, seed: int) -> dict:
   """{'times', 'own', 'shuffled', 'zero'}: the mean BFN term per time (T,) of one run."""
   model = api.load(run)
-  terms = model.latent_gap_arrays(eval_images(model, num), times, seed=seed)
+  terms = model.latent_gap_arrays(model.to_model(model.eval_data(num)), times, seed=seed)
   return {"times": times.tolist(), **{k: v.mean(axis=1).tolist() for k, v in terms.items()}}
 
 

@@ -2,6 +2,7 @@
 
   import paramrel_jax
   model = paramrel_jax.load("runs/default")     # config.json + the latest checkpoint (EMA)
+  images = model.eval_data(64)                  # the run's evaluation split, uint8
   z = model.encode(images)                      # uint8 (N, H, W, C) -> float32 (N, L)
   again = model.reconstruct(images, seed=0)     # reverse sampling (Eq. 5) and decoding
   x = model.sample(16, seed=0)                  # uint8 (16, H, W, C)
@@ -36,8 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.config.configuration import ExperimentConfig
-from paramrel_jax.data import transforms
+from paramrel_jax.data import sources, transforms
 from paramrel_jax.evaluation import latent_plots, latents
 from paramrel_jax.methods import interface, registry
 from paramrel_jax.methods.paramrel import interpolation, reverse_sampling, sampling
@@ -157,6 +159,25 @@ class LoadedModel:
         rows = slice(start, start + size)
         yield start, jax.tree.map(lambda a, rows=rows: jnp.asarray(a[rows]), x)
         bar.update(min(size, num - start))
+
+  def eval_data(self, num: int | None = None) -> np.ndarray:
+    """The first `num` (None: all) examples of the run's evaluation split (`data.eval_split`),
+    as the methods below take them: uint8 images (N, H, W, C).
+
+    Raises:
+      ValueError: num < 1, or data the run's config can no longer open (naming it).
+    """
+    split = self._eval_split(num)
+    return np.stack([split[i]["image"] for i in range(self._count(split, num))])
+
+  def _eval_split(self, num: int | None):
+    if num is not None:
+      checks.check_static_int("num", num, 1)
+    return sources.open_split(self.config.data, self.config.data.eval_split)
+
+  @staticmethod
+  def _count(split, num: int | None) -> int:
+    return len(split) if num is None else min(num, len(split))
 
   # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
   # on the bins otherwise), which the CLI modes write to their .npz files. The uint8 methods
@@ -575,6 +596,13 @@ class TableModel(LoadedModel):
 
   def to_images(self, x) -> np.ndarray:
     raise ValueError("a table run gives records, not images: use to_table.")
+
+  def eval_data(self, num: int | None = None) -> pd.DataFrame:
+    """The first `num` (None: all) rows of the run's test split as a DataFrame of its modelled
+    columns, in the table's units (missing cells NaN / None; the label column left out)."""
+    split = self._eval_split(num)
+    count = self._count(split, num)
+    return self.to_table({name: c[:count] for name, c in split.columns()["record"].items()})
 
   def to_table(self, records) -> pd.DataFrame:
     """The model's records {name: (N, 1)} -> a DataFrame in the table's units and categories."""

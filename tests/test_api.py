@@ -15,7 +15,6 @@ from conftest import tiny_config
 import paramrel_jax
 from paramrel_jax import api, data
 from paramrel_jax.config import configuration
-from paramrel_jax.data import sources
 from paramrel_jax.training import runs, train, workdir_utils
 from paramrel_jax.viz import images
 
@@ -39,22 +38,29 @@ def model(workdir) -> api.LoadedModel:
   return paramrel_jax.load(workdir)
 
 
-def _eval_images(model: api.LoadedModel, num: int) -> np.ndarray:
-  """The first `num` raw uint8 images of the run's evaluation split."""
-  split = sources.open_split(model.config.data, model.config.data.eval_split)
-  return np.stack([split[i]["image"] for i in range(num)])
-
-
 def test_load_reads_the_run(model):
   assert model.kind == "paramrel" and model.step == 4
   assert model.image_shape == (28, 28, 1) and model.latent_dim == 4
+
+
+def test_eval_data_is_the_runs_evaluation_split(model):
+  from paramrel_jax.data import sources
+
+  split = sources.open_split(model.config.data, model.config.data.eval_split)
+  every = model.eval_data()
+  assert every.shape == (len(split), 28, 28, 1) and every.dtype == np.uint8
+  np.testing.assert_array_equal(every[:3], model.eval_data(3))
+  np.testing.assert_array_equal(every[7], split[7]["image"])
+  assert len(model.eval_data(len(split) + 5)) == len(split)  # at most the whole split
+  with pytest.raises(ValueError, match="num must be >= 1, got 0"):
+    model.eval_data(0)
 
 
 def test_encode_gives_the_exported_codes(model, workdir, tmp_path):
   from paramrel_jax.cli import eval_modes
   from paramrel_jax.evaluation import latents
 
-  x = _eval_images(model, 16)  # two batches of eval.batch_size = 8
+  x = model.eval_data(16)  # two batches of eval.batch_size = 8
   z = model.encode(x)
   assert z.shape == (16, 4) and z.dtype == np.float32
   copy = shutil.copytree(workdir, str(tmp_path / "copy"))
@@ -66,7 +72,7 @@ def test_encode_gives_the_exported_codes(model, workdir, tmp_path):
 def test_reconstruct_is_the_cli_reconstruction(model, workdir, tmp_path):
   from paramrel_jax.cli import generation_modes
 
-  x = _eval_images(model, 16)
+  x = model.eval_data(16)
   rec = model.reconstruct(x)
   assert rec.shape == x.shape and rec.dtype == np.uint8
   np.testing.assert_array_equal(rec, model.reconstruct(x))  # deterministic by seed
@@ -86,7 +92,7 @@ def test_batch_loops_show_a_bar_over_images(model, capsys):
   small = api.LoadedModel(
     dataclasses.replace(config, eval=dataclasses.replace(config.eval, batch_size=2)), model.trained
   )
-  x = small.to_model(_eval_images(small, 5))  # three batches
+  x = small.to_model(small.eval_data(5))  # three batches
   capsys.readouterr()
   small.reconstruct_arrays(x)
   small.codes(x)
@@ -176,7 +182,7 @@ def test_likelihood_gives_the_bound_per_image(model):
   from paramrel_jax.evaluation import likelihood
   from paramrel_jax.methods.paramrel import likelihood as paramrel_likelihood
 
-  images = _eval_images(model, 3)
+  images = model.eval_data(3)
   terms = model.likelihood(images, seed=0)
   assert sorted(terms) == sorted(likelihood.TERMS + likelihood.FITTED_TERMS)
   for name, value in terms.items():
@@ -228,7 +234,7 @@ def test_with_sampling_rebuilds_the_model_and_keeps_the_prior_it_can(model):
 
 
 def test_interpolate_ends_at_the_reconstructions(model):
-  a, b = _eval_images(model, 2)
+  a, b = model.eval_data(2)
   path = model.interpolate(a, b, num=5)
   assert path.shape == (5, 28, 28, 1) and path.dtype == np.uint8
   np.testing.assert_array_equal(path[0], model.reconstruct(a[None])[0])
@@ -236,7 +242,7 @@ def test_interpolate_ends_at_the_reconstructions(model):
 
 
 def test_traverse_gives_one_image_per_value(model):
-  image = _eval_images(model, 1)[0]
+  image = model.eval_data(1)[0]
   x = model.traverse(image, 2)
   assert x.shape == (model.config.sampling.traverse_steps, 28, 28, 1) and x.dtype == np.uint8
   # Each traversed unit takes the evenly spaced values; every other unit keeps the image's code.
@@ -253,7 +259,7 @@ def test_traverse_gives_one_image_per_value(model):
 
 
 def test_conditional_keeps_each_inputs_row(model):
-  x = _eval_images(model, 2)
+  x = model.eval_data(2)
   variations = model.conditional(x, 3, seed=1)
   assert variations.shape == (2, 3, 28, 28, 1) and variations.dtype == np.uint8
   np.testing.assert_array_equal(variations, model.conditional(x, 3, seed=1))
@@ -280,7 +286,7 @@ def test_cli_modes_write_the_apis_model_space_arrays(model, workdir, tmp_path):
   np.testing.assert_array_equal(sample["samples"], x)
   np.testing.assert_array_equal(sample["z"], z)
   conditional = arrays("conditional", "conditional.npz")
-  np.testing.assert_array_equal(conditional["input"], model.to_model(_eval_images(model, 8)))
+  np.testing.assert_array_equal(conditional["input"], model.to_model(model.eval_data(8)))
   np.testing.assert_array_equal(
     conditional["samples"],
     model.conditional_arrays(conditional["input"], config.sampling.num_variations, seed=seed),
@@ -301,7 +307,7 @@ def test_plot_latents_writes_pngs(model, tmp_path):
 
   from paramrel_jax.viz import plots
 
-  x = _eval_images(model, 8)
+  x = model.eval_data(8)
   paths = model.plot_latents(x, str(tmp_path), labels=np.arange(8) % 2)
   for path in paths.values():
     with Image.open(path) as png:
@@ -397,7 +403,7 @@ def test_latent_gap_arrays_compare_own_shuffled_and_zero_codes(model, workdir, t
   so their shuffled loss is their own; z = 0 is another input. The script tabulates the run."""
   from experiments import z_gap_by_time
 
-  x = model.to_model(_eval_images(model, 8))  # one batch of eval.batch_size = 8
+  x = model.to_model(model.eval_data(8))  # one batch of eval.batch_size = 8
   times = [0.0, 0.5, 1.0]
   gaps = model.latent_gap_arrays(x, times)
   assert set(gaps) == {"own", "shuffled", "zero"}

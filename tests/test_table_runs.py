@@ -132,6 +132,9 @@ def test_export_latents_carries_the_label_and_the_api_encodes_the_same_codes(run
   model = paramrel_jax.load(workdir)
   assert isinstance(model, paramrel_jax.api.TableModel)
   np.testing.assert_allclose(model.encode(test_rows), test["z"], rtol=1e-5, atol=1e-6)
+  held_out = model.eval_data(16)  # the same rows, read back in the table's units
+  assert list(held_out.columns) == list(model.schema.names) and len(held_out) == 16
+  np.testing.assert_allclose(model.encode(held_out), test["z"], rtol=1e-5, atol=1e-6)
   rows = model.sample(5, seed=1)
   assert isinstance(rows, pd.DataFrame) and list(rows.columns) == list(model.schema.names)
   again = model.reconstruct(test_rows.head(4))

@@ -85,6 +85,13 @@ class LikelihoodTerms:
     return terms
 
 
+def _with_columns(total, columns, *args) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(loss (B,), {column: (B,)}) of one of the flow's losses, traced once: a record's loss is
+  the sum of its columns' shares (as `MixedFlow`'s totals are), an array's has no columns."""
+  per_column = columns(*args)
+  return (sum(per_column.values()) if per_column else total(*args)), per_column
+
+
 def likelihood_terms(
   key: jax.Array,
   x: jax.Array,
@@ -142,14 +149,17 @@ def likelihood_terms(
   z1, _, _ = latent(k_z1, k_enc1, theta1, t1)
   out1 = flow.output_dist(decode(net_in1, z1, t1).astype(jnp.float32), theta1, t1)
   if loss_steps == 0:
-    bfn, bfn_columns = flow.ctime_loss(x, out, t), flow.column_ctime_losses(x, out, t)
+    bfn, bfn_columns = _with_columns(flow.ctime_loss, flow.column_ctime_losses, x, out, t)
   else:
-    args = (k_loss, x, out, i, loss_steps, loss_samples)
-    bfn, bfn_columns = flow.dtime_loss(*args), flow.column_dtime_losses(*args)
-  reconstruction_columns = flow.column_reconstruction_losses(x, out1)
-  return LikelihoodTerms(  # a record: MixedFlow totals are the sums of the columns' shares
+    bfn, bfn_columns = _with_columns(
+      flow.dtime_loss, flow.column_dtime_losses, k_loss, x, out, i, loss_steps, loss_samples
+    )
+  reconstruction, reconstruction_columns = _with_columns(
+    flow.reconstruction_loss, flow.column_reconstruction_losses, x, out1
+  )
+  return LikelihoodTerms(
     bfn=bfn,
-    reconstruction=flow.reconstruction_loss(x, out1),
+    reconstruction=reconstruction,
     rate=rate,
     rate_fitted=rate_fitted,
     columns={name: bfn_columns[name] + reconstruction_columns[name] for name in bfn_columns}
