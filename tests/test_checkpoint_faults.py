@@ -20,6 +20,7 @@ ARGS = [
   "--config.training.num_steps=6",
   "--config.training.checkpoint_every=2",
   "--config.training.log_every=1",
+  "--config.sampling.after_training=False",  # checkpoints are what these runs are about
 ]
 
 

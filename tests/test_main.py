@@ -365,6 +365,7 @@ def test_baseline_trains_and_exports_through_the_same_cli(tmp_path):
     "--config.model.kind=vae",
     "--config.eval.num_examples=8",
     "--config.eval.batch_size=4",
+    "--config.sampling.after_training=False",  # --mode=sample below samples
   ]
   for mode in ("train", "export_latents", "reconstruct", "sample"):
     result = _cli(*args, f"--mode={mode}")
@@ -392,6 +393,7 @@ def test_sigkill_then_same_command_resumes_exactly(tmp_path):
     "--config.training.num_steps=30",
     "--config.training.log_every=1",
     "--config.training.checkpoint_every=2",
+    "--config.sampling.after_training=False",  # the losses are compared; `trained` samples
   ]
   reference = str(tmp_path / "reference")
   assert _cli(*args, f"--workdir={reference}").returncode == 0
