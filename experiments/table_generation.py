@@ -21,12 +21,14 @@ three probe fits (`epochs_for`; the final fit's CPU seconds are reported).
 The columns' kinds are the model's (`data.tables.infer_schema`): discrete columns are categorical
 to the baselines and sdmetrics, the others numerical. fair drops `affairs`, of which its target
 `had_affair` is a function. Writes `<out>/table_generation.json` (keeping the results of other
-tables and seeds) and `.md`; ParamReL's runs live in `<workdir>/<table>/seed<k>` and resume. The
+tables, seeds and settings) and `.md`; ParamReL's runs live where table_study's do
+(`table_study.Setting`: `--scaling`, `--weighting`) and resume. The
 extra's packages are imported where they are used, so that the command line parses without them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -183,21 +185,22 @@ def mle(rows: pd.DataFrame, test: pd.DataFrame, kinds, target: str, seed: int) -
   return float(f1_score(test[target].to_numpy(str), trees.predict(matrix(test)), average="macro"))
 
 
-def run_seed(name: str, seed: int, steps: int, workdir: str, scaling: str) -> dict:
+def run_seed(name: str, seed: int, steps: int, workdir: str, setting: table_study.Setting) -> dict:
   """Every score of one table and seed (module docstring)."""
   spec = real_tables.TABLES[name]  # fair's had_affair = affairs > 0: affairs would give it away
   target, table = spec.label, real_tables.load(name).drop(columns=list(spec.label_source))
-  path, table, run = table_study.table_csv(name, table, workdir, seed, scaling)
+  path, table, run = table_study.table_csv(name, table, workdir, seed, setting)
   spent = os.path.join(run, "train_cpu_s.json")  # the budget of a finished run, kept for reruns
   if not os.path.isfile(spent):
     start = table_study.cpu_seconds()
-    table_study.main_job(run, path, "", seed, steps, "train", spec.columns, scaling)
+    table_study.main_job(run, path, "", seed, steps, "train", spec.columns, setting)
     with open(spent, "w") as f:
       json.dump(table_study.cpu_seconds() - start, f)
+  table_study.check_trained(run, setting)
   with open(spent) as f:
     budget = json.load(f)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": {"paramrel": budget}}
-  result["scaling"] = scaling
+  result |= dataclasses.asdict(setting)
 
   model = paramrel_jax.load(run)
   kinds = {

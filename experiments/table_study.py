@@ -24,9 +24,10 @@ column mean (0 one-hot), IterativeImputer imputes the numeric codes (a category 
 rounded). Each row reports the CPU seconds of its fit. The generation metrics (sdmetrics'
 quality report, machine-learning efficiency; CTGAN, TVAE and a Gaussian copula) are
 `table_generation.py`'s.
-Writes `<out>/table_study.json` (keeping the saved results of other tables and seeds) and `.md`;
-runs live in `<workdir>/<table>/seed<k>` (`<workdir>/<table>/quantile/seed<k>` with
-`--scaling quantile`) and resume.
+Writes `<out>/table_study.json` (keeping the saved results of other tables, seeds and settings)
+and `.md`. `--scaling` and `--weighting` set the runs' data.scaling and
+objective.latent_weighting (`Setting`); runs live in `<workdir>/<table>/seed<k>`, with a folder
+per setting other than the config's (`<workdir>/<table>/quantile/elbo/seed<k>`), and resume.
 """
 
 from __future__ import annotations
@@ -49,12 +50,53 @@ from sklearn.neural_network import MLPRegressor
 
 import paramrel_jax
 from experiments import real_tables
+from paramrel_jax.config.objective import LATENT_WEIGHTINGS
+from paramrel_jax.configs import tabular
 from paramrel_jax.data import sources, tables
 from paramrel_jax.metrics import latent_auroc
+from paramrel_jax.training.workdir_utils import saved_run_settings
 
 HIDE_FRACTIONS = (0.1, 0.3)
 TEST_FRACTION = 0.2  # configs/tabular.py
 MAX_IMPUTED_ROWS = 2000  # imputation is scored on at most this many test rows (diamonds: 10,788)
+WEIGHTING = tabular.get_config().objective.latent_weighting  # the config's
+LEGACY_WEIGHTING = "flat_both"  # the weighting of results saved before they named theirs
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """The model settings a study varies: data.scaling and objective.latent_weighting."""
+
+  scaling: str = "range"
+  weighting: str = WEIGHTING
+
+  def overrides(self) -> list[str]:
+    """The main job's flags that set them."""
+    return [
+      f"--config.data.scaling={self.scaling}",
+      f"--config.objective.latent_weighting={self.weighting}",
+    ]
+
+  def folders(self) -> tuple[str, ...]:
+    """The run directory's folders between the table and the seed: one per setting other than
+    the config's ('quantile', 'elbo'; none for the config's own)."""
+    return tuple(
+      value
+      for value, default in ((self.scaling, "range"), (self.weighting, WEIGHTING))
+      if value != default
+    )
+
+  def label(self, name: str) -> str:
+    """'penguins', or 'penguins (quantile scaling, elbo weighting)' for other settings."""
+    parts = [f"{self.scaling} scaling"] if self.scaling != "range" else []
+    parts += [f"{self.weighting} weighting"] if self.weighting != WEIGHTING else []
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+  @classmethod
+  def of(cls, result: dict) -> Setting:
+    """The setting of a saved result (results saved before a setting existed: range scaling,
+    flat_both weighting)."""
+    return cls(result.get("scaling", "range"), result.get("weighting", LEGACY_WEIGHTING))
 
 
 def cpu_seconds() -> float:
@@ -74,7 +116,7 @@ def main_job(
   steps: int,
   mode: str,
   columns: str = "",
-  scaling: str = "range",
+  setting: Setting = Setting(),
 ) -> None:
   args = [
     sys.executable,
@@ -85,7 +127,7 @@ def main_job(
     f"--config.data.path={path}",
     f"--config.data.label={label}",
     f"--config.data.columns={columns}",
-    f"--config.data.scaling={scaling}",
+    *setting.overrides(),
     f"--config.seed={seed}",
     f"--config.training.num_steps={steps}",
     f"--mode={mode}",
@@ -93,6 +135,18 @@ def main_job(
   result = subprocess.run(args, capture_output=True, text=True)
   if result.returncode:
     raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+  check_trained(workdir, setting)
+
+
+def check_trained(run: str, setting: Setting) -> None:
+  """Raises unless the run in `run` was trained with setting's weighting (a run directory of
+  an older study resumes with the settings it was trained with, whatever the flags ask)."""
+  trained = saved_run_settings(run)["objective.latent_weighting"]
+  if trained != setting.weighting:
+    raise RuntimeError(
+      f"{run} holds a run trained with latent_weighting={trained!r}, not "
+      f"{setting.weighting!r}: remove it, or pass another --workdir."
+    )
 
 
 def design(schema: tables.TableSchema, table: pd.DataFrame) -> np.ndarray:
@@ -195,17 +249,15 @@ def _baseline_fills(schema, train: pd.DataFrame, gaps: pd.DataFrame, seed: int) 
 
 
 def table_csv(
-  name: str, table: pd.DataFrame, workdir: str, seed: int, scaling: str = "range"
+  name: str, table: pd.DataFrame, workdir: str, seed: int, setting: Setting = Setting()
 ) -> tuple[str, pd.DataFrame, str]:
   """Writes `table` to <workdir>/<name>/table.csv and makes the seed's run directory.
 
   Returns:
     (path of the CSV, the table read back from it: the rows exactly as the model reads them,
-    the run directory <workdir>/<name>/seed<seed>, or <workdir>/<name>/<scaling>/seed<seed> for a
-    scaling other than 'range').
+    the run directory <workdir>/<name>/<setting.folders()>/seed<seed>).
   """
-  variant = () if scaling == "range" else (scaling,)
-  run = os.path.join(workdir, name, *variant, f"seed{seed}")
+  run = os.path.join(workdir, name, *setting.folders(), f"seed{seed}")
   os.makedirs(run, exist_ok=True)
   path = os.path.join(workdir, name, "table.csv")
   table.to_csv(path, index=False)
@@ -221,15 +273,15 @@ def range_scaled(schema: tables.TableSchema) -> tables.TableSchema:
   )
 
 
-def run_seed(name: str, seed: int, steps: int, workdir: str, scaling: str) -> dict:
+def run_seed(name: str, seed: int, steps: int, workdir: str, setting: Setting) -> dict:
   """Every score of one table and seed (module docstring)."""
   info = real_tables.TABLES[name]
-  path, table, run = table_csv(name, real_tables.load(name), workdir, seed, scaling)
+  path, table, run = table_csv(name, real_tables.load(name), workdir, seed, setting)
   start = cpu_seconds()
-  main_job(run, path, info.label, seed, steps, "train", info.columns, scaling)
+  main_job(run, path, info.label, seed, steps, "train", info.columns, setting)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}
-  result["scaling"] = scaling
-  main_job(run, path, info.label, seed, steps, "eval", info.columns, scaling)
+  result |= dataclasses.asdict(setting)
+  main_job(run, path, info.label, seed, steps, "eval", info.columns, setting)
   with open(os.path.join(run, "eval", "metrics.json")) as f:
     nats = json.load(f)["likelihood"]["nats_per_record"]
   result["nats_per_record"] = {k: nats[k] for k in ("test_loss", "neg_elbo")}
@@ -300,24 +352,23 @@ def summarise(results: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def variant(result: dict) -> tuple[str, str]:
-  """(table, scaling) of a result (results saved before the scaling existed are 'range')."""
-  return result["table"], result.get("scaling", "range")
+def variant(result: dict) -> tuple[str, Setting]:
+  """(table, setting) of a result."""
+  return result["table"], Setting.of(result)
 
 
 def by_variant(results: list[dict]) -> dict[str, list[dict]]:
-  """{'table' or 'table (<scaling> scaling)': its results}, in order of table and scaling."""
+  """{`Setting.label`: its results}, in order of table and setting."""
   groups = {}
-  for result in sorted(results, key=variant):
-    name, scaling = variant(result)
-    label = name if scaling == "range" else f"{name} ({scaling} scaling)"
-    groups.setdefault(label, []).append(result)
+  for result in sorted(results, key=lambda r: (r["table"], dataclasses.astuple(Setting.of(r)))):
+    name, setting = variant(result)
+    groups.setdefault(setting.label(name), []).append(result)
   return groups
 
 
 def parse_args(argv, description: str, workdir: str) -> argparse.Namespace:
-  """The command line of the table studies: --tables, --seeds, --steps, --scaling, --workdir,
-  --out."""
+  """The command line of the table studies: --tables, --seeds, --steps, --scaling, --weighting,
+  --workdir, --out."""
   parser = argparse.ArgumentParser(description=description)
   parser.add_argument(
     "--tables", nargs="+", default=["penguins"], choices=sorted(real_tables.TABLES)
@@ -327,14 +378,20 @@ def parse_args(argv, description: str, workdir: str) -> argparse.Namespace:
   parser.add_argument(
     "--scaling", default="range", choices=tables.SCALINGS, help="the runs' data.scaling"
   )
+  parser.add_argument(
+    "--weighting",
+    default=WEIGHTING,
+    choices=LATENT_WEIGHTINGS,
+    help="the runs' objective.latent_weighting",
+  )
   parser.add_argument("--workdir", default=workdir)
   parser.add_argument("--out", default="experiments/results/table_study")
   return parser.parse_args(argv)
 
 
 def run_study(args: argparse.Namespace, stem: str, run_seed, summarise) -> None:
-  """run_seed(table, seed, steps, workdir, scaling) -> dict for every table and seed of args,
-  saved after each in <out>/<stem>.json (the saved results of other tables, seeds and scalings
+  """run_seed(table, seed, steps, workdir, setting) -> dict for every table and seed of args,
+  saved after each in <out>/<stem>.json (the saved results of other tables, seeds and settings
   are kept) and summarise(results) -> markdown in <out>/<stem>.md."""
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, f"{stem}.json")
@@ -342,12 +399,13 @@ def run_study(args: argparse.Namespace, stem: str, run_seed, summarise) -> None:
   if os.path.isfile(path):
     with open(path) as f:
       results = json.load(f)
+  setting = Setting(args.scaling, args.weighting)
   for name in args.tables:
     for seed in args.seeds:
       began = time.time()
-      key = (name, args.scaling, seed)
+      key = (name, setting, seed)
       results = [r for r in results if (*variant(r), r["seed"]) != key]
-      results.append(run_seed(name, seed, args.steps, args.workdir, args.scaling))
+      results.append(run_seed(name, seed, args.steps, args.workdir, setting))
       print(f"{name} seed {seed}: {time.time() - began:.0f} s", flush=True)
       with open(path, "w") as f:
         json.dump(results, f, indent=1)

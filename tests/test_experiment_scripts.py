@@ -5,6 +5,7 @@ latent_study.py and disentangle_curve.py have their own test files."""
 import json
 
 import numpy as np
+import pytest
 
 from experiments import compile_times, ica_codes, pipeline_benchmark, table2_digits, table3_factors
 
@@ -152,6 +153,7 @@ def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
 
   from experiments import real_tables, table_study
   from paramrel_jax.data import tables
+  from paramrel_jax.training.workdir_utils import saved_run_settings
 
   table = _table(300, seed=2)
   for i in range(4):  # as wide as the default's 8 latent dimensions, for PCA's codes
@@ -159,19 +161,27 @@ def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setitem(
     real_tables.TABLES, "generated", real_tables.Table("-", lambda: table, "flag")
   )
-  result = table_study.run_seed("generated", 0, 2, str(tmp_path), "quantile")
+  setting = table_study.Setting("quantile", "elbo")
+  result = table_study.run_seed("generated", 0, 2, str(tmp_path), setting)
   written = tmp_path / "generated" / "table.csv"
-  run = tmp_path / "generated" / "quantile" / "seed0"  # a scaling other than range: its own runs
+  run = tmp_path / "generated" / "quantile" / "elbo" / "seed0"  # settings not the config's
   assert written.is_file() and (run / "checkpoints").is_dir()
   assert len(open(written).read().splitlines()) == 301  # the header and every row
   schema = tables.TableSchema.load(str(run))
   assert {c.scaling for c in schema.columns if c.kind == "continuous"} == {"quantile"}
+  assert saved_run_settings(str(run))["objective.latent_weighting"] == "elbo"
+  with pytest.raises(RuntimeError, match="trained with latent_weighting='elbo', not 'flat'"):
+    table_study.check_trained(str(run), table_study.Setting("quantile", "flat"))
   assert set(result["probe_auroc"]) == {"paramrel", "pca", "ae"}
   assert set(result["imputation"]) == {str(f) for f in table_study.HIDE_FRACTIONS}
-  older = {**result, "scaling": None}
-  del older["scaling"]  # saved before the scaling existed: the range rows
+  older = {k: v for k, v in result.items() if k not in ("scaling", "weighting")}
+  # saved before the settings existed: range scaling, flat_both weighting
+  assert table_study.Setting.of(older) == table_study.Setting("range", "flat_both")
   summary = table_study.summarise([result, older])
-  assert summary.count("| generated (quantile scaling) |") == 2 + 2 * len(
+  assert summary.count("| generated (quantile scaling, elbo weighting) |") == 2 + 2 * len(
     table_study.HIDE_FRACTIONS
   )
-  assert summary.count("| generated |") == 2 + 2 * len(table_study.HIDE_FRACTIONS)
+  label = table_study.Setting.of(older).label(
+    "generated"
+  )  # 'generated' while flat_both is the config's
+  assert summary.count(f"| {label} |") == 2 + 2 * len(table_study.HIDE_FRACTIONS)
