@@ -236,6 +236,35 @@ def _table_flow(
   return schema.flow(sigma1=flow_cfg["sigma1"], beta1=flow_cfg["beta1"]), schema
 
 
+def _image_flow(data_values: dict[str, Any], flow_cfg: dict[str, Any], predict_std: bool) -> Flow:
+  """The flow of an image run; sets data.num_bins and an 'auto' data.binarize from the images
+  it models (`Flow.image_format`) and raises if an explicit binarize disagrees."""
+  data_type = flow_cfg["data_type"]
+  flow = make_flow(
+    data_type,
+    sigma1=flow_cfg["sigma1"],
+    beta1=flow_cfg["beta1"],
+    num_bins=flow_cfg["num_bins"],
+    num_classes=flow_cfg["num_classes"],
+    predict_std=predict_std,
+  )
+  image = flow.image_format()
+  data_values["num_bins"] = image.num_bins
+  binarize = data_values.get("binarize")
+  if binarize == "auto":
+    data_values["binarize"] = "threshold" if image.binarized else "none"
+  elif (binarize != "none") != image.binarized:
+    raise ValueError(
+      f"data.binarize={binarize!r} does not fit flow.data_type={data_type!r}: its images are "
+      + (
+        "binarised (binarize='threshold' or 'bernoulli')."
+        if image.binarized
+        else "floats in [-1, 1] (binarize='none')."
+      )
+    )
+  return flow
+
+
 def resolve(
   config: ml_collections.ConfigDict, schema: tables.TableSchema | None = None
 ) -> ExperimentConfig:
@@ -250,41 +279,20 @@ def resolve(
   data_type = flow_cfg["data_type"]
   model_cfg = _section(config, "model")
   data_values = _section(config, "data")
+  binarize = data_values.get("binarize")
+  if binarize not in ("auto", *BINARIZE_MODES):
+    raise ValueError(f"data.binarize must be 'auto' or one of {BINARIZE_MODES}, got {binarize!r}.")
   if data_type == "mixed":
     flow, data_values["schema"] = _table_flow(data_values, flow_cfg, schema)
+    if binarize == "auto":
+      data_values["binarize"] = "none"
   elif data_values.get("source") == "csv":
     raise ValueError(
       f"data.source='csv' reads tables of records, which need flow.data_type='mixed', got "
       f"{data_type!r}."
     )
   else:
-    flow = make_flow(
-      data_type,
-      sigma1=flow_cfg["sigma1"],
-      beta1=flow_cfg["beta1"],
-      num_bins=flow_cfg["num_bins"],
-      num_classes=flow_cfg["num_classes"],
-      predict_std=model_cfg["predict_std"],
-    )
-  binarize = data_values.get("binarize")
-  if binarize not in ("auto", *BINARIZE_MODES):
-    raise ValueError(f"data.binarize must be 'auto' or one of {BINARIZE_MODES}, got {binarize!r}.")
-  if data_type != "mixed":  # images, prepared as the flow models them
-    image = flow.image_format()
-    data_values["num_bins"] = image.num_bins
-    if binarize == "auto":
-      data_values["binarize"] = "threshold" if image.binarized else "none"
-    elif (binarize != "none") != image.binarized:
-      raise ValueError(
-        f"data.binarize={binarize!r} does not fit flow.data_type={data_type!r}: its images are "
-        + (
-          "binarised (binarize='threshold' or 'bernoulli')."
-          if image.binarized
-          else "floats in [-1, 1] (binarize='none')."
-        )
-      )
-  elif binarize == "auto":
-    data_values["binarize"] = "none"
+    flow = _image_flow(data_values, flow_cfg, model_cfg["predict_std"])
   data = _build(DataConfig, "data", data_values)
 
   model_kind = model_cfg.pop("kind")
