@@ -167,17 +167,17 @@ class LoadedModel:
     Raises:
       ValueError: num < 1, or data the run's config can no longer open (naming it).
     """
-    split = self._eval_split(num)
-    return np.stack([split[i]["image"] for i in range(self._count(split, num))])
+    split, count = self._eval_split(num)
+    return np.stack([split[i]["image"] for i in range(count)])
 
-  def _eval_split(self, num: int | None):
+  def _eval_split(
+    self, num: int | None
+  ) -> tuple[sources.ArraySource | sources.TfdsSource | sources.TableSource, int]:
+    """(the evaluation split, how many of its examples `eval_data(num)` returns)."""
     if num is not None:
       checks.check_static_int("num", num, 1)
-    return sources.open_split(self.config.data, self.config.data.eval_split)
-
-  @staticmethod
-  def _count(split, num: int | None) -> int:
-    return len(split) if num is None else min(num, len(split))
+    split = sources.open_split(self.config.data, self.config.data.eval_split)
+    return split, len(split) if num is None else min(num, len(split))
 
   # Model space: the model's own arrays (int32 {0, 1} for a discrete flow, float32 in [-1, 1]
   # on the bins otherwise), which the CLI modes write to their .npz files. The uint8 methods
@@ -600,8 +600,7 @@ class TableModel(LoadedModel):
   def eval_data(self, num: int | None = None) -> pd.DataFrame:
     """The first `num` (None: all) rows of the run's test split as a DataFrame of its modelled
     columns, in the table's units (missing cells NaN / None; the label column left out)."""
-    split = self._eval_split(num)
-    count = self._count(split, num)
+    split, count = self._eval_split(num)
     return self.to_table({name: c[:count] for name, c in split.columns()["record"].items()})
 
   def to_table(self, records) -> pd.DataFrame:
