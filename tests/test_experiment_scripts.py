@@ -161,27 +161,25 @@ def test_table_study_runs_a_seed_of_a_table_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setitem(
     real_tables.TABLES, "generated", real_tables.Table("-", lambda: table, "flag")
   )
-  setting = table_study.Setting("quantile", "elbo")
+  setting = table_study.Setting("quantile", "flat")  # neither is the config's
   result = table_study.run_seed("generated", 0, 2, str(tmp_path), setting)
   written = tmp_path / "generated" / "table.csv"
-  run = tmp_path / "generated" / "quantile" / "elbo" / "seed0"  # settings not the config's
+  run = tmp_path / "generated" / "quantile" / "flat" / "seed0"  # a folder per setting
   assert written.is_file() and (run / "checkpoints").is_dir()
   assert len(open(written).read().splitlines()) == 301  # the header and every row
   schema = tables.TableSchema.load(str(run))
   assert {c.scaling for c in schema.columns if c.kind == "continuous"} == {"quantile"}
-  assert saved_run_settings(str(run))["objective.latent_weighting"] == "elbo"
-  with pytest.raises(RuntimeError, match="trained with latent_weighting='elbo', not 'flat'"):
-    table_study.check_trained(str(run), table_study.Setting("quantile", "flat"))
+  assert saved_run_settings(str(run))["objective.latent_weighting"] == "flat"
+  with pytest.raises(RuntimeError, match="trained with latent_weighting='flat', not 'elbo'"):
+    table_study.check_trained(str(run), table_study.Setting("quantile", "elbo"))
   assert set(result["probe_auroc"]) == {"paramrel", "pca", "ae"}
   assert set(result["imputation"]) == {str(f) for f in table_study.HIDE_FRACTIONS}
   older = {k: v for k, v in result.items() if k not in ("scaling", "weighting")}
   # saved before the settings existed: range scaling, flat_both weighting
   assert table_study.Setting.of(older) == table_study.Setting("range", "flat_both")
   summary = table_study.summarise([result, older])
-  assert summary.count("| generated (quantile scaling, elbo weighting) |") == 2 + 2 * len(
+  assert summary.count("| generated (quantile scaling, flat weighting) |") == 2 + 2 * len(
     table_study.HIDE_FRACTIONS
   )
-  label = table_study.Setting.of(older).label(
-    "generated"
-  )  # 'generated' while flat_both is the config's
+  label = "generated (flat_both weighting)"  # configs/tabular.py's is elbo
   assert summary.count(f"| {label} |") == 2 + 2 * len(table_study.HIDE_FRACTIONS)
