@@ -27,7 +27,7 @@ quality report, machine-learning efficiency; CTGAN, TVAE and a Gaussian copula) 
 Writes `<out>/table_study.json` (keeping the saved results of other tables, seeds and settings)
 and `.md`. `--scaling` and `--weighting` set the runs' data.scaling and
 objective.latent_weighting (`Setting`); runs live in `<workdir>/<table>/seed<k>`, with a folder
-per setting other than the config's (`<workdir>/<table>/quantile/elbo/seed<k>`), and resume.
+per setting other than the config's (`<workdir>/<table>/quantile/flat_both/seed<k>`), and resume.
 """
 
 from __future__ import annotations
@@ -77,19 +77,19 @@ class Setting:
       f"--config.objective.latent_weighting={self.weighting}",
     ]
 
+  def _others(self) -> list[tuple[str, str]]:
+    """(value, name) of each setting other than the config's."""
+    pairs = ((self.scaling, "range", "scaling"), (self.weighting, WEIGHTING, "weighting"))
+    return [(value, name) for value, default, name in pairs if value != default]
+
   def folders(self) -> tuple[str, ...]:
     """The run directory's folders between the table and the seed: one per setting other than
-    the config's ('quantile', 'elbo'; none for the config's own)."""
-    return tuple(
-      value
-      for value, default in ((self.scaling, "range"), (self.weighting, WEIGHTING))
-      if value != default
-    )
+    the config's ('quantile', 'flat_both'; none for the config's own)."""
+    return tuple(value for value, _ in self._others())
 
   def label(self, name: str) -> str:
-    """'penguins', or 'penguins (quantile scaling, elbo weighting)' for other settings."""
-    parts = [f"{self.scaling} scaling"] if self.scaling != "range" else []
-    parts += [f"{self.weighting} weighting"] if self.weighting != WEIGHTING else []
+    """'penguins', or 'penguins (quantile scaling, flat_both weighting)' for other settings."""
+    parts = [f"{value} {setting}" for value, setting in self._others()]
     return f"{name} ({', '.join(parts)})" if parts else name
 
   @classmethod
@@ -135,7 +135,6 @@ def main_job(
   result = subprocess.run(args, capture_output=True, text=True)
   if result.returncode:
     raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
-  check_trained(workdir, setting)
 
 
 def check_trained(run: str, setting: Setting) -> None:
@@ -279,6 +278,7 @@ def run_seed(name: str, seed: int, steps: int, workdir: str, setting: Setting) -
   path, table, run = table_csv(name, real_tables.load(name), workdir, seed, setting)
   start = cpu_seconds()
   main_job(run, path, info.label, seed, steps, "train", info.columns, setting)
+  check_trained(run, setting)
   result = {"table": name, "seed": seed, "steps": steps, "train_cpu_s": cpu_seconds() - start}
   result |= dataclasses.asdict(setting)
   main_job(run, path, info.label, seed, steps, "eval", info.columns, setting)
