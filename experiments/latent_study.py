@@ -181,6 +181,14 @@ FACTOR_ROWS: dict[str, dict] = {
   # theta_t settles late: the object's factors), at weight 1 and at 1e-1
   "pool_flatten_prior_recon": _PRIOR_RECON,
   "pool_flatten_prior_recon_w1e-1": {**_PRIOR_RECON, "objective.prior_recon_weight": 0.1},
+  # with z now worth thousands of nats, the pressures that collapsed it before (session 16): the
+  # batch's total correlation at beta-TCVAE's weight, and a rate of weight 1 on each unit
+  "pool_flatten_prior_recon_tc_3": {**_PRIOR_RECON, "objective.tc_weight": 3.0},
+  "pool_flatten_prior_recon_kl_1": {**_PRIOR_RECON, "objective.kl_weight": 1.0},
+  # each unit's content placed by its own mask (FDAE's form), alone and with the prior
+  # reconstruction, whose decoding of z from theta_0 must place the object in space
+  "mask_flatten": {"model.conditioning": "content_mask", "model.encoder_pool": "flatten"},
+  "mask_flatten_prior_recon": {**_PRIOR_RECON, "model.conditioning": "content_mask"},
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS, **FACTOR_ROWS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on

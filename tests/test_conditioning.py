@@ -25,28 +25,44 @@ def _names(tree) -> set[str]:
   return {str(k.key) for path, _ in jax.tree.flatten_with_path(tree)[0] for k in path}
 
 
-def test_cross_attention_reads_z_through_the_tokens_alone():
-  net = ParamReLNet(get_variant("tiny", conditioning="cross_attention", latent_map=True), 2)
+def _closes_cross_attention(keys: list[str]) -> bool:
+  """The output projection of a cross-attention block."""
+  return any(k.endswith("_cross_attn") for k in keys) and keys[-2] == "out"
+
+
+def _closes_content_mask(keys: list[str]) -> bool:
+  """The kernel of a dense layer that adds the content-mask map to a res block's input."""
+  return keys[-2].endswith("_z_map") and keys[-1] == "kernel"
+
+
+@pytest.mark.parametrize(
+  "conditioning, module, per_block, closes",
+  [
+    ("cross_attention", "latent_tokens", "_cross_attn", _closes_cross_attention),
+    ("content_mask", "latent_content_mask", "_z_map", _closes_content_mask),
+  ],
+)
+def test_factorised_forms_read_z_through_their_own_path_alone(
+  conditioning, module, per_block, closes
+):
+  net = ParamReLNet(get_variant("tiny", conditioning=conditioning, latent_map=True), 2)
   net_in, t, z = _inputs()
   params = _random_params(net, net_in, t, z)
   names = _names(params["decoder"])
-  assert "latent_tokens" in names
-  # A cross-attention block after every res block: 2 down, 2 mid, 2 x 2 up in the tiny U-Net.
-  assert len([n for n in names if n.endswith("_cross_attn")]) == 8
+  assert module in names
+  # One reader of z at every res block: 2 down, 2 mid, 2 x 2 up in the tiny U-Net.
+  assert len([n for n in names if n.endswith(per_block)]) == 8
   # No other path of z: no latent embedding in the AdaGNs, no map into the bottleneck.
-  assert not names & {"latent_embedding", "latent_map", "z_scale_shift", "z_scale"}
+  others = {"latent_embedding", "latent_map", "z_scale_shift", "z_scale", "latent_tokens"}
+  assert not names & (others | {"latent_content_mask"}) - {module}
 
   decode = jax.jit(
     lambda p, zz: net.apply({"params": p}, net_in, zz, t, train=False, method="decode")
   )
   assert float(jnp.max(jnp.abs(decode(params, z) - decode(params, z + 1.0)))) > 1e-3
-  # With every cross-attention's output projection zero, z has no effect at all.
+  # With every reader closed, z has no effect at all.
   closed = jax.tree.map_with_path(
-    lambda path, leaf: (
-      jnp.zeros_like(leaf)
-      if any(str(k.key).endswith("_cross_attn") for k in path) and str(path[-2].key) == "out"
-      else leaf
-    ),
+    lambda path, leaf: jnp.zeros_like(leaf) if closes([str(k.key) for k in path]) else leaf,
     params,
   )
   np.testing.assert_array_equal(decode(closed, z), decode(closed, z + 1.0))
@@ -65,6 +81,29 @@ def test_each_token_depends_on_its_own_group_of_units_only():
     assert float(jnp.abs(jacobian[k][:, own]).max()) > 1e-3
     others = np.delete(np.asarray(jacobian[k]), np.arange(2 * k, 2 * k + 2), axis=1)
     np.testing.assert_array_equal(others, 0.0)
+
+
+def test_a_group_of_units_moves_its_own_mask_and_content_only():
+  """Masks are a softmax over tokens; a change of group 1's units leaves the other tokens'
+  logits, hence the ratios of their masks, and their contents unchanged."""
+  module = layers.ContentMaskMap(group_size=2, features=5, hidden=8)
+  rng = np.random.default_rng(0)
+  z = jnp.asarray(rng.normal(size=(2, 6)), jnp.float32)
+  params = module.init(jax.random.key(0), z, 4, 6)
+  feature_map, masks = module.apply(params, z, 4, 6)
+  assert feature_map.shape == (2, 4, 6, 5) and masks.shape == (2, 3, 4, 6)
+  np.testing.assert_allclose(masks.sum(axis=1), 1.0, rtol=1e-5)
+  moved = z.at[:, 2:4].add(jnp.asarray(rng.normal(size=(2, 2)), jnp.float32))
+  _, moved_masks = module.apply(params, moved, 4, 6)
+  assert float(jnp.max(jnp.abs(moved_masks[:, 1] - masks[:, 1]))) > 1e-4
+  np.testing.assert_allclose(
+    moved_masks[:, 0] / moved_masks[:, 2], masks[:, 0] / masks[:, 2], rtol=1e-4
+  )
+  # The map is the masks' mix of the contents, which the masks alone do not change.
+  content = layers.LatentTokens(2, 5).apply({"params": params["params"]["content"]}, z)
+  np.testing.assert_allclose(
+    feature_map, jnp.einsum("bkhw,bkf->bhwf", masks, content), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_latent_group_size_sets_the_token_count():
@@ -131,6 +170,7 @@ def test_coordinate_channels():
   [
     (dict(conditioning="film"), "conditioning"),
     (dict(conditioning="cross_attention", latent_group_size=3), "latent_group_size"),
+    (dict(conditioning="content_mask", latent_group_size=3), "latent_group_size"),
     (dict(latent_group_size=0), "latent_group_size"),
     (dict(encoder_pool="max"), "encoder_pool"),
   ],
@@ -144,11 +184,18 @@ class _TokenNet(ParamReLNet):
   latent_dim: int = LATENT_DIM
 
 
-@pytest.mark.parametrize("case", ["continuous", "categorical"])
-def test_decode_of_the_codes_replays_the_data_path_with_cross_attention(case):
+@pytest.mark.parametrize(
+  "case, conditioning",
+  [
+    ("continuous", "cross_attention"),
+    ("categorical", "cross_attention"),
+    ("categorical", "content_mask"),
+  ],
+)
+def test_decode_of_the_codes_replays_the_data_path_with_factorised_conditioning(case, conditioning):
   flow = flow_of(case)
   config = get_variant(
-    "tiny", latent_dim=LATENT_DIM, conditioning="cross_attention", encoder_pool="attention"
+    "tiny", latent_dim=LATENT_DIM, conditioning=conditioning, encoder_pool="attention"
   )
   net, params = tiny_model(flow, net_cls=functools.partial(_TokenNet, config))
   params = _random_params(net, *_zeros_like_inputs(flow, net))

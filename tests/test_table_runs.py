@@ -173,6 +173,7 @@ def test_a_resumed_table_run_equals_an_uninterrupted_one(tmp_path):
     (["--config.flow.data_type=discrete"], None, "need flow.data_type='mixed'"),
     (["--mode=traverse"], None, "--mode=traverse draws images"),
     (["--config.model.encoder_input=theta_t"], None, "objective.encoder_mask=0.3 hides cells"),
+    (["--config.model.conditioning=content_mask"], None, "places z in an image's space"),
   ],
 )
 def test_bad_tables_and_settings_get_one_error_line(tmp_path, extra, table, message):

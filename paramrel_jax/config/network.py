@@ -42,8 +42,10 @@ ADAGN_FORMS = ("paper", "diffae")
 # How z enters the output network: 'adagn', every unit of z scales and shifts every channel of
 # every res block (Eq. 11-12, plus `latent_map`); 'cross_attention', z is split into tokens
 # (`layers.LatentTokens`) that the features read by cross-attention after every res block, and
-# z enters nowhere else (EncDiff's factorised form).
-CONDITIONINGS = ("adagn", "cross_attention")
+# z enters nowhere else (EncDiff's factorised form); 'content_mask', each token draws a content
+# vector where its mask says (`layers.ContentMaskMap`, after FDAE's content and mask codes), a
+# feature map added to every res block's input (images only), and z enters nowhere else.
+CONDITIONINGS = ("adagn", "cross_attention", "content_mask")
 # How the self-encoder reduces its last feature map to the posterior: 'mean' over positions (blind
 # to where things are); 'flatten' (the map flattened, a dense layer of ENCODER_FLATTEN_UNITS, the
 # head, as the VAE encoders of the disentanglement literature); 'attention' (one learned query per
@@ -82,8 +84,10 @@ class NetworkConfig:
     adagn: how z conditions the output network, one of ADAGN_FORMS: 'paper' (Eq. 12, z modulates
       inside a second GroupNorm) or 'diffae' ((1 + s(z)) times the time-modulated features).
     conditioning: how z enters the output network, one of CONDITIONINGS ('adagn': by AdaGN, in
-      the `adagn` form, and `latent_map`; 'cross_attention': by tokens alone).
-    latent_group_size: with 'cross_attention', units of z per token (must divide latent_dim).
+      the `adagn` form, and `latent_map`; 'cross_attention': by tokens alone; 'content_mask':
+      by a spatial map of per-token contents and masks alone).
+    latent_group_size: with 'cross_attention' or 'content_mask', units of z per token (must
+      divide latent_dim).
     encoder_pool: how the self-encoder pools its feature map, one of ENCODER_POOLS.
     encoder_coords: concatenate two coordinate channels (x and y in [-1, 1]) to the encoder's
       input, so its features can say where they are.
@@ -176,7 +180,7 @@ class NetworkConfig:
       raise ValueError(
         f"model.latent_group_size must be a positive integer, got {self.latent_group_size!r}."
       )
-    if self.conditioning == "cross_attention" and self.latent_dim % self.latent_group_size:
+    if self.conditioning != "adagn" and self.latent_dim % self.latent_group_size:
       raise ValueError(
         f"model.latent_group_size={self.latent_group_size} must divide "
         f"model.latent_dim={self.latent_dim} (one token per group of units)."

@@ -70,7 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.adagn = "paper"
   # how z enters the output network: 'adagn' (every unit scales every channel, Eq. 11-12, plus
   # latent_map) | 'cross_attention' (one token per latent_group_size units, read by
-  # cross-attention after every res block, and nowhere else)
+  # cross-attention after every res block, and nowhere else) | 'content_mask' (each token's
+  # content placed by its own mask, a map added to every res block's input, and nowhere else)
   config.model.conditioning = "adagn"
   config.model.latent_group_size = 1
   # how the self-encoder pools its last feature map: 'mean' | 'flatten' | 'attention'

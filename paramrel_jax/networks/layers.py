@@ -315,6 +315,50 @@ class LatentTokens(nn.Module):
     return per_token_dense(nn.silu(per_token_dense(groups, "dense_0")), "dense_1")
 
 
+class ContentMaskMap(nn.Module):
+  """z as a feature map of contents placed by masks (after FDAE's content and mask codes).
+
+  Each group k of `group_size` consecutive units gives a content vector c_k (a `LatentTokens`
+  MLP) and a mask code m_k (another), which a small MLP over the position p = (x, y) in [-1, 1]^2
+  turns into a logit l_k(p) = MLP(m_k + P p); a softmax over k makes the logits masks, and the
+  map is F(p) = sum_k softmax_k(l(p)) c_k. A unit of group k moves what its token draws and where,
+  and nothing of the other tokens: the map places content in space, which AdaGN cannot.
+
+  Attributes:
+    group_size: units of z per token (must divide L).
+    features: width of the map.
+    hidden: width of the mask MLP.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+
+  group_size: int
+  features: int
+  hidden: int = 32
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, height: int, width: int) -> jax.Array:
+    """Maps z (B, L) to the map (B, height, width, features) and its masks (B, K, height, width).
+
+    Returns:
+      (map, masks), K = L / group_size tokens; the masks sum to 1 over K at every position.
+    """
+    mods = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    content = LatentTokens(self.group_size, self.features, name="content", **mods)(z)
+    mask_code = LatentTokens(self.group_size, self.hidden, name="mask_code", **mods)(z)
+    ys, xs = jnp.meshgrid(
+      jnp.linspace(-1.0, 1.0, height), jnp.linspace(-1.0, 1.0, width), indexing="ij"
+    )
+    position = nn.Dense(self.hidden, name="position", **mods)(jnp.stack([xs, ys], axis=-1))
+    h = nn.silu(mask_code[:, :, None, None, :] + position)  # (B, K, H, W, hidden)
+    h = nn.silu(nn.Dense(self.hidden, name="mask_hidden", **mods)(h))
+    logits = nn.Dense(1, name="mask_logit", **mods)(h)[..., 0].astype(jnp.float32)
+    masks = jax.nn.softmax(logits, axis=1)
+    return jnp.einsum("bkhw,bkf->bhwf", masks.astype(self.dtype), content), masks
+
+
 class Downsample(nn.Module):
   """Halves H and W with a stride-2 3x3 convolution (H and W must be even).
 

@@ -33,7 +33,10 @@ class OutputUNet(nn.Module):
   conditioned by AdaGN on the time embedding (Eq. 11). With latent_dim > 0, z enters as
   `config.conditioning` says: 'adagn', by the latent embedding in every AdaGN (Eq. 12) and, with
   `latent_map`, a map into the bottleneck; 'cross_attention', by tokens of z
-  (`layers.LatentTokens`) that a cross-attention block after every res block reads.
+  (`layers.LatentTokens`) that a cross-attention block after every res block reads;
+  'content_mask', by a feature map of per-token contents placed by per-token masks
+  (`layers.ContentMaskMap`), average-pooled to each resolution and added, through a dense layer,
+  to the input of every res block.
 
   Attributes:
     config: network sizes.
@@ -68,11 +71,22 @@ class OutputUNet(nn.Module):
     t_emb = layers.EmbeddingMLP(emb_dim, name="time_embedding", **mods)(
       layers.timestep_embedding(t, cfg.num_channels)
     )
-    z_emb = tokens = None
+    z_emb = tokens = z_map = None
     if z is not None and cfg.conditioning == "adagn":
       z_emb = layers.EmbeddingMLP(emb_dim, name="latent_embedding", **mods)(z.astype(dtype))
-    elif z is not None:
+    elif z is not None and cfg.conditioning == "cross_attention":
       tokens = layers.LatentTokens(cfg.latent_group_size, emb_dim, name="latent_tokens", **mods)(z)
+    elif z is not None:
+      z_map, _ = layers.ContentMaskMap(
+        cfg.latent_group_size, cfg.num_channels, name="latent_content_mask", **mods
+      )(z, *net_in.shape[1:3])
+
+    def read_map(h: jax.Array, name: str) -> jax.Array:
+      if z_map is None:
+        return h
+      factor = z_map.shape[1] // h.shape[1]
+      pooled = nn.avg_pool(z_map, (factor, factor), strides=(factor, factor))
+      return h + nn.Dense(h.shape[-1], name=f"{name}_z_map", **mods)(pooled)
 
     def read_tokens(h: jax.Array, name: str) -> jax.Array:
       if tokens is None:
@@ -82,6 +96,7 @@ class OutputUNet(nn.Module):
       )(h, tokens)
 
     def block(h: jax.Array, channels: int, name: str) -> jax.Array:
+      h = read_map(h, name)
       h = res_block(channels, cfg.num_groups, cfg.dropout, cfg.adagn, name=f"{name}_res", **mods)(
         h, t_emb, z_emb, train
       )
@@ -105,12 +120,12 @@ class OutputUNet(nn.Module):
     if z_emb is not None and cfg.latent_map:
       h = h + layers.latent_map(z.astype(dtype), h.shape[1:], **mods)
     h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_0", **mods)(
-      h, t_emb, z_emb, train
+      read_map(h, "mid_0"), t_emb, z_emb, train
     )
     h = read_tokens(h, "mid_0")
     h = layers.AttentionBlock(cfg.num_heads, cfg.num_groups, name="mid_attn", **mods)(h)
     h = res_block(mid_channels, cfg.num_groups, cfg.dropout, cfg.adagn, name="mid_res_1", **mods)(
-      h, t_emb, z_emb, train
+      read_map(h, "mid_1"), t_emb, z_emb, train
     )
     h = read_tokens(h, "mid_1")
 
