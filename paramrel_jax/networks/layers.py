@@ -339,7 +339,7 @@ class ContentMaskMap(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, z: jax.Array, height: int, width: int) -> jax.Array:
+  def __call__(self, z: jax.Array, height: int, width: int) -> tuple[jax.Array, jax.Array]:
     """Maps z (B, L) to the map (B, height, width, features) and its masks (B, K, height, width).
 
     Returns:
