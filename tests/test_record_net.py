@@ -213,11 +213,15 @@ def test_the_point_estimate_pools_independent_imputations(trained):
     fill(draw=False, num_draws=0)
 
 
-def test_record_net_refuses_mismatched_columns():
+def test_record_net_refuses_mismatched_columns_and_spatial_conditioning():
   _, _, net = _setup()
   bad = dataclasses.replace(net, output_channels=(1,))
   with pytest.raises(ValueError, match="must name the same, non-zero number of columns"):
     bad.init(KEY, jnp.zeros((2, 10)), jnp.zeros((2,)), jnp.zeros((2, 4)), train=False)
+  spatial_config = dataclasses.replace(net.config, conditioning="content_mask")
+  spatial = dataclasses.replace(net, config=spatial_config)
+  with pytest.raises(ValueError, match="places z in an image's space"):
+    spatial.init(KEY, jnp.zeros((2, 10)), jnp.zeros((2,)), jnp.zeros((2, 4)), train=False)
 
 
 def test_the_registry_gives_records_their_network_and_no_baseline():

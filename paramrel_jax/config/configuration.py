@@ -304,11 +304,8 @@ def resolve(
   size = model_cfg.pop("size")
   model_cfg.pop("predict_std")
   network = get_variant(size, **model_cfg)
-  if data_type == "mixed" and network.conditioning == "content_mask":
-    raise ValueError(
-      "model.conditioning='content_mask' places z in an image's space; a table's records take "
-      "'adagn' or 'cross_attention'."
-    )
+  if data_type == "mixed":
+    network.check_records()
 
   objective = ObjectiveConfig(
     **_section(config, "objective"),

@@ -207,6 +207,14 @@ class NetworkConfig:
     """The encoder's channel multipliers."""
     return self.channel_mult if self.encoder_channel_mult is None else self.encoder_channel_mult
 
+  def check_records(self) -> None:
+    """Raises ValueError if this network cannot read a table's records (`RecordNet`)."""
+    if self.conditioning == "content_mask":
+      raise ValueError(
+        "model.conditioning='content_mask' places z in an image's space; a table's records take "
+        "'adagn' or 'cross_attention'."
+      )
+
   def check_image_shape(self, shape: tuple[int, ...], name: str = "net_in") -> None:
     """Raises ValueError unless `shape` is (B, H, W, C) with H, W divisible by every down path.
 

@@ -130,6 +130,5 @@ class SelfEncoder(nn.Module):
 def coordinate_channels(x: jax.Array) -> jax.Array:
   """(B, H, W, 2) channels holding each pixel's x and y in [-1, 1] (CoordConv), dtype of x."""
   batch, height, width = x.shape[:3]
-  ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, height), jnp.linspace(-1, 1, width), indexing="ij")
-  coords = jnp.stack([xs, ys], axis=-1).astype(x.dtype)
+  coords = layers.position_grid(height, width).astype(x.dtype)
   return jnp.broadcast_to(coords, (batch, height, width, 2))

@@ -51,6 +51,14 @@ def fourier_features(x: jax.Array, exponents: Sequence[int] = FOURIER_EXPONENTS)
   return jnp.concatenate([jnp.sin(features), jnp.cos(features)], axis=-1)
 
 
+def position_grid(height: int, width: int) -> jax.Array:
+  """(height, width, 2) float32 grid of each pixel's (x, y) in [-1, 1], x along the width."""
+  ys, xs = jnp.meshgrid(
+    jnp.linspace(-1.0, 1.0, height), jnp.linspace(-1.0, 1.0, width), indexing="ij"
+  )
+  return jnp.stack([xs, ys], axis=-1)
+
+
 class EmbeddingMLP(nn.Module):
   """Two-layer MLP embedding of a conditioning vector (the time sinusoids or the latent z).
 
@@ -348,10 +356,7 @@ class ContentMaskMap(nn.Module):
     mods = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     content = LatentTokens(self.group_size, self.features, name="content", **mods)(z)
     mask_code = LatentTokens(self.group_size, self.hidden, name="mask_code", **mods)(z)
-    ys, xs = jnp.meshgrid(
-      jnp.linspace(-1.0, 1.0, height), jnp.linspace(-1.0, 1.0, width), indexing="ij"
-    )
-    position = nn.Dense(self.hidden, name="position", **mods)(jnp.stack([xs, ys], axis=-1))
+    position = nn.Dense(self.hidden, name="position", **mods)(position_grid(height, width))
     h = nn.silu(mask_code[:, :, None, None, :] + position)  # (B, K, H, W, hidden)
     h = nn.silu(nn.Dense(self.hidden, name="mask_hidden", **mods)(h))
     logits = nn.Dense(1, name="mask_logit", **mods)(h)[..., 0].astype(jnp.float32)

@@ -14,7 +14,8 @@ observed flag included) instead of images:
 Conditioning follows `config.conditioning`: 'adagn', the embeddings of t and z summed into the
 vector that modulates every LayerNorm (the AdaGN of Eq. 11-12 for tokens); 'cross_attention',
 z as tokens (`layers.LatentTokens`) that join the column tokens in every self-attention, t in
-the modulation; 'content_mask' places z in an image's space and is refused. The encoder has
+the modulation; 'content_mask' places z in an image's space and is refused
+(`NetworkConfig.check_records`). The encoder has
 the same tokens and blocks ('progressive': modulated by t; 'vanilla': by nothing), a mean over
 the column tokens and the posterior head.
 """
@@ -120,6 +121,7 @@ class RecordNet(nn.Module):
         "name the same, non-zero number of columns."
       )
     cfg = self.config
+    cfg.check_records()
     self.time_embedding = layers.EmbeddingMLP(cfg.embedding_dim)
     self.decoder = _Trunk(cfg, self.input_channels)
     self.heads = [
@@ -133,8 +135,6 @@ class RecordNet(nn.Module):
       self.posterior = nn.Dense(
         2 * cfg.latent_dim, bias_init=layers.posterior_bias(cfg.posterior_logvar_init)
       )
-      if cfg.conditioning == "content_mask":
-        raise ValueError("model.conditioning='content_mask' needs images, not records.")
       if cfg.conditioning == "adagn":
         self.latent_embedding = layers.EmbeddingMLP(cfg.embedding_dim)
       else:

@@ -81,12 +81,16 @@ class OutputUNet(nn.Module):
         cfg.latent_group_size, cfg.num_channels, name="latent_content_mask", **mods
       )(z, *net_in.shape[1:3])
 
+    pooled_maps = {}  # the z map average-pooled to each resolution, once
+
     def read_map(h: jax.Array, name: str) -> jax.Array:
       if z_map is None:
         return h
-      factor = z_map.shape[1] // h.shape[1]
-      pooled = nn.avg_pool(z_map, (factor, factor), strides=(factor, factor))
-      return h + nn.Dense(h.shape[-1], name=f"{name}_z_map", **mods)(pooled)
+      size = h.shape[1]
+      if size not in pooled_maps:
+        factor = z_map.shape[1] // size
+        pooled_maps[size] = nn.avg_pool(z_map, (factor, factor), strides=(factor, factor))
+      return h + nn.Dense(h.shape[-1], name=f"{name}_z_map", **mods)(pooled_maps[size])
 
     def read_tokens(h: jax.Array, name: str) -> jax.Array:
       if tokens is None:
