@@ -487,6 +487,17 @@ class LoadedModel:
       ]
     )
 
+  def content_masks(self, images, *, seed: int = 0) -> np.ndarray:
+    """Where each token of the codes of uint8 images (N, H, W, C) draws in the output network:
+    float32 (N, K, H, W) masks that sum to 1 over the K = L / latent_group_size tokens.
+
+    Needs a ParamReL run with model.conditioning='content_mask' (`layers.ContentMaskMap`); the
+    codes are `encode`'s (t = 1, the same seed).
+    """
+    self._needs_latents("content_masks", codes=True)
+    z = jnp.asarray(self.encode(images, seed=seed))
+    return np.asarray(self.trained.model.content_masks(self.trained.params, z))
+
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """n generated images, uint8 (n, H, W, C): `generate`'s samples (the same seed, the same
     images as `--mode=sample`); an AE or DiffAE has no prior and raises a ValueError."""

@@ -364,13 +364,58 @@ def test_an_old_run_loads_with_its_legacy_settings(workdir, tmp_path):
   assert paramrel_jax.load(copy).config.objective.latent_weighting == "elbo"
 
 
-def _baseline(kind: str) -> api.LoadedModel:
-  """A freshly initialised baseline of the tiny config (16x16 shapes), no checkpoint needed."""
-  config = configuration.resolve(tiny_config(**{"model.kind": kind, "model.latent_dim": 3}))
+def _fresh(**overrides) -> api.LoadedModel:
+  """A freshly initialised model of the tiny config (16x16 shapes), no checkpoint needed."""
+  config = configuration.resolve(tiny_config(**{"model.latent_dim": 3, **overrides}))
   info = data.dataset_info(config.data)
   model = train.build_experiment(config, info.image_shape[-1]).model
   params = model.init(jax.random.key(0), (1, *info.image_shape))
   return api.LoadedModel(config, runs.TrainedModel(model=model, params=params, step=0, info=info))
+
+
+def _baseline(kind: str) -> api.LoadedModel:
+  return _fresh(**{"model.kind": kind})
+
+
+def test_content_masks_say_where_each_token_draws_and_other_forms_are_named():
+  mask_form = {"model.conditioning": "content_mask", "model.latent_dim": 4}
+  loaded = _fresh(**mask_form)
+  images = loaded.eval_data(3)
+  masks = loaded.content_masks(images)
+  assert masks.shape == (3, 4, 16, 16) and masks.dtype == np.float32
+  np.testing.assert_allclose(masks.sum(axis=1), 1.0, atol=1e-5)
+  assert np.ptp(masks, axis=(2, 3)).min() > 1e-4  # each token's mask varies over the image
+  assert np.abs(masks[0] - masks[1]).max() > 1e-4  # and follows the image's code
+  np.testing.assert_array_equal(masks, loaded.content_masks(images))
+  pairs = _fresh(**mask_form, **{"model.latent_group_size": 2})
+  assert pairs.content_masks(images).shape == (3, 2, 16, 16)  # L = 4: one token per pair of units
+  with pytest.raises(ValueError, match="content masks need model.conditioning='content_mask'"):
+    _fresh().content_masks(images)
+  with pytest.raises(ValueError, match="content_masks needs a ParamReL run; .* kind 'ae'"):
+    _baseline("ae").content_masks(images)
+
+
+def test_the_content_mask_script_measures_and_draws_the_masks(workdir, tmp_path):
+  from experiments import content_masks
+
+  # Two images, two tokens that swap the halves of a 2 x 4 image: each owns half and moves by
+  # one pixel from its mean centre; uniform masks own nothing in particular and stay put.
+  halves = np.zeros((2, 2, 2, 4), np.float32)
+  halves[0, 0, :, :2] = halves[0, 1, :, 2:] = halves[1, 0, :, 2:] = halves[1, 1, :, :2] = 1.0
+  stats = content_masks.token_stats(halves)
+  assert stats["share"] == [0.5, 0.5] and stats["owns"] == [0.5, 0.5]
+  np.testing.assert_allclose(stats["moves"], [1.0, 1.0])
+  assert stats["sharpness"] == 1.0
+  uniform = content_masks.token_stats(np.full((2, 4, 2, 4), 0.25, np.float32))
+  assert uniform["sharpness"] == 0.25 and uniform["moves"] == [0.0] * 4
+  loaded = _fresh(**{"model.conditioning": "content_mask", "model.latent_dim": 4})
+  shown, masks = content_masks.run_masks(loaded, 2, seed=0)
+  grid = content_masks.mask_rows(shown, masks)
+  assert grid.dtype == np.uint8 and grid.shape[1] > 5 * 64 and grid.shape[0] > 2 * 64  # 5 cells
+  rows = content_masks.table({"run": content_masks.token_stats(masks)})
+  assert len(rows) == 2 + 4 + 1  # header, a row per token, the sharpness
+  with pytest.raises(ValueError, match="content masks need model.conditioning='content_mask'"):
+    content_masks.main([workdir, "--num", "2", "--out", str(tmp_path / "masks")])
 
 
 def test_a_baseline_does_what_it_can_and_names_its_kind_otherwise():

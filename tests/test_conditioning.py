@@ -104,6 +104,11 @@ def test_a_group_of_units_moves_its_own_mask_and_content_only():
   np.testing.assert_allclose(
     feature_map, jnp.einsum("bkhw,bkf->bhwf", masks, content), rtol=1e-5, atol=1e-6
   )
+  # A temperature T divides the logits: softmax(log(masks) / T) with the same parameters.
+  cold = layers.ContentMaskMap(group_size=2, features=5, hidden=8, temperature=0.25)
+  _, cold_masks = cold.apply(params, z, 4, 6)
+  np.testing.assert_allclose(cold_masks, jax.nn.softmax(jnp.log(masks) / 0.25, axis=1), rtol=1e-4)
+  assert float(cold_masks.max(axis=1).mean()) > float(masks.max(axis=1).mean())  # sharper
 
 
 def test_latent_group_size_sets_the_token_count():
@@ -172,6 +177,8 @@ def test_coordinate_channels():
     (dict(conditioning="cross_attention", latent_group_size=3), "latent_group_size"),
     (dict(conditioning="content_mask", latent_group_size=3), "latent_group_size"),
     (dict(latent_group_size=0), "latent_group_size"),
+    (dict(mask_temperature=0.0), "mask_temperature"),
+    (dict(mask_temperature="cold"), "mask_temperature"),
     (dict(encoder_pool="max"), "encoder_pool"),
   ],
 )

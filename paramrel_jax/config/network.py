@@ -88,6 +88,8 @@ class NetworkConfig:
       by a spatial map of per-token contents and masks alone).
     latent_group_size: with 'cross_attention' or 'content_mask', units of z per token (must
       divide latent_dim).
+    mask_temperature: with 'content_mask', the softmax temperature of the masks (below 1:
+      sharper masks, each pixel drawn by fewer tokens).
     encoder_pool: how the self-encoder pools its feature map, one of ENCODER_POOLS.
     encoder_coords: concatenate two coordinate channels (x and y in [-1, 1]) to the encoder's
       input, so its features can say where they are.
@@ -111,6 +113,7 @@ class NetworkConfig:
   adagn: str = "paper"
   conditioning: str = "adagn"
   latent_group_size: int = 1
+  mask_temperature: float = 1.0
   encoder_pool: str = "mean"
   encoder_coords: bool = False
   posterior_logvar_init: float = 0.0
@@ -184,6 +187,14 @@ class NetworkConfig:
       raise ValueError(
         f"model.latent_group_size={self.latent_group_size} must divide "
         f"model.latent_dim={self.latent_dim} (one token per group of units)."
+      )
+    if (
+      isinstance(self.mask_temperature, bool)
+      or not isinstance(self.mask_temperature, (int, float))
+      or not self.mask_temperature > 0
+    ):
+      raise ValueError(
+        f"model.mask_temperature must be a number > 0, got {self.mask_temperature!r}."
       )
     if self.encoder_pool not in ENCODER_POOLS:
       raise ValueError(

@@ -74,6 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   # content placed by its own mask, a map added to every res block's input, and nowhere else)
   config.model.conditioning = "adagn"
   config.model.latent_group_size = 1
+  config.model.mask_temperature = 1.0  # 'content_mask': softmax temperature of the masks
   # how the self-encoder pools its last feature map: 'mean' | 'flatten' | 'attention'
   config.model.encoder_pool = "mean"
   config.model.encoder_coords = False  # coordinate channels on the encoder's input

@@ -130,6 +130,9 @@ class FlowModel(Model, Protocol):
   ) -> dict[str, jax.Array]:
     """{term: (B,) nats per example}: the BFN test loss, the rate and the negative ELBO."""
 
+  def content_masks(self, params: dict, z: jax.Array) -> jax.Array:
+    """Where each of z's (B, L) K tokens draws: (B, K, H, W) masks (conditioning 'content_mask')."""
+
 
 def has(model: Model, capability: str) -> bool:
   """Whether `model` offers `capability` (e.g. `FLOW`)."""

@@ -328,14 +328,16 @@ class ContentMaskMap(nn.Module):
 
   Each group k of `group_size` consecutive units gives a content vector c_k (a `LatentTokens`
   MLP) and a mask code m_k (another), which a small MLP over the position p = (x, y) in [-1, 1]^2
-  turns into a logit l_k(p) = MLP(m_k + P p); a softmax over k makes the logits masks, and the
-  map is F(p) = sum_k softmax_k(l(p)) c_k. A unit of group k moves what its token draws and where,
-  and nothing of the other tokens: the map places content in space, which AdaGN cannot.
+  turns into a logit l_k(p) = MLP(m_k + P p); a softmax over k at temperature T makes the logits
+  masks, and the map is F(p) = sum_k softmax_k(l(p) / T) c_k. A unit of group k moves what its
+  token draws and where, and nothing of the other tokens: the map places content in space, which
+  AdaGN cannot.
 
   Attributes:
     group_size: units of z per token (must divide L).
     features: width of the map.
     hidden: width of the mask MLP.
+    temperature: T of the masks' softmax (below 1: sharper masks).
     dtype: compute dtype.
     param_dtype: parameter dtype.
   """
@@ -343,6 +345,7 @@ class ContentMaskMap(nn.Module):
   group_size: int
   features: int
   hidden: int = 32
+  temperature: float = 1.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -360,7 +363,7 @@ class ContentMaskMap(nn.Module):
     h = nn.silu(mask_code[:, :, None, None, :] + position)  # (B, K, H, W, hidden)
     h = nn.silu(nn.Dense(self.hidden, name="mask_hidden", **mods)(h))
     logits = nn.Dense(1, name="mask_logit", **mods)(h)[..., 0].astype(jnp.float32)
-    masks = jax.nn.softmax(logits, axis=1)
+    masks = jax.nn.softmax(logits / self.temperature, axis=1)
     return jnp.einsum("bkhw,bkf->bhwf", masks.astype(self.dtype), content), masks
 
 

@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from paramrel_jax.config.network import NetworkConfig
+from paramrel_jax.networks import layers
 from paramrel_jax.networks.encoder import SelfEncoder
-from paramrel_jax.networks.unet import OutputUNet
+from paramrel_jax.networks.unet import CONTENT_MASK_MODULE, OutputUNet
 
 
 class ParamReLNet(nn.Module):
@@ -99,6 +100,40 @@ class ParamReLNet(nn.Module):
     """
     mean, logvar = self.encode(net_in, t, train=train)
     return mean, logvar, self.decode(net_in, z, t, train=train)
+
+
+def content_masks(
+  config: NetworkConfig, params: dict, z: jax.Array, height: int, width: int
+) -> jax.Array:
+  """Where each token of z draws in the output network (`model.conditioning='content_mask'`).
+
+  Args:
+    config: the network's config.
+    params: the `ParamReLNet` parameters ({'encoder': ..., 'decoder': ...}).
+    z: (B, L) codes.
+    height, width: the image size.
+
+  Returns:
+    float32 (B, K, height, width) masks of `layers.ContentMaskMap`, K = L / latent_group_size;
+    they sum to 1 over K at every pixel.
+
+  Raises:
+    ValueError: the network takes z another way.
+  """
+  if config.conditioning != "content_mask":
+    raise ValueError(
+      "content masks need model.conditioning='content_mask'; this network takes z by "
+      f"{config.conditioning!r}."
+    )
+  mask_map = layers.ContentMaskMap(
+    config.latent_group_size,
+    config.num_channels,
+    temperature=config.mask_temperature,
+    dtype=config.compute_dtype,
+  )
+  variables = {"params": params["decoder"][CONTENT_MASK_MODULE]}
+  _, masks = mask_map.apply(variables, z.astype(config.compute_dtype), height, width)
+  return masks
 
 
 def parameter_counts(

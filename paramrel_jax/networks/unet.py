@@ -7,6 +7,9 @@ import jax.numpy as jnp
 from paramrel_jax.config.network import NetworkConfig
 from paramrel_jax.networks import layers
 
+# The name of the output network's `layers.ContentMaskMap` (model.conditioning='content_mask').
+CONTENT_MASK_MODULE = "latent_content_mask"
+
 
 def res_block_cls(config: NetworkConfig) -> type[layers.ResBlock]:
   """ResBlock, rematerialised when `config.remat` (its `train` argument is static)."""
@@ -78,7 +81,11 @@ class OutputUNet(nn.Module):
       tokens = layers.LatentTokens(cfg.latent_group_size, emb_dim, name="latent_tokens", **mods)(z)
     elif z is not None:
       z_map, _ = layers.ContentMaskMap(
-        cfg.latent_group_size, cfg.num_channels, name="latent_content_mask", **mods
+        cfg.latent_group_size,
+        cfg.num_channels,
+        temperature=cfg.mask_temperature,
+        name=CONTENT_MASK_MODULE,
+        **mods,
       )(z, *net_in.shape[1:3])
 
     pooled_maps = {}  # the z map average-pooled to each resolution, once

@@ -21,6 +21,7 @@ RUN_SETTINGS = {
   "model.latent_map": False,
   "model.conditioning": "adagn",
   "model.latent_group_size": 1,
+  "model.mask_temperature": 1.0,
   "model.encoder_pool": "mean",
   "model.encoder_coords": False,
   "objective.latent_weighting": "elbo",

@@ -19,7 +19,7 @@ from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.methods import interface
 from paramrel_jax.methods.paramrel import likelihood, objective, reverse_sampling, sampling
 from paramrel_jax.methods.paramrel.apply import net_fns
-from paramrel_jax.networks import ParamReLNet
+from paramrel_jax.networks import ParamReLNet, content_masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,11 @@ class ParamReL:
     (`objective.encoder_input`; `key` draws theta for the 'final_params' and 'theta_t' inputs)."""
     z = reverse_sampling.encode_z(key, self.flow, self.net, params, x, t)
     return z.astype(jnp.float32)
+
+  def content_masks(self, params: dict, z: jax.Array) -> jax.Array:
+    """Where each of z's (B, L) K tokens draws: float32 (B, K, H, W) masks summing to 1 over K
+    (`networks.content_masks`; needs model.conditioning='content_mask' and `image_shape`)."""
+    return content_masks(self.net.config, params, z, *self.image_shape[:2])
 
   def reconstruct(self, params: dict, key: jax.Array, x: jax.Array) -> jax.Array:
     """Reverse sampling of x into (z, subcodes) over `sample_steps` steps (Eq. 5), then their
