@@ -189,6 +189,25 @@ FACTOR_ROWS: dict[str, dict] = {
   # reconstruction, whose decoding of z from theta_0 must place the object in space
   "mask_flatten": {"model.conditioning": "content_mask", "model.encoder_pool": "flatten"},
   "mask_flatten_prior_recon": {**_PRIOR_RECON, "model.conditioning": "content_mask"},
+  # the same at a tenth of the prior reconstruction's weight (its likelihood cost), and with
+  # one content and mask per pair of units
+  "mask_flatten_prior_recon_w1e-1": {
+    **_PRIOR_RECON,
+    "model.conditioning": "content_mask",
+    "objective.prior_recon_weight": 0.1,
+  },
+  # masks at a tenth of the softmax temperature: trained at 1, they stay nearly uniform
+  # (experiments/content_masks.py: the largest mask at a pixel is 0.10 on average, 1/16 = 0.06)
+  "mask_flatten_prior_recon_t1e-1": {
+    **_PRIOR_RECON,
+    "model.conditioning": "content_mask",
+    "model.mask_temperature": 0.1,
+  },
+  "mask_flatten_prior_recon_g2": {
+    **_PRIOR_RECON,
+    "model.conditioning": "content_mask",
+    "model.latent_group_size": 2,
+  },
 }
 ALL_ROWS = {**ROWS, **EXTRA_ROWS, **ABLATIONS, **FACTOR_ROWS}
 # Per dataset: the default, the paper-literal form and the strongest baseline (the AE by AUROC on
