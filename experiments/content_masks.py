@@ -24,7 +24,6 @@ import json
 import os
 
 import numpy as np
-from PIL import Image
 
 from paramrel_jax import api
 from paramrel_jax.viz import images as image_grids
@@ -49,18 +48,17 @@ def token_stats(masks: np.ndarray) -> dict:
   }
 
 
-def mask_rows(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-  """uint8 grid: per image (N, H, W, C) a row of the image and its K masks (N, K, H, W)."""
+def save_mask_rows(path: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+  """Writes a PNG of a row per image (N, H, W, C): the uint8 image and its K masks (N, K, H, W),
+  grey from 0 (black) to 1 (white). Returns the uint8 grid."""
   channels = images.shape[-1]
   grey = np.round(np.clip(masks, 0.0, 1.0) * 255).astype(np.uint8)
   grey = np.repeat(grey[..., None], channels, axis=-1)  # (N, K, H, W, C)
   cells = np.concatenate([images[:, None], grey], axis=1)
-  grid = image_grids.make_grid(cells.reshape(-1, *images.shape[1:]), nrow=cells.shape[1])
-  scale = max(1, -(-64 // max(images.shape[1:3])))
-  return image_grids.label_grid(
-    grid,
-    cell=(images.shape[1] * scale, images.shape[2] * scale),
-    padding=2,
+  return image_grids.save_pixels(
+    path,
+    cells.reshape(-1, *images.shape[1:]),
+    nrow=cells.shape[1],
     col_labels=["image", *(f"token {k}" for k in range(masks.shape[1]))],
   )
 
@@ -95,10 +93,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     name = "_".join(run.rstrip("/").split(os.sep)[-3:])  # dataset_row_seed
     images, masks = run_masks(api.load(run), args.num, args.seed)
     results[name] = {"run": run, **token_stats(masks)}
-    grid = mask_rows(images[: args.show], masks[: args.show])
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(
-      os.path.join(args.out, f"{name}.png")
-    )
+    save_mask_rows(os.path.join(args.out, f"{name}.png"), images[: args.show], masks[: args.show])
   rows = table(results)
   with open(os.path.join(args.out, "content_masks.json"), "w") as f:
     json.dump({"num": args.num, "seed": args.seed, "runs": results}, f, indent=1)

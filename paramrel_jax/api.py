@@ -60,6 +60,12 @@ def _latent_gaps(model: interface.Model, params, key: jax.Array, x: jax.Array, t
   return model.latent_gap_by_time(params, key, x, times)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _content_masks(model: interface.Model, params, z: jax.Array) -> jax.Array:
+  """`model.content_masks`, compiled once per model and batch shape."""
+  return model.content_masks(params, z)
+
+
 def load(workdir: str, *, step: int | None = None) -> LoadedModel:
   """The run in `workdir`: its saved config.json and the EMA weights of a checkpoint.
 
@@ -495,8 +501,11 @@ class LoadedModel:
     codes are `encode`'s (t = 1, the same seed).
     """
     self._needs_latents("content_masks", codes=True)
-    z = jnp.asarray(self.encode(images, seed=seed))
-    return np.asarray(self.trained.model.content_masks(self.trained.params, z))
+    z = self.encode(images, seed=seed)
+    model, params = self.trained.model, self.trained.params
+    return np.concatenate(
+      [np.asarray(_content_masks(model, params, batch)) for _, batch in self._batches(z)]
+    )
 
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:
     """n generated images, uint8 (n, H, W, C): `generate`'s samples (the same seed, the same

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_config
+from PIL import Image
 
 import paramrel_jax
 from paramrel_jax import api, data
@@ -387,6 +388,8 @@ def test_content_masks_say_where_each_token_draws_and_other_forms_are_named():
   assert np.ptp(masks, axis=(2, 3)).min() > 1e-4  # each token's mask varies over the image
   assert np.abs(masks[0] - masks[1]).max() > 1e-4  # and follows the image's code
   np.testing.assert_array_equal(masks, loaded.content_masks(images))
+  batched = _fresh(**mask_form, **{"eval.batch_size": 2})  # batches of 2 + 1: the same masks
+  np.testing.assert_allclose(batched.content_masks(images), masks, atol=1e-6)
   pairs = _fresh(**mask_form, **{"model.latent_group_size": 2})
   assert pairs.content_masks(images).shape == (3, 2, 16, 16)  # L = 4: one token per pair of units
   with pytest.raises(ValueError, match="content masks need model.conditioning='content_mask'"):
@@ -410,7 +413,8 @@ def test_the_content_mask_script_measures_and_draws_the_masks(workdir, tmp_path)
   assert uniform["sharpness"] == 0.25 and uniform["moves"] == [0.0] * 4
   loaded = _fresh(**{"model.conditioning": "content_mask", "model.latent_dim": 4})
   shown, masks = content_masks.run_masks(loaded, 2, seed=0)
-  grid = content_masks.mask_rows(shown, masks)
+  grid = content_masks.save_mask_rows(str(tmp_path / "rows.png"), shown, masks)
+  assert (np.asarray(Image.open(tmp_path / "rows.png")).reshape(grid.shape) == grid).all()
   assert grid.dtype == np.uint8 and grid.shape[1] > 5 * 64 and grid.shape[0] > 2 * 64  # 5 cells
   rows = content_masks.table({"run": content_masks.token_stats(masks)})
   assert len(rows) == 2 + 4 + 1  # header, a row per token, the sharpness

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from paramrel_jax.bfn import continuous, discrete, discretised
+from paramrel_jax.bfn import checks, continuous, discrete, discretised
 
 K = 3
 N = 3  # length of every valid argument; the mismatched one gets N + 1
@@ -279,3 +279,14 @@ def test_a_bad_scalar_or_last_axis_is_named(name):
   call, match = SCALAR_CASES[name]
   with pytest.raises(ValueError, match=match):
     call()
+
+
+@pytest.mark.parametrize("value", [0, -1.5, True, "2", None, float("nan")])
+def test_a_setting_that_is_not_a_positive_number_is_named(value):
+  with pytest.raises(ValueError, match=r"^training.batch_size must be a number > 0, got "):
+    checks.check_positive_number("training.batch_size", value)
+
+
+@pytest.mark.parametrize("value", [1, 0.25, np.float32(2.0), np.int64(3)])
+def test_a_positive_number_passes(value):
+  checks.check_positive_number("training.batch_size", value)

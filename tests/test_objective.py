@@ -229,6 +229,7 @@ def test_stratified_times_cover_the_batch_evenly_and_stay_uniform():
     ("posterior", "delta"),
     ("mmd_scale", "pixels"),
     ("time_power", 0.0),
+    ("time_power", "2"),
     ("time_sampling", "sobol"),
     ("tc_weight", -1.0),
     ("prior_recon_weight", -0.5),

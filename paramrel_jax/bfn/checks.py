@@ -33,6 +33,13 @@ def check_positive(name: str, value) -> None:
     raise ValueError(f"{name} must be > 0, got {value}.")
 
 
+def check_positive_number(name: str, value) -> None:
+  """Raises ValueError unless `value` is a static real number > 0 (a setting; bools refused)."""
+  number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+  if not number or not value > 0:
+    raise ValueError(f"{name} must be a number > 0, got {value!r}.")
+
+
 def check_static_int(name: str, value, minimum: int) -> int:
   """Returns value as a Python int, or raises ValueError if it is not a static int >= minimum."""
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from paramrel_jax.bfn import checks
+
 BASELINE_KINDS = ("ae", "vae", "beta_vae", "beta_tcvae", "infovae", "diffae", "infodiffusion")
 MODEL_KINDS = ("paramrel", *BASELINE_KINDS)
 
@@ -21,8 +23,7 @@ class BaselineConfig:
   diffusion_steps: int = 1000
 
   def __post_init__(self):
-    if not self.beta > 0:
-      raise ValueError(f"model.beta must be > 0, got {self.beta}.")
+    checks.check_positive_number("model.beta", self.beta)
     if isinstance(self.diffusion_steps, bool) or not isinstance(self.diffusion_steps, int):
       raise ValueError(f"model.diffusion_steps must be an integer, got {self.diffusion_steps!r}.")
     if self.diffusion_steps < 1:

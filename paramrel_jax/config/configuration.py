@@ -16,6 +16,7 @@ from typing import Any
 
 import ml_collections
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.bfn.flows import Flow, make_flow
 from paramrel_jax.config.baselines import MODEL_KINDS, BaselineConfig
 from paramrel_jax.config.network import NetworkConfig, get_variant
@@ -26,11 +27,6 @@ from paramrel_jax.data.config import BINARIZE_MODES, DataConfig
 LR_SCHEDULES = ("constant", "cosine")
 Z_SOURCES = ("prior", "encoder")
 Z_PRIORS = ("fitted", "standard")
-
-
-def _positive(name: str, value: float) -> None:
-  if value <= 0:
-    raise ValueError(f"{name} must be > 0, got {value}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +56,7 @@ class TrainingConfig:
       "checkpoint_every",
       "keep_checkpoints",
     ):
-      _positive(f"training.{name}", getattr(self, name))
+      checks.check_positive_number(f"training.{name}", getattr(self, name))
     if self.warmup_steps < 0:
       raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
     if self.lr_schedule not in LR_SCHEDULES:
@@ -102,7 +98,7 @@ class SamplingConfig:
       "prior_examples",
       "prior_times",
     ):
-      _positive(f"sampling.{name}", getattr(self, name))
+      checks.check_positive_number(f"sampling.{name}", getattr(self, name))
     if self.interpolation_points < 2:
       raise ValueError(
         f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}."
@@ -144,9 +140,9 @@ class EvalConfig:
     object.__setattr__(self, "latent_times", tuple(float(t) for t in self.latent_times))
     if any(not 0.0 <= t <= 1.0 for t in (self.latent_time, *self.latent_times)):
       raise ValueError("eval.latent_time and eval.latent_times must lie in [0, 1].")
-    _positive("eval.num_examples", self.num_examples)
-    _positive("eval.batch_size", self.batch_size)
-    _positive("eval.n_repeats", self.n_repeats)
+    checks.check_positive_number("eval.num_examples", self.num_examples)
+    checks.check_positive_number("eval.batch_size", self.batch_size)
+    checks.check_positive_number("eval.n_repeats", self.n_repeats)
     if self.loss_steps < 0:
       raise ValueError(f"eval.loss_steps must be >= 0, got {self.loss_steps}.")
 

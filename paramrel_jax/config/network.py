@@ -33,6 +33,8 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 
+from paramrel_jax.bfn import checks
+
 ENCODER_KINDS = ("vanilla", "progressive")
 # What the self-encoder reads (`objective.encoder_input`): the clean data, theta_1 ~ p_F(. | x; 1),
 # or the output network's own input theta_t (paper Eq. 3).
@@ -188,14 +190,7 @@ class NetworkConfig:
         f"model.latent_group_size={self.latent_group_size} must divide "
         f"model.latent_dim={self.latent_dim} (one token per group of units)."
       )
-    if (
-      isinstance(self.mask_temperature, bool)
-      or not isinstance(self.mask_temperature, (int, float))
-      or not self.mask_temperature > 0
-    ):
-      raise ValueError(
-        f"model.mask_temperature must be a number > 0, got {self.mask_temperature!r}."
-      )
+    checks.check_positive_number("model.mask_temperature", self.mask_temperature)
     if self.encoder_pool not in ENCODER_POOLS:
       raise ValueError(
         f"model.encoder_pool must be one of {ENCODER_POOLS}, got {self.encoder_pool!r}."

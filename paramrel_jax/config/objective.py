@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from paramrel_jax.bfn import checks
+
 MMD_KERNELS = ("rbf", "imq")
 # How the BFN term's gradient reaches the encoder (`latent_gradient_scale`).
 LATENT_WEIGHTINGS = ("elbo", "flat", "flat_both")
@@ -111,8 +113,7 @@ class ObjectiveConfig:
         f"objective.tc_weight={self.tc_weight} needs objective.posterior='gaussian' (the total "
         f"correlation's estimate reads the posterior's variance), got {self.posterior!r}."
       )
-    if not self.time_power > 0:
-      raise ValueError(f"objective.time_power must be > 0, got {self.time_power}.")
+    checks.check_positive_number("objective.time_power", self.time_power)
     if self.time_sampling not in TIME_SAMPLINGS:
       raise ValueError(
         f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}."

@@ -130,19 +130,33 @@ def save_grid(
   *,
   nrow: int,
   flow: Flow,
+  **grid,
+) -> np.ndarray:
+  """Writes a PNG grid of model-space images (N, H, W, C) of `flow`'s data (see `to_uint8`).
+
+  `grid`: padding, pad_value, min_cell_size, row_labels, col_labels, as `save_pixels` takes them.
+  Returns the uint8 grid that was written, (height, width, C).
+  """
+  return save_pixels(path, to_uint8(images, flow), nrow=nrow, **grid)
+
+
+def save_pixels(
+  path: str | os.PathLike,
+  pixels: np.ndarray,
+  *,
+  nrow: int,
   padding: int = 2,
   pad_value: int = 255,
   min_cell_size: int = 64,
   row_labels=(),
   col_labels=(),
 ) -> np.ndarray:
-  """Writes a PNG grid of images (grey for C = 1, RGB for C = 3).
+  """Writes a PNG grid of uint8 images (grey for C = 1, RGB for C = 3).
 
   Args:
     path: output file; parent folders are created.
-    images: (N, H, W, C) model-space images (see `to_uint8`).
+    pixels: uint8 (N, H, W, C) images, filled row by row.
     nrow: images per grid row.
-    flow: the flow whose data the images are.
     padding: pixels between cells and around the border.
     pad_value: grey level of the padding.
     min_cell_size: minimum cell size in pixels after integer upscaling (28x28 -> 84x84 at 64).
@@ -152,7 +166,6 @@ def save_grid(
   Returns:
     The uint8 grid that was written, (height, width, C).
   """
-  pixels = to_uint8(images, flow)
   grid = make_grid(
     pixels,
     nrow=nrow,
