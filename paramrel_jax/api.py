@@ -141,8 +141,7 @@ class LoadedModel:
     if steps is None:
       return self.trained.model
     interface.require(self.trained.model, interface.FLOW, "steps (the n of an n-step flow)")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-      raise ValueError(f"steps must be >= 1 (an integer), got {steps!r}.")
+    checks.check_static_int("steps", steps, 1)
     return dataclasses.replace(self.trained.model, sample_steps=steps)
 
   def _needs_latents(self, what: str, *, codes: bool = False) -> None:
@@ -236,8 +235,7 @@ class LoadedModel:
     Raises:
       ValueError: n < 1, or a model without a prior (AE, DiffAE), naming its kind.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-      raise ValueError(f"n must be an integer >= 1, got {n!r}.")
+    checks.check_static_int("n", n, 1)
     model, key, z = self._model(steps), jax.random.key(seed), None
     prior = self.latent_prior()
     if prior is not None:  # ParamReL's own z ~ N(0, I) is drawn with fold_in(key, 0) too

@@ -340,7 +340,7 @@ def test_bad_images_name_expected_and_received_shapes(model, bad, received):
 
 def test_bad_arguments(model):
   x = np.zeros((1, 28, 28, 1), np.uint8)
-  with pytest.raises(ValueError, match="n must be an integer >= 1"):
+  with pytest.raises(ValueError, match="^n must be >= 1, got 0"):
     model.sample(0)
   with pytest.raises(ValueError, match="steps must be >= 1"):
     model.sample(1, steps=0)

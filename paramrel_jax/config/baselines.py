@@ -24,7 +24,4 @@ class BaselineConfig:
 
   def __post_init__(self):
     checks.check_positive_number("model.beta", self.beta)
-    if isinstance(self.diffusion_steps, bool) or not isinstance(self.diffusion_steps, int):
-      raise ValueError(f"model.diffusion_steps must be an integer, got {self.diffusion_steps!r}.")
-    if self.diffusion_steps < 1:
-      raise ValueError(f"model.diffusion_steps must be >= 1, got {self.diffusion_steps}.")
+    checks.check_static_int("model.diffusion_steps", self.diffusion_steps, 1)

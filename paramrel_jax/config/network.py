@@ -136,13 +136,11 @@ class NetworkConfig:
     def positive_ints(field: str, values: tuple[int, ...]) -> None:
       if not isinstance(values, tuple) or not values:
         raise ValueError(f"NetworkConfig.{field} must be a non-empty sequence, got {values!r}.")
-      if not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f"NetworkConfig.{field} must hold positive integers, got {values!r}.")
+      for value in values:
+        checks.check_static_int(f"each of NetworkConfig.{field} {values!r}", value, 1)
 
     for field in ("num_channels", "num_res_blocks", "num_heads", "num_groups"):
-      value = getattr(self, field)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"NetworkConfig.{field} must be a positive integer, got {value!r}.")
+      checks.check_static_int(f"NetworkConfig.{field}", getattr(self, field), 1)
     positive_ints("channel_mult", self.channel_mult)
     if self.encoder_channel_mult is not None:
       positive_ints("encoder_channel_mult", self.encoder_channel_mult)
@@ -181,10 +179,7 @@ class NetworkConfig:
       raise ValueError(
         f"model.conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}."
       )
-    if not isinstance(self.latent_group_size, int) or self.latent_group_size < 1:
-      raise ValueError(
-        f"model.latent_group_size must be a positive integer, got {self.latent_group_size!r}."
-      )
+    checks.check_static_int("model.latent_group_size", self.latent_group_size, 1)
     if self.conditioning != "adagn" and self.latent_dim % self.latent_group_size:
       raise ValueError(
         f"model.latent_group_size={self.latent_group_size} must divide "

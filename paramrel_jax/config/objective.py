@@ -122,5 +122,4 @@ class ObjectiveConfig:
       raise ValueError(f"objective.encoder_mask must lie in [0, 1), got {self.encoder_mask}.")
     if self.loss_steps < 0:
       raise ValueError(f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
-    if self.loss_samples < 1:
-      raise ValueError(f"flow.loss_samples must be >= 1, got {self.loss_samples}.")
+    checks.check_static_int("flow.loss_samples", self.loss_samples, 1)

@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from paramrel_jax import data, metrics
+from paramrel_jax.bfn import checks
 from paramrel_jax.config.configuration import ExperimentConfig
 from paramrel_jax.evaluation import latents, likelihood
 from paramrel_jax.methods import interface
@@ -99,8 +100,7 @@ class Evaluator(abc.ABC):
         f"known: {sorted(['every', *self.DEFAULTS])}."
       )
     every = settings.pop("every", None)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-      raise ValueError(f"{where}.every must be a positive number of steps, got {every!r}.")
+    checks.check_static_int(f"{where}.every (steps)", every, 1)
     if every % config.training.log_every:
       raise ValueError(
         f"{where}.every={every} is not a multiple of training.log_every="

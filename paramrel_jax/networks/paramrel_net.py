@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.config.network import NetworkConfig
 from paramrel_jax.networks import layers
 from paramrel_jax.networks.encoder import SelfEncoder
@@ -39,8 +40,7 @@ class ParamReLNet(nn.Module):
   out_channels: int
 
   def setup(self):
-    if not isinstance(self.out_channels, int) or self.out_channels < 1:
-      raise ValueError(f"out_channels must be a positive integer, got {self.out_channels!r}.")
+    checks.check_static_int("out_channels", self.out_channels, 1)
     if self.config.latent_dim > 0:
       self.encoder = SelfEncoder(self.config)
     self.decoder = OutputUNet(self.config, self.out_channels)

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.methods.baselines.autoencoders import (
   Autoencoder,
   AutoencoderTerms,
@@ -57,8 +58,7 @@ def alphas_cumprod(schedule: str, steps: int) -> np.ndarray:
   """
   if schedule not in SCHEDULES:
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
-  if not isinstance(steps, int) or steps < 1:
-    raise ValueError(f"diffusion_steps must be a positive integer, got {steps!r}.")
+  checks.check_static_int("diffusion_steps", steps, 1)
   if schedule == "linear":
     scale = 1000.0 / steps
     betas = np.linspace(scale * 1e-4, scale * 0.02, steps, dtype=np.float64)
