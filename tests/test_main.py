@@ -106,6 +106,24 @@ def test_bad_config_value_names_the_field(tmp_path):
   _assert_one_error(result, "training.ema_decay")
 
 
+@pytest.mark.parametrize(
+  "section, field, value, message",
+  [
+    ("TrainingConfig", "batch_size", 2.5, "training.batch_size must be a static Python int"),
+    ("TrainingConfig", "num_steps", 0, "training.num_steps must be >= 1, got 0"),
+    ("TrainingConfig", "learning_rate", "1e-4", "training.learning_rate must be a number > 0"),
+    ("SamplingConfig", "num_samples", True, "sampling.num_samples must be a static Python int"),
+    ("SamplingConfig", "traverse_range", 0.0, "sampling.traverse_range must be a number > 0"),
+    ("EvalConfig", "batch_size", -8, "eval.batch_size must be >= 1, got -8"),
+  ],
+)
+def test_a_count_or_a_rate_of_the_wrong_kind_is_named(section, field, value, message):
+  from paramrel_jax.config import configuration
+
+  with pytest.raises(ValueError, match=re.escape(message)):
+    getattr(configuration, section)(**{field: value})
+
+
 def test_batch_not_divisible_by_devices(tmp_path):
   result = _cli(
     *_TINY,

@@ -48,15 +48,9 @@ class TrainingConfig:
   keep_checkpoints: int = 3
 
   def __post_init__(self):
-    for name in (
-      "batch_size",
-      "num_steps",
-      "learning_rate",
-      "log_every",
-      "checkpoint_every",
-      "keep_checkpoints",
-    ):
-      checks.check_positive_number(f"training.{name}", getattr(self, name))
+    for name in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+      checks.check_static_int(f"training.{name}", getattr(self, name), 1)
+    checks.check_positive_number("training.learning_rate", self.learning_rate)
     if self.warmup_steps < 0:
       raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
     if self.lr_schedule not in LR_SCHEDULES:
@@ -94,11 +88,11 @@ class SamplingConfig:
       "num_samples",
       "num_variations",
       "traverse_steps",
-      "traverse_range",
       "prior_examples",
       "prior_times",
     ):
-      checks.check_positive_number(f"sampling.{name}", getattr(self, name))
+      checks.check_static_int(f"sampling.{name}", getattr(self, name), 1)
+    checks.check_positive_number("sampling.traverse_range", self.traverse_range)
     if self.interpolation_points < 2:
       raise ValueError(
         f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}."
@@ -140,9 +134,8 @@ class EvalConfig:
     object.__setattr__(self, "latent_times", tuple(float(t) for t in self.latent_times))
     if any(not 0.0 <= t <= 1.0 for t in (self.latent_time, *self.latent_times)):
       raise ValueError("eval.latent_time and eval.latent_times must lie in [0, 1].")
-    checks.check_positive_number("eval.num_examples", self.num_examples)
-    checks.check_positive_number("eval.batch_size", self.batch_size)
-    checks.check_positive_number("eval.n_repeats", self.n_repeats)
+    for name in ("num_examples", "batch_size", "n_repeats"):
+      checks.check_static_int(f"eval.{name}", getattr(self, name), 1)
     if self.loss_steps < 0:
       raise ValueError(f"eval.loss_steps must be >= 0, got {self.loss_steps}.")
 
