@@ -290,3 +290,14 @@ def test_a_setting_that_is_not_a_positive_number_is_named(value):
 @pytest.mark.parametrize("value", [1, 0.25, np.float32(2.0), np.int64(3)])
 def test_a_positive_number_passes(value):
   checks.check_positive_number("training.batch_size", value)
+
+
+def test_a_choice_outside_its_names_is_named_with_them():
+  checks.check_choice("model.conditioning", "adagn", ("adagn", "content_mask"))
+  with pytest.raises(
+    ValueError,
+    match=r"^model.conditioning must be one of \('adagn', 'content_mask'\), got 'film'\.$",
+  ):
+    checks.check_choice("model.conditioning", "film", ("adagn", "content_mask"))
+  with pytest.raises(ValueError, match=r"^dtype must be one of \('float32',\), got 'f16'\.$"):
+    checks.check_choice("dtype", "f16", {"float32": None})  # a dict: its keys

@@ -40,6 +40,12 @@ def check_positive_number(name: str, value) -> None:
     raise ValueError(f"{name} must be a number > 0, got {value!r}.")
 
 
+def check_choice(name: str, value, choices) -> None:
+  """Raises ValueError unless `value` is one of `choices` (a setting's names; a dict's keys)."""
+  if value not in choices:
+    raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}.")
+
+
 def check_static_int(name: str, value, minimum: int) -> int:
   """Returns value as a Python int, or raises ValueError if it is not a static int >= minimum."""
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

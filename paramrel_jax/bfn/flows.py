@@ -818,8 +818,7 @@ def make_flow(
   Raises:
     ValueError: for an unknown data_type or a bad hyperparameter (naming it).
   """
-  if data_type not in _FLOWS:
-    raise ValueError(f"data_type must be one of {DATA_TYPES}, got {data_type!r}.")
+  checks.check_choice("data_type", data_type, DATA_TYPES)
   return _FLOWS[data_type](
     sigma1=sigma1,
     beta1=beta1,

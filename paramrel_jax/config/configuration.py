@@ -53,10 +53,7 @@ class TrainingConfig:
     checks.check_positive_number("training.learning_rate", self.learning_rate)
     if self.warmup_steps < 0:
       raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
-    if self.lr_schedule not in LR_SCHEDULES:
-      raise ValueError(
-        f"training.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
-      )
+    checks.check_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
     if not 0.0 <= self.ema_decay < 1.0:
       raise ValueError(f"training.ema_decay must be in [0, 1), got {self.ema_decay}.")
     if self.grad_clip < 0 or self.weight_decay < 0:
@@ -104,10 +101,8 @@ class SamplingConfig:
       )
     if any(not 0.0 <= t <= 1.0 for t in self.z_times):
       raise ValueError(f"sampling.z_times must lie in [0, 1], got {self.z_times}.")
-    if self.z_source not in Z_SOURCES:
-      raise ValueError(f"sampling.z_source must be one of {Z_SOURCES}, got {self.z_source!r}.")
-    if self.z_prior not in Z_PRIORS:
-      raise ValueError(f"sampling.z_prior must be one of {Z_PRIORS}, got {self.z_prior!r}.")
+    checks.check_choice("sampling.z_source", self.z_source, Z_SOURCES)
+    checks.check_choice("sampling.z_prior", self.z_prior, Z_PRIORS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,8 +280,7 @@ def resolve(
   data = _build(DataConfig, "data", data_values)
 
   model_kind = model_cfg.pop("kind")
-  if model_kind not in MODEL_KINDS:
-    raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {model_kind!r}.")
+  checks.check_choice("model.kind", model_kind, MODEL_KINDS)
   baseline = BaselineConfig(
     beta=model_cfg.pop("beta"), diffusion_steps=model_cfg.pop("diffusion_steps")
   )

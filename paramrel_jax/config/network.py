@@ -165,20 +165,10 @@ class NetworkConfig:
       raise ValueError(
         f"NetworkConfig.latent_dim must be a non-negative integer, got {self.latent_dim!r}."
       )
-    if self.encoder not in ENCODER_KINDS:
-      raise ValueError(
-        f"NetworkConfig.encoder must be one of {ENCODER_KINDS}, got {self.encoder!r}."
-      )
-    if self.encoder_input not in ENCODER_INPUTS:
-      raise ValueError(
-        f"model.encoder_input must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}."
-      )
-    if self.adagn not in ADAGN_FORMS:
-      raise ValueError(f"model.adagn must be one of {ADAGN_FORMS}, got {self.adagn!r}.")
-    if self.conditioning not in CONDITIONINGS:
-      raise ValueError(
-        f"model.conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}."
-      )
+    checks.check_choice("NetworkConfig.encoder", self.encoder, ENCODER_KINDS)
+    checks.check_choice("model.encoder_input", self.encoder_input, ENCODER_INPUTS)
+    checks.check_choice("model.adagn", self.adagn, ADAGN_FORMS)
+    checks.check_choice("model.conditioning", self.conditioning, CONDITIONINGS)
     checks.check_static_int("model.latent_group_size", self.latent_group_size, 1)
     if self.conditioning != "adagn" and self.latent_dim % self.latent_group_size:
       raise ValueError(
@@ -186,12 +176,8 @@ class NetworkConfig:
         f"model.latent_dim={self.latent_dim} (one token per group of units)."
       )
     checks.check_positive_number("model.mask_temperature", self.mask_temperature)
-    if self.encoder_pool not in ENCODER_POOLS:
-      raise ValueError(
-        f"model.encoder_pool must be one of {ENCODER_POOLS}, got {self.encoder_pool!r}."
-      )
-    if self.dtype not in DTYPES:
-      raise ValueError(f"NetworkConfig.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}.")
+    checks.check_choice("model.encoder_pool", self.encoder_pool, ENCODER_POOLS)
+    checks.check_choice("NetworkConfig.dtype", self.dtype, DTYPES)
 
   @property
   def compute_dtype(self) -> jnp.dtype:

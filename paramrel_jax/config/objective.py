@@ -95,29 +95,21 @@ class ObjectiveConfig:
       raise ValueError(
         f"objective.prior_recon_time must lie in [1e-3, 1], got {self.prior_recon_time}."
       )
-    if self.mmd_kernel not in MMD_KERNELS:
-      raise ValueError(
-        f"objective.mmd_kernel must be one of {MMD_KERNELS}, got {self.mmd_kernel!r}."
-      )
-    if self.mmd_scale not in MMD_SCALES:
-      raise ValueError(f"objective.mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}.")
+    checks.check_choice("objective.mmd_kernel", self.mmd_kernel, MMD_KERNELS)
+    checks.check_choice("objective.mmd_scale", self.mmd_scale, MMD_SCALES)
     if self.latent_weighting not in LATENT_WEIGHTINGS:
       raise ValueError(
         f"objective.latent_weighting must be one of {LATENT_WEIGHTINGS}, got "
         f"{self.latent_weighting!r}."
       )
-    if self.posterior not in POSTERIORS:
-      raise ValueError(f"objective.posterior must be one of {POSTERIORS}, got {self.posterior!r}.")
+    checks.check_choice("objective.posterior", self.posterior, POSTERIORS)
     if self.tc_weight > 0 and self.posterior != "gaussian":
       raise ValueError(
         f"objective.tc_weight={self.tc_weight} needs objective.posterior='gaussian' (the total "
         f"correlation's estimate reads the posterior's variance), got {self.posterior!r}."
       )
     checks.check_positive_number("objective.time_power", self.time_power)
-    if self.time_sampling not in TIME_SAMPLINGS:
-      raise ValueError(
-        f"objective.time_sampling must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}."
-      )
+    checks.check_choice("objective.time_sampling", self.time_sampling, TIME_SAMPLINGS)
     if not 0.0 <= self.encoder_mask < 1.0:
       raise ValueError(f"objective.encoder_mask must lie in [0, 1), got {self.encoder_mask}.")
     if self.loss_steps < 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.data.tables import SCALINGS, TableSchema
 
 SOURCES = ("generated", "tfds", "npz", "csv")
@@ -81,8 +82,7 @@ class DataConfig:
   def __post_init__(self):
     if not self.name:
       raise ValueError("DataConfig.name must be a non-empty dataset name.")
-    if self.source not in SOURCES:
-      raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}.")
+    checks.check_choice("DataConfig.source", self.source, SOURCES)
     if self.source == "npz" and not self.path:
       raise ValueError("DataConfig.path must name an .npz file when source='npz'.")
     if self.source == "csv" and not self.path:
@@ -92,14 +92,10 @@ class DataConfig:
         f"DataConfig.columns, label and scaling describe tables (source='csv'); this run's "
         f"source is {self.source!r}."
       )
-    if self.scaling not in SCALINGS:
-      raise ValueError(f"DataConfig.scaling must be one of {SCALINGS}, got {self.scaling!r}.")
+    checks.check_choice("DataConfig.scaling", self.scaling, SCALINGS)
     if self.image_size < 1:
       raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
-    if self.binarize not in BINARIZE_MODES:
-      raise ValueError(
-        f"DataConfig.binarize must be one of {BINARIZE_MODES}, got {self.binarize!r}."
-      )
+    checks.check_choice("DataConfig.binarize", self.binarize, BINARIZE_MODES)
     if not 0 <= self.threshold <= 254:
       raise ValueError(f"DataConfig.threshold must lie in [0, 254], got {self.threshold}.")
     if self.num_bins < 0 or self.num_bins == 1:
@@ -115,8 +111,7 @@ class DataConfig:
       raise ValueError(f"DataConfig.test_fraction must lie in (0, 1), got {self.test_fraction}.")
     if not self.train_split or not self.eval_split:
       raise ValueError("DataConfig.train_split and DataConfig.eval_split must be non-empty.")
-    if self.loader not in LOADERS:
-      raise ValueError(f"DataConfig.loader must be one of {LOADERS}, got {self.loader!r}.")
+    checks.check_choice("DataConfig.loader", self.loader, LOADERS)
     if self.num_workers < -1:
       raise ValueError(
         f"DataConfig.num_workers must be >= 0, or -1 for auto, got {self.num_workers}."

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.bfn.flows import make_flow
 from paramrel_jax.bfn.mixed import MISSING_CLASS, MixedFlow
 
@@ -364,8 +365,7 @@ def infer_schema(
 ) -> TableSchema:
   """The schema of a (training) table: every column but `label`, kinds inferred or as given,
   continuous columns mapped to [-1, 1] by `scaling` (one of SCALINGS)."""
-  if scaling not in SCALINGS:
-    raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}.")
+  checks.check_choice("data.scaling", scaling, SCALINGS)
   kinds = dict(kinds or {})
   unknown = sorted(set(kinds) - set(map(str, table.columns)))
   if unknown:

@@ -56,8 +56,7 @@ def alphas_cumprod(schedule: str, steps: int) -> np.ndarray:
   Nichol & Dhariwal, 2021); 'cosine': abar = f(s + 1) / f(0), f(s) = cos^2((s / T + 0.008) /
   1.008 * pi / 2), each beta clipped at 0.999 (Nichol & Dhariwal, 2021).
   """
-  if schedule not in SCHEDULES:
-    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+  checks.check_choice("schedule", schedule, SCHEDULES)
   checks.check_static_int("diffusion_steps", steps, 1)
   if schedule == "linear":
     scale = 1000.0 / steps

@@ -96,8 +96,7 @@ def interpolate_codes(
   Raises:
     ValueError: for an unknown method, num_points < 2 or mismatched shapes.
   """
-  if method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+  checks.check_choice("method", method, METHODS)
   if num_points < 2:
     raise ValueError(f"num_points must be >= 2, got {num_points}.")
   for name, a, b in zip(Codes._fields, codes_a, codes_b, strict=True):

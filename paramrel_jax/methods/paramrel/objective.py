@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from paramrel_jax.bfn import checks
 from paramrel_jax.bfn.flows import Flow
 from paramrel_jax.config.network import ENCODER_INPUTS
 from paramrel_jax.config.objective import MMD_KERNELS, ObjectiveConfig
@@ -207,8 +208,7 @@ def encoder_input(
   Raises:
     ValueError: an unknown mode, or a mode that needs x without x.
   """
-  if mode not in ENCODER_INPUTS:
-    raise ValueError(f"model.encoder_input must be one of {ENCODER_INPUTS}, got {mode!r}.")
+  checks.check_choice("model.encoder_input", mode, ENCODER_INPUTS)
   if mode == "theta_t" and theta_t is not None:
     return flow.net_input(theta_t)
   if x is None:

@@ -187,8 +187,7 @@ def sample(
     ValueError: for a bad z_source, n_steps < 1, a bad data_shape, a z of the wrong shape, or
       z_source='encoder' with an encoder that reads the data.
   """
-  if z_source not in Z_SOURCES:
-    raise ValueError(f"z_source must be one of {Z_SOURCES}, got {z_source!r}.")
+  checks.check_choice("z_source", z_source, Z_SOURCES)
   checks.check_static_int("n_steps", n_steps, 1)
   _check_data_shape(data_shape)
   batch = data_shape[0]
