@@ -514,7 +514,9 @@ def merged(results: list[dict], datasets: list[str], rows: list[str]) -> dict:
     raise ValueError(f"the results are of different budgets: {budgets}")
   out = {
     "budget": budgets[0],
-    "hardware": "; ".join(dict.fromkeys(result["hardware"] for result in results)),
+    "hardware": "; ".join(  # each machine once, also where a result was a merge
+      dict.fromkeys(name for result in results for name in result["hardware"].split("; "))
+    ),
     "datasets": {},
   }
   for dataset in datasets:

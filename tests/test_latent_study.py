@@ -58,6 +58,8 @@ def test_merge_takes_each_named_row_from_the_last_result_that_holds_it():
   assert rows["ae"]["runs"] == old["datasets"]["mnist10k"]["ae"]["runs"]
   assert "shapes2d" not in out["datasets"]
   assert out["hardware"] == "machine A; machine B" and out["budget"] == BUDGET
+  again = latent_study.merged([out, _result("machine B", {})], ["mnist10k"], ["paramrel"])
+  assert again["hardware"] == "machine A; machine B"  # a merge's machines are named once
   table = latent_study.markdown(out)
   assert "| paramrel | [0, 1, 2] | 0.987 +- 0.000 |" in table
   assert "0.975" not in table and "kl_1" not in table
