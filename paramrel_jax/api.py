@@ -61,9 +61,10 @@ def _latent_gaps(model: interface.Model, params, key: jax.Array, x: jax.Array, t
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _content_masks(model: interface.Model, params, z: jax.Array) -> jax.Array:
-  """`model.content_masks`, compiled once per model and batch shape."""
-  return model.content_masks(params, z)
+def _content_masks(model: interface.Model, params, key: jax.Array, x: jax.Array) -> jax.Array:
+  """`model.content_masks` of a batch's codes (its encoder mean at t = 1), compiled once per
+  model and batch shape."""
+  return model.content_masks(params, model.encode(params, key, x, 1.0))
 
 
 def load(workdir: str, *, step: int | None = None) -> LoadedModel:
@@ -499,10 +500,14 @@ class LoadedModel:
     codes are `encode`'s (t = 1, the same seed).
     """
     self._needs_latents("content_masks", codes=True)
-    z = self.encode(images, seed=seed)
-    model, params = self.trained.model, self.trained.params
+    x = self.to_model(images, seed=seed)
+    model, params, key = self.trained.model, self.trained.params, jax.random.key(seed)
+    size = self.config.eval.batch_size  # keys by batch index, as `encode`
     return np.concatenate(
-      [np.asarray(_content_masks(model, params, batch)) for _, batch in self._batches(z)]
+      [
+        np.asarray(_content_masks(model, params, jax.random.fold_in(key, start // size), batch))
+        for start, batch in self._batches(x)
+      ]
     )
 
   def sample(self, n: int, *, seed: int = 0, steps: int | None = None) -> np.ndarray:

@@ -388,6 +388,9 @@ def test_content_masks_say_where_each_token_draws_and_other_forms_are_named():
   assert np.ptp(masks, axis=(2, 3)).min() > 1e-4  # each token's mask varies over the image
   assert np.abs(masks[0] - masks[1]).max() > 1e-4  # and follows the image's code
   np.testing.assert_array_equal(masks, loaded.content_masks(images))
+  model, params = loaded.trained.model, loaded.trained.params  # the masks of `encode`'s codes
+  by_codes = model.content_masks(params, jnp.asarray(loaded.encode(images)))
+  np.testing.assert_allclose(masks, by_codes, atol=1e-6)
   batched = _fresh(**mask_form, **{"eval.batch_size": 2})  # batches of 2 + 1: the same masks
   np.testing.assert_allclose(batched.content_masks(images), masks, atol=1e-6)
   pairs = _fresh(**mask_form, **{"model.latent_group_size": 2})

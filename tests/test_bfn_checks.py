@@ -6,6 +6,9 @@ cannot broadcast with the others and expects the one clear error that names it. 
 does the same for the hyperparameters (sigma1, beta1, K, n, num_samples) and the class axes.
 """
 
+import math
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -284,12 +287,33 @@ def test_a_bad_scalar_or_last_axis_is_named(name):
 @pytest.mark.parametrize("value", [0, -1.5, True, "2", None, float("nan")])
 def test_a_setting_that_is_not_a_positive_number_is_named(value):
   with pytest.raises(ValueError, match=r"^training.batch_size must be a number > 0, got "):
-    checks.check_positive_number("training.batch_size", value)
+    checks.check_positive("training.batch_size", value, setting=True)
 
 
 @pytest.mark.parametrize("value", [1, 0.25, np.float32(2.0), np.int64(3)])
 def test_a_positive_number_passes(value):
-  checks.check_positive_number("training.batch_size", value)
+  checks.check_positive("training.batch_size", value, setting=True)
+
+
+@pytest.mark.parametrize(
+  "value, low, high, open_high, message",
+  [
+    (-1, 0, math.inf, False, "w must be >= 0, got -1."),
+    ("0.5", 0, math.inf, False, "w must be >= 0, got '0.5'."),
+    (True, 0, 1, False, "w must lie in [0, 1], got True."),
+    (1.0, 0, 1, True, "w must lie in [0, 1), got 1.0."),
+    (float("nan"), 0, 1, False, "w must lie in [0, 1], got nan."),
+  ],
+)
+def test_a_setting_outside_its_range_is_named_with_it(value, low, high, open_high, message):
+  with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+    checks.check_range("w", value, low, high, open_high=open_high)
+
+
+@pytest.mark.parametrize("value, high, open_high", [(0, 1, False), (1, 1, False), (0.99, 1, True)])
+def test_a_setting_inside_its_range_passes(value, high, open_high):
+  checks.check_range("w", value, 0, high, open_high=open_high)
+  checks.check_range("w", np.float32(value), 0, high, open_high=open_high)
 
 
 def test_a_choice_outside_its_names_is_named_with_them():

@@ -115,6 +115,11 @@ def test_bad_config_value_names_the_field(tmp_path):
     ("SamplingConfig", "num_samples", True, "sampling.num_samples must be a static Python int"),
     ("SamplingConfig", "traverse_range", 0.0, "sampling.traverse_range must be a number > 0"),
     ("EvalConfig", "batch_size", -8, "eval.batch_size must be >= 1, got -8"),
+    ("TrainingConfig", "ema_decay", 1.0, "training.ema_decay must lie in [0, 1), got 1.0"),
+    ("TrainingConfig", "grad_clip", "1", "training.grad_clip must be >= 0, got '1'"),
+    ("SamplingConfig", "z_times", (0.5, 2.0), "sampling.z_times must lie in [0, 1], got 2.0"),
+    ("EvalConfig", "latent_times", (-0.1,), "eval.latent_times must lie in [0, 1], got -0.1"),
+    ("EvalConfig", "loss_steps", -1, "eval.loss_steps must be >= 0, got -1"),
   ],
 )
 def test_a_count_or_a_rate_of_the_wrong_kind_is_named(section, field, value, message):

@@ -5,6 +5,8 @@ contract of every `bfn` function: floating inputs keep their dtype (at least flo
 inputs alone give the default float dtype (float64 under jax_enable_x64).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +27,21 @@ def check_open_unit(name: str, value) -> None:
     raise ValueError(f"{name} must lie in (0, 1), got {value}.")
 
 
-def check_positive(name: str, value) -> None:
+def _is_number(value) -> bool:
+  """True for one static real number (bools are not numbers here)."""
+  return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_positive(name: str, value, *, setting: bool = False) -> None:
+  """Raises ValueError unless every entry of `value` is > 0 (skipped when traced).
+
+  With `setting=True` the value must be one static real number (a config setting: bools,
+  strings and arrays refused).
+  """
+  if setting:
+    if not _is_number(value) or not value > 0:
+      raise ValueError(f"{name} must be a number > 0, got {value!r}.")
+    return
   if is_traced(value):
     return
   v = np.asarray(value)
@@ -33,11 +49,18 @@ def check_positive(name: str, value) -> None:
     raise ValueError(f"{name} must be > 0, got {value}.")
 
 
-def check_positive_number(name: str, value) -> None:
-  """Raises ValueError unless `value` is a static real number > 0 (a setting; bools refused)."""
-  number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-  if not number or not value > 0:
-    raise ValueError(f"{name} must be a number > 0, got {value!r}.")
+def check_range(
+  name: str, value, low: float, high: float = math.inf, *, open_high: bool = False
+) -> None:
+  """Raises ValueError unless `value` is one static real number in [low, high] (or [low, high)).
+
+  The message reads "must be >= low" when `high` is infinite, else "must lie in [low, high]".
+  """
+  inside = _is_number(value) and low <= value and (value < high if open_high else value <= high)
+  if not inside:
+    close = ")" if open_high else "]"
+    bound = f"be >= {low}" if high == math.inf else f"lie in [{low}, {high}{close}"
+    raise ValueError(f"{name} must {bound}, got {value!r}.")
 
 
 def check_choice(name: str, value, choices) -> None:

@@ -14,6 +14,7 @@ traverse need one.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -49,11 +50,21 @@ def _inputs(config: ExperimentConfig, num: int) -> np.ndarray:
   return np.concatenate([b["image"][b["mask"]] for b in it])[:num]
 
 
-def _grid(path: str, x, config: ExperimentConfig, nrow: int, **labels) -> None:
-  """Writes the PNG grid (process 0); `labels`: row_labels / col_labels of `images.save_grid`."""
+def _grid(
+  path: str,
+  x,
+  config: ExperimentConfig,
+  nrow: int,
+  *,
+  row_labels: Sequence[str] = (),
+  col_labels: Sequence[str] = (),
+) -> None:
+  """Writes the PNG grid of `images.save_grid` (process 0)."""
   if not outputs.writes():
     return
-  images.save_grid(path, np.asarray(x), nrow=nrow, flow=config.flow, **labels)
+  images.save_grid(
+    path, np.asarray(x), nrow=nrow, flow=config.flow, row_labels=row_labels, col_labels=col_labels
+  )
 
 
 def _load(config: ExperimentConfig, workdir: str, mode: str) -> api.LoadedModel:

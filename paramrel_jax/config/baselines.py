@@ -23,5 +23,5 @@ class BaselineConfig:
   diffusion_steps: int = 1000
 
   def __post_init__(self):
-    checks.check_positive_number("model.beta", self.beta)
+    checks.check_positive("model.beta", self.beta, setting=True)
     checks.check_static_int("model.diffusion_steps", self.diffusion_steps, 1)

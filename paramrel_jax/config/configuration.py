@@ -50,14 +50,12 @@ class TrainingConfig:
   def __post_init__(self):
     for name in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
       checks.check_static_int(f"training.{name}", getattr(self, name), 1)
-    checks.check_positive_number("training.learning_rate", self.learning_rate)
-    if self.warmup_steps < 0:
-      raise ValueError(f"training.warmup_steps must be >= 0, got {self.warmup_steps}.")
+    checks.check_positive("training.learning_rate", self.learning_rate, setting=True)
+    checks.check_range("training.warmup_steps", self.warmup_steps, 0)
     checks.check_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
-    if not 0.0 <= self.ema_decay < 1.0:
-      raise ValueError(f"training.ema_decay must be in [0, 1), got {self.ema_decay}.")
-    if self.grad_clip < 0 or self.weight_decay < 0:
-      raise ValueError("training.grad_clip and training.weight_decay must be >= 0.")
+    checks.check_range("training.ema_decay", self.ema_decay, 0, 1, open_high=True)
+    checks.check_range("training.grad_clip", self.grad_clip, 0)
+    checks.check_range("training.weight_decay", self.weight_decay, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +87,7 @@ class SamplingConfig:
       "prior_times",
     ):
       checks.check_static_int(f"sampling.{name}", getattr(self, name), 1)
-    checks.check_positive_number("sampling.traverse_range", self.traverse_range)
+    checks.check_positive("sampling.traverse_range", self.traverse_range, setting=True)
     if self.interpolation_points < 2:
       raise ValueError(
         f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}."
@@ -99,8 +97,8 @@ class SamplingConfig:
         "sampling.interpolation_method must be 'lerp' or 'slerp', got "
         f"{self.interpolation_method!r}."
       )
-    if any(not 0.0 <= t <= 1.0 for t in self.z_times):
-      raise ValueError(f"sampling.z_times must lie in [0, 1], got {self.z_times}.")
+    for t in self.z_times:
+      checks.check_range("sampling.z_times", t, 0, 1)
     checks.check_choice("sampling.z_source", self.z_source, Z_SOURCES)
     checks.check_choice("sampling.z_prior", self.z_prior, Z_PRIORS)
 
@@ -127,12 +125,12 @@ class EvalConfig:
 
   def __post_init__(self):
     object.__setattr__(self, "latent_times", tuple(float(t) for t in self.latent_times))
-    if any(not 0.0 <= t <= 1.0 for t in (self.latent_time, *self.latent_times)):
-      raise ValueError("eval.latent_time and eval.latent_times must lie in [0, 1].")
+    checks.check_range("eval.latent_time", self.latent_time, 0, 1)
+    for t in self.latent_times:
+      checks.check_range("eval.latent_times", t, 0, 1)
     for name in ("num_examples", "batch_size", "n_repeats"):
       checks.check_static_int(f"eval.{name}", getattr(self, name), 1)
-    if self.loss_steps < 0:
-      raise ValueError(f"eval.loss_steps must be >= 0, got {self.loss_steps}.")
+    checks.check_range("eval.loss_steps", self.loss_steps, 0)
 
 
 @dataclasses.dataclass(frozen=True)

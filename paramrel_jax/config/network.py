@@ -159,8 +159,7 @@ class NetworkConfig:
             f"NetworkConfig.num_heads={self.num_heads} must divide num_channels * {field}[l] "
             f"for every level, but {self.num_channels} * {mult} = {channels} is not divisible."
           )
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f"NetworkConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
+    checks.check_range("NetworkConfig.dropout", self.dropout, 0, 1, open_high=True)
     if not isinstance(self.latent_dim, int) or self.latent_dim < 0:
       raise ValueError(
         f"NetworkConfig.latent_dim must be a non-negative integer, got {self.latent_dim!r}."
@@ -175,7 +174,7 @@ class NetworkConfig:
         f"model.latent_group_size={self.latent_group_size} must divide "
         f"model.latent_dim={self.latent_dim} (one token per group of units)."
       )
-    checks.check_positive_number("model.mask_temperature", self.mask_temperature)
+    checks.check_positive("model.mask_temperature", self.mask_temperature, setting=True)
     checks.check_choice("model.encoder_pool", self.encoder_pool, ENCODER_POOLS)
     checks.check_choice("NetworkConfig.dtype", self.dtype, DTYPES)
 

@@ -83,18 +83,9 @@ class ObjectiveConfig:
   loss_samples: int = 1
 
   def __post_init__(self):
-    if self.kl_weight < 0:
-      raise ValueError(f"objective.kl_weight must be >= 0, got {self.kl_weight}.")
-    if self.mmd_weight < 0:
-      raise ValueError(f"objective.mmd_weight must be >= 0, got {self.mmd_weight}.")
-    if not self.tc_weight >= 0:
-      raise ValueError(f"objective.tc_weight must be >= 0, got {self.tc_weight}.")
-    if not self.prior_recon_weight >= 0:
-      raise ValueError(f"objective.prior_recon_weight must be >= 0, got {self.prior_recon_weight}.")
-    if not 1e-3 <= self.prior_recon_time <= 1:
-      raise ValueError(
-        f"objective.prior_recon_time must lie in [1e-3, 1], got {self.prior_recon_time}."
-      )
+    for name in ("kl_weight", "mmd_weight", "tc_weight", "prior_recon_weight"):
+      checks.check_range(f"objective.{name}", getattr(self, name), 0)
+    checks.check_range("objective.prior_recon_time", self.prior_recon_time, 1e-3, 1)
     checks.check_choice("objective.mmd_kernel", self.mmd_kernel, MMD_KERNELS)
     checks.check_choice("objective.mmd_scale", self.mmd_scale, MMD_SCALES)
     if self.latent_weighting not in LATENT_WEIGHTINGS:
@@ -108,10 +99,8 @@ class ObjectiveConfig:
         f"objective.tc_weight={self.tc_weight} needs objective.posterior='gaussian' (the total "
         f"correlation's estimate reads the posterior's variance), got {self.posterior!r}."
       )
-    checks.check_positive_number("objective.time_power", self.time_power)
+    checks.check_positive("objective.time_power", self.time_power, setting=True)
     checks.check_choice("objective.time_sampling", self.time_sampling, TIME_SAMPLINGS)
-    if not 0.0 <= self.encoder_mask < 1.0:
-      raise ValueError(f"objective.encoder_mask must lie in [0, 1), got {self.encoder_mask}.")
-    if self.loss_steps < 0:
-      raise ValueError(f"flow.loss_steps must be >= 0 (0: continuous time), got {self.loss_steps}.")
+    checks.check_range("objective.encoder_mask", self.encoder_mask, 0, 1, open_high=True)
+    checks.check_range("flow.loss_steps", self.loss_steps, 0)
     checks.check_static_int("flow.loss_samples", self.loss_samples, 1)

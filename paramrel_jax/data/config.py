@@ -96,8 +96,7 @@ class DataConfig:
     if self.image_size < 1:
       raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
     checks.check_choice("DataConfig.binarize", self.binarize, BINARIZE_MODES)
-    if not 0 <= self.threshold <= 254:
-      raise ValueError(f"DataConfig.threshold must lie in [0, 254], got {self.threshold}.")
+    checks.check_range("DataConfig.threshold", self.threshold, 0, 254)
     if self.num_bins < 0 or self.num_bins == 1:
       raise ValueError(f"DataConfig.num_bins must be 0 or at least 2, got {self.num_bins}.")
     if self.num_bins and self.binarize != "none":
@@ -116,8 +115,7 @@ class DataConfig:
       raise ValueError(
         f"DataConfig.num_workers must be >= 0, or -1 for auto, got {self.num_workers}."
       )
-    if self.prefetch < 0:
-      raise ValueError(f"DataConfig.prefetch must be >= 0, got {self.prefetch}.")
+    checks.check_range("DataConfig.prefetch", self.prefetch, 0)
 
   def worker_count(self) -> int:
     """grain worker processes to start: `num_workers`, or `auto_workers()` for -1."""

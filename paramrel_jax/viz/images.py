@@ -10,6 +10,7 @@ row (left) and column (top), e.g. the latent dimension and its value in a traver
 
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -130,14 +131,19 @@ def save_grid(
   *,
   nrow: int,
   flow: Flow,
-  **grid,
+  padding: int = 2,
+  row_labels: Sequence[str] = (),
+  col_labels: Sequence[str] = (),
 ) -> np.ndarray:
   """Writes a PNG grid of model-space images (N, H, W, C) of `flow`'s data (see `to_uint8`).
 
-  `grid`: padding, pad_value, min_cell_size, row_labels, col_labels, as `save_pixels` takes them.
-  Returns the uint8 grid that was written, (height, width, C).
+  The grid and its labels are `save_pixels`'s. Returns the uint8 grid that was written,
+  (height, width, C).
   """
-  return save_pixels(path, to_uint8(images, flow), nrow=nrow, **grid)
+  pixels = to_uint8(images, flow)
+  return save_pixels(
+    path, pixels, nrow=nrow, padding=padding, row_labels=row_labels, col_labels=col_labels
+  )
 
 
 def save_pixels(
