@@ -120,6 +120,8 @@ def test_bad_config_value_names_the_field(tmp_path):
     ("SamplingConfig", "z_times", (0.5, 2.0), "sampling.z_times must lie in [0, 1], got 2.0"),
     ("EvalConfig", "latent_times", (-0.1,), "eval.latent_times must lie in [0, 1], got -0.1"),
     ("EvalConfig", "loss_steps", -1, "eval.loss_steps must be >= 0, got -1"),
+    ("SamplingConfig", "interpolation_points", 1, "sampling.interpolation_points must be >= 2"),
+    ("SamplingConfig", "interpolation_method", "cubic", "interpolation_method must be one of"),
   ],
 )
 def test_a_count_or_a_rate_of_the_wrong_kind_is_named(section, field, value, message):

@@ -27,6 +27,7 @@ from paramrel_jax.data.config import BINARIZE_MODES, DataConfig
 LR_SCHEDULES = ("constant", "cosine")
 Z_SOURCES = ("prior", "encoder")
 Z_PRIORS = ("fitted", "standard")
+INTERPOLATION_METHODS = ("lerp", "slerp")  # of z and the subcodes (sampling.interpolation_method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,15 +89,10 @@ class SamplingConfig:
     ):
       checks.check_static_int(f"sampling.{name}", getattr(self, name), 1)
     checks.check_positive("sampling.traverse_range", self.traverse_range, setting=True)
-    if self.interpolation_points < 2:
-      raise ValueError(
-        f"sampling.interpolation_points must be >= 2, got {self.interpolation_points}."
-      )
-    if self.interpolation_method not in ("lerp", "slerp"):
-      raise ValueError(
-        "sampling.interpolation_method must be 'lerp' or 'slerp', got "
-        f"{self.interpolation_method!r}."
-      )
+    checks.check_static_int("sampling.interpolation_points", self.interpolation_points, 2)
+    checks.check_choice(
+      "sampling.interpolation_method", self.interpolation_method, INTERPOLATION_METHODS
+    )
     for t in self.z_times:
       checks.check_range("sampling.z_times", t, 0, 1)
     checks.check_choice("sampling.z_source", self.z_source, Z_SOURCES)

@@ -160,10 +160,7 @@ class NetworkConfig:
             f"for every level, but {self.num_channels} * {mult} = {channels} is not divisible."
           )
     checks.check_range("NetworkConfig.dropout", self.dropout, 0, 1, open_high=True)
-    if not isinstance(self.latent_dim, int) or self.latent_dim < 0:
-      raise ValueError(
-        f"NetworkConfig.latent_dim must be a non-negative integer, got {self.latent_dim!r}."
-      )
+    checks.check_static_int("NetworkConfig.latent_dim", self.latent_dim, 0)
     checks.check_choice("NetworkConfig.encoder", self.encoder, ENCODER_KINDS)
     checks.check_choice("model.encoder_input", self.encoder_input, ENCODER_INPUTS)
     checks.check_choice("model.adagn", self.adagn, ADAGN_FORMS)

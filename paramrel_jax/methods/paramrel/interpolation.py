@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from paramrel_jax.bfn import checks
+from paramrel_jax.config.configuration import INTERPOLATION_METHODS
 from paramrel_jax.methods.paramrel.reverse_sampling import Codes
-
-METHODS = ("lerp", "slerp")
 
 
 def _per_example(w, a: jax.Array) -> jax.Array:
@@ -96,7 +95,7 @@ def interpolate_codes(
   Raises:
     ValueError: for an unknown method, num_points < 2 or mismatched shapes.
   """
-  checks.check_choice("method", method, METHODS)
+  checks.check_choice("method", method, INTERPOLATION_METHODS)
   if num_points < 2:
     raise ValueError(f"num_points must be >= 2, got {num_points}.")
   for name, a, b in zip(Codes._fields, codes_a, codes_b, strict=True):
