@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -481,3 +482,18 @@ def test_throughput_measures_the_training_path_with_worker_processes():
   assert result["images_per_s"] > 0 and result["first_batch_s"] > 0
   with pytest.raises(ValueError, match="num_batches"):
     throughput.measure(cfg, batch_size=8, num_batches=0, mesh=train.make_mesh())
+
+
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
+    ("image_size", 0, "DataConfig.image_size must be >= 1, got 0"),
+    ("image_size", 32.0, "DataConfig.image_size must be a static Python int, got 32.0"),
+    ("num_examples", 1, "DataConfig.num_examples must be >= 2, got 1"),
+    ("threshold", 255, "DataConfig.threshold must lie in [0, 254], got 255"),
+    ("prefetch", -1, "DataConfig.prefetch must be >= 0, got -1"),
+  ],
+)
+def test_a_bad_data_setting_is_named(field, value, message):
+  with pytest.raises(ValueError, match="^" + re.escape(message)):
+    data.DataConfig(name="mnist", **{field: value})

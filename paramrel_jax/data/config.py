@@ -93,8 +93,7 @@ class DataConfig:
         f"source is {self.source!r}."
       )
     checks.check_choice("DataConfig.scaling", self.scaling, SCALINGS)
-    if self.image_size < 1:
-      raise ValueError(f"DataConfig.image_size must be positive, got {self.image_size}.")
+    checks.check_static_int("DataConfig.image_size", self.image_size, 1)
     checks.check_choice("DataConfig.binarize", self.binarize, BINARIZE_MODES)
     checks.check_range("DataConfig.threshold", self.threshold, 0, 254)
     if self.num_bins < 0 or self.num_bins == 1:
@@ -104,8 +103,7 @@ class DataConfig:
         f"DataConfig.num_bins={self.num_bins} quantises float images and needs "
         f"binarize='none', got binarize={self.binarize!r}."
       )
-    if self.num_examples < 2:
-      raise ValueError(f"DataConfig.num_examples must be at least 2, got {self.num_examples}.")
+    checks.check_static_int("DataConfig.num_examples", self.num_examples, 2)
     if not 0.0 < self.test_fraction < 1.0:
       raise ValueError(f"DataConfig.test_fraction must lie in (0, 1), got {self.test_fraction}.")
     if not self.train_split or not self.eval_split:
