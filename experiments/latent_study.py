@@ -203,6 +203,17 @@ FACTOR_ROWS: dict[str, dict] = {
     "model.conditioning": "content_mask",
     "model.mask_temperature": 0.1,
   },
+  # the temperature on either side of 0.1
+  "mask_flatten_prior_recon_t3e-2": {
+    **_PRIOR_RECON,
+    "model.conditioning": "content_mask",
+    "model.mask_temperature": 0.03,
+  },
+  "mask_flatten_prior_recon_t3e-1": {
+    **_PRIOR_RECON,
+    "model.conditioning": "content_mask",
+    "model.mask_temperature": 0.3,
+  },
   "mask_flatten_prior_recon_g2": {
     **_PRIOR_RECON,
     "model.conditioning": "content_mask",
