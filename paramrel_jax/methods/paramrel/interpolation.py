@@ -96,8 +96,7 @@ def interpolate_codes(
     ValueError: for an unknown method, num_points < 2 or mismatched shapes.
   """
   checks.check_choice("method", method, INTERPOLATION_METHODS)
-  if num_points < 2:
-    raise ValueError(f"num_points must be >= 2, got {num_points}.")
+  checks.check_static_int("num_points", num_points, 2)
   for name, a, b in zip(Codes._fields, codes_a, codes_b, strict=True):
     if a.shape != b.shape:
       raise ValueError(
